@@ -1,0 +1,177 @@
+#include <ATen/Parallel.h>
+#include <ATen/Context.h>
+#include <c10/util/Exception.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <new>
+
+#include "bindings/common.h"
+#include "common/error.h"
+#include "common/threads.h"
+
+namespace tssl::bindings {
+
+AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+namespace {
+
+bool contains(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
+
+std::string classifyTorchMessage(const std::string& m) {
+  if (contains(m, "shape") || contains(m, "size mismatch") || contains(m, "must match the size") ||
+      contains(m, "dimension") || contains(m, "Expected 4-dimensional") || contains(m, "cannot be multiplied") ||
+      contains(m, "channels") || contains(m, "input size"))
+    return "ERR_TORCH_SHAPE";
+  if (contains(m, "scalar type") || contains(m, "dtype") || contains(m, "Expected object of scalar type"))
+    return "ERR_TORCH_DTYPE";
+  if (contains(m, "CUDA") || contains(m, "device")) return "ERR_TORCH_DEVICE";
+  return "ERR_TORCH";
+}
+
+}  // namespace
+
+CapturedError captureCurrentException() {
+  try {
+    throw;
+  } catch (const tssl::Error& e) {
+    return {e.code, e.what()};
+  } catch (const c10::OutOfMemoryError& e) {
+    return {"ERR_TORCH_OOM", e.what_without_backtrace()};
+  } catch (const c10::IndexError& e) {
+    return {"ERR_TORCH_INDEX", e.what_without_backtrace()};
+  } catch (const c10::TypeError& e) {
+    return {"ERR_TORCH_DTYPE", e.what_without_backtrace()};
+  } catch (const c10::NotImplementedError& e) {
+    return {"ERR_TORCH_NOT_IMPLEMENTED", e.what_without_backtrace()};
+  } catch (const c10::ValueError& e) {
+    std::string m = e.what_without_backtrace();
+    return {classifyTorchMessage(m) == "ERR_TORCH" ? "ERR_TORCH_VALUE" : classifyTorchMessage(m), m};
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    return {classifyTorchMessage(m), m};
+  } catch (const std::bad_alloc&) {
+    return {"ERR_TORCH_OOM", "out of memory"};
+  } catch (const std::exception& e) {
+    return {"ERR_TORCH", e.what()};
+  } catch (...) {
+    return {"ERR_TORCH", "unknown native error"};
+  }
+}
+
+Napi::Error toJsError(Napi::Env env, const CapturedError& e) {
+  Napi::Error err = Napi::Error::New(env, e.message);
+  err.Set("code", Napi::String::New(env, e.code));
+  return err;
+}
+
+void throwJs(Napi::Env env, const std::string& code, const std::string& message) {
+  throw toJsError(env, {code, message});
+}
+
+namespace {
+
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, Work work)
+      : Napi::AsyncWorker(env, "torch-ssl"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      applyThreads();
+      build_ = work_();
+    } catch (...) {
+      failed_ = true;
+      error_ = captureCurrentException();
+    }
+    work_ = nullptr;  // drop captured tensors on the worker, not later on the JS thread
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (failed_) {
+      deferred_.Reject(toJsError(env, error_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(build_ ? build_(env) : env.Undefined());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+      deferred_.Reject(toJsError(env, captureCurrentException()).Value());
+    }
+    build_ = nullptr;
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  ResultBuilder build_;
+  bool failed_ = false;
+  CapturedError error_;
+};
+
+Napi::Value setNumThreads(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throwJs(info.Env(), "ERR_INVALID_ARG", "setNumThreads expects a number");
+  setDesiredThreads(info[0].As<Napi::Number>().Int32Value());
+  applyThreads();
+  return info.Env().Undefined();
+}
+
+Napi::Value getNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), desiredThreads()); }
+
+Napi::Value buildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+  o.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
+  o.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+#ifdef TSSL_WITH_CUDA
+  o.Set("cudaBuild", Napi::Boolean::New(env, true));
+#else
+  o.Set("cudaBuild", Napi::Boolean::New(env, false));
+#endif
+  o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+  o.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
+  return o;
+}
+
+Napi::Value manualSeed(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throwJs(info.Env(), "ERR_INVALID_ARG", "manualSeed expects a number");
+    at::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
+  exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
+  exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
+  exports.Set("manualSeed", Napi::Function::New(env, manualSeed));
+  initTensor(env, exports);
+  initModule(env, exports);
+  initLosses(env, exports);
+  initOptim(env, exports);
+  return exports;
+}
+
+Napi::Promise runAsync(Napi::Env env, Work work) {
+  auto* worker = new PromiseWorker(env, std::move(work));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+}  // namespace tssl::bindings
+
+static Napi::Object InitTorchSsl(Napi::Env env, Napi::Object exports) { return tssl::bindings::init(env, exports); }
+
+NODE_API_MODULE(torch_ssl, InitTorchSsl)

@@ -1,0 +1,13 @@
+// LibTorch's intra-op thread count is thread-local state: a count set on the JS thread does nothing for a
+// libuv worker or a training thread. Every native job calls applyThreads() on the thread that does the work.
+#pragma once
+
+namespace tssl {
+
+/// Threads wanted for intra-op parallelism; 0 means "all cores" (std::thread::hardware_concurrency).
+void setDesiredThreads(int n);
+int desiredThreads();
+/// Applies desiredThreads() on the calling thread if it differs from what was applied there before.
+void applyThreads();
+
+}  // namespace tssl
