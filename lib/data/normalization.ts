@@ -1,0 +1,30 @@
+/**
+ * Per-channel RGB statistics that images are normalised with, `(x / 255 - mean) / std`, in one place.
+ * Values are the ones the reference code bases hard-code; each entry cites where.
+ */
+export interface Normalization {
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+}
+
+export type NormalizationName = 'cifar10' | 'cifar100' | 'cifar-eval' | 'imagenet' | 'emp-ssl';
+
+export const NORMALIZATIONS: Readonly<Record<NormalizationName, Normalization>> = Object.freeze({
+  /** CIFAR-10 training-set statistics; solo-learn `solo/data/pretrain_dataloader.py` (pretraining). */
+  cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
+  /** CIFAR-100 training-set statistics; solo-learn `solo/data/pretrain_dataloader.py` (pretraining). */
+  cifar100: { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] },
+  /**
+   * What solo-learn's eval / online-val / linear / kNN loaders (`solo/data/classification_dataloader.py`)
+   * use for both CIFAR-10 and CIFAR-100 (see shared/reference/solo-learn.md §6).
+   */
+  'cifar-eval': { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.243, 0.261] },
+  /** ImageNet statistics; torchvision's pretrained-weights transforms and solo-learn's ImageNet loaders. */
+  imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+  /** EMP-SSL (`tsb0601/EMP-SSL`) normalises with mean = std = 0.5 (shared/reference/bagssl.md). */
+  'emp-ssl': { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+});
+
+export function isNormalizationName(name: unknown): name is NormalizationName {
+  return typeof name === 'string' && Object.hasOwn(NORMALIZATIONS, name);
+}

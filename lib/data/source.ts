@@ -1,0 +1,48 @@
+/** The uniform view every image data source gives: random access to batches of raw pixels. */
+import { invalidArg } from '../errors.js';
+import type { NormalizationName } from './normalization.js';
+
+/**
+ * `'NHWC-uint8'`: raw 0..255 pixels, channels last (numpy/PIL order). `'NCHW-float32'`: values taken as
+ * already normalised, channels first (PyTorch order).
+ */
+export type PixelLayout = 'NHWC-uint8' | 'NCHW-float32';
+
+export type ImageSourceKind = 'npy' | 'cifar10' | 'cifar100' | 'image-folder';
+
+export interface ImageBatch {
+  /** `count * height * width * 3` values in `layout` order. */
+  pixels: Uint8Array | Float32Array;
+  layout: PixelLayout;
+  count: number;
+  height: number;
+  width: number;
+  /** Labels of these images, when the source has labels. */
+  labels?: Int32Array;
+}
+
+export interface ImageSource {
+  readonly kind: ImageSourceKind;
+  /** The file or folder it reads. */
+  readonly path: string;
+  readonly count: number;
+  readonly height: number;
+  readonly width: number;
+  readonly layout: PixelLayout;
+  /** One label per image (class indices), when the source has them. */
+  readonly labels?: Int32Array;
+  /** Class names indexed by label, when known. */
+  readonly classes?: readonly string[];
+  /** The dataset statistics that fit this source (CIFAR folders), when known. */
+  readonly normalization?: NormalizationName;
+  /** Images `[start, end)`; memory is proportional to `end - start` only. */
+  readBatch(start: number, end: number): Promise<ImageBatch>;
+  /** Releases open files. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export function checkRange(start: number, end: number, count: number): void {
+  if (!Number.isSafeInteger(start) || start < 0 || start > count) throw invalidArg('start', `an integer in [0, ${count}]`, start);
+  if (!Number.isSafeInteger(end) || end < start || end > count) throw invalidArg('end', `an integer in [${start}, ${count}]`, end);
+}
