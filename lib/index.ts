@@ -1,0 +1,21 @@
+/**
+ * torch-ssl: self-supervised ResNet training, safe solo-learn / torchvision checkpoint loading and feature
+ * extraction for Node.js, on a native LibTorch engine that never blocks the event loop.
+ */
+export { TorchSslError, type ErrorCode } from './errors.js';
+export type { DType, TypedArray } from './dtype.js';
+export { Tensor, readNpy, writeNpy, type TensorOptions } from './tensor.js';
+export { setNumThreads, getNumThreads, manualSeed, buildInfo, cuda } from './native.js';
+export {
+  Module,
+  ResNet,
+  Projector,
+  resnet,
+  projector,
+  PROJECTOR_PRESETS,
+  type ResNetOptions,
+  type ProjectorOptions,
+  type ProjectorPreset,
+  type StateDict,
+  type ForwardOptions,
+} from './models.js';

@@ -1,0 +1,117 @@
+/**
+ * Loads the compiled addon (build/Release/torch_ssl.node) and fails with an actionable message: what was
+ * looked for, why it failed, and how to fix it (sharp-style).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TorchSslError } from './errors.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: string;
+  readonly device: string;
+  requiresGrad: boolean;
+  grad: NativeTensor | null;
+  readonly disposed: boolean;
+  readonly nbytes: number;
+  toBuffer(): ArrayBuffer;
+  item(): number | boolean;
+  backward(gradient?: NativeTensor): Promise<void>;
+  dispose(): void;
+  op(name: string, ...args: unknown[]): any;
+  to(device?: string, dtype?: string): NativeTensor;
+}
+
+export interface NativeModule {
+  readonly training: boolean;
+  readonly kind: string;
+  forward(x: NativeTensor, opts?: { grad?: boolean }): Promise<NativeTensor>;
+  featureMap(x: NativeTensor, opts?: { grad?: boolean }): Promise<NativeTensor>;
+  setTraining(on: boolean): void;
+  namedParameters(): [string, NativeTensor][];
+  namedBuffers(): [string, NativeTensor][];
+  loadStateDict(entries: [string, NativeTensor][], strict: boolean): Promise<{ missing: string[]; unexpected: string[] }>;
+  to(device: string): Promise<void>;
+  setChannelsLast(on: boolean): void;
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  NativeTensor: { liveCount(): number; new (...a: never[]): NativeTensor };
+  NativeModule: new (...a: never[]) => NativeModule;
+  fromBuffer(data: ArrayBufferView, dtype: string, shape: number[], requiresGrad?: boolean, device?: string): NativeTensor;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; cudaBuild: boolean; parallelInfo: string; mkldnn: boolean };
+  createResNet(o: { depth: number; stem: string; numClasses?: number; zeroInitResidual?: boolean }): NativeModule;
+  createProjector(o: { inputDim: number; hiddenDims: number[]; outputDim: number; batchNorm: boolean }): NativeModule;
+  [k: string]: any;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+// lib/ (tests, ts sources) and dist/ (compiled) both sit one level below the package root.
+const packageRoot = resolve(here, '..');
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const candidates = [
+    process.env.TORCH_SSL_ADDON,
+    join(packageRoot, 'build', 'Release', 'torch_ssl.node'),
+    join(packageRoot, 'build', 'Debug', 'torch_ssl.node'),
+  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const path of candidates) {
+    if (!existsSync(path)) {
+      failures.push(`${path}: not built`);
+      continue;
+    }
+    try {
+      cached = require(path) as NativeAddon;
+      return cached;
+    } catch (err) {
+      failures.push(`${path}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  const hints = [
+    '- build it: npm run build (needs cmake, g++ and a LibTorch)',
+    '- install LibTorch on Debian/Ubuntu: bash scripts/setup.sh (apt: libtorch-dev libopenblas0-pthread)',
+    '- use an unpacked LibTorch or a PyTorch install: LIBTORCH=/path/to/libtorch npm run build',
+    '- "cannot open shared object file: libtorch*.so": the LibTorch the addon was built against moved; rebuild',
+    '- "undefined symbol ... __cxx11": the LibTorch has the pre-cxx11 ABI; use a cxx11-ABI LibTorch',
+  ];
+  throw new TorchSslError(
+    'ERR_NATIVE_LOAD',
+    `Could not load the torch-ssl native addon. Looked for:\n  ${failures.join('\n  ')}\nPossible solutions:\n  ${hints.join('\n  ')}`,
+  );
+}
+
+/** Intra-op threads LibTorch uses for torch-ssl's work (applied on each worker thread). Default: all cores. */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 0) throw new TorchSslError('ERR_INVALID_ARG', `Expected non-negative integer for threads but received ${n}`);
+  native().setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return native().getNumThreads();
+}
+export function manualSeed(seed: number): void {
+  native().manualSeed(seed);
+}
+/** Facts about the LibTorch the addon was built against. */
+export function buildInfo(): ReturnType<NativeAddon['buildInfo']> {
+  return native().buildInfo();
+}
+export const cuda = {
+  isAvailable(): boolean {
+    return native().buildInfo().cudaAvailable;
+  },
+  deviceCount(): number {
+    return native().buildInfo().cudaDeviceCount;
+  },
+};

@@ -1,0 +1,40 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readNpyFile } from '../../lib/npy.js';
+import { Tensor } from '../../lib/tensor.js';
+
+export const FIXTURES = resolve(import.meta.dirname, '..', '..', '.cache', 'fixtures');
+
+export function fixturePath(...parts: string[]): string {
+  const p = join(FIXTURES, ...parts);
+  if (!existsSync(p)) throw new Error(`missing fixture ${p}: run \`npm run fixtures\` (needs Debian python3-torch)`);
+  return p;
+}
+
+export function fixtureJson<T>(...parts: string[]): T {
+  return JSON.parse(readFileSync(fixturePath(...parts), 'utf8')) as T;
+}
+
+export async function fixtureTensor(...parts: string[]): Promise<Tensor> {
+  const last = parts.length - 1;
+  const a = await readNpyFile(fixturePath(...parts.slice(0, last), `${parts[last]}.npy`));
+  return Tensor.from(a.data, a.shape, { dtype: a.dtype });
+}
+
+export async function fixtureArray(...parts: string[]): Promise<{ shape: number[]; data: Float32Array | Float64Array }> {
+  const last = parts.length - 1;
+  const a = await readNpyFile(fixturePath(...parts.slice(0, last), `${parts[last]}.npy`));
+  return { shape: a.shape, data: a.data as Float32Array };
+}
+
+/** max |a − b| / max |b|: the error relative to the reference's scale. */
+export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
+  let maxDiff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(Number(actual[i]) - Number(expected[i])));
+    scale = Math.max(scale, Math.abs(Number(expected[i])));
+  }
+  return maxDiff / (scale || 1);
+}
