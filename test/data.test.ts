@@ -288,3 +288,26 @@ describe('normalisation constants', () => {
     expect(Object.isFrozen(NORMALIZATIONS)).toBe(true);
   });
 });
+
+describe('bundled real data (scripts/export-datasets.py)', () => {
+  it('exports scikit-learn digits (1297/500 stratified, 32×32 RGB) and photos that open as labelled sources', async () => {
+    const out = join(work, 'datasets');
+    const python = process.env.TORCH_SSL_PYTHON ?? '/usr/bin/python3';
+    const script = resolve(import.meta.dirname, '..', 'scripts', 'export-datasets.py');
+    execFileSync(python, [script, out], { stdio: 'pipe', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    const again = execFileSync(python, [script, out], { encoding: 'utf8' });
+    expect(again).toContain('up to date');
+    const counts: Record<string, number> = { 'digits-train.npy': 1297, 'digits-test.npy': 500 };
+    for (const [file, count] of Object.entries(counts)) {
+      await using source = await openImageSource(join(out, file));
+      expect([source.count, source.height, source.width, source.layout]).toEqual([count, 32, 32, 'NHWC-uint8']);
+      const perClass = new Array<number>(10).fill(0);
+      for (const l of source.labels!) perClass[l]! += 1;
+      expect(Math.min(...perClass)).toBeGreaterThan(count / 10 - 10);
+    }
+    await using photos = await openImageSource(join(out, 'photos.npy'));
+    expect([photos.count, photos.height, photos.width, photos.labels]).toEqual([2, 224, 224, undefined]);
+    const manifest = JSON.parse(readFileSync(join(out, 'datasets.json'), 'utf8')) as { photos: { files: string[] } };
+    expect(manifest.photos.files).toEqual(['china.jpg', 'flower.jpg']);
+  });
+});
