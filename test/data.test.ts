@@ -164,6 +164,17 @@ describe('image folders', () => {
     }
   });
 
+  it('reads binary PGM / PPM exactly as PIL; BMP is refused naming the file', async () => {
+    const data = await readImageFolder(join(fx, 'netpbm'));
+    expect(data.classes).toEqual(['colour', 'grey']);
+    const ref = await expected('netpbm');
+    expect(data.shape).toEqual(ref.shape);
+    expect(maxAbsDiff(data.images, ref.data)).toBe(0);
+    const bmp = join(fx, 'bmp', 'only', 'x.bmp');
+    await expectError(readImageFolder(join(fx, 'bmp'), { size: 4 }), 'ERR_DATA_FORMAT', bmp, 'convert BMP to PNG');
+    await expectError(readImageFolder(join(fx, 'bmp')), 'ERR_DATA_FORMAT', bmp, 'convert BMP to PNG');
+  });
+
   it('resizes like PIL bilinear (fit: fill) within ±2 levels', async () => {
     const out = await decodeImage(join(fx, 'resize', 'only', 'big.png'), { height: 16, width: 16, fit: 'fill', kernel: 'linear' });
     const ref = await expected('resize-16x16-bilinear');

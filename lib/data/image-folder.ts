@@ -2,10 +2,12 @@
  * Image folders with one sub-folder per class, with torchvision `ImageFolder` semantics: classes are the
  * sorted sub-folder names, label = index in that list, files are found recursively (following links) and
  * ordered as torchvision orders them (directories by path, then file names), and only torchvision's image
- * extensions count. Decoding and resizing use sharp (libvips), several images in flight at once.
+ * extensions count. Decoding and resizing use sharp (libvips), several images in flight at once (sharp runs
+ * each on the libuv thread pool, so decoding never blocks the JS thread). PIL-compatible choices: no EXIF
+ * auto-rotation, alpha dropped (not composited), grey replicated to RGB.
  */
 import { availableParallelism } from 'node:os';
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Sharp, SharpOptions } from 'sharp';
 import { invalidArg, TorchSslError } from '../errors.js';
@@ -45,7 +47,7 @@ export interface ImageFolderIndex {
   labels: Int32Array;
 }
 
-type SharpFactory = (input?: string | Buffer, options?: SharpOptions) => Sharp;
+type SharpFactory = (input?: string | Buffer | Uint8Array, options?: SharpOptions) => Sharp;
 let sharpLoader: Promise<SharpFactory> | undefined;
 
 /** sharp is loaded on first use so that .npy and CIFAR sources work even where its binary is missing. */
@@ -169,21 +171,66 @@ function checkDecodeOptions(opts: DecodeOptions): Required<DecodeOptions> {
   };
 }
 
+/**
+ * Binary PGM / PPM (P5 / P6, maxval 255), which torchvision accepts and libvips-in-sharp does not read:
+ * parsed here and handed to sharp as raw pixels.
+ */
+export function parseNetpbm(bytes: Uint8Array, file: string): { data: Uint8Array; width: number; height: number; channels: 1 | 3 } {
+  let pos = 0;
+  const token = (): string => {
+    for (;;) {
+      while (pos < bytes.length && /\s/.test(String.fromCharCode(bytes[pos]!))) pos++;
+      if (bytes[pos] !== 0x23) break; // '#' comment to end of line
+      while (pos < bytes.length && bytes[pos] !== 0x0a) pos++;
+    }
+    const start = pos;
+    while (pos < bytes.length && !/\s/.test(String.fromCharCode(bytes[pos]!))) pos++;
+    return String.fromCharCode(...bytes.subarray(start, pos));
+  };
+  const magic = token();
+  if (magic !== 'P5' && magic !== 'P6') throw dataError(file, `unsupported Netpbm variant ${JSON.stringify(magic)} (binary P5 / P6 only)`);
+  const [width, height, maxval] = [Number(token()), Number(token()), Number(token())];
+  if (![width, height].every((v) => Number.isSafeInteger(v) && v > 0)) throw dataError(file, 'bad Netpbm size');
+  if (maxval !== 255) throw dataError(file, `Netpbm maxval ${maxval} is not supported (only 255)`);
+  pos++; // the single whitespace before the raster
+  const channels = magic === 'P5' ? 1 : 3;
+  const size = width * height * channels;
+  if (bytes.length - pos < size) throw dataError(file, `truncated Netpbm raster (needs ${size} bytes, has ${bytes.length - pos})`);
+  return { data: bytes.subarray(pos, pos + size), width, height, channels };
+}
+
+async function openInput(sharp: SharpFactory, file: string): Promise<Sharp> {
+  if (!/\.p[gp]m$/i.test(file)) return sharp(file);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw ioError(file, err);
+  }
+  const { data, width, height, channels } = parseNetpbm(bytes, file);
+  return sharp(data, { raw: { width, height, channels } });
+}
+
+function decodeFailure(file: string, err: unknown): TorchSslError {
+  if (err instanceof TorchSslError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ENOENT' || /Input file is missing/.test(e?.message ?? '')) return ioError(file, err);
+  return dataError(file, `cannot decode image (${e?.message ?? String(err)}); JPEG, PNG, WebP, TIFF, GIF and binary PGM/PPM are read; convert BMP to PNG`);
+}
+
 async function decodeInto(sharp: SharpFactory, file: string, o: Required<DecodeOptions>, out: Uint8Array, offset: number): Promise<void> {
   let data: Buffer;
   let info: { width: number; height: number; channels: number };
   try {
     // No EXIF auto-rotation: PIL (and so torchvision) does not apply it either.
-    ({ data, info } = await sharp(file)
+    ({ data, info } = await (await openInput(sharp, file))
       .removeAlpha()
       .toColourspace('srgb')
       .resize(o.width, o.height, { fit: o.fit, kernel: o.kernel, position: 'centre', background: { r: 0, g: 0, b: 0 } })
       .raw()
       .toBuffer({ resolveWithObject: true }));
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e?.code === 'ENOENT' || /Input file is missing/.test(e?.message ?? '')) throw ioError(file, err);
-    throw dataError(file, `cannot decode image (${e?.message ?? String(err)}); sharp reads JPEG, PNG, WebP, TIFF and GIF`);
+    throw decodeFailure(file, err);
   }
   if (info.width !== o.width || info.height !== o.height || info.channels !== 3 || data.length !== o.width * o.height * 3) {
     throw dataError(file, `decoded to ${info.width}×${info.height}×${info.channels}, expected ${o.width}×${o.height}×3`);
@@ -266,10 +313,10 @@ export class ImageFolderSource implements ImageSource {
       const first = index.files[0]!;
       const sharp = await loadSharp();
       try {
-        const meta = await sharp(first).metadata();
+        const meta = await (await openInput(sharp, first)).metadata();
         [height, width] = [meta.height, meta.width];
       } catch (err) {
-        throw dataError(first, `cannot read image size (${(err as Error)?.message ?? String(err)})`);
+        throw decodeFailure(first, err);
       }
     }
     const decode = checkDecodeOptions({ ...opts, height, width });
