@@ -73,16 +73,17 @@ export class PySlice {
   ) {}
 }
 
-const tuples = new WeakSet<PyValue[]>();
+const tuples = new WeakSet<object>();
 const pyStates = new WeakMap<object, PyValue>();
 
-export function makeTuple(items: PyValue[]): PyValue[] {
+/** Marks (and freezes) an array as a Python tuple; the writers emit it as a tuple. */
+export function makeTuple<T>(items: T[]): T[] {
   tuples.add(items);
-  return Object.freeze(items) as PyValue[];
+  return Object.freeze(items) as T[];
 }
 
 export function isTuple(v: unknown): boolean {
-  return Array.isArray(v) && tuples.has(v as PyValue[]);
+  return Array.isArray(v) && tuples.has(v);
 }
 
 export function isDict(v: unknown): v is PyDict {
