@@ -19,3 +19,4 @@ export {
   type StateDict,
   type ForwardOptions,
 } from './models.js';
+export { losses, LossTensor, LOSS_DEFAULTS, type VICRegOptions, type SimCLROptions, type TCROptions, type BarlowOptions } from './losses.js';

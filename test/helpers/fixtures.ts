@@ -27,8 +27,11 @@ export async function fixtureArray(...parts: string[]): Promise<{ shape: number[
   return { shape: a.shape, data: a.data as Float32Array };
 }
 
-/** max |a − b| / max |b|: the error relative to the reference's scale. */
-export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+/**
+ * max |a − b| / max |b|: the error relative to the reference's scale. `floor` bounds the scale from below,
+ * for references that are zero up to rounding (e.g. gradients tangent to a 0-sphere).
+ */
+export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>, floor = 0): number {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
   let maxDiff = 0;
   let scale = 0;
@@ -36,5 +39,5 @@ export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>)
     maxDiff = Math.max(maxDiff, Math.abs(Number(actual[i]) - Number(expected[i])));
     scale = Math.max(scale, Math.abs(Number(expected[i])));
   }
-  return maxDiff / (scale || 1);
+  return maxDiff / (Math.max(scale, floor) || 1);
 }
