@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh Debian 12 machine: system packages (only those missing), npm ci (which
+# builds the native addon and the TypeScript), and the bundled real datasets for the demo and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libtorch-dev: the LibTorch the addon links; libopenblas0-pthread: Debian's default reference BLAS makes
+# matmuls ~25x slower; python3-*: the PyTorch reference (oracle) for fixtures and benchmarks, and the
+# datasets bundled in scikit-learn; cmake/ninja/g++: the native build; util-linux: flock.
+PACKAGES=(libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-numpy python3-sklearn
+          python3-pil python3-omegaconf cmake ninja-build g++ make util-linux)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: system packages present"
+fi
+
+# npm ci runs the install script (native addon via cmake-js, offline) and prepare (tsc).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/torch_ssl.node ] || [ ! -f dist/index.js ]; then
+  npm ci --no-audit --no-fund
+else
+  echo "setup: node_modules, addon and dist up to date (npm ci skipped)"
+fi
+
+# Real data bundled with scikit-learn (digits, two photos), exported as .npy for the demo and tests.
+/usr/bin/python3 scripts/export-datasets.py .cache/datasets
+echo "setup: done"
