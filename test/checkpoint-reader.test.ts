@@ -183,6 +183,23 @@ describe('readTorchFile on files PyTorch wrote', () => {
     expect(isTuple(dictGet(sched, 'base_lrs'))).toBe(false);
   });
 
+  it('maps Python values: sets, frozensets, bytes, ints beyond 2^53 as BigInt, floats, None, nested tuples', async () => {
+    const f = await read(fixture('tiny_lightning', 'tiny.ckpt'));
+    const v = dictGet(f.root, 'sets') as PyValue[];
+    expect(isTuple(v)).toBe(true);
+    expect(v[0]).toEqual(new Set([1, 2]));
+    expect(v[1]).toEqual(new Set(['a']));
+    expect(v[2]).toEqual(new Uint8Array([0, 1, ...new TextEncoder().encode('bytes')]));
+    expect(v[3]).toBe(2n ** 70n);
+    expect(v[4]).toBe(-(2n ** 70n));
+    expect(v[5]).toBe(1.5);
+    expect(v[6]).toBeNull();
+    expect(v[7]).toEqual([1, [2, [3]]]);
+    const exp = expected('tiny_lightning');
+    const sd = tensorMap(dictGet(f.root, 'state_dict'))!;
+    for (const [key, e] of Object.entries(exp.tensors)) await expectTensor(sd.get(key), e, key);
+  });
+
   it('fails reads after close() with ERR_IO', async () => {
     const f = await readTorchFile(fixture('dtypes', 'dtypes.pt'));
     const t = (f.root as Map<PyValue, PyValue>).get('float32') as TensorRef;
