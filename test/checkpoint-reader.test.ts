@@ -53,6 +53,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
     ['dtypes', 'dtypes.pt', 'zip'],
     ['dtypes_legacy', 'dtypes_legacy.pt', 'legacy'],
     ['dtypes_deflated', 'dtypes_deflated.pt', 'zip'],
+    ['dtypes_zip64', 'dtypes_zip64.pt', 'zip'],
   ] as const) {
     it(`reads every dtype, stride layout, offset, scalar and empty tensor of ${file} (${format} format) bit-exactly`, async () => {
       const f = await read(fixture(caseName, file));
