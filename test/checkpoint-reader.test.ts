@@ -5,6 +5,7 @@ import { TorchSslError } from '../lib/errors.js';
 import { findTensors, readTorchFile, tensorMap, TensorRef, type TorchFile } from '../lib/checkpoint/torch-file.js';
 import { PyGlobal, PyObject, dictGet, isTuple, type PyValue } from '../lib/checkpoint/pyvalue.js';
 import { ZipReader } from '../lib/checkpoint/zip.js';
+import { inspectCheckpoint } from '../lib/checkpoint/solo-learn.js';
 import { ensureCheckpointFixtures, expected, fixture, sha256, type ExpectedTensor } from './helpers/checkpoint-fixtures.js';
 
 beforeAll(() => ensureCheckpointFixtures());
@@ -273,6 +274,22 @@ describe('readTorchFile on hostile and corrupt files', () => {
       expect(depth).toBeGreaterThanOrEqual(199_999);
     });
   }
+
+  it('refuses a pickle that re-copies one memoised dict 20 000 times (10^9 element copies) instead of hanging', async () => {
+    const t0 = Date.now();
+    await expectFormatError(readTorchFile(h('copy_bomb.pt')), /copy_bomb\.pt.*copied more than/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('recognises a checkpoint whose config is a 2^60-path DAG, with bounded work and no prototype pollution', async () => {
+    const t0 = Date.now();
+    const info = await inspectCheckpoint(h('dag_config.ckpt'), { argsJson: false });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(info.format).toBe('solo-learn-lightning');
+    expect(JSON.stringify(info.config)).toContain('<truncated>');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf(info.config)).toBe(Object.prototype);
+  });
 
   it('names the file in every error', async () => {
     const err = await expectFormatError(readTorchFile(h('huge_shape.pt')));

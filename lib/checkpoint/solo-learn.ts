@@ -166,8 +166,10 @@ function isOmegaConf(v: PyValue | undefined): boolean {
  * sets → arrays, omegaconf DictConfig / ListConfig / value nodes → their content, tensors and other
  * records → `{ $tensor }` / `{ $class }` stubs. Depth- and cycle-bounded.
  */
-export function toPlain(v: PyValue | undefined, depth = 0, seen: Set<object> = new Set()): unknown {
+export function toPlain(v: PyValue | undefined, depth = 0, seen: Set<object> = new Set(), budget: { nodes: number } = { nodes: 100_000 }): unknown {
   if (v === undefined || v === null || typeof v === 'boolean' || typeof v === 'string') return v ?? null;
+  // Shared sub-objects are expanded at each use; the budget keeps a DAG of 2^60 paths from hanging us.
+  if (--budget.nodes < 0) return '<truncated>';
   if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
   if (typeof v === 'bigint') return v.toString();
   if (depth > 64) return '<nested too deep>';
@@ -178,23 +180,31 @@ export function toPlain(v: PyValue | undefined, depth = 0, seen: Set<object> = n
   if (v instanceof PySlice) return { $slice: [toPlain(v.start), toPlain(v.stop), toPlain(v.step)] };
   seen.add(v);
   try {
-    if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1, seen));
-    if (v instanceof Set) return [...v].map((x) => toPlain(x, depth + 1, seen));
+    if (Array.isArray(v)) return v.map((x) => toPlain(x, depth + 1, seen, budget));
+    if (v instanceof Set) return [...v].map((x) => toPlain(x, depth + 1, seen, budget));
     if (v instanceof Map) {
       const o: Record<string, unknown> = {};
-      for (const [k, x] of v) o[typeof k === 'string' ? k : String(toPlain(k, depth + 1, seen))] = toPlain(x, depth + 1, seen);
+      for (const [k, x] of v) {
+        // defineProperty: a "__proto__" key from a file must stay data, not become a prototype.
+        Object.defineProperty(o, typeof k === 'string' ? k : String(toPlain(k, depth + 1, seen, budget)), {
+          value: toPlain(x, depth + 1, seen, budget),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
       return o;
     }
     if (v instanceof PyObject) {
       if (isOmegaConf(v)) {
         const content = dictGet(v.state ?? null, '_content');
-        if (content !== undefined && (content instanceof Map || Array.isArray(content))) return toPlain(content, depth + 1, seen);
+        if (content !== undefined && (content instanceof Map || Array.isArray(content))) return toPlain(content, depth + 1, seen, budget);
         const val = dictGet(v.state ?? null, '_val');
-        if (val !== undefined) return toPlain(val, depth + 1, seen);
-        return content === undefined ? null : toPlain(content, depth + 1, seen);
+        if (val !== undefined) return toPlain(val, depth + 1, seen, budget);
+        return content === undefined ? null : toPlain(content, depth + 1, seen, budget);
       }
-      if (v.dictItems) return toPlain(v.dictItems, depth + 1, seen);
-      if (v.listItems) return toPlain(v.listItems, depth + 1, seen);
+      if (v.dictItems) return toPlain(v.dictItems, depth + 1, seen, budget);
+      if (v.listItems) return toPlain(v.listItems, depth + 1, seen, budget);
       return { $class: v.$class };
     }
     if (v instanceof Object && 'key' in v && 'dtype' in v) return { $storage: (v as { key: string }).key };

@@ -29,6 +29,11 @@ export interface UnpickleOptions {
   /** Upper bounds on stack depth and memo size (default 50 000 000 each). */
   maxStack?: number;
   maxMemo?: number;
+  /**
+   * Elements the allow-listed constructors may copy in total (default 4 × data length + 10⁶; legitimate checkpoints copy almost nothing), so a
+   * pickle that re-copies one big memoised dict thousands of times is refused instead of running for hours.
+   */
+  maxWork?: number;
 }
 
 export interface UnpickleResult {
@@ -95,6 +100,14 @@ const BUILTIN_CALLABLES: ReadonlyMap<string, (args: PyValue[]) => PyValue | unde
   ['torch.Size', (a) => (a.length === 0 ? makeTuple([]) : safe(() => makeTuple([...pyIterate(a[0]!, fail)])))],
   ['torch.device', (a) => (typeof a[0] === 'string' ? (typeof a[1] === 'number' ? `${a[0]}:${a[1]}` : a[0]) : undefined)],
 ]);
+
+/** Elements a constructor would copy from its argument. */
+function copyCost(v: PyValue | undefined): number {
+  if (Array.isArray(v) || typeof v === 'string' || v instanceof Uint8Array) return v.length;
+  if (v instanceof Map || v instanceof Set) return v.size;
+  if (v instanceof PyObject) return (v.listItems?.length ?? 0) + (v.dictItems?.size ?? 0);
+  return 0;
+}
 
 function fail(): never {
   throw new Error('not iterable');
@@ -200,6 +213,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): Unpickle
   const source = opts.source ?? 'pickle';
   const maxStack = opts.maxStack ?? 50_000_000;
   const maxMemo = opts.maxMemo ?? 50_000_000;
+  const maxWork = opts.maxWork ?? 4 * data.length + 1_000_000;
+  let work = 0;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const n = data.length;
   let pos = opts.offset ?? 0;
@@ -310,6 +325,10 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): Unpickle
         return rec;
       }
       const builtin = kwargs === null || kwargs.size === 0 ? BUILTIN_CALLABLES.get(name) : undefined;
+      if (builtin) {
+        work += 1 + copyCost(args[0]);
+        if (work > maxWork) throw err(`constructors copied more than ${maxWork} elements (a decompression-bomb pickle?)`);
+      }
       const made = builtin?.(args);
       if (made !== undefined) return made;
       const rec = new PyObject(name, args);
