@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/**
+ * The torch-ssl command line. Thin: parses arguments (commander), calls the library, prints results.
+ * Every subcommand's logic lives in its own file; errors print `code: message` and exit 1.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { TorchSslError } from '../errors.js';
+import { registerDemo } from './demo.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string; description: string };
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('torch-ssl')
+    .description(pkg.description)
+    .version(pkg.version)
+    .option('--threads <n>', 'intra-op threads for LibTorch (default: all cores)')
+    .showHelpAfterError()
+    .hook('preAction', async (cmd) => {
+      const threads = cmd.opts().threads as string | undefined;
+      if (threads !== undefined) {
+        const { setNumThreads } = await import('../native.js');
+        setNumThreads(Number.parseInt(threads, 10));
+      }
+    });
+  registerDemo(program);
+  for (const [name, summary] of [
+    ['inspect', 'describe a checkpoint (format, era, method, depth, stem, dataset, epoch, parameters) without reading tensor data'],
+    ['extract', 'extract global / local-aggregated / bag-of-patch features to .npy'],
+    ['knn', "solo-learn's weighted kNN on extracted features"],
+    ['linear', 'linear probe on frozen features'],
+    ['train', 'self-supervised training (VICReg, SimCLR, TCR, Barlow Twins) from a config file'],
+    ['export', 'export a checkpoint as a torch.load(weights_only=True) .pth or .safetensors'],
+  ] as const) {
+    if (program.commands.some((c) => c.name() === name)) continue;
+    program
+      .command(name)
+      .description(`${summary} (not available in this build)`)
+      .allowUnknownOption()
+      .action(() => {
+        throw new TorchSslError('ERR_INVALID_ARG', `torch-ssl ${name} is not available in this build yet`);
+      });
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    process.stderr.write(`torch-ssl: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+// Run when executed directly (bin), not when imported by tests.
+if (process.argv[1] && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1])) {
+  process.exitCode = await main(process.argv);
+}
