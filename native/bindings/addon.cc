@@ -160,6 +160,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initModule(env, exports);
   initLosses(env, exports);
   initOptim(env, exports);
+  initFeatures(env, exports);
   return exports;
 }
 

@@ -61,5 +61,6 @@ void initTensor(Napi::Env env, Napi::Object exports);
 void initModule(Napi::Env env, Napi::Object exports);
 void initLosses(Napi::Env env, Napi::Object exports);
 void initOptim(Napi::Env env, Napi::Object exports);
+void initFeatures(Napi::Env env, Napi::Object exports);  // features.cc and eval.cc
 
 }  // namespace tssl::bindings

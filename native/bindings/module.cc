@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "bindings/common.h"
+#include "bindings/module_access.h"
 #include "common/error.h"
 #include "models/projector.h"
 #include "models/resnet.h"
@@ -287,6 +288,13 @@ Napi::Value createProjector(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+
+ModuleAccess unwrapModule(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addonData(env).moduleCtor.Value()))
+    throwJs(env, "ERR_INVALID_ARG", std::string(what) + " must be a model (ResNet or Projector)");
+  auto st = ModuleWrap::Unwrap(v.As<Napi::Object>())->state(env);
+  return {st->module, std::shared_ptr<std::mutex>(st, &st->mu), st->forward, st->featureMap, st->kind};
+}
 
 void initModule(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = ModuleWrap::define(env);

@@ -1,0 +1,138 @@
+// Evaluation bindings:
+//   knnGrid(trainF, trainL, testF, testL, { ks, temperatures, distance, chunkSize })
+//     → Promise<{ ks, temperatures, top1: number[], top5: number[], numClasses, trainCount, testCount }>
+//   linearProbe(trainF, trainL, testF, testL, options, stopFlag?) → Promise<{ top1, top5, history, weight, bias }>
+#include <c10/core/InferenceMode.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "bindings/common.h"
+#include "common/error.h"
+#include "eval/knn.h"
+#include "eval/linear_probe.h"
+
+namespace tssl::bindings {
+
+namespace {
+
+double numberField(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+Napi::Array toArray(Napi::Env env, const std::vector<double>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (uint32_t i = 0; i < v.size(); ++i) a.Set(i, Napi::Number::New(env, v[i]));
+  return a;
+}
+
+Napi::Value knnGrid(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    at::Tensor trainF = unwrapTensor(env, info[0], "trainFeatures");
+    at::Tensor trainL = unwrapTensor(env, info[1], "trainLabels");
+    at::Tensor testF = unwrapTensor(env, info[2], "testFeatures");
+    at::Tensor testL = unwrapTensor(env, info[3], "testLabels");
+    Napi::Object o = info[4].As<Napi::Object>();
+    eval::KnnOptions opts;
+    opts.ks.clear();
+    opts.temperatures.clear();
+    Napi::Array ks = o.Get("ks").As<Napi::Array>();
+    for (uint32_t i = 0; i < ks.Length(); ++i) opts.ks.push_back(ks.Get(i).As<Napi::Number>().Int64Value());
+    Napi::Array ts = o.Get("temperatures").As<Napi::Array>();
+    for (uint32_t i = 0; i < ts.Length(); ++i) opts.temperatures.push_back(ts.Get(i).As<Napi::Number>().DoubleValue());
+    std::string distance = o.Get("distance").As<Napi::String>().Utf8Value();
+    if (distance != "cosine" && distance != "euclidean") throwJs(env, "ERR_INVALID_ARG", "distance must be 'cosine' or 'euclidean'");
+    opts.distance = distance == "cosine" ? eval::Distance::Cosine : eval::Distance::Euclidean;
+    opts.chunkSize = static_cast<int64_t>(numberField(o, "chunkSize", 0));
+    return runAsync(env, [trainF, trainL, testF, testL, opts]() -> ResultBuilder {
+      c10::InferenceMode guard;
+      eval::KnnResult r = eval::weightedKnn(trainF, trainL, testF, testL, opts);
+      return [r](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        std::vector<double> ks(r.ks.begin(), r.ks.end());
+        out.Set("ks", toArray(env, ks));
+        out.Set("temperatures", toArray(env, r.temperatures));
+        out.Set("top1", toArray(env, r.top1));
+        out.Set("top5", toArray(env, r.top5));
+        out.Set("numClasses", Napi::Number::New(env, static_cast<double>(r.numClasses)));
+        out.Set("trainCount", Napi::Number::New(env, static_cast<double>(r.trainCount)));
+        out.Set("testCount", Napi::Number::New(env, static_cast<double>(r.testCount)));
+        return out;
+      };
+    });
+  });
+}
+
+Napi::Value linearProbe(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    at::Tensor trainF = unwrapTensor(env, info[0], "trainFeatures");
+    at::Tensor trainL = unwrapTensor(env, info[1], "trainLabels");
+    at::Tensor testF = unwrapTensor(env, info[2], "testFeatures");
+    at::Tensor testL = unwrapTensor(env, info[3], "testLabels");
+    Napi::Object o = info[4].As<Napi::Object>();
+    eval::LinearProbeOptions opts;
+    opts.epochs = static_cast<int64_t>(numberField(o, "epochs", static_cast<double>(opts.epochs)));
+    opts.lr = numberField(o, "lr", opts.lr);
+    opts.batchSize = static_cast<int64_t>(numberField(o, "batchSize", static_cast<double>(opts.batchSize)));
+    opts.momentum = numberField(o, "momentum", opts.momentum);
+    opts.weightDecay = numberField(o, "weightDecay", opts.weightDecay);
+    opts.seed = static_cast<uint64_t>(numberField(o, "seed", 0));
+    if (o.Get("standardize").IsBoolean()) opts.standardize = o.Get("standardize").As<Napi::Boolean>().Value();
+    if (o.Get("evalEveryEpoch").IsBoolean()) opts.evalEveryEpoch = o.Get("evalEveryEpoch").As<Napi::Boolean>().Value();
+    // An optional stop flag from newStopFlag(): raised by an AbortSignal, polled between epochs.
+    std::shared_ptr<std::atomic<bool>> stop;
+    if (info.Length() > 5 && info[5].IsExternal()) stop = *info[5].As<Napi::External<std::shared_ptr<std::atomic<bool>>>>().Data();
+    if (stop) opts.shouldStop = [stop] { return stop->load(); };
+    return runAsync(env, [trainF, trainL, testF, testL, opts]() -> ResultBuilder {
+      c10::InferenceMode guard;
+      eval::LinearProbeResult r = eval::linearProbe(trainF, trainL, testF, testL, opts);
+      return [r](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("top1", Napi::Number::New(env, r.top1));
+        out.Set("top5", Napi::Number::New(env, r.top5));
+        out.Set("numClasses", Napi::Number::New(env, static_cast<double>(r.numClasses)));
+        Napi::Array history = Napi::Array::New(env, r.history.size());
+        for (uint32_t i = 0; i < r.history.size(); ++i) {
+          const auto& h = r.history[i];
+          Napi::Object e = Napi::Object::New(env);
+          e.Set("epoch", Napi::Number::New(env, static_cast<double>(h.epoch)));
+          e.Set("lr", Napi::Number::New(env, h.lr));
+          e.Set("loss", Napi::Number::New(env, h.loss));
+          e.Set("trainTop1", Napi::Number::New(env, h.trainTop1));
+          if (!std::isnan(h.testTop1)) e.Set("testTop1", Napi::Number::New(env, h.testTop1));
+          history.Set(i, e);
+        }
+        out.Set("history", history);
+        out.Set("weight", wrapTensor(env, r.weight));
+        out.Set("bias", wrapTensor(env, r.bias));
+        return out;
+      };
+    });
+  });
+}
+
+Napi::Value newStopFlag(const Napi::CallbackInfo& info) {
+  auto* flag = new std::shared_ptr<std::atomic<bool>>(std::make_shared<std::atomic<bool>>(false));
+  return Napi::External<std::shared_ptr<std::atomic<bool>>>::New(
+      info.Env(), flag, [](Napi::Env, std::shared_ptr<std::atomic<bool>>* p) { delete p; });
+}
+
+Napi::Value raiseStopFlag(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) throwJs(info.Env(), "ERR_INVALID_ARG", "raiseStopFlag expects a stop flag");
+  (*info[0].As<Napi::External<std::shared_ptr<std::atomic<bool>>>>().Data())->store(true);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void initEval(Napi::Env env, Napi::Object exports) {
+  exports.Set("knnGrid", Napi::Function::New(env, knnGrid));
+  exports.Set("linearProbe", Napi::Function::New(env, linearProbe));
+  exports.Set("newStopFlag", Napi::Function::New(env, newStopFlag));
+  exports.Set("raiseStopFlag", Napi::Function::New(env, raiseStopFlag));
+}
+
+}  // namespace tssl::bindings
