@@ -20,3 +20,32 @@ export {
   type ForwardOptions,
 } from './models.js';
 export { losses, LossTensor, LOSS_DEFAULTS, type VICRegOptions, type SimCLROptions, type TCROptions, type BarlowOptions } from './losses.js';
+export { LARS, SGD, warmupCosine, LARS_DEFAULTS, SGD_DEFAULTS, type LARSOptions, type SGDOptions, type WarmupCosineOptions, type OptimizerState, type ParamGroup } from './optim.js';
+export {
+  extractFeatures,
+  EXTRACT_DEFAULTS,
+  type ExtractOptions,
+  type ExtractResult,
+  type ExtractProgress,
+  type FeatureModel,
+  type Pooling,
+  type PatchSpec,
+  type GridPatches,
+  type RandomPatches,
+  type NormalizeOption,
+} from './features.js';
+export {
+  knn,
+  knnGrid,
+  linearProbe,
+  KNN_DEFAULTS,
+  LINEAR_PROBE_DEFAULTS,
+  type KnnOptions,
+  type KnnResult,
+  type KnnGridOptions,
+  type KnnGridResult,
+  type KnnGridEntry,
+  type LinearProbeOptions,
+  type LinearProbeResult,
+  type LinearProbeEpoch,
+} from './eval.js';
