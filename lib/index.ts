@@ -49,3 +49,6 @@ export {
   type LinearProbeResult,
   type LinearProbeEpoch,
 } from './eval.js';
+export { readTorchFile, inspectCheckpoint, type CheckpointInfo, type InspectResult } from './checkpoint/index.js';
+export { loadCheckpoint, LinearClassifier, type LoadCheckpointOptions, type LoadedCheckpoint } from './checkpoint/load.js';
+export { exportCheckpoint, type ExportOptions, type ExportSource, type ExportFormat } from './checkpoint/export.js';

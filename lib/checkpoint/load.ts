@@ -1,0 +1,401 @@
+/**
+ * `loadCheckpoint`: a recognised checkpoint (solo-learn `.ckpt` of every era, torchvision / plain state
+ * dicts, the project's own `.pth` / `.safetensors`) → ready native models.
+ *
+ * Only the tensors of the modules being built are read (never optimizer state, never BYOL's momentum
+ * copies). Keys are checked against the models before any tensor data is read, across all modules at
+ * once, so one ERR_CHECKPOINT_KEYS names every missing / unexpected / mis-shaped key with its full
+ * checkpoint name. float16 / bfloat16 / float64 weights become float32; channels_last-strided weights are
+ * made contiguous by TensorRef.read().
+ *
+ * Unlike the rest of lib/checkpoint/ this file needs the native addon (it builds models).
+ */
+import { open } from 'node:fs/promises';
+import { TorchSslError, invalidArg } from '../errors.js';
+import { Projector, ResNet, projector as makeProjector, resnet, type ResNetDepth } from '../models.js';
+import { Tensor } from '../tensor.js';
+import { PyObject, dictGet, type PyValue } from './pyvalue.js';
+import { readSafetensors } from './safetensors.js';
+import { recognizeCheckpoint, openCheckpoint, type CheckpointInfo, type CheckpointModules, type HeadLayer, type InspectOptions } from './solo-learn.js';
+import type { TensorRef } from './tensor-ref.js';
+import type { TorchFile } from './torch-file.js';
+
+export interface LoadCheckpointOptions {
+  /** args.json beside a modern solo-learn checkpoint: a path, a parsed object, or false to ignore it. */
+  argsJson?: InspectOptions['argsJson'];
+  /** Where the models end up ('cpu' default, 'cuda', 'cuda:1'). */
+  device?: string;
+  /**
+   * Strict (default): every missing, unexpected or mis-shaped key of the loaded modules is an
+   * ERR_CHECKPOINT_KEYS error. false: missing keys keep their initial values, unexpected ones are
+   * skipped and listed in the result; shapes must still match.
+   */
+  strict?: boolean;
+  /** Store the backbone's conv weights channels_last (faster convolutions). */
+  channelsLast?: boolean;
+  /** Build the projector and classifier too (default true); false reads the backbone only. */
+  heads?: boolean;
+}
+
+/** A Linear layer (solo-learn's online classifier, torchvision's fc): logits = x·Wᵀ + b. */
+export class LinearClassifier {
+  constructor(
+    readonly weight: Tensor,
+    readonly bias: Tensor,
+  ) {}
+  get inFeatures(): number {
+    return this.weight.shape[1]!;
+  }
+  get outFeatures(): number {
+    return this.weight.shape[0]!;
+  }
+  /** (N, inFeatures) → (N, outFeatures) logits. */
+  forward(x: Tensor): Tensor {
+    const wt = this.weight.permute([1, 0]);
+    const xw = x.matmul(wt);
+    const out = xw.add(this.bias);
+    wt.dispose();
+    xw.dispose();
+    return out;
+  }
+  stateDict(): Record<string, Tensor> {
+    return { weight: this.weight, bias: this.bias };
+  }
+  to(device: string): LinearClassifier {
+    return new LinearClassifier(this.weight.to(device), this.bias.to(device));
+  }
+  dispose(): void {
+    this.weight.dispose();
+    this.bias.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+export interface LoadedCheckpoint {
+  backbone: ResNet;
+  projector?: Projector;
+  classifier?: LinearClassifier;
+  info: CheckpointInfo;
+  /**
+   * What the file holds besides the loaded modules, by module (`momentum_backbone (122 tensors)`) or key
+   * (`queue`): solo-learn's momentum copies, predictors, queues and other method-specific state.
+   */
+  ignored: string[];
+  /** Non-strict loads only: keys the models expected and the file lacked (full checkpoint names). */
+  missing: string[];
+  /** Non-strict loads only: keys the file had and no model uses (full checkpoint names). */
+  unexpected: string[];
+  dispose(): void;
+}
+
+/**
+ * How the backbone's keys are prefixed in the file: 'backbone.' / 'encoder.' (solo-learn, own files, with
+ * a DDP 'module.' before them if present), or '' for flat torchvision / plain state dicts.
+ */
+function backbonePrefix(root: PyValue): string {
+  const candidates: PyValue[] = [];
+  for (const key of ['state_dict', 'model', 'model_state_dict', 'module']) {
+    const v = dictGet(root, key);
+    if (v !== undefined) candidates.push(v);
+  }
+  candidates.push(root);
+  for (const c of candidates) {
+    const m = c instanceof Map ? c : c instanceof PyObject ? c.dictItems : undefined;
+    if (!m) continue;
+    for (const k of m.keys()) {
+      const match = typeof k === 'string' ? /^(module\.)?(backbone|encoder)\./.exec(k) : null;
+      if (match) return match[0];
+    }
+  }
+  return '';
+}
+
+/** The projector options a solo-learn head layout corresponds to, or why it has none. */
+export function projectorFromLayout(layers: HeadLayer[], inputDim: number): { hiddenDims: number[]; outputDim: number; batchNorm: boolean } | string {
+  const linears = layers.filter((l) => l.type === 'Linear');
+  if (linears.length === 0) return 'it has no Linear layer';
+  const batchNorm = layers.some((l) => l.type === 'BatchNorm1d');
+  const block = batchNorm ? ['Linear', 'BatchNorm1d', 'ReLU'] : ['Linear', 'ReLU'];
+  const expected = [...Array.from({ length: linears.length - 1 }, () => block).flat(), 'Linear'];
+  const got = layers.map((l) => l.type);
+  const describe = (t: string[]): string => t.join('-');
+  if (got.length !== expected.length || got.some((t, i) => t !== expected[i])) {
+    return `its layout ${describe(got)} is not Linear(-BatchNorm1d)-ReLU blocks ending in a Linear (${describe(expected)})`;
+  }
+  if (layers.some((l) => (l.type === 'Linear' && l.bias === false) || (l.type === 'BatchNorm1d' && l.affine === false))) {
+    return 'it has a Linear without bias or a BatchNorm1d without affine parameters';
+  }
+  if (linears[0]!.inFeatures !== inputDim) return `its first Linear takes ${linears[0]!.inFeatures} features, the backbone gives ${inputDim}`;
+  return { hiddenDims: linears.slice(0, -1).map((l) => l.outFeatures!), outputDim: linears[linears.length - 1]!.outFeatures!, batchNorm };
+}
+
+const isSafetensors = async (path: string): Promise<boolean> => {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const head = new Uint8Array(9);
+    const { bytesRead } = await fh.read(head, 0, 9, 0);
+    if (bytesRead < 9 || head[8] !== 0x7b /* '{' */) return false;
+    const n = new DataView(head.buffer).getBigUint64(0, true);
+    return n > 1n && n < 100_000_000n && n + 8n <= BigInt((await fh.stat()).size);
+  } finally {
+    await fh.close();
+  }
+};
+
+/**
+ * Opens a torch.save file or a `.safetensors` file and recognises it (no tensor data is read). A
+ * safetensors file is presented as `{state_dict: …}`; its `__metadata__` (the project's own exports
+ * write `torch_ssl_version`, `method`, `dataset`, `num_classes`, `epoch`) becomes the config.
+ */
+export async function openAnyCheckpoint(
+  path: string,
+  opts: InspectOptions = {},
+): Promise<{ info: CheckpointInfo; modules: CheckpointModules; close(): Promise<void>; kind: 'torch' | 'safetensors'; root: PyValue }> {
+  if (typeof path !== 'string' || path.length === 0) throw invalidArg('path', 'a file path', path);
+  if (await isSafetensors(path)) {
+    const st = await readSafetensors(path);
+    try {
+      const meta = st.metadata ?? {};
+      const root = new Map<PyValue, PyValue>([['state_dict', new Map<PyValue, PyValue>(st.tensors as Map<string, TensorRef>)]]);
+      if (typeof meta.torch_ssl_version === 'string') {
+        root.set('torch_ssl_version', meta.torch_ssl_version);
+        const hp = new Map<PyValue, PyValue>();
+        for (const k of ['method', 'dataset']) if (typeof meta[k] === 'string') hp.set(k, meta[k]);
+        for (const k of ['num_classes', 'epoch']) if (meta[k] !== undefined && /^\d+$/.test(meta[k])) hp.set(k, Number(meta[k]));
+        root.set('hyper_parameters', hp);
+        if (hp.has('epoch')) root.set('epoch', hp.get('epoch')!);
+      }
+      const file = { path, root } as unknown as TorchFile;
+      const { info, modules } = recognizeCheckpoint(file, {});
+      return { info, modules, close: () => st.close(), kind: 'safetensors', root };
+    } catch (err) {
+      await st.close();
+      throw err;
+    }
+  }
+  const { file, info, modules } = await openCheckpoint(path, opts);
+  return { info, modules, close: () => file.close(), kind: 'torch', root: file.root };
+}
+
+/** Reads a TensorRef into a native float32 tensor (integers, e.g. num_batches_tracked, keep their type). */
+async function materialise(ref: TensorRef): Promise<Tensor> {
+  const data = await ref.read();
+  const t = Tensor.from(data, [...ref.shape], { dtype: ref.dtype });
+  if (ref.dtype === 'float16' || ref.dtype === 'bfloat16' || ref.dtype === 'float64') {
+    const f = t.to({ dtype: 'float32' });
+    t.dispose();
+    return f;
+  }
+  return t;
+}
+
+interface Plan {
+  /** The file's tensors by model key. */
+  source: Map<string, TensorRef>;
+  /** Model keys → shapes. */
+  target: Map<string, number[]>;
+  /** Prefix of this module's keys in the file, for messages. */
+  prefix: string;
+}
+
+function shapeOf(s: readonly number[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+function compare(plans: Plan[]): { missing: string[]; unexpected: string[]; mismatched: string[] } {
+  const missing: string[] = [];
+  const unexpected: string[] = [];
+  const mismatched: string[] = [];
+  for (const p of plans) {
+    for (const [k, shape] of p.target) {
+      const ref = p.source.get(k);
+      if (!ref) missing.push(p.prefix + k);
+      else if (ref.shape.length !== shape.length || ref.shape.some((n, i) => n !== shape[i])) {
+        mismatched.push(`${p.prefix}${k}: checkpoint ${shapeOf(ref.shape)} vs model ${shapeOf(shape)}`);
+      }
+    }
+    for (const k of p.source.keys()) if (!p.target.has(k)) unexpected.push(p.prefix + k);
+  }
+  return { missing, unexpected, mismatched };
+}
+
+function keysError(path: string, r: { missing: string[]; unexpected: string[]; mismatched: string[] }, strict: boolean): TorchSslError | null {
+  if (r.mismatched.length === 0 && (!strict || (r.missing.length === 0 && r.unexpected.length === 0))) return null;
+  const list = (v: string[]): string => (v.length <= 20 ? v.join(', ') : `${v.slice(0, 20).join(', ')}, … (${v.length - 20} more)`);
+  let msg = `${path}: state_dict does not match the model:`;
+  if (r.missing.length) msg += ` missing keys (${r.missing.length}): ${list(r.missing)};`;
+  if (r.unexpected.length) msg += ` unexpected keys (${r.unexpected.length}): ${list(r.unexpected)};`;
+  if (r.mismatched.length) msg += ` shape mismatches (${r.mismatched.length}): ${list(r.mismatched)};`;
+  if (strict && r.mismatched.length === 0) msg += ' pass { strict: false } to load anyway';
+  return new TorchSslError('ERR_CHECKPOINT_KEYS', msg, { missing: r.missing, unexpected: r.unexpected, mismatched: r.mismatched });
+}
+
+function modelShapes(m: ResNet | Projector): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const [n, t] of [...m.namedParameters(), ...m.namedBuffers()]) {
+    out.set(n, t.shape);
+    t.dispose();
+  }
+  return out;
+}
+
+const MOMENTUM_NAMES: Array<[keyof CheckpointModules, string]> = [
+  ['momentumBackbone', 'momentum_backbone'],
+  ['momentumProjector', 'momentum_projector'],
+  ['predictor', 'predictor'],
+];
+
+/**
+ * Loads a checkpoint into native models. See docs/checkpoints.md for the formats. Throws
+ * ERR_CHECKPOINT_FORMAT (not a readable checkpoint, no ResNet backbone, a head layout the engine cannot
+ * build), ERR_CHECKPOINT_KEYS (missing / unexpected / mis-shaped keys, all listed), ERR_IO.
+ */
+export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
+  if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
+  const strict = opts.strict ?? true;
+  if (typeof strict !== 'boolean') throw invalidArg('strict', 'a boolean', opts.strict);
+  if (opts.device !== undefined && typeof opts.device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", opts.device);
+  const heads = opts.heads ?? true;
+  const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
+  const { info, modules } = opened;
+  const built: Array<{ dispose(): void }> = [];
+  try {
+    if (modules.backbone.size === 0) {
+      throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: no ResNet backbone found (no backbone.*, encoder.* or torchvision conv1/bn1/layerN keys)`);
+    }
+    if (info.depth !== 18 && info.depth !== 34 && info.depth !== 50) {
+      const what = info.depth ? `ResNet-${info.depth}` : `a backbone with block counts [${info.layers.join(', ')}]`;
+      throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: holds ${what}; the engine builds ResNet-18, 34 and 50`);
+    }
+    if (info.stem === null) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: conv1 is neither 3×3 (CIFAR stem) nor 7×7 (ImageNet stem)`);
+
+    // Prefixed (solo-learn, own) files name modules; flat torchvision / plain files are all backbone + fc.
+    const bbPrefix = backbonePrefix(opened.root);
+    const ddp = bbPrefix.startsWith('module.') ? 'module.' : '';
+    const flat = bbPrefix === '';
+    const ignored: string[] = [];
+    const plans: Plan[] = [];
+    const backbone = resnet({ depth: info.depth as ResNetDepth, stem: info.stem });
+    built.push(backbone);
+    plans.push({ source: modules.backbone, target: modelShapes(backbone), prefix: bbPrefix });
+
+    let proj: Projector | undefined;
+    let projectorPlan: Plan | undefined;
+    if (modules.projector.size > 0) {
+      const layout = info.projector ? projectorFromLayout(info.projector, info.featureDim ?? backbone.featureDim) : 'it has no numbered layers';
+      if (!heads) ignored.push(`projector (${modules.projector.size} tensors)`);
+      else if (typeof layout === 'string') {
+        if (strict) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: cannot build the projector: ${layout}; pass { heads: false } or { strict: false } to load the backbone alone`);
+        ignored.push(`projector (${modules.projector.size} tensors; ${layout})`);
+        info.warnings.push(`projector not loaded: ${layout}`);
+      } else {
+        proj = makeProjector({ inputDim: backbone.featureDim, ...layout });
+        built.push(proj);
+        projectorPlan = { source: modules.projector, target: modelShapes(proj), prefix: `${ddp}projector.` };
+        plans.push(projectorPlan);
+      }
+    }
+
+    let classifierPlan: Plan | undefined;
+    if (modules.classifier.size > 0) {
+      if (!heads) ignored.push(`classifier (${modules.classifier.size} tensors)`);
+      else {
+        const w = modules.classifier.get('weight');
+        const classes = w && w.shape.length === 2 ? w.shape[0]! : (info.numClasses ?? 0);
+        classifierPlan = {
+          source: modules.classifier,
+          target: new Map([
+            ['weight', [classes, backbone.featureDim]],
+            ['bias', [classes]],
+          ]),
+          prefix: flat ? 'fc.' : `${ddp}classifier.`,
+        };
+        plans.push(classifierPlan);
+      }
+    }
+
+    for (const [m, name] of MOMENTUM_NAMES) if (modules[m].size > 0) ignored.push(`${name} (${modules[m].size} tensors)`);
+    // solo-learn checkpoints carry method-specific state (queues, momentum classifiers, DINO heads):
+    // reported, never loaded. In any other file a key outside the modules is unexpected.
+    const otherKeys = [...modules.other.keys()];
+    if (info.format === 'solo-learn-lightning') {
+      const groups = new Map<string, number>();
+      for (const k of otherKeys) groups.set(k.split('.')[0]!, (groups.get(k.split('.')[0]!) ?? 0) + 1);
+      for (const [g, n] of groups) ignored.push(n === 1 && modules.other.has(g) ? g : `${g} (${n} tensors)`);
+    }
+    const result = compare(plans);
+    if (info.format !== 'solo-learn-lightning') result.unexpected.push(...otherKeys);
+    const err = keysError(path, result, strict);
+    if (err) throw err;
+    if (ignored.length > 0) info.warnings.push(`not loaded: ${ignored.join(', ')}`);
+
+    // Only now read tensor data: the keys each model uses, nothing else.
+    const read = async (plan: Plan): Promise<Map<string, Tensor>> => {
+      const sd = new Map<string, Tensor>();
+      try {
+        for (const [k, ref] of plan.source) if (plan.target.has(k)) sd.set(k, await materialise(ref));
+      } catch (e) {
+        for (const t of sd.values()) t.dispose();
+        throw e;
+      }
+      return sd;
+    };
+    for (const [model, plan] of [[backbone, plans[0]!], ...(proj ? [[proj, projectorPlan!] as const] : [])] as const) {
+      const sd = await read(plan);
+      try {
+        await model.loadStateDict(sd, { strict: false });
+      } finally {
+        for (const t of sd.values()) t.dispose();
+      }
+    }
+    let classifier: LinearClassifier | undefined;
+    if (classifierPlan) {
+      const sd = await read(classifierPlan);
+      const w = sd.get('weight');
+      const b = sd.get('bias');
+      if (w && b) classifier = new LinearClassifier(w, b);
+      else for (const t of sd.values()) t.dispose();
+    }
+    if (classifier) built.push(classifier);
+
+    backbone.eval();
+    proj?.eval();
+    if (opts.channelsLast) backbone.channelsLast(true);
+    if (opts.device !== undefined && opts.device !== 'cpu') {
+      await backbone.to(opts.device);
+      if (proj) await proj.to(opts.device);
+      if (classifier) {
+        const moved = classifier.to(opts.device);
+        classifier.dispose();
+        classifier = moved;
+      }
+    }
+    const loaded: LoadedCheckpoint = {
+      backbone,
+      info,
+      ignored,
+      missing: result.missing,
+      unexpected: result.unexpected,
+      dispose() {
+        backbone.dispose();
+        loaded.projector?.dispose();
+        loaded.classifier?.dispose();
+      },
+    };
+    if (proj) loaded.projector = proj;
+    if (classifier) loaded.classifier = classifier;
+    return loaded;
+  } catch (err) {
+    for (const m of built) m.dispose();
+    throw err;
+  } finally {
+    await opened.close();
+  }
+}
