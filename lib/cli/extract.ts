@@ -1,0 +1,125 @@
+/**
+ * `torch-ssl extract`: features of every image of an input (.npy, CIFAR binary folder, image folder) from a
+ * checkpoint's backbone (or projector), streamed to a float32 (N, D) .npy; labels to `--labels-out`.
+ * Both files are written to temporary names and renamed: an error or Ctrl-C leaves no partial output.
+ */
+import type { Command } from 'commander';
+import { loadCheckpoint } from '../checkpoint/load.js';
+import { openImageSource } from '../data/index.js';
+import { invalidArg } from '../errors.js';
+import { extractFeatures, type FeatureModel, type NormalizeOption, type PatchSpec, type Pooling } from '../features.js';
+import { writeNpyFile } from '../npy.js';
+import { progressBar, withInterrupt } from './progress.js';
+
+/** The one place the CLI turns a checkpoint path into a backbone (+ projector) with its dataset facts. */
+export async function loadFeatureModel(path: string, opts: { device?: string; projector: boolean }): Promise<FeatureModel & { dispose(): void }> {
+  const ck = await loadCheckpoint(path, { device: opts.device ?? 'cpu', heads: opts.projector });
+  return { backbone: ck.backbone, projector: ck.projector, info: ck.info, dispose: () => ck.dispose() };
+}
+
+function ints(flag: string, value: string, count: number): number[] {
+  const parts = value.split(',').map((s) => Number(s.trim()));
+  if (parts.length !== count || !parts.every((n) => Number.isSafeInteger(n) && n > 0)) {
+    throw invalidArg(flag, `${count} comma-separated positive integers`, value);
+  }
+  return parts;
+}
+
+export function parsePool(value: string): Pooling {
+  if (value === 'global' || value === 'local' || value === 'none') return value;
+  const [kernel, stride] = ints('--pool', value, 2) as [number, number];
+  return { kernel, stride };
+}
+
+export function parseNormalize(value: string): NormalizeOption {
+  // "m1,m2,m3/s1,s2,s3" or a name.
+  if (value.includes('/')) {
+    const [m, s] = value.split('/') as [string, string];
+    const nums = (x: string) => x.split(',').map(Number);
+    return { mean: nums(m) as [number, number, number], std: nums(s) as [number, number, number] };
+  }
+  return value as NormalizeOption;
+}
+
+function positive(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw invalidArg(flag, 'a positive integer', value);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('extract')
+    .description('extract global / local-aggregated / bag-of-patch features to a float32 (N, D) .npy')
+    .requiredOption('--checkpoint <file>', 'solo-learn .ckpt, torchvision .pth or torch-ssl checkpoint')
+    .requiredOption('--input <path>', 'images: uint8 (N,H,W,3) or float32 (N,3,H,W) .npy, CIFAR-10/100 binary folder, or image folder')
+    .requiredOption('--out <file>', 'features .npy to write')
+    .option('--pool <mode>', "global | local (= 3,2: 512×5×5 → 2048) | none | K,S (average pool kernel K, stride S)", 'global')
+    .option('--patches <size,stride>', 'bag of patches on a grid: SIZE,STRIDE (each resized to the input size, averaged per image)')
+    .option('--random-patches <size,count>', 'bag of COUNT patches of SIZE at random positions per image (EMP-SSL style)')
+    .option('--patch-seed <n>', 'seed of the random patch positions', '0')
+    .option('--space <space>', 'embedding (backbone) | projection (projector output)', 'embedding')
+    .option('--batch-size <n>', 'backbone inputs per forward pass', '256')
+    .option('--normalize <stats>', "uint8 inputs: cifar10 | cifar100 | cifar-eval | imagenet | emp-ssl | none | 'm1,m2,m3/s1,s2,s3' (default: the checkpoint's dataset)")
+    .option('--split <split>', 'CIFAR folders: train | test', 'train')
+    .option('--labels-out <file>', 'write the input labels (int64 .npy) when it has them')
+    .option('--device <device>', 'cpu | cuda | cuda:N', 'cpu')
+    .option('--json', 'print a JSON summary as the last stdout line')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const patchesGrid = o.patches as string | undefined;
+      const patchesRandom = o.randomPatches as string | undefined;
+      if (patchesGrid !== undefined && patchesRandom !== undefined) throw invalidArg('--patches', 'not both --patches and --random-patches', `${patchesGrid} and ${patchesRandom}`);
+      let patches: PatchSpec | undefined;
+      if (patchesGrid !== undefined) {
+        const [size, stride] = ints('--patches', patchesGrid, 2) as [number, number];
+        patches = { size, stride };
+      } else if (patchesRandom !== undefined) {
+        const [size, count] = ints('--random-patches', patchesRandom, 2) as [number, number];
+        const seed = Number(o.patchSeed);
+        if (!Number.isSafeInteger(seed) || seed < 0) throw invalidArg('--patch-seed', 'a non-negative integer', o.patchSeed);
+        patches = { size, count, seed };
+      }
+      const space = o.space as string;
+      if (space !== 'embedding' && space !== 'projection') throw invalidArg('--space', "'embedding' or 'projection'", space);
+      const split = o.split as string;
+      if (split !== 'train' && split !== 'test') throw invalidArg('--split', "'train' or 'test'", split);
+      const pooling = parsePool(o.pool as string);
+      const batchSize = positive('--batch-size', o.batchSize as string);
+      const device = o.device as string;
+
+      const t0 = performance.now();
+      const model = await loadFeatureModel(o.checkpoint as string, { device, projector: space === 'projection' });
+      const source = await openImageSource({ path: o.input as string, split });
+      const bar = progressBar('extract');
+      try {
+        const r = await withInterrupt((signal) =>
+          extractFeatures(model, source, {
+            pooling,
+            space,
+            ...(patches !== undefined && { patches }),
+            batchSize,
+            device,
+            ...(o.normalize !== undefined && { normalize: parseNormalize(o.normalize as string) }),
+            out: o.out as string,
+            signal,
+            onProgress: (p) => bar.update(p.done, p.total, `${p.imagesPerSec.toFixed(0)} img/s`),
+          }),
+        );
+        bar.finish();
+        const labelsOut = o.labelsOut as string | undefined;
+        if (labelsOut !== undefined) {
+          if (r.labels === undefined) throw invalidArg('--labels-out', 'an input with labels (a labels .npy beside it, a CIFAR folder or an image folder)', o.input);
+          await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels, (v) => BigInt(v)) });
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        const norm = r.normalization === undefined ? 'as-is (float input)' : r.normalization === 'none' ? '/255 only' : `mean ${r.normalization.mean.join(',')} std ${r.normalization.std.join(',')}`;
+        console.log(`wrote ${o.out as string}: float32 [${r.shape.join(', ')}] (${r.count} images, normalisation ${norm}) in ${seconds.toFixed(2)} s, ${(r.count / seconds).toFixed(1)} images/s`);
+        if (labelsOut !== undefined) console.log(`wrote ${labelsOut}: int64 [${r.count}]`);
+        if (o.json) console.log(JSON.stringify({ out: o.out, shape: r.shape, count: r.count, dim: r.dim, labelsOut: labelsOut ?? null, seconds }));
+      } finally {
+        bar.finish();
+        await source.close();
+        model.dispose();
+      }
+    });
+}
