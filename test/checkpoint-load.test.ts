@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, type LoadedCheckpoint } from '../lib/checkpoint/load.js';
 import { exportCheckpoint } from '../lib/checkpoint/export.js';
+import type { TensorRef as TensorRefType } from '../lib/checkpoint/tensor-ref.js';
 import { TorchSslError } from '../lib/errors.js';
 import { resnet } from '../lib/models.js';
 import { Tensor } from '../lib/tensor.js';
@@ -150,7 +151,7 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
     const { TensorRef } = await import('../lib/checkpoint/tensor-ref.js');
     const read = TensorRef.prototype.read;
     const seen: number[] = [];
-    TensorRef.prototype.read = function (this: InstanceType<typeof TensorRef>) {
+    TensorRef.prototype.read = function (this: TensorRefType) {
       seen.push(this.numel);
       return read.call(this);
     };

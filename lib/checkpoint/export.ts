@@ -58,7 +58,8 @@ export function packageVersion(): string {
   return versionCache;
 }
 
-function formatFor(path: string, format: ExportFormat | undefined): ExportFormat {
+/** The format an export path asks for (its extension), or the explicit one; throws ERR_INVALID_ARG otherwise. */
+export function exportFormatFor(path: string, format: ExportFormat | undefined): ExportFormat {
   if (format !== undefined) {
     if (format !== 'pth' && format !== 'safetensors') throw invalidArg('format', "'pth' or 'safetensors'", format);
     return format;
@@ -81,7 +82,7 @@ function tensorData(t: Tensor): TensorData {
 export async function exportCheckpoint(path: string, source: ExportSource | LoadedCheckpoint, opts: ExportOptions = {}): Promise<string[]> {
   if (typeof path !== 'string' || path.length === 0) throw invalidArg('path', 'a file path', path);
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
-  const format = formatFor(path, opts.format);
+  const format = exportFormatFor(path, opts.format);
   const src = source instanceof ResNet ? { backbone: source } : source;
   if (src === null || typeof src !== 'object' || !(src.backbone instanceof ResNet)) {
     throw invalidArg('model', 'a ResNet or { backbone: ResNet, projector?, classifier? }', source);

@@ -131,7 +131,8 @@ export function projectorFromLayout(layers: HeadLayer[], inputDim: number): { hi
   return { hiddenDims: linears.slice(0, -1).map((l) => l.outFeatures!), outputDim: linears[linears.length - 1]!.outFeatures!, batchNorm };
 }
 
-const isSafetensors = async (path: string): Promise<boolean> => {
+/** True when the file starts like a .safetensors file (8-byte header length, then a JSON object). */
+export const isSafetensors = async (path: string): Promise<boolean> => {
   let fh;
   try {
     fh = await open(path, 'r');

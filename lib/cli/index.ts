@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { TorchSslError } from '../errors.js';
 import { registerDemo } from './demo.js';
+import { register as registerInspect } from './inspect.js';
+import { register as registerExport } from './export.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string; description: string };
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
       }
     });
   registerDemo(program);
+  registerInspect(program);
+  registerExport(program);
   for (const [name, summary] of [
     ['inspect', 'describe a checkpoint (format, era, method, depth, stem, dataset, epoch, parameters) without reading tensor data'],
     ['extract', 'extract global / local-aggregated / bag-of-patch features to .npy'],
