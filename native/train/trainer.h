@@ -1,0 +1,88 @@
+// The native self-supervised training loop: a producer thread augments the next batches while the
+// training thread runs backbone + projector (+ solo-learn's online linear classifier on detached
+// features), the fused loss, and LARS with the per-step warmup-cosine schedule. JS only configures it,
+// receives events and can stop it; nothing crosses back into JS per step.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/augment.h"
+#include "models/projector.h"
+#include "models/resnet.h"
+
+namespace tssl::train {
+
+struct TrainConfig {
+  std::string method = "vicreg";  // vicreg | simclr | tcr | barlow
+  ResNetOptions backbone;
+  ProjectorOptions projector;
+  /// One pipeline per view; for TCR (EMP-SSL) `views` holds one pipeline applied numViews times.
+  std::vector<data::ViewAugment> views;
+  int64_t numViews = 2;
+  bool concatViews = false;  // forward all views in one pass (EMP-SSL) vs per view (solo-learn: BN per crop)
+  int64_t batchSize = 256;
+  int64_t epochs = 1;
+  int64_t maxSteps = 0;  // 0: no limit (tests, benchmarks)
+  double lr = 0.3, classifierLr = 0.1, weightDecay = 1e-4, eta = 0.02, momentum = 0.9;
+  bool clipLr = true, excludeBiasAndNorm = true;
+  double warmupEpochs = 10, warmupStartLr = 3e-5, minLr = 0;
+  std::map<std::string, double> lossOptions;  // simWeight, varWeight, covWeight, temperature, eps, lambda, scale
+  int64_t numClasses = 0;                     // > 0 with labels: online linear classifier
+  uint64_t seed = 5;
+  std::string device = "cpu";
+  bool channelsLast = false;
+  int64_t checkpointEvery = 1;  // epochs; 0: only at the end / on abort
+  int64_t logEvery = 10;        // steps
+  int64_t knnEvery = 0;         // epochs; 0: off
+  int64_t knnK = 20;
+  double knnTemperature = 0.07;
+  std::vector<double> evalMean{0.4914, 0.4822, 0.4465}, evalStd{0.2470, 0.2435, 0.2616};
+  int64_t producerThreads = 1;
+  int64_t prefetch = 2;
+};
+
+struct TrainData {
+  at::Tensor images;  // uint8 (N, H, W, 3) on CPU
+  at::Tensor labels;  // int64 (N) or undefined
+  at::Tensor valImages, valLabels;
+};
+
+/// Where to resume from: weights by solo-learn name, momentum buffers by parameter name.
+struct ResumeState {
+  std::vector<std::pair<std::string, at::Tensor>> stateDict;
+  std::map<std::string, at::Tensor> momentum;
+  int64_t epoch = 0;  // epochs already completed
+  int64_t globalStep = 0;
+};
+
+struct TrainEvent {
+  std::string type;  // step | epoch | checkpoint | knn
+  int64_t epoch = 0, step = 0, globalStep = 0, totalSteps = 0, stepsPerEpoch = 0;
+  double loss = 0, classifierLoss = 0, lr = 0, imagesPerSec = 0, augmentMs = 0, stepMs = 0, waitMs = 0;
+  std::map<std::string, double> terms;
+  double top1 = 0, top5 = 0;
+  bool final = false, aborted = false;
+  std::vector<std::pair<std::string, at::Tensor>> stateDict;  // checkpoint
+  std::vector<std::pair<std::string, at::Tensor>> momentum;   // checkpoint: momentum buffers by name
+  std::vector<std::pair<std::string, double>> groupLrs;      // checkpoint: lr per group
+};
+
+struct TrainResult {
+  int64_t epochs = 0, globalStep = 0;
+  bool aborted = false;
+  double lastLoss = 0, imagesPerSec = 0, augmentMsPerStep = 0, stepMsPerStep = 0, waitMsPerStep = 0;
+};
+
+TrainResult runTraining(const TrainConfig& config, const TrainData& data, const ResumeState* resume,
+                        const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested);
+
+/// solo-learn's weighted kNN (cosine), top-1/top-5 in percent; used for online evaluation.
+std::pair<double, double> weightedKnn(const at::Tensor& trainFeatures, const at::Tensor& trainLabels,
+                                      const at::Tensor& testFeatures, const at::Tensor& testLabels, int64_t k,
+                                      double temperature);
+
+}  // namespace tssl::train
