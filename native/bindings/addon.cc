@@ -161,6 +161,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initLosses(env, exports);
   initOptim(env, exports);
   initFeatures(env, exports);
+  initTrain(env, exports);
   return exports;
 }
 
