@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCheckpoint, type LoadedCheckpoint } from '../lib/checkpoint/load.js';
 import { exportCheckpoint } from '../lib/checkpoint/export.js';
 import type { TensorRef as TensorRefType } from '../lib/checkpoint/tensor-ref.js';
@@ -149,12 +149,15 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
 
   it('reads no tensor outside the loaded modules (optimizer state stays on disk)', async () => {
     const { TensorRef } = await import('../lib/checkpoint/tensor-ref.js');
-    const read = TensorRef.prototype.read;
     const seen: number[] = [];
-    TensorRef.prototype.read = function (this: TensorRefType) {
-      seen.push(this.numel);
-      return read.call(this);
-    };
+    const spies = (['read', 'readPhysical'] as const).map((m) => {
+      const orig = TensorRef.prototype[m] as (this: TensorRefType) => Promise<unknown>;
+      const spy = vi.spyOn(TensorRef.prototype, m).mockImplementation(function (this: TensorRefType) {
+        seen.push(this.numel);
+        return orig.call(this) as never;
+      });
+      return spy;
+    });
     try {
       const loaded = await loadCheckpoint(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), { heads: false });
       const params = Object.values(loaded.backbone.stateDict()).reduce((a, t) => a + t.numel, 0);
@@ -163,7 +166,23 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
       expect(loaded.ignored).toEqual(expect.arrayContaining(['projector (16 tensors)', 'classifier (2 tensors)']));
       loaded.dispose();
     } finally {
-      TensorRef.prototype.read = read;
+      for (const s of spies) s.mockRestore();
+    }
+  });
+
+  it('reads channels_last weights in storage order and matches the strided read', async () => {
+    const { openAnyCheckpoint } = await import('../lib/checkpoint/load.js');
+    const o = await openAnyCheckpoint(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
+    try {
+      const ref = o.modules.backbone.get('layer1.0.conv1.weight')!;
+      expect(ref.isContiguous).toBe(false);
+      const p = (await ref.readPhysical())!;
+      expect(p.physicalShape).toEqual([64, 3, 3, 64]);
+      expect(p.dims).toEqual([0, 3, 1, 2]);
+      const t = Tensor.from(p.data, p.physicalShape).permute(p.dims);
+      expect([...t.clone().toTypedArray()]).toEqual([...(await ref.read())]);
+    } finally {
+      await o.close();
     }
   });
 

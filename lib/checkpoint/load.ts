@@ -3,9 +3,9 @@
  * dicts, the project's own `.pth` / `.safetensors`) → ready native models.
  *
  * Only the tensors of the modules being built are read (never optimizer state, never BYOL's momentum
- * copies). Keys are checked against the models before any tensor data is read, across all modules at
- * once, so one ERR_CHECKPOINT_KEYS names every missing / unexpected / mis-shaped key with its full
- * checkpoint name. float16 / bfloat16 / float64 weights become float32; channels_last-strided weights are
+ * copies); their reads start at once and overlap the addon's loading and the models' construction.
+ * Keys are checked against the models, across all modules at once, before any data reaches a model, so
+ * one ERR_CHECKPOINT_KEYS names every missing / unexpected / mis-shaped key with its full checkpoint name. float16 / bfloat16 / float64 weights become float32; channels_last-strided weights are
  * made contiguous by TensorRef.read().
  *
  * Unlike the rest of lib/checkpoint/ this file needs the native addon (it builds models).
@@ -185,10 +185,25 @@ export async function openAnyCheckpoint(
   return { info, modules, close: () => file.close(), kind: 'torch', root: file.root };
 }
 
-/** Reads a TensorRef into a native float32 tensor (integers, e.g. num_batches_tracked, keep their type). */
-async function materialise(ref: TensorRef): Promise<Tensor> {
-  const data = await ref.read();
-  const t = Tensor.from(data, [...ref.shape], { dtype: ref.dtype });
+type Physical = Awaited<ReturnType<TensorRef['readPhysical']>>;
+
+/**
+ * A read tensor → a native tensor, float32 unless integral (num_batches_tracked stays int64). Dense
+ * strided data (channels_last) arrives in storage order and is permuted natively: no JS reordering.
+ */
+async function materialise(ref: TensorRef, pending: Promise<Physical> | undefined): Promise<Tensor> {
+  const physical = await (pending ?? ref.readPhysical());
+  let t: Tensor;
+  if (physical) {
+    const base = Tensor.from(physical.data, physical.physicalShape, { dtype: ref.dtype });
+    if (physical.dims.every((d, i) => d === i)) t = base;
+    else {
+      t = base.permute(physical.dims);
+      base.dispose();
+    }
+  } else {
+    t = Tensor.from(await ref.read(), [...ref.shape], { dtype: ref.dtype });
+  }
   if (ref.dtype === 'float16' || ref.dtype === 'bfloat16' || ref.dtype === 'float64') {
     const f = t.to({ dtype: 'float32' });
     t.dispose();
@@ -267,6 +282,17 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
   const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
   const { info, modules } = opened;
   const built: Array<{ dispose(): void }> = [];
+  // The tensors of the modules to load (and no others) are read now, on libuv's threads, while the
+  // native addon loads and the models are built — both block this thread. Keys are still checked
+  // before any of it reaches a model.
+  const pending = new Map<TensorRef, Promise<Physical>>();
+  for (const m of heads ? [modules.backbone, modules.projector, modules.classifier] : [modules.backbone]) {
+    for (const ref of m.values()) {
+      const p = ref.readPhysical();
+      p.catch(() => undefined);
+      pending.set(ref, p);
+    }
+  }
   try {
     if (modules.backbone.size === 0) {
       throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: no ResNet backbone found (no backbone.*, encoder.* or torchvision conv1/bn1/layerN keys)`);
@@ -341,7 +367,7 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
     const read = async (plan: Plan): Promise<Map<string, Tensor>> => {
       const sd = new Map<string, Tensor>();
       try {
-        for (const [k, ref] of plan.source) if (plan.target.has(k)) sd.set(k, await materialise(ref));
+        for (const [k, ref] of plan.source) if (plan.target.has(k)) sd.set(k, await materialise(ref, pending.get(ref)));
       } catch (e) {
         for (const t of sd.values()) t.dispose();
         throw e;
@@ -397,6 +423,7 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
     for (const m of built) m.dispose();
     throw err;
   } finally {
+    await Promise.allSettled(pending.values());
     await opened.close();
   }
 }

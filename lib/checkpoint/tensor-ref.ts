@@ -129,6 +129,32 @@ export class TensorRef {
     return new TensorRef(storage.dtype, [...shape], [...stride], storageOffset, storage, requiresGrad, numel, maxIndex - storageOffset + 1);
   }
 
+  /**
+   * The values in storage order, without reordering them, when the tensor is dense — its strides a
+   * permutation of C-contiguous ones, as channels_last conv weights are. `data` is C-ordered for
+   * `physicalShape`; permuting that by `dims` (result dim i = physical dim dims[i]) gives the tensor.
+   * Lets a native engine do the reordering. Null when the tensor is not dense (use read()).
+   */
+  async readPhysical(): Promise<{ data: TypedArray; physicalShape: number[]; dims: number[] } | null> {
+    const rank = this.shape.length;
+    const order = Array.from({ length: rank }, (_, d) => d).sort((a, b) => this.stride[b]! - this.stride[a]! || a - b);
+    let expected = 1;
+    for (let i = rank - 1; i >= 0; i--) {
+      const d = order[i]!;
+      if (this.shape[d] !== 1 && this.stride[d] !== expected) return null;
+      expected *= this.shape[d]!;
+    }
+    const es = DTYPE_BYTES[this.dtype];
+    const start = (this.storage.elementOffset + this.storageOffset) * es;
+    const raw = this.numel === 0 ? new Uint8Array(0) : await this.storage.source.read(start, this.numel * es);
+    const bytes = raw.byteOffset % 8 === 0 ? raw : raw.slice();
+    return {
+      data: typedArrayFor(this.dtype, bytes.buffer, bytes.byteOffset, this.numel),
+      physicalShape: order.map((d) => this.shape[d]!),
+      dims: Array.from({ length: rank }, (_, d) => order.indexOf(d)),
+    };
+  }
+
   /** A C-contiguous copy of the values (float16 / bfloat16 as Uint16Array raw bits, bool as Uint8Array). */
   async read(): Promise<TypedArray> {
     const es = DTYPE_BYTES[this.dtype];
