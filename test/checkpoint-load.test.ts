@@ -250,6 +250,23 @@ describe('loadCheckpoint: strict keys', () => {
     expect(e.message).toContain('projector.4.running_mean');
   });
 
+  it('a solo-learn checkpoint\'s method-specific extras (queues, other heads) are reported as not loaded', async () => {
+    const { readTorchFile, tensorMap } = await import('../lib/checkpoint/torch-file.js');
+    const { writeTorchFile } = await import('../lib/checkpoint/torch-writer.js');
+    const src = await readTorchFile(fixture('fp16_state_dict', 'backbone-fp16.pth'));
+    const sd = new Map<string, unknown>([...tensorMap(src.root)!].map(([k, t]) => [`backbone.${k}`, t]));
+    sd.set('queue', { dtype: 'float32', shape: [2, 4], data: new Float32Array(8) });
+    sd.set('dino_head.weight', { dtype: 'float32', shape: [3, 512], data: new Float32Array(1536) });
+    sd.set('dino_head.bias', { dtype: 'float32', shape: [3], data: new Float32Array(3) });
+    const p = join(dir, 'extras.ckpt');
+    await writeTorchFile(p, { epoch: 1, global_step: 2, 'pytorch-lightning_version': '2.1.2', state_dict: sd as never });
+    await src.close();
+    const l = await loadCheckpoint(p);
+    expect(l.ignored).toEqual(['queue', 'dino_head (2 tensors)']);
+    expect(l.info.warnings).toContain('not loaded: queue, dino_head (2 tensors)');
+    l.dispose();
+  });
+
   it('strict: false loads what matches and lists the rest; shapes must still match', async () => {
     const l = await loadCheckpoint(fixture('bad_keys', 'missing.pth'), { strict: false });
     expect(l.missing).toEqual(['layer2.0.bn1.running_var']);
