@@ -1,0 +1,193 @@
+/**
+ * The training configuration schema (zod): the one place where defaults live. Per-method defaults follow
+ * solo-learn's CIFAR configs (scripts/pretrain/cifar/*.yaml) and the BagSSL seed (appendix C); presets
+ * bundle whole recipes. Validation errors name the field at fault.
+ */
+import { z } from 'zod';
+import { TorchSslError } from './errors.js';
+import { PROJECTOR_PRESETS } from './models.js';
+
+export const METHODS = ['vicreg', 'simclr', 'tcr', 'barlow'] as const;
+export type Method = (typeof METHODS)[number];
+
+const prob = z.number().min(0).max(1);
+const positive = z.number().positive();
+
+/** One view's augmentation pipeline (solo-learn order: crop, jitter, gray, blur, solarize, flip). */
+export const ViewSchema = z.object({
+  size: z.number().int().positive().default(32),
+  scale: z.tuple([positive, positive]).default([0.08, 1]),
+  ratio: z.tuple([positive, positive]).default([3 / 4, 4 / 3]),
+  interpolation: z.enum(['bicubic', 'bilinear']).default('bicubic'),
+  jitter: z
+    .object({ p: prob, brightness: z.number().min(0), contrast: z.number().min(0), saturation: z.number().min(0), hue: z.number().min(0).max(0.5) })
+    .default({ p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1 }),
+  grayscale: prob.default(0.2),
+  blur: z.object({ p: prob, sigma: z.tuple([positive, positive]).default([0.1, 2]), kernel: z.number().int().min(0).default(0) }).default({ p: 0, sigma: [0.1, 2], kernel: 0 }),
+  solarize: prob.default(0),
+  flip: prob.default(0.5),
+});
+export type ViewConfig = z.infer<typeof ViewSchema>;
+
+/** Augmentation recipes (solo-learn CIFAR augmentations/*.yaml, EMP-SSL's fixed-scale patches). */
+export const AUGMENTATION_PRESETS: Record<string, Partial<z.input<typeof ViewSchema>>[]> = {
+  /** solo-learn asymmetric.yaml (BYOL, Barlow): solarize 0 / 0.2, no blur on CIFAR. */
+  'solo-asymmetric': [{ solarize: 0 }, { solarize: 0.2 }],
+  /** solo-learn symmetric.yaml (SimCLR). */
+  'solo-symmetric': [{ jitter: { p: 0.8, brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 }, blur: { p: 0.5, sigma: [0.1, 2], kernel: 0 } }],
+  /** solo-learn vicreg.yaml: crop scale (0.2, 1), solarize 0.1 on both views. */
+  'solo-vicreg': [{ scale: [0.2, 1], solarize: 0.1 }],
+  /** EMP-SSL CIFAR: fixed-scale 16×16 patches (area 0.25, ratio 1) upsampled to 32, bilinear. */
+  'emp-ssl-patches': [
+    {
+      scale: [0.25, 0.25],
+      ratio: [1, 1],
+      interpolation: 'bilinear',
+      jitter: { p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 },
+      blur: { p: 0.1, sigma: [0.1, 2], kernel: 0 },
+      solarize: 0.1,
+    },
+  ],
+};
+
+const NormalizationSchema = z.union([z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl']), z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) })]);
+
+export const TrainConfigSchema = z.object({
+  method: z.enum(METHODS),
+  data: z.object({
+    /** .npy (uint8 N×H×W×3), CIFAR binary folder or image folder. */
+    train: z.string().min(1),
+    /** Labels .npy for the online classifier / kNN (auto-detected beside .npy inputs, from folders). */
+    labels: z.string().optional(),
+    /** A labelled validation set for online kNN. */
+    val: z.string().optional(),
+    valLabels: z.string().optional(),
+    normalization: NormalizationSchema.default('cifar10'),
+    /** Resize image-folder inputs to this side. */
+    size: z.number().int().positive().optional(),
+  }),
+  backbone: z.object({ depth: z.union([z.literal(18), z.literal(34), z.literal(50)]).default(18), stem: z.enum(['cifar', 'imagenet']).default('cifar'), zeroInitResidual: z.boolean().default(false) }).default({ depth: 18, stem: 'cifar', zeroInitResidual: false }),
+  projector: z.object({ preset: z.enum(Object.keys(PROJECTOR_PRESETS) as [string, ...string[]]).optional(), hiddenDims: z.array(z.number().int().positive()).optional(), outputDim: z.number().int().positive().optional(), batchNorm: z.boolean().optional() }).default({}),
+  /** Number of views (SimCLR may use more than 2); for TCR the number of patches per image. */
+  views: z.number().int().min(2).optional(),
+  augmentation: z.union([z.enum(Object.keys(AUGMENTATION_PRESETS) as [string, ...string[]]), z.array(ViewSchema.partial())]).optional(),
+  loss: z.object({ simWeight: z.number().min(0), varWeight: z.number().min(0), covWeight: z.number().min(0), temperature: positive, eps: positive, lambda: z.number().min(0), scale: positive }).partial().default({}),
+  optimizer: z
+    .object({
+      lr: positive.optional(),
+      classifierLr: positive.default(0.1),
+      weightDecay: z.number().min(0).optional(),
+      eta: positive.default(0.02),
+      momentum: z.number().min(0).max(1).default(0.9),
+      clipLr: z.boolean().default(true),
+      excludeBiasAndNorm: z.boolean().default(true),
+    })
+    .default({ classifierLr: 0.1, eta: 0.02, momentum: 0.9, clipLr: true, excludeBiasAndNorm: true }),
+  scheduler: z.object({ warmupEpochs: z.number().min(0).default(10), warmupStartLr: z.number().min(0).default(3e-5), minLr: z.number().min(0).default(0) }).default({ warmupEpochs: 10, warmupStartLr: 3e-5, minLr: 0 }),
+  batchSize: z.number().int().min(2).default(256),
+  epochs: z.number().int().positive().default(1000),
+  /** Stop after this many steps (0: run all epochs). */
+  maxSteps: z.number().int().min(0).default(0),
+  device: z.string().default('cpu'),
+  /** '32' everywhere; mixed precision is for CUDA builds. */
+  precision: z.enum(['32', '16-mixed', 'bf16-mixed']).default('32'),
+  channelsLast: z.boolean().default(false),
+  seed: z.number().int().min(0).default(5),
+  /** Intra-op threads (0: all cores). */
+  threads: z.number().int().min(0).default(0),
+  checkpoint: z.object({ dir: z.string().default('trained_models'), every: z.number().int().min(0).default(1), name: z.string().optional() }).default({ dir: 'trained_models', every: 1 }),
+  knn: z.object({ every: z.number().int().min(0).default(0), k: z.number().int().positive().default(20), temperature: positive.default(0.07) }).default({ every: 0, k: 20, temperature: 0.07 }),
+  logEvery: z.number().int().positive().default(10),
+  /** A checkpoint written by torch-ssl train to continue from. */
+  resume: z.string().optional(),
+});
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+export type TrainConfig = z.output<typeof TrainConfigSchema>;
+
+/** Per-method defaults (solo-learn CIFAR configs; TCR from EMP-SSL / the BagSSL seed). */
+export const METHOD_DEFAULTS: Record<Method, { lr: number; weightDecay: number; views: number; augmentation: string; projector: keyof typeof PROJECTOR_PRESETS; loss: Record<string, number>; concatViews: boolean }> = {
+  vicreg: { lr: 0.3, weightDecay: 1e-4, views: 2, augmentation: 'solo-vicreg', projector: 'vicreg', loss: { simWeight: 25, varWeight: 25, covWeight: 1 }, concatViews: false },
+  barlow: { lr: 0.3, weightDecay: 1e-4, views: 2, augmentation: 'solo-asymmetric', projector: 'barlow', loss: { lambda: 0.0051, scale: 0.1 }, concatViews: false },
+  simclr: { lr: 0.4, weightDecay: 1e-4, views: 2, augmentation: 'solo-symmetric', projector: 'simclr', loss: { temperature: 0.2 }, concatViews: false },
+  tcr: { lr: 0.3, weightDecay: 1e-4, views: 20, augmentation: 'emp-ssl-patches', projector: 'tcr', loss: { eps: 0.2, lambda: 30 }, concatViews: true },
+};
+
+/** Whole recipes; a config's own fields override the preset's. */
+export const TRAIN_PRESETS: Record<string, Partial<TrainConfigInput>> = {
+  /** BagSSL seed C.1: CIFAR ResNet-34, 600 epochs, batch 1024, LARS lr 0.3, wd 1e-4, 10 warm-up epochs. */
+  'bagssl-c1-cifar10': { backbone: { depth: 34, stem: 'cifar' }, epochs: 600, batchSize: 1024, optimizer: { lr: 0.3, weightDecay: 1e-4 }, projector: { preset: 'bagssl-cifar10' }, loss: { temperature: 0.1, lambda: 30, eps: 0.2 } },
+  'bagssl-c1-cifar100': { backbone: { depth: 34, stem: 'cifar' }, epochs: 600, batchSize: 1024, optimizer: { lr: 0.3, weightDecay: 1e-4 }, projector: { preset: 'bagssl-cifar100' }, loss: { temperature: 0.1, lambda: 30, eps: 0.2 } },
+  /** BagSSL seed C.2: ImageNet-100 ResNet-50, 400 epochs, batch 1024, lr 0.1, 3×8192 projector, TCR λ 1920. */
+  'bagssl-c2-imagenet100': { backbone: { depth: 50, stem: 'imagenet' }, epochs: 400, batchSize: 1024, optimizer: { lr: 0.1, weightDecay: 1e-4 }, projector: { preset: 'bagssl-imagenet' }, loss: { temperature: 0.1, lambda: 1920, eps: 0.2 }, data: { train: '', normalization: 'imagenet' } },
+  /** solo-learn's CIFAR recipes (1000 epochs, batch 256). */
+  'solo-cifar-vicreg': { method: 'vicreg', epochs: 1000, batchSize: 256 },
+  'solo-cifar-barlow': { method: 'barlow', epochs: 1000, batchSize: 256 },
+  'solo-cifar-simclr': { method: 'simclr', epochs: 1000, batchSize: 256 },
+  /** EMP-SSL-style TCR on CIFAR: 20 fixed-scale patches, batch 100. */
+  'emp-ssl-cifar': { method: 'tcr', views: 20, batchSize: 100, epochs: 30, data: { train: '', normalization: 'emp-ssl' } },
+};
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/** Applies `key.path=value` overrides (values parsed as YAML/JSON scalars). */
+export function applyOverrides(config: Record<string, unknown>, sets: string[], parse: (s: string) => unknown): Record<string, unknown> {
+  const out = structuredClone(config);
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new TorchSslError('ERR_CONFIG', `--set expects key=value, got "${s}"`);
+    const path = s.slice(0, eq).split('.');
+    let node: Record<string, unknown> = out;
+    for (const p of path.slice(0, -1)) {
+      if (!isObject(node[p])) node[p] = {};
+      node = node[p] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = parse(s.slice(eq + 1));
+  }
+  return out;
+}
+
+/** Validates a config (with an optional `preset` key) and fills every default. Errors name the field. */
+export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedViews: ViewConfig[]; numViews: number; concatViews: boolean; projectorResolved: { hiddenDims: number[]; outputDim: number; batchNorm: boolean } } {
+  if (!isObject(input)) throw new TorchSslError('ERR_CONFIG', 'config must be an object');
+  let raw: Record<string, unknown> = input;
+  if (typeof raw.preset === 'string') {
+    const preset = TRAIN_PRESETS[raw.preset];
+    if (!preset) throw new TorchSslError('ERR_CONFIG', `config.preset: unknown preset "${raw.preset}" (known: ${Object.keys(TRAIN_PRESETS).join(', ')})`);
+    const { preset: _p, ...rest } = raw;
+    raw = deepMerge(preset as Record<string, unknown>, rest);
+  }
+  const parsed = TrainConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `config.${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new TorchSslError('ERR_CONFIG', `invalid training config:\n  ${lines.join('\n  ')}`, { issues: parsed.error.issues });
+  }
+  const c = parsed.data;
+  const m = METHOD_DEFAULTS[c.method];
+  c.optimizer.lr ??= m.lr;
+  c.optimizer.weightDecay ??= m.weightDecay;
+  c.loss = { ...m.loss, ...c.loss };
+  const numViews = c.views ?? m.views;
+  if ((c.method === 'vicreg' || c.method === 'barlow') && numViews !== 2) throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly 2 views, got ${numViews}`);
+  const aug = c.augmentation ?? m.augmentation;
+  const partials = typeof aug === 'string' ? AUGMENTATION_PRESETS[aug]! : aug;
+  if (partials.length === 0) throw new TorchSslError('ERR_CONFIG', 'config.augmentation: at least one view pipeline is needed');
+  const resolvedViews = partials.map((p, i) => {
+    const r = ViewSchema.safeParse(p);
+    if (!r.success) throw new TorchSslError('ERR_CONFIG', `config.augmentation[${i}]: ${r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+    return r.data;
+  });
+  const pp = PROJECTOR_PRESETS[(c.projector.preset ?? m.projector) as keyof typeof PROJECTOR_PRESETS];
+  const projectorResolved = { hiddenDims: [...(c.projector.hiddenDims ?? pp.hiddenDims)], outputDim: c.projector.outputDim ?? pp.outputDim, batchNorm: c.projector.batchNorm ?? pp.batchNorm };
+  if (c.maxSteps === 0 && c.epochs <= 0) throw new TorchSslError('ERR_CONFIG', 'config.epochs must be positive');
+  return { ...c, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved };
+}

@@ -1,0 +1,322 @@
+/**
+ * train(config, { onProgress, signal }): the whole loop runs natively on its own thread (augmentation on a
+ * producer thread, the step on the training thread); JS validates the config, loads the data, receives
+ * events, writes checkpoints (atomically, solo-learn's layout, args.json beside) and can stop the run.
+ */
+import { mkdir, writeFile, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openImageSource } from './data/index.js';
+import { NORMALIZATIONS } from './data/normalization.js';
+import { TorchSslError, rethrowWithStack } from './errors.js';
+import { native, setNumThreads, type NativeTensor } from './native.js';
+import { Tensor } from './tensor.js';
+import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './checkpoint/index.js';
+import { dictGet } from './checkpoint/pyvalue.js';
+import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
+
+const version = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+export interface StepEvent {
+  type: 'step';
+  epoch: number;
+  step: number;
+  globalStep: number;
+  totalSteps: number;
+  stepsPerEpoch: number;
+  loss: number;
+  classifierLoss: number;
+  terms: Record<string, number>;
+  lr: number;
+  imagesPerSec: number;
+  /** Time the producer spent augmenting this batch, the step's compute time, and how long the step waited for data. */
+  augmentMs: number;
+  stepMs: number;
+  waitMs: number;
+}
+export interface EpochEvent {
+  type: 'epoch';
+  epoch: number;
+  globalStep: number;
+  totalSteps: number;
+  loss: number;
+}
+export interface KnnEvent {
+  type: 'knn';
+  epoch: number;
+  globalStep: number;
+  top1: number;
+  top5: number;
+}
+export interface CheckpointEvent {
+  type: 'checkpoint';
+  epoch: number;
+  globalStep: number;
+  path: string;
+  final: boolean;
+  aborted: boolean;
+}
+export type TrainEvent = StepEvent | EpochEvent | KnnEvent | CheckpointEvent;
+
+export interface TrainOptions {
+  onProgress?: (event: TrainEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  epochs: number;
+  globalStep: number;
+  aborted: boolean;
+  lastLoss: number;
+  imagesPerSec: number;
+  augmentMsPerStep: number;
+  stepMsPerStep: number;
+  waitMsPerStep: number;
+  /** The last checkpoint written (solo-learn layout; loadCheckpoint / extract / Python torch.load read it). */
+  checkpoint: string;
+  argsJson: string;
+  knn: { epoch: number; top1: number; top5: number }[];
+  losses: { globalStep: number; loss: number }[];
+}
+
+interface RawCheckpoint {
+  type: 'checkpoint';
+  epoch: number;
+  globalStep: number;
+  final: boolean;
+  aborted: boolean;
+  stateDict: [string, NativeTensor][];
+  momentum: [string, NativeTensor][];
+  groupLrs: Record<string, number>;
+}
+
+async function loadImages(path: string, labelsPath: string | undefined, size: number | undefined) {
+  const src = await openImageSource({ path, ...(labelsPath ? { labels: labelsPath } : {}), ...(size ? { size } : {}) });
+  try {
+    if (src.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${path}: training needs raw uint8 pixels (N, H, W, 3), not ${src.layout}`);
+    if (src.count === 0) throw new TorchSslError('ERR_DATA_FORMAT', `${path}: no images`);
+    const batch = await src.readBatch(0, src.count);
+    const images = Tensor.from(batch.pixels as Uint8Array, [src.count, src.height, src.width, 3], { dtype: 'uint8' });
+    const labels = src.labels ? Tensor.from(BigInt64Array.from(src.labels, (v) => BigInt(v)), [src.count], { dtype: 'int64' }) : undefined;
+    const numClasses = src.labels ? Math.max(...src.labels) + 1 : 0;
+    return { images, labels, numClasses, height: src.height };
+  } finally {
+    await src.close();
+  }
+}
+
+function tensorData(t: NativeTensor) {
+  const w = new Tensor(t);
+  return { dtype: w.dtype, shape: w.shape, data: w.toTypedArray() };
+}
+
+async function readResume(path: string) {
+  const file = await readTorchFile(path);
+  try {
+    const root = file.root;
+    const sd = tensorMap(dictGet(root as never, 'state_dict') as never);
+    if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: no state_dict to resume from`);
+    const stateDict: [string, NativeTensor][] = [];
+    for (const [k, ref] of sd) stateDict.push([k, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
+    const names = dictGet(root as never, 'parameter_names') as string[] | undefined;
+    const momentum: [string, NativeTensor][] = [];
+    const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
+    const state = opt ? (dictGet(opt as never, 'state') as Map<number, unknown> | undefined) : undefined;
+    if (names && state) {
+      for (const [idx, s] of state) {
+        const ref = dictGet(s as never, 'momentum_buffer') as { read(): Promise<never>; shape: number[]; dtype: never } | undefined;
+        const name = names[Number(idx)];
+        if (ref && name) momentum.push([name, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
+      }
+    }
+    return {
+      epoch: Number(dictGet(root as never, 'epoch') ?? 0),
+      globalStep: Number(dictGet(root as never, 'global_step') ?? 0),
+      stateDict,
+      momentum,
+    };
+  } finally {
+    await file.close();
+  }
+}
+
+/** Trains a ResNet + projector with a joint-embedding objective, natively. Resolves when the run ends. */
+export async function train(configInput: TrainConfigInput | Record<string, unknown>, opts: TrainOptions = {}): Promise<TrainResult> {
+  const callSite = new Error();
+  try {
+    return await trainImpl(configInput, opts);
+  } catch (err) {
+    rethrowWithStack(err, callSite);
+  }
+}
+
+async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>, opts: TrainOptions): Promise<TrainResult> {
+  const c = resolveTrainConfig(configInput);
+  if (c.threads > 0) setNumThreads(c.threads);
+  if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
+  const norm = typeof c.data.normalization === 'string' ? NORMALIZATIONS[c.data.normalization] : c.data.normalization;
+  const train = await loadImages(c.data.train, c.data.labels, c.data.size);
+  const val = c.data.val ? await loadImages(c.data.val, c.data.valLabels, c.data.size) : undefined;
+  const resume = c.resume ? await readResume(c.resume) : null;
+
+  const name = c.checkpoint.name ?? `${c.method}-resnet${c.backbone.depth}-${basename(c.data.train).replace(/\.[^.]*$/, '')}`;
+  await mkdir(c.checkpoint.dir, { recursive: true });
+  const argsJson = join(c.checkpoint.dir, 'args.json');
+  const args = { ...c, name, torch_ssl_version: version, method_kwargs: c.loss, backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone }, data: { ...c.data, dataset: c.data.normalization, num_classes: train.numClasses } };
+  await writeFile(`${argsJson}.tmp-${process.pid}`, JSON.stringify(args, null, 2));
+  await rename(`${argsJson}.tmp-${process.pid}`, argsJson);
+
+  const nativeConfig = {
+    method: c.method,
+    depth: c.backbone.depth,
+    stem: c.backbone.stem,
+    zeroInitResidual: c.backbone.zeroInitResidual,
+    projectorHidden: c.projectorResolved.hiddenDims,
+    projectorOutput: c.projectorResolved.outputDim,
+    projectorBatchNorm: c.projectorResolved.batchNorm,
+    views: c.resolvedViews.map((v) => ({
+      size: v.size,
+      scaleMin: v.scale[0],
+      scaleMax: v.scale[1],
+      ratioMin: v.ratio[0],
+      ratioMax: v.ratio[1],
+      interpolation: v.interpolation,
+      jitterP: v.jitter.p,
+      brightness: v.jitter.brightness,
+      contrast: v.jitter.contrast,
+      saturation: v.jitter.saturation,
+      hue: v.jitter.hue,
+      grayP: v.grayscale,
+      blurP: v.blur.p,
+      sigmaMin: v.blur.sigma[0],
+      sigmaMax: v.blur.sigma[1],
+      blurKernel: v.blur.kernel,
+      solarizeP: v.solarize,
+      flipP: v.flip,
+      mean: [...norm.mean],
+      std: [...norm.std],
+    })),
+    numViews: c.numViews,
+    concatViews: c.concatViews,
+    batchSize: c.batchSize,
+    epochs: c.epochs,
+    maxSteps: c.maxSteps,
+    lr: c.optimizer.lr,
+    classifierLr: c.optimizer.classifierLr,
+    weightDecay: c.optimizer.weightDecay,
+    eta: c.optimizer.eta,
+    momentum: c.optimizer.momentum,
+    clipLr: c.optimizer.clipLr,
+    excludeBiasAndNorm: c.optimizer.excludeBiasAndNorm,
+    warmupEpochs: c.scheduler.warmupEpochs,
+    warmupStartLr: c.scheduler.warmupStartLr,
+    minLr: c.scheduler.minLr,
+    loss: c.loss,
+    numClasses: train.labels ? train.numClasses : 0,
+    seed: c.seed,
+    device: c.device,
+    channelsLast: c.channelsLast,
+    checkpointEvery: c.checkpoint.every,
+    logEvery: c.logEvery,
+    knnEvery: c.knn.every,
+    knnK: c.knn.k,
+    knnTemperature: c.knn.temperature,
+    evalMean: [...norm.mean],
+    evalStd: [...norm.std],
+  };
+  const data = { images: train.images.handle, labels: train.labels?.handle, valImages: val?.images.handle, valLabels: val?.labels?.handle };
+
+  const knn: TrainResult['knn'] = [];
+  const losses: TrainResult['losses'] = [];
+  let lastCheckpoint = '';
+  let writes: Promise<void> = Promise.resolve();
+  let writeError: unknown;
+
+  const writeCheckpoint = async (e: RawCheckpoint) => {
+    const path = join(c.checkpoint.dir, `${name}-ep=${e.epoch}${e.aborted ? '-aborted' : ''}.ckpt`);
+    const stateDict = new Map<string, WritableValue>(e.stateDict.map(([k, t]) => [k, tensorData(t)]));
+    const parameterNames = e.stateDict.map(([k]) => k).filter((k) => !/running_|num_batches_tracked/.test(k));
+    const momentumByName = new Map(e.momentum);
+    const state = new Map<number, WritableValue>();
+    parameterNames.forEach((n, i) => {
+      const m = momentumByName.get(n);
+      if (m) state.set(i, new Map([['momentum_buffer', tensorData(m)]]));
+    });
+    const groups = Object.entries(e.groupLrs).map(([groupName, lr]) => {
+      const idx = parameterNames.map((n, i) => [n, i] as const).filter(([n]) => n.startsWith(`${groupName}.`)).map(([, i]) => i);
+      return {
+        name: groupName,
+        lr,
+        momentum: c.optimizer.momentum,
+        dampening: 0,
+        weight_decay: groupName === 'classifier' ? 0 : c.optimizer.weightDecay!,
+        nesterov: false,
+        eta: c.optimizer.eta,
+        eps: 1e-8,
+        clip_lr: c.optimizer.clipLr,
+        exclude_bias_n_norm: c.optimizer.excludeBiasAndNorm,
+        params: idx,
+      };
+    });
+    const stepsPerEpoch = Math.floor(train.images.shape[0]! / c.batchSize);
+    await writeTorchFile(path, {
+      epoch: e.epoch,
+      global_step: e.globalStep,
+      'pytorch-lightning_version': `torch-ssl ${version}`,
+      state_dict: stateDict,
+      optimizer_states: [{ state, param_groups: groups }],
+      lr_schedulers: [
+        {
+          warmup_epochs: c.scheduler.warmupEpochs * stepsPerEpoch,
+          max_epochs: c.epochs * stepsPerEpoch,
+          warmup_start_lr: c.scheduler.warmupStartLr,
+          eta_min: c.scheduler.minLr,
+          base_lrs: groups.map((g) => (g.name === 'classifier' ? c.optimizer.classifierLr : c.optimizer.lr!)),
+          last_epoch: e.globalStep,
+        },
+      ],
+      parameter_names: parameterNames,
+      torch_ssl: { version, method: c.method },
+    });
+    lastCheckpoint = path;
+    opts.onProgress?.({ type: 'checkpoint', epoch: e.epoch, globalStep: e.globalStep, path, final: e.final, aborted: e.aborted });
+  };
+
+  const onEvent = (raw: { type: string } & Record<string, unknown>) => {
+    if (raw.type === 'checkpoint') {
+      const e = raw as unknown as RawCheckpoint;
+      writes = writes.then(() => writeCheckpoint(e)).catch((err) => {
+        writeError ??= err;
+      });
+      return;
+    }
+    if (raw.type === 'step') losses.push({ globalStep: raw.globalStep as number, loss: raw.loss as number });
+    if (raw.type === 'knn') knn.push({ epoch: raw.epoch as number, top1: raw.top1 as number, top5: raw.top5 as number });
+    opts.onProgress?.(raw as unknown as TrainEvent);
+  };
+
+  const run = native().startTraining(nativeConfig, data, resume, onEvent) as { done: Promise<Omit<TrainResult, 'checkpoint' | 'argsJson' | 'knn' | 'losses'>>; abort: () => void };
+  const onAbort = () => run.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const r = await run.done;
+    await writes;
+    if (writeError) throw writeError;
+    return { ...r, checkpoint: lastCheckpoint, argsJson, knn, losses };
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    train.images.dispose();
+    train.labels?.dispose();
+    val?.images.dispose();
+    val?.labels?.dispose();
+  }
+}
+
+export { resolveTrainConfig, TRAIN_PRESETS, METHOD_DEFAULTS, AUGMENTATION_PRESETS, type TrainConfig, type TrainConfigInput } from './train-config.js';
+
+/** Removes a run's checkpoint directory (tests, demos). */
+export async function removeRun(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
