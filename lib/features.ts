@@ -63,6 +63,12 @@ export interface ExtractOptions {
   device?: string;
   /** Convert model inputs to channels_last before the backbone (oneDNN's fast layout). Default true. */
   channelsLast?: boolean;
+  /**
+   * CPU: run an inference copy of the backbone with eval-mode BatchNorm folded into the convolutions and
+   * weights pre-packed for oneDNN (same features up to float rounding, ~1.3–2× faster). Default true;
+   * false runs the module itself.
+   */
+  foldBatchNorm?: boolean;
   onProgress?: (p: ExtractProgress) => void;
   signal?: AbortSignal;
   /** Stream features to this .npy path (atomically renamed when complete) instead of returning a Tensor. */
@@ -90,7 +96,7 @@ export interface ExtractResult {
   normalization?: Normalization | 'none';
 }
 
-export const EXTRACT_DEFAULTS = { pooling: 'global', space: 'embedding', batchSize: 256, device: 'cpu', channelsLast: true } as const;
+export const EXTRACT_DEFAULTS = { pooling: 'global', space: 'embedding', batchSize: 256, device: 'cpu', channelsLast: true, foldBatchNorm: true } as const;
 
 interface PoolingSpec {
   kind: 'global' | 'window' | 'none';
@@ -252,6 +258,9 @@ export async function extractFeatures(model: ResNet | FeatureModel, images: Tens
   const device = opts.device ?? EXTRACT_DEFAULTS.device;
   if (typeof device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", device);
   const channelsLast = opts.channelsLast ?? EXTRACT_DEFAULTS.channelsLast;
+  const foldBatchNorm = opts.foldBatchNorm ?? EXTRACT_DEFAULTS.foldBatchNorm;
+  if (typeof channelsLast !== 'boolean') throw invalidArg('channelsLast', 'a boolean', channelsLast);
+  if (typeof foldBatchNorm !== 'boolean') throw invalidArg('foldBatchNorm', 'a boolean', foldBatchNorm);
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw invalidArg('onProgress', 'a function', opts.onProgress);
   if (opts.out !== undefined && (typeof opts.out !== 'string' || opts.out.length === 0)) throw invalidArg('out', 'a non-empty path', opts.out);
   if (opts.signal?.aborted) throw aborted('feature extraction');
@@ -276,7 +285,7 @@ export async function extractFeatures(model: ResNet | FeatureModel, images: Tens
     const step = Math.max(1, Math.floor(batchSize / patchesPerImage(patches, reader.height, reader.width)));
     const backbone = m.backbone.handle;
     const proj = space === 'projection' ? m.projector!.handle : null;
-    const nativeOpts = { pooling, patches: patches ?? null, channelsLast };
+    const nativeOpts = { pooling, patches: patches ?? null, channelsLast, foldBatchNorm };
 
     const prepare = (start: number): Promise<NativeTensor> => {
       const end = Math.min(start + step, reader.count);

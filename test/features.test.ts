@@ -59,10 +59,18 @@ describe('extractFeatures vs PyTorch (solo-learn CIFAR ResNet-18, real 32×32 di
     await expectClose(r.features, 'map');
   });
 
-  it('defaults 32×32 uint8 inputs to the CIFAR-10 statistics, and gives the same features without channels_last', async () => {
-    const r = await extractFeatures(net, images, { pooling: 'local', channelsLast: false });
+  it('defaults 32×32 uint8 inputs to the CIFAR-10 statistics; the module path (no BN folding, with or without channels_last) gives the same features', async () => {
+    const r = await extractFeatures(net, images, { pooling: 'local', channelsLast: false, foldBatchNorm: false });
     expect(r.normalization).toEqual({ mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] });
     await expectClose(r.features, 'local');
+    await expectClose((await extractFeatures(net, images, { pooling: 'local', foldBatchNorm: false })).features, 'local');
+  });
+
+  it('extraction leaves a model in training mode in training mode', async () => {
+    net.train();
+    await expectClose((await extractFeatures(net, images, { pooling: 'local' })).features, 'local');
+    expect(net.training).toBe(true);
+    net.eval();
   });
 
   it("space 'projection' equals the solo-learn VICReg projector's output", async () => {

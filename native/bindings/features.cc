@@ -11,6 +11,7 @@
 #include "bindings/module_access.h"
 #include "common/error.h"
 #include "features/extract.h"
+#include "features/folded_resnet.h"
 #include "features/normalize.h"
 
 namespace tssl::bindings {
@@ -91,8 +92,9 @@ Napi::Value extractFeatureBatch(const Napi::CallbackInfo& info) {
       opts.patches = po;
     }
     opts.channelsLast = o.Get("channelsLast").IsBoolean() ? o.Get("channelsLast").As<Napi::Boolean>().Value() : true;
+    const bool foldBatchNorm = o.Get("foldBatchNorm").IsBoolean() ? o.Get("foldBatchNorm").As<Napi::Boolean>().Value() : true;
     const int64_t firstIndex = intField(o, "firstIndex", 0);
-    return runAsync(env, [backbone, projector, images, opts, firstIndex]() -> ResultBuilder {
+    return runAsync(env, [backbone, projector, images, opts, firstIndex, foldBatchNorm]() -> ResultBuilder {
       std::unique_lock<std::mutex> lockBackbone(*backbone.mutex, std::defer_lock);
       std::unique_lock<std::mutex> lockProjector;
       if (projector && projector->mutex != backbone.mutex) {
@@ -106,7 +108,16 @@ Napi::Value extractFeatureBatch(const Napi::CallbackInfo& info) {
       if (projector) projectorEval.emplace(*projector->module);
       c10::InferenceMode guard;
       features::ModelFn project = projector ? projector->forward : features::ModelFn();
-      at::Tensor f = features::extractBatch(backbone.featureMap, project, images, opts, firstIndex);
+      features::ModelFn featureMap = backbone.featureMap;
+      features::ExtractOptions o = opts;
+      auto net = std::dynamic_pointer_cast<ResNetImpl>(backbone.module);
+      if (foldBatchNorm && net && images.device().is_cpu() && features::FoldedResNet::supported(*net)) {
+        // Snapshot per call (folding ResNet-18 costs milliseconds): later weight changes are always seen.
+        auto folded = std::make_shared<features::FoldedResNet>(*net);
+        featureMap = [folded](const at::Tensor& x) { return folded->featureMap(x); };
+        o.channelsLast = false;  // oneDNN's own blocked layout is used instead
+      }
+      at::Tensor f = features::extractBatch(featureMap, project, images, o, firstIndex);
       if (!f.device().is_cpu()) f = f.cpu();
       return [f](Napi::Env env) -> Napi::Value { return wrapTensor(env, f); };
     });
