@@ -192,6 +192,14 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
     loaded.dispose();
   });
 
+  it('device: a device this build lacks → ERR_TORCH_DEVICE, and no native tensor is left behind', async () => {
+    const { cuda } = await import('../lib/native.js');
+    if (cuda.isAvailable()) return;
+    const before = Tensor.liveCount();
+    await expect(loadCheckpoint(fixture('byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'), { device: 'cuda' })).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE' });
+    expect(Tensor.liveCount()).toBeLessThanOrEqual(before);
+  });
+
   it('takes args.json from an explicit path or ignores it', async () => {
     const sub = join(dir, 'no-args');
     mkdirSync(sub, { recursive: true });
