@@ -107,9 +107,18 @@ async function loadImages(path: string, labelsPath: string | undefined, size: nu
   }
 }
 
+/** Copied out of the native tensor only when the writer reaches it (one tensor at a time). */
 function tensorData(t: NativeTensor) {
   const w = new Tensor(t);
-  return { dtype: w.dtype, shape: w.shape, data: w.toTypedArray() };
+  return {
+    dtype: w.dtype,
+    shape: w.shape,
+    load: () => {
+      const data = w.toTypedArray();
+      w.dispose();
+      return data;
+    },
+  };
 }
 
 async function readResume(path: string) {

@@ -9,7 +9,7 @@ import { TorchSslError, invalidArg } from '../errors.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
 import { writeAll, writeAtomically } from './atomic.js';
 import { TensorRef, TorchStorage } from './tensor-ref.js';
-import { tensorBytes, toTensorData, isWritableTensor, type WritableTensor } from './tensor-data.js';
+import { isLazyTensor, tensorBytes, toTensorData, isWritableTensor, type WritableTensor } from './tensor-data.js';
 
 const TO_ST: Record<DType, string> = {
   float16: 'F16',
@@ -56,7 +56,7 @@ export async function writeSafetensors(
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw invalidArg('tensors', 'no tensor named __metadata__', name);
     if (!isWritableTensor(t)) throw invalidArg(`tensors[${JSON.stringify(name)}]`, 'a tensor ({ dtype, shape, data })', t);
-    if (!(t instanceof TensorRef)) tensorBytes(t, `tensors[${JSON.stringify(name)}]`);
+    if (!(t instanceof TensorRef) && !isLazyTensor(t)) tensorBytes(t, `tensors[${JSON.stringify(name)}]`);
   }
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw invalidArg(`metadata[${JSON.stringify(k)}]`, 'a string', v);

@@ -11,7 +11,23 @@ export interface TensorData {
 }
 
 /** The writers take TensorData or a TensorRef from a file being read (read on demand). */
-export type WritableTensor = TensorData | TensorRef;
+/**
+ * A tensor whose values are produced only when the writer reaches it (e.g. copied out of a native tensor),
+ * so a large checkpoint is never materialised in JS memory at once and the event loop is not held.
+ */
+export interface LazyTensor {
+  dtype: DType;
+  shape: readonly number[];
+  load(): Promise<TypedArray> | TypedArray;
+}
+
+export type WritableTensor = TensorData | TensorRef | LazyTensor;
+
+export function isLazyTensor(v: unknown): v is LazyTensor {
+  if (v === null || typeof v !== 'object') return false;
+  const t = v as Partial<LazyTensor>;
+  return typeof t.dtype === 'string' && t.dtype in DTYPE_BYTES && Array.isArray(t.shape) && typeof t.load === 'function';
+}
 
 const ARRAY_OK: Record<DType, (a: TypedArray) => boolean> = {
   float16: (a) => a instanceof Uint16Array,
@@ -33,7 +49,7 @@ export function isTensorData(v: unknown): v is TensorData {
 }
 
 export function isWritableTensor(v: unknown): v is WritableTensor {
-  return v instanceof TensorRef || isTensorData(v);
+  return v instanceof TensorRef || isTensorData(v) || isLazyTensor(v);
 }
 
 /** Checks dtype/array agreement and element count; returns the raw bytes. `name` labels errors. */
@@ -56,5 +72,9 @@ export function tensorBytes(t: TensorData, name: string): Uint8Array {
 /** Resolves a WritableTensor to TensorData (reading a TensorRef's values). */
 export async function toTensorData(t: WritableTensor): Promise<TensorData> {
   if (t instanceof TensorRef) return { dtype: t.dtype, shape: t.shape, data: await t.read() };
+  if (isLazyTensor(t)) {
+    await new Promise<void>((resolve) => setImmediate(resolve));  // let the event loop run between tensors
+    return { dtype: t.dtype, shape: t.shape, data: await t.load() };
+  }
   return t;
 }

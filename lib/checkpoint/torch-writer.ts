@@ -20,7 +20,7 @@ import { DTYPE_BYTES, type DType } from '../dtype.js';
 import { writeAll, writeAtomically } from './atomic.js';
 import { isTuple } from './pyvalue.js';
 import { TensorRef } from './tensor-ref.js';
-import { isTensorData, tensorBytes, toTensorData, type WritableTensor } from './tensor-data.js';
+import { isLazyTensor, isWritableTensor, tensorBytes, toTensorData, type WritableTensor } from './tensor-data.js';
 
 export type WritableValue =
   | WritableTensor
@@ -192,10 +192,10 @@ class TorchPickler {
   }
 
   private tensor(t: WritableTensor, name: string): void {
-    const identity: object = t instanceof TensorRef ? t : t.data;
+    const identity: object = t instanceof TensorRef || isLazyTensor(t) ? t : t.data;
     let rec = this.storageOf.get(identity);
     let shape: readonly number[];
-    if (t instanceof TensorRef) shape = t.shape;
+    if (t instanceof TensorRef || isLazyTensor(t)) shape = t.shape;
     else {
       tensorBytes(t, name);
       shape = t.shape;
@@ -248,7 +248,7 @@ class TorchPickler {
     }
     if (typeof v === 'string') return this.str(v);
     if (typeof v !== 'object') throw invalidArg(where, 'a tensor, Map, object, array, string, number, boolean or null', v);
-    if (v instanceof TensorRef || isTensorData(v)) return this.tensor(v as WritableTensor, where);
+    if (isWritableTensor(v)) return this.tensor(v as WritableTensor, where);
     if (this.active.has(v)) throw invalidArg(where, 'an acyclic value', 'a value that contains itself');
     this.active.add(v);
     if (Array.isArray(v)) {
@@ -297,6 +297,19 @@ interface CentralRecord {
   offset: number;
 }
 
+const CRC_CHUNK = 1 << 20;
+
+/** CRC-32 of large buffers in 1 MiB slices, yielding between them so a big checkpoint never holds the event loop. */
+async function chunkedCrc32(data: Uint8Array): Promise<number> {
+  if (data.length <= CRC_CHUNK) return crc32(data) >>> 0;
+  let crc = 0;
+  for (let off = 0; off < data.length; off += CRC_CHUNK) {
+    crc = crc32(data.subarray(off, Math.min(data.length, off + CRC_CHUNK)), crc);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return crc >>> 0;
+}
+
 /** Sequential writer of a stored, 64-byte-aligned zip. */
 class AlignedZipWriter {
   private offset = 0;
@@ -311,7 +324,7 @@ class AlignedZipWriter {
     const pad = (ALIGNMENT - ((this.offset + 30 + nameBytes.length + 4) % ALIGNMENT)) % ALIGNMENT;
     const header = new Uint8Array(30 + nameBytes.length + 4 + pad);
     const v = new DataView(header.buffer);
-    const crc = crc32(data) >>> 0;
+    const crc = await chunkedCrc32(data);
     v.setUint32(0, 0x04034b50, true);
     v.setUint16(4, 20, true); // version needed
     v.setUint16(6, 0, true); // flags

@@ -3,6 +3,7 @@
 #include <torch/autograd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "bindings/common.h"
