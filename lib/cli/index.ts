@@ -11,6 +11,7 @@ import { TorchSslError } from '../errors.js';
 import { registerDemo } from './demo.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerExport } from './export.js';
+import { register as registerTrain } from './train.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string; description: string };
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerInspect(program);
   registerExport(program);
+  registerTrain(program);
   for (const [name, summary] of [
     ['inspect', 'describe a checkpoint (format, era, method, depth, stem, dataset, epoch, parameters) without reading tensor data'],
     ['extract', 'extract global / local-aggregated / bag-of-patch features to .npy'],

@@ -277,6 +277,27 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   });
 
   applyThreads();
+  const bool canKnn = c.knnEvery > 0 && d.valImages.defined() && d.labels.defined() && d.valLabels.defined();
+  auto runKnn = [&](int64_t epochDone) {
+    if (!canKnn) return;
+    model->eval();
+    {
+      at::NoGradGuard g;
+      at::Tensor trainF = evalFeatures(*model, d.images, c, dev);
+      at::Tensor valF = evalFeatures(*model, d.valImages, c, dev);
+      auto [t1, t5] = weightedKnn(trainF, d.labels.to(dev), valF, d.valLabels.to(dev), c.knnK, c.knnTemperature);
+      TrainEvent k;
+      k.type = "knn";
+      k.epoch = epochDone;
+      k.globalStep = globalStep;
+      k.top1 = t1;
+      k.top5 = t5;
+      emit(std::move(k));
+    }
+    model->train();
+  };
+  // The randomly initialised network's kNN accuracy: the baseline that training must beat.
+  if (globalStep == 0) runKnn(0);
   TrainResult result;
   double sumAug = 0, sumStep = 0, sumWait = 0;
   int64_t stepsDone = 0;
@@ -397,23 +418,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
         e.stepsPerEpoch = stepsPerEpoch;
         e.loss = lossValue;
         emit(std::move(e));
-        if (c.knnEvery > 0 && done % c.knnEvery == 0 && d.valImages.defined() && d.labels.defined() && d.valLabels.defined()) {
-          model->eval();
-          {
-            at::NoGradGuard g;
-            at::Tensor trainF = evalFeatures(*model, d.images, c, dev);
-            at::Tensor valF = evalFeatures(*model, d.valImages, c, dev);
-            auto [t1, t5] = weightedKnn(trainF, d.labels.to(dev), valF, d.valLabels.to(dev), c.knnK, c.knnTemperature);
-            TrainEvent k;
-            k.type = "knn";
-            k.epoch = done;
-            k.globalStep = globalStep;
-            k.top1 = t1;
-            k.top5 = t5;
-            emit(std::move(k));
-          }
-          model->train();
-        }
+        if (c.knnEvery > 0 && (done % c.knnEvery == 0 || done == c.epochs)) runKnn(done);
         if (c.checkpointEvery > 0 && done % c.checkpointEvery == 0 && done < c.epochs) checkpointEvent(done, false, false);
       }
       if (stopRequested()) {
