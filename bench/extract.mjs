@@ -9,7 +9,7 @@ import { lib, python, root, table, threadsFromEnv } from './common.mjs';
 
 const threads = threadsFromEnv();
 const batch = Number.parseInt(process.env.BENCH_BATCH ?? '256', 10);
-const runs = Number.parseInt(process.env.BENCH_RUNS ?? '2', 10);
+const runs = Number.parseInt(process.env.BENCH_RUNS ?? '3', 10);
 const { resnet, exportCheckpoint, readNpy } = await lib();
 const images = join(root, '.cache', 'datasets', 'digits-train.npy');
 const count = (await readNpy(images)).shape[0];
@@ -30,10 +30,13 @@ try {
   const ours = (extra = []) =>
     time(process.execPath, [join(root, 'bench', 'extract-job.mjs'), 'extract', '--checkpoint', ckpt, '--input', images, '--out', join(dir, 'ours.npy'), '--pool', 'local', '--normalize', 'cifar10', '--batch-size', String(batch), ...extra]);
   const theirs = (cl) => time(python, [join(root, 'bench', 'py', 'extract.py'), threads, ckpt, images, join(dir, 'ref.npy'), batch, cl ? 1 : 0]);
-  const best = (fn) => Math.min(...Array.from({ length: runs }, () => fn().s));
-  const a = best(() => ours());
-  const b = best(() => theirs(false));
-  const c = best(() => theirs(true));
+  // Interleaved, best of `runs` each: a shared machine's background load hits both sides alike.
+  let [a, b, c] = [Infinity, Infinity, Infinity];
+  for (let i = 0; i < runs; i++) {
+    a = Math.min(a, ours().s);
+    b = Math.min(b, theirs(false).s);
+    c = Math.min(c, theirs(true).s);
+  }
   // Same features, as a sanity check of the comparison.
   const [f1, f2] = [await readNpy(join(dir, 'ours.npy')), await readNpy(join(dir, 'ref.npy'))];
   const x = f1.toTypedArray();
