@@ -67,6 +67,9 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
         if (g.IsBoolean()) grad = g.As<Napi::Boolean>().Value();
       }
       return runAsync(info.Env(), [st, x, map, grad]() -> ResultBuilder {
+        // User-facing calls reject NaN / Inf inputs up front (the trainer's own path skips this pass).
+        if (x.is_floating_point())
+          TSSL_CHECK(x.isfinite().all().item<bool>(), "ERR_TORCH_VALUE", "model input contains NaN or Inf values");
         std::lock_guard<std::mutex> lock(st->mu);
         at::Tensor y;
         if (grad) {
