@@ -1,0 +1,29 @@
+/**
+ * Batched data augmentation for manual training loops: the same native pipeline the trainer uses
+ * (torchvision semantics, solo-learn order), on uint8 (N, H, W, 3) or float (N, 3, H, W) [0, 1] images.
+ */
+import { invalidArg } from './errors.js';
+import { native } from './native.js';
+import { awaitNative, Tensor } from './tensor.js';
+import { ViewSchema, type ViewConfig } from './train-config.js';
+import { NORMALIZATIONS, type Normalization } from './data/normalization.js';
+
+export type { ViewConfig };
+
+/** One augmented, normalised view (float32 (N, 3, size, size)); the same seed gives the same view. */
+export async function augment(images: Tensor, view: Partial<ViewConfig> = {}, opts: { seed?: number; normalization?: Normalization } = {}): Promise<Tensor> {
+  if (!(images instanceof Tensor)) throw invalidArg('images', 'a Tensor', images);
+  const parsed = ViewSchema.safeParse(view);
+  if (!parsed.success) throw invalidArg('view', 'a view pipeline (see docs/training.md)', JSON.stringify(view));
+  const v = parsed.data;
+  const norm = opts.normalization ?? NORMALIZATIONS.cifar10;
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const h = images.handle;
+  const cfg = {
+    size: v.size, scaleMin: v.scale[0], scaleMax: v.scale[1], ratioMin: v.ratio[0], ratioMax: v.ratio[1], interpolation: v.interpolation,
+    jitterP: v.jitter.p, brightness: v.jitter.brightness, contrast: v.jitter.contrast, saturation: v.jitter.saturation, hue: v.jitter.hue,
+    grayP: v.grayscale, blurP: v.blur.p, sigmaMin: v.blur.sigma[0], sigmaMax: v.blur.sigma[1], blurKernel: v.blur.kernel,
+    solarizeP: v.solarize, flipP: v.flip, mean: [...norm.mean], std: [...norm.std],
+  };
+  return awaitNative(async () => new Tensor(await native().augmentBatch(h, cfg, seed)));
+}
