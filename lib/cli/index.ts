@@ -7,11 +7,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { TorchSslError } from '../errors.js';
 import { registerDemo } from './demo.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerExport } from './export.js';
 import { register as registerTrain } from './train.js';
+import { register as registerExtract } from './extract.js';
+import { register as registerKnn } from './knn.js';
+import { register as registerLinear } from './linear.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string; description: string };
@@ -35,23 +37,9 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerExport(program);
   registerTrain(program);
-  for (const [name, summary] of [
-    ['inspect', 'describe a checkpoint (format, era, method, depth, stem, dataset, epoch, parameters) without reading tensor data'],
-    ['extract', 'extract global / local-aggregated / bag-of-patch features to .npy'],
-    ['knn', "solo-learn's weighted kNN on extracted features"],
-    ['linear', 'linear probe on frozen features'],
-    ['train', 'self-supervised training (VICReg, SimCLR, TCR, Barlow Twins) from a config file'],
-    ['export', 'export a checkpoint as a torch.load(weights_only=True) .pth or .safetensors'],
-  ] as const) {
-    if (program.commands.some((c) => c.name() === name)) continue;
-    program
-      .command(name)
-      .description(`${summary} (not available in this build)`)
-      .allowUnknownOption()
-      .action(() => {
-        throw new TorchSslError('ERR_INVALID_ARG', `torch-ssl ${name} is not available in this build yet`);
-      });
-  }
+  registerExtract(program);
+  registerKnn(program);
+  registerLinear(program);
   return program;
 }
 

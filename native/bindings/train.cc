@@ -1,4 +1,4 @@
-// startTraining(config, data, resume, onEvent) → { done: Promise<result>, abort() }: the training loop runs
+// startTraining(config, data, resume, onEvent) returns { done: Promise<result>, abort }: the training loop runs
 // on its own std::thread (not the libuv pool); events reach JS through a thread-safe function.
 #include <atomic>
 #include <thread>

@@ -5,6 +5,9 @@
 #include <atomic>
 #include <thread>
 
+// OpenMP's per-thread setter, when LibTorch's parallel backend is OpenMP (weak: absent otherwise).
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
 namespace tssl {
 namespace {
 std::atomic<int> desired{0};
@@ -23,9 +26,19 @@ int desiredThreads() {
 void applyThreads() {
   int n = desiredThreads();
   if (applied != n) {
+    // get_num_threads() runs LibTorch's once-per-thread lazy initialisation now; otherwise the first
+    // parallel kernel on this thread would re-initialise it from the process-wide value afterwards.
+    at::get_num_threads();
     at::set_num_threads(n);
     applied = n;
   }
+}
+
+void limitThisThread(int n) {
+  at::get_num_threads();
+  // at::set_num_threads would also change the process-wide value other threads initialise from.
+  if (omp_set_num_threads != nullptr) omp_set_num_threads(n < 1 ? 1 : n);
+  applied = -1;
 }
 
 }  // namespace tssl

@@ -9,5 +9,8 @@ void setDesiredThreads(int n);
 int desiredThreads();
 /// Applies desiredThreads() on the calling thread if it differs from what was applied there before.
 void applyThreads();
+/// Limits only the calling thread's intra-op parallelism (e.g. the augmentation producer), leaving the
+/// process-wide default that other threads initialise from untouched.
+void limitThisThread(int n);
 
 }  // namespace tssl

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/threads.h"
+#include "eval/knn.h"
 #include "losses/losses.h"
 #include "optim/lars.h"
 
@@ -124,31 +125,6 @@ at::Tensor evalFeatures(MethodModel& model, const at::Tensor& images, const Trai
 
 }  // namespace
 
-std::pair<double, double> weightedKnn(const at::Tensor& trainF, const at::Tensor& trainL, const at::Tensor& testF,
-                                      const at::Tensor& testL, int64_t k, double T) {
-  at::Tensor tr = trainF / trainF.norm(2, {1}, true).clamp_min(1e-12);
-  at::Tensor te = testF / testF.norm(2, {1}, true).clamp_min(1e-12);
-  const int64_t classes = std::max(trainL.max().item<int64_t>(), testL.max().item<int64_t>()) + 1;
-  const int64_t kk = std::min<int64_t>(k, tr.size(0));
-  int64_t correct1 = 0, correct5 = 0;
-  const int64_t chunk = std::max<int64_t>(1, 5000000 / std::max<int64_t>(1, tr.size(0)));
-  for (int64_t s = 0; s < te.size(0); s += chunk) {
-    const int64_t m = std::min(chunk, te.size(0) - s);
-    at::Tensor sim = at::mm(te.narrow(0, s, m), tr.t());
-    auto [vals, idx] = sim.topk(kk, 1, true, true);
-    at::Tensor w = (vals / T).exp();
-    at::Tensor scores = at::zeros({m, classes}, w.options());
-    scores.scatter_add_(1, trainL.index_select(0, idx.reshape({-1})).view({m, kk}), w);
-    at::Tensor pred = std::get<1>(scores.topk(std::min<int64_t>(5, classes), 1, true, true));
-    at::Tensor target = testL.narrow(0, s, m).view({-1, 1});
-    at::Tensor hit = pred.eq(target);
-    correct1 += hit.narrow(1, 0, 1).sum().item<int64_t>();
-    correct5 += hit.sum().item<int64_t>();
-  }
-  const double n = double(te.size(0));
-  return {100.0 * correct1 / n, 100.0 * correct5 / n};
-}
-
 TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeState* resume,
                         const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested) {
   TSSL_CHECK(d.images.defined() && d.images.scalar_type() == at::kByte && d.images.dim() == 4 && d.images.size(3) == 3,
@@ -243,7 +219,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   const int64_t lastStep = c.maxSteps > 0 ? std::min(totalSteps, firstStep + c.maxSteps) : totalSteps;
   std::thread producer([&] {
     try {
-      at::set_num_threads(static_cast<int>(std::max<int64_t>(1, c.producerThreads)));
+      limitThisThread(static_cast<int>(std::max<int64_t>(1, c.producerThreads)));
       at::NoGradGuard g;
       int64_t cachedEpoch = -1;
       std::vector<int64_t> order;
@@ -285,7 +261,11 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       at::NoGradGuard g;
       at::Tensor trainF = evalFeatures(*model, d.images, c, dev);
       at::Tensor valF = evalFeatures(*model, d.valImages, c, dev);
-      auto [t1, t5] = weightedKnn(trainF, d.labels.to(dev), valF, d.valLabels.to(dev), c.knnK, c.knnTemperature);
+      eval::KnnOptions ko;
+      ko.ks = {c.knnK};
+      ko.temperatures = {c.knnTemperature};
+      eval::KnnResult kr = eval::weightedKnn(trainF, d.labels.to(dev), valF, d.valLabels.to(dev), ko);
+      const double t1 = kr.top1.at(0), t5 = kr.top5.at(0);
       TrainEvent k;
       k.type = "knn";
       k.epoch = epochDone;

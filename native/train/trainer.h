@@ -80,9 +80,4 @@ struct TrainResult {
 TrainResult runTraining(const TrainConfig& config, const TrainData& data, const ResumeState* resume,
                         const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested);
 
-/// solo-learn's weighted kNN (cosine), top-1/top-5 in percent; used for online evaluation.
-std::pair<double, double> weightedKnn(const at::Tensor& trainFeatures, const at::Tensor& trainLabels,
-                                      const at::Tensor& testFeatures, const at::Tensor& testLabels, int64_t k,
-                                      double temperature);
-
 }  // namespace tssl::train
