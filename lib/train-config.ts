@@ -91,7 +91,8 @@ export const TrainConfigSchema = z.object({
   device: z.string().default('cpu'),
   /** '32' everywhere; mixed precision is for CUDA builds. */
   precision: z.enum(['32', '16-mixed', 'bf16-mixed']).default('32'),
-  channelsLast: z.boolean().default(false),
+  /** channels_last activations and conv weights: 1.3–1.8× faster steps with oneDNN (bench/forward). */
+  channelsLast: z.boolean().default(true),
   seed: z.number().int().min(0).default(5),
   /** Intra-op threads (0: all cores). */
   threads: z.number().int().min(0).default(0),

@@ -2,6 +2,8 @@
 
 #include <torch/autograd.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace tssl::optim {
@@ -35,20 +37,63 @@ at::Tensor LARS::step(LossClosure closure) {
     auto& o = static_cast<LARSOptions&>(group.options());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      at::Tensor g = p.grad();
-      at::Tensor d;
+      const at::Tensor& g = p.grad();
       const bool excluded = o.exclude_bias_n_norm() && p.dim() == 1;
+      auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      auto it = o.momentum() != 0 ? state_.find(key) : state_.end();
+      const bool hasBuf = it != state_.end();
+      if (p.is_cpu()) {
+        // CPU: scalar trust ratio (a norm's .item() costs nothing here) and in-place axpys, no temporaries:
+        // d = (g + wd·p)·factor is folded straight into the momentum buffer.
+        double factor = 1.0, wd = 0.0;
+        if (!excluded) {
+          const double pNorm = p.norm().item<double>(), gNorm = g.norm().item<double>();
+          if (pNorm != 0.0 && gNorm != 0.0) {
+            double trust = o.eta() * pNorm / (gNorm + o.weight_decay() * pNorm + o.eps());
+            if (o.clip_lr()) trust = o.lr() > 0 ? std::min(trust / o.lr(), 1.0) : 1.0;
+            factor = trust;
+            wd = o.weight_decay();
+          }
+        }
+        if (o.momentum() == 0) {
+          // p − lr·factor·(g + wd·p)
+          if (wd != 0) p.mul_(1.0 - o.lr() * factor * wd);
+          p.add_(g, -o.lr() * factor);
+          continue;
+        }
+        if (!hasBuf) {
+          auto st = std::make_unique<LARSParamState>();
+          at::Tensor buf = g.mul(factor);
+          if (wd != 0) buf.add_(p, factor * wd);
+          st->momentum_buffer(buf);
+          it = state_.emplace(key, std::move(st)).first;
+        } else {
+          const double scale = (1.0 - o.dampening()) * factor;
+          at::Tensor& buf = static_cast<LARSParamState&>(*it->second).momentum_buffer();
+          buf.mul_(o.momentum()).add_(g, scale);
+          if (wd != 0) buf.add_(p, scale * wd);
+        }
+        const at::Tensor& buf = static_cast<LARSParamState&>(*it->second).momentum_buffer();
+        if (o.nesterov()) {
+          // p − lr·(d + μ·buf), d = factor·(g + wd·p); buf already used the old p
+          if (wd != 0) p.mul_(1.0 - o.lr() * factor * wd);
+          p.add_(g, -o.lr() * factor).add_(buf, -o.lr() * o.momentum());
+        } else {
+          p.add_(buf, -o.lr());
+        }
+        continue;
+      }
+      // Accelerators: every branch as tensor ops, so a step never waits on the device.
+      at::Tensor d;
       if (excluded) {
         d = g;
       } else {
         TrustRatio tr = trustRatio(p, g, o);
-        at::Tensor wd = at::where(tr.active, at::full({}, o.weight_decay(), p.options()), at::zeros({}, p.options()));
-        d = (o.weight_decay() != 0 ? g + p * wd : g) * tr.factor;
+        at::Tensor wdT = at::where(tr.active, at::full({}, o.weight_decay(), p.options()), at::zeros({}, p.options()));
+        d = (o.weight_decay() != 0 ? g + p * wdT : g) * tr.factor;
       }
       if (o.momentum() != 0) {
-        auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
-        auto it = state_.find(key);
-        if (it == state_.end()) {
+        if (!hasBuf) {
           auto st = std::make_unique<LARSParamState>();
           st->momentum_buffer(d.clone().detach());
           it = state_.emplace(key, std::move(st)).first;
