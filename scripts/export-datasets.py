@@ -29,6 +29,7 @@ TEST_SIZE = 500
 DIGITS_SIDE = 32
 PHOTO_SIDES = {"photos": 224, "photos-32": 32}
 OUTPUTS = ["digits-train.npy", "digits-train-labels.npy", "digits-test.npy", "digits-test-labels.npy",
+           "digits16-train.npy", "digits16-train-labels.npy", "digits16-test.npy", "digits16-test-labels.npy",
            "photos.npy", "photos-32.npy", "datasets.json"]
 
 
@@ -51,12 +52,12 @@ def save_npy(path: str, arr: np.ndarray) -> None:
     atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(arr), allow_pickle=False))
 
 
-def digits_32(images_8x8: np.ndarray) -> np.ndarray:
+def digits_32(images_8x8: np.ndarray, side: int = DIGITS_SIDE) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(images_8x8.astype(np.float32))[:, None]  # (N, 1, 8, 8), values 0..16
-    up = F.interpolate(x, size=(DIGITS_SIDE, DIGITS_SIDE), mode="bilinear", align_corners=False)
+    up = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
     grey = torch.clamp(torch.round(up * (255.0 / 16.0)), 0, 255).to(torch.uint8)[:, 0]
     return grey[..., None].expand(-1, -1, -1, 3).contiguous().numpy()  # (N, 32, 32, 3)
 
@@ -109,6 +110,12 @@ def main() -> None:
     save_npy(os.path.join(out, "digits-train-labels.npy"), labels[train_idx])
     save_npy(os.path.join(out, "digits-test.npy"), images[test_idx])
     save_npy(os.path.join(out, "digits-test-labels.npy"), labels[test_idx])
+    # The same split at 16×16 (the originals are 8×8): the demo trains and evaluates online at this size.
+    images16 = digits_32(digits.images, 16)
+    save_npy(os.path.join(out, "digits16-train.npy"), images16[train_idx])
+    save_npy(os.path.join(out, "digits16-train-labels.npy"), labels[train_idx])
+    save_npy(os.path.join(out, "digits16-test.npy"), images16[test_idx])
+    save_npy(os.path.join(out, "digits16-test-labels.npy"), labels[test_idx])
 
     photos = load_sample_images()
     for name, side in PHOTO_SIDES.items():
