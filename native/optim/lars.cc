@@ -1,5 +1,6 @@
 #include "optim/lars.h"
 
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
@@ -25,6 +26,29 @@ TrustRatio trustRatio(const at::Tensor& p, const at::Tensor& g, const LARSOption
   if (o.clip_lr()) trust = o.lr() > 0 ? trust.div(o.lr()).clamp_max(1.0) : at::ones_like(trust);
   return {at::where(active, trust, at::ones_like(trust)), active};
 }
+
+namespace {
+
+// One pass over float32 contiguous CPU tensors: buf = μ·buf + a·g + b·p; p −= lr·buf. The unfused form
+// reads and writes each tensor several times; this is memory-bound, so one pass is what matters.
+bool fusedStep(at::Tensor& p, const at::Tensor& g, at::Tensor& buf, double mu, double a, double b, double lr) {
+  if (p.scalar_type() != at::kFloat || g.scalar_type() != at::kFloat || buf.scalar_type() != at::kFloat) return false;
+  if (!p.is_contiguous() || !g.is_contiguous() || !buf.is_contiguous()) return false;
+  float* pp = p.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  float* bp = buf.data_ptr<float>();
+  const float fmu = float(mu), fa = float(a), fb = float(b), flr = float(lr);
+  at::parallel_for(0, p.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = fmu * bp[i] + fa * gp[i] + fb * pp[i];
+      bp[i] = v;
+      pp[i] -= flr * v;
+    }
+  });
+  return true;
+}
+
+}  // namespace
 
 at::Tensor LARS::step(LossClosure closure) {
   at::NoGradGuard noGrad;
@@ -70,6 +94,7 @@ at::Tensor LARS::step(LossClosure closure) {
         } else {
           const double scale = (1.0 - o.dampening()) * factor;
           at::Tensor& buf = static_cast<LARSParamState&>(*it->second).momentum_buffer();
+          if (!o.nesterov() && fusedStep(p, g, buf, o.momentum(), scale, scale * wd, o.lr())) continue;
           buf.mul_(o.momentum()).add_(g, scale);
           if (wd != 0) buf.add_(p, scale * wd);
         }
