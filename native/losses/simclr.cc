@@ -20,23 +20,31 @@ LossResult simclr(const at::Tensor& zsIn, const SimCLROptions& o) {
   const double invT = 1.0 / o.temperature;
   const double ninf = -std::numeric_limits<double>::infinity();
 
-  // Row i = view i / N, image i % N. Self-pair excluded from both sums; positives = same image.
+  // Row i = view i / N, image i % N. Self-pair excluded from both sums; the V − 1 positives of row i are the
+  // columns (i mod N) + w·N for the other views w, gathered instead of masking an M×M copy.
   at::Tensor S = at::mm(z, z.t()).mul_(invT);
   S.fill_diagonal_(ninf);
-  at::Tensor image = at::arange(M, at::TensorOptions().dtype(at::kLong).device(z.device())).remainder(N);
-  at::Tensor positive = image.unsqueeze(1).eq(image.unsqueeze(0));
-  positive.fill_diagonal_(false);
-  at::Tensor Spos = S.masked_fill(positive.logical_not(), ninf);
+  const auto longOpts = at::TensorOptions().dtype(at::kLong).device(z.device());
+  at::Tensor row = at::arange(M, longOpts);
+  at::Tensor view = row.div(N, "floor"), image = row.remainder(N);
+  at::Tensor others = at::arange(V - 1, longOpts).unsqueeze(0);                    // (1, V−1)
+  at::Tensor otherView = others + (others >= view.unsqueeze(1)).to(at::kLong);     // skip own view
+  at::Tensor posIdx = otherView * N + image.unsqueeze(1);                          // (M, V−1)
+  at::Tensor posLogits = S.gather(1, posIdx);
   at::Tensor logAll = at::logsumexp(S, {1}, true);
-  at::Tensor logPos = at::logsumexp(Spos, {1}, true);
+  at::Tensor logPos = at::logsumexp(posLogits, {1}, true);
   at::Tensor loss = (logAll - logPos).mean();
 
   at::Tensor g;
   if (wantGrad) {
     // dL/dS_ij = (softmax over all j≠i − softmax over positives) / M;  dL/dz = (A + Aᵀ) z / T.
-    at::Tensor A = S.sub_(logAll).exp_().sub_(Spos.sub_(logPos).exp_()).div_(double(M));
+    at::Tensor A = S.sub_(logAll).exp_();
+    A.scatter_add_(1, posIdx, posLogits.sub_(logPos).exp_().neg_());
+    A.div_(double(M));
     at::Tensor gz = at::mm(A + A.t(), z).mul_(invT);
-    g = detail::normalizeRowsBackward(gz, z, norms).reshape({V, N, D});
+    // Normalisation backward in place: (gz − z·⟨z, gz⟩) / ‖u‖.
+    at::Tensor dot = (z * gz).sum(-1, true);
+    g = gz.addcmul_(z, dot, -1.0).div_(norms).reshape({V, N, D});
   }
   LossResult r;
   r.loss = detail::attach(wantGrad, loss, zsIn, at::Tensor(), g, at::Tensor());
