@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/threads.h"
 #include "eval/knn.h"
+#include "features/normalize.h"
 #include "losses/losses.h"
 #include "optim/lars.h"
 
@@ -116,9 +117,10 @@ at::Tensor evalFeatures(MethodModel& model, const at::Tensor& images, const Trai
   std::vector<at::Tensor> out;
   const int64_t n = images.size(0);
   for (int64_t s = 0; s < n; s += c.batchSize) {
-    at::Tensor x = data::toFloatImages(images.narrow(0, s, std::min(c.batchSize, n - s)).to(dev));
-    x = data::normalize(x, c.evalMean, c.evalStd);
-    out.push_back(model.backbone->forward(x));
+    features::ChannelStats stats;
+    std::copy_n(c.evalMean.begin(), 3, stats.mean.begin());
+    std::copy_n(c.evalStd.begin(), 3, stats.std.begin());
+    out.push_back(model.backbone->forward(features::toModelInput(images.narrow(0, s, std::min(c.batchSize, n - s)), stats, dev)));
   }
   return at::cat(out, 0);
 }
@@ -191,13 +193,18 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
     globalStep = resume->globalStep;
   }
 
-  auto checkpointEvent = [&](int64_t epoch, bool final, bool aborted) {
+  // The fields every event carries.
+  auto makeEvent = [&](const char* type, int64_t epoch) {
     TrainEvent e;
-    e.type = "checkpoint";
+    e.type = type;
     e.epoch = epoch;
     e.globalStep = globalStep;
     e.totalSteps = totalSteps;
     e.stepsPerEpoch = stepsPerEpoch;
+    return e;
+  };
+  auto checkpointEvent = [&](int64_t epoch, bool final, bool aborted) {
+    TrainEvent e = makeEvent("checkpoint", epoch);
     e.final = final;
     e.aborted = aborted;
     at::NoGradGuard g;
@@ -266,10 +273,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       ko.temperatures = {c.knnTemperature};
       eval::KnnResult kr = eval::weightedKnn(trainF, d.labels.to(dev), valF, d.valLabels.to(dev), ko);
       const double t1 = kr.top1.at(0), t5 = kr.top5.at(0);
-      TrainEvent k;
-      k.type = "knn";
-      k.epoch = epochDone;
-      k.globalStep = globalStep;
+      TrainEvent k = makeEvent("knn", epochDone);
       k.top1 = t1;
       k.top5 = t5;
       emit(std::move(k));
@@ -369,13 +373,8 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
 
       const int64_t inEpoch = s % stepsPerEpoch;
       if (c.logEvery > 0 && (stepsDone % c.logEvery == 0 || inEpoch == stepsPerEpoch - 1)) {
-        TrainEvent e;
-        e.type = "step";
-        e.epoch = epoch;
+        TrainEvent e = makeEvent("step", epoch);
         e.step = inEpoch;
-        e.globalStep = globalStep;
-        e.totalSteps = totalSteps;
-        e.stepsPerEpoch = stepsPerEpoch;
         e.loss = lossValue;
         e.classifierLoss = clfLoss;
         e.lr = lr;
@@ -390,12 +389,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       }
       if (inEpoch == stepsPerEpoch - 1) {
         const int64_t done = epoch + 1;
-        TrainEvent e;
-        e.type = "epoch";
-        e.epoch = done;
-        e.globalStep = globalStep;
-        e.totalSteps = totalSteps;
-        e.stepsPerEpoch = stepsPerEpoch;
+        TrainEvent e = makeEvent("epoch", done);
         e.loss = lossValue;
         emit(std::move(e));
         if (c.knnEvery > 0 && (done % c.knnEvery == 0 || done == c.epochs)) runKnn(done);
