@@ -47,6 +47,8 @@ export interface NativeAddon {
   getNumThreads(): number;
   manualSeed(seed: number): void;
   buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; cudaBuild: boolean; parallelInfo: string; mkldnn: boolean };
+  cpuCacheInfo(): CpuCacheInfo;
+  releaseCpuCache(): void;
   createResNet(o: { depth: number; stem: string; numClasses?: number; zeroInitResidual?: boolean }): NativeModule;
   createProjector(o: { inputDim: number; hiddenDims: number[]; outputDim: number; batchNorm: boolean }): NativeModule;
   [k: string]: any;
@@ -106,6 +108,25 @@ export function manualSeed(seed: number): void {
 /** Facts about the LibTorch the addon was built against. */
 export function buildInfo(): ReturnType<NativeAddon['buildInfo']> {
   return native().buildInfo();
+}
+/** State of torch-ssl's caching CPU allocator (see docs/threads.md, "Memory"). */
+export interface CpuCacheInfo {
+  /** false when TORCH_SSL_CPU_CACHE_MB=0 left LibTorch's system allocator in place. */
+  installed: boolean;
+  /** Most bytes the cache holds in its free lists. */
+  capBytes: number;
+  /** Bytes held in free lists now (not in use by any tensor). */
+  cachedBytes: number;
+  /** Allocations served from the cache / cacheable allocations that went to the system. */
+  hits: number;
+  misses: number;
+}
+export function cpuCacheInfo(): CpuCacheInfo {
+  return native().cpuCacheInfo();
+}
+/** Returns the freed CPU blocks the cache holds to the system; tensors in use are unaffected. Training releases it when it ends. */
+export function releaseCpuCache(): void {
+  native().releaseCpuCache();
 }
 export const cuda = {
   isAvailable(): boolean {

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "bindings/common.h"
+#include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "common/threads.h"
 
@@ -140,6 +141,23 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value cpuCacheInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const CpuCacheStats st = cpuCacheStats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("installed", Napi::Boolean::New(env, st.installed));
+  o.Set("capBytes", Napi::Number::New(env, static_cast<double>(st.capBytes)));
+  o.Set("cachedBytes", Napi::Number::New(env, static_cast<double>(st.cachedBytes)));
+  o.Set("hits", Napi::Number::New(env, static_cast<double>(st.hits)));
+  o.Set("misses", Napi::Number::New(env, static_cast<double>(st.misses)));
+  return o;
+}
+
+Napi::Value releaseCpuCacheJs(const Napi::CallbackInfo& info) {
+  releaseCpuCache();
+  return info.Env().Undefined();
+}
+
 Napi::Value manualSeed(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsNumber()) throwJs(info.Env(), "ERR_INVALID_ARG", "manualSeed expects a number");
@@ -152,10 +170,13 @@ Napi::Value manualSeed(const Napi::CallbackInfo& info) {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
+  installCpuCacheFromEnv();  // before the first tensor is allocated
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
   exports.Set("manualSeed", Napi::Function::New(env, manualSeed));
+  exports.Set("cpuCacheInfo", Napi::Function::New(env, cpuCacheInfo));
+  exports.Set("releaseCpuCache", Napi::Function::New(env, releaseCpuCacheJs));
   initTensor(env, exports);
   initModule(env, exports);
   initLosses(env, exports);

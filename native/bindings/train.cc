@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "bindings/common.h"
+#include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "common/threads.h"
 #include "train/trainer.h"
@@ -266,6 +267,10 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
         m->error = captureCurrentException();
         send(m);
       }
+      // The run's activations, model and data sit in the CPU cache now: give them back to the system.
+      data = train::TrainData();
+      resume.reset();
+      releaseCpuCache();
       run->tsfn.Release();
     }).detach();
 

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "common/threads.h"
 #include "eval/knn.h"

@@ -1,0 +1,163 @@
+#include "common/cpu_allocator.h"
+
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace tssl {
+namespace {
+
+// Every block carries a 64-byte header (LibTorch's CPU alignment) holding its size class, so the
+// deleter needs only the data pointer (which makes raw_allocate/raw_deallocate work too).
+constexpr size_t kHeader = 64;
+constexpr size_t kMinCached = 64 * 1024;
+
+size_t sizeClass(size_t n) {
+  if (n < kMinCached) return n;
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  const size_t granule = std::max<size_t>(4096, p / 16);
+  return (n + granule - 1) / granule * granule;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free;  // size class → blocks (header addresses)
+  uint64_t cap = 0, cached = 0, hits = 0, misses = 0;
+  bool installed = false;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();  // never destroyed: tensors may be freed during static destruction
+  return *c;
+}
+
+void* systemAlloc(size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, kHeader, bytes) != 0) return nullptr;
+  return p;
+}
+
+void freeBlock(void* data) {
+  if (data == nullptr) return;
+  char* base = static_cast<char*>(data) - kHeader;
+  size_t cls;
+  std::memcpy(&cls, base, sizeof cls);
+  if (cls >= kMinCached) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.cached + cls <= c.cap) {
+      c.free[cls].push_back(base);
+      c.cached += cls;
+      return;
+    }
+  }
+  std::free(base);
+}
+
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  // LibTorch 1.x declares allocate() const, 2.3+ non-const: define both, whichever the base declares
+  // is the override.
+  c10::DataPtr allocate(size_t n) const { return make(n); }
+  c10::DataPtr allocate(size_t n) { return make(n); }
+  // Pure virtual in LibTorch 2.3+; an ordinary member before.
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    if (count > 0) std::memcpy(dest, src, count);
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &freeBlock; }
+
+ private:
+  static c10::DataPtr make(size_t n) {
+    const size_t cls = sizeClass(n);
+    void* base = nullptr;
+    if (cls >= kMinCached) {
+      Cache& c = cache();
+      std::lock_guard<std::mutex> lock(c.mu);
+      auto it = c.free.find(cls);
+      if (it != c.free.end() && !it->second.empty()) {
+        base = it->second.back();
+        it->second.pop_back();
+        c.cached -= cls;
+        ++c.hits;
+      } else {
+        ++c.misses;
+      }
+    }
+    if (base == nullptr) {
+      base = systemAlloc(kHeader + cls);
+      if (base == nullptr) {
+        // Out of memory: give the cache back and try once more before failing like LibTorch does.
+        releaseCpuCache();
+        base = systemAlloc(kHeader + cls);
+      }
+      if (base == nullptr) throw std::bad_alloc();
+      std::memcpy(base, &cls, sizeof cls);
+    }
+    void* data = static_cast<char*>(base) + kHeader;
+    return {data, data, &freeBlock, c10::Device(c10::DeviceType::CPU)};
+  }
+};
+
+}  // namespace
+
+void installCpuCache(uint64_t capBytes) {
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.cap = capBytes;
+    if (c.installed || capBytes == 0) return;
+    c.installed = true;
+  }
+  static CachingCpuAllocator* alloc = new CachingCpuAllocator();
+  // Priority above the default's 0, so later registrations at default priority do not displace it.
+  c10::SetCPUAllocator(alloc, /*priority=*/1);
+}
+
+void installCpuCacheFromEnv() {
+  uint64_t cap;
+  const char* env = std::getenv("TORCH_SSL_CPU_CACHE_MB");
+  if (env != nullptr && *env != '\0') {
+    cap = static_cast<uint64_t>(std::strtoull(env, nullptr, 10)) << 20;
+  } else {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const uint64_t phys = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : (uint64_t(8) << 30);
+    cap = std::min<uint64_t>(phys / 4, uint64_t(8) << 30);
+  }
+  installCpuCache(cap);
+}
+
+void releaseCpuCache() {
+  std::vector<void*> blocks;
+  {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    for (auto& kv : c.free) blocks.insert(blocks.end(), kv.second.begin(), kv.second.end());
+    c.free.clear();
+    c.cached = 0;
+  }
+  for (void* b : blocks) std::free(b);
+}
+
+CpuCacheStats cpuCacheStats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  CpuCacheStats s;
+  s.installed = c.installed;
+  s.capBytes = c.cap;
+  s.cachedBytes = c.cached;
+  s.hits = c.hits;
+  s.misses = c.misses;
+  return s;
+}
+
+}  // namespace tssl
