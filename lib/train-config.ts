@@ -65,6 +65,8 @@ export const TrainConfigSchema = z.object({
     normalization: NormalizationSchema.default('cifar10'),
     /** Resize image-folder inputs to this side. */
     size: z.number().int().positive().optional(),
+    /** A seeded permutation per epoch (default); false keeps the dataset's order (comparisons with other tools). */
+    shuffle: z.boolean().default(true),
   }),
   backbone: z.object({ depth: z.union([z.literal(18), z.literal(34), z.literal(50)]).default(18), stem: z.enum(['cifar', 'imagenet']).default('cifar'), zeroInitResidual: z.boolean().default(false) }).default({ depth: 18, stem: 'cifar', zeroInitResidual: false }),
   projector: z.object({ preset: z.enum(Object.keys(PROJECTOR_PRESETS) as [string, ...string[]]).optional(), hiddenDims: z.array(z.number().int().positive()).optional(), outputDim: z.number().int().positive().optional(), batchNorm: z.boolean().optional() }).default({}),
@@ -89,8 +91,22 @@ export const TrainConfigSchema = z.object({
   /** Stop after this many steps (0: run all epochs). */
   maxSteps: z.number().int().min(0).default(0),
   device: z.string().default('cpu'),
-  /** '32' everywhere; mixed precision is for CUDA builds. */
+  /**
+   * '32'; 'bf16-mixed' (CUDA, or CPU — fast where the CPU has AVX512-BF16/AMX); '16-mixed' (CUDA only,
+   * with a grad scaler). Backbone, projector and classifier run under autocast; losses and the LARS
+   * update stay float32 on float32 master weights.
+   */
   precision: z.enum(['32', '16-mixed', 'bf16-mixed']).default('32'),
+  /** Dynamic loss scaling (torch.cuda.amp.GradScaler's defaults); enabled defaults to precision === '16-mixed'. */
+  gradScaler: z
+    .object({
+      enabled: z.boolean().optional(),
+      initScale: positive.default(65536),
+      growthFactor: z.number().gt(1).default(2),
+      backoffFactor: z.number().gt(0).lt(1).default(0.5),
+      growthInterval: z.number().int().positive().default(2000),
+    })
+    .default({ initScale: 65536, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000 }),
   /** channels_last activations and conv weights: 1.3–1.8× faster steps with oneDNN (bench/forward). */
   channelsLast: z.boolean().default(true),
   seed: z.number().int().min(0).default(5),
@@ -189,6 +205,8 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
   });
   const pp = PROJECTOR_PRESETS[(c.projector.preset ?? m.projector) as keyof typeof PROJECTOR_PRESETS];
   const projectorResolved = { hiddenDims: [...(c.projector.hiddenDims ?? pp.hiddenDims)], outputDim: c.projector.outputDim ?? pp.outputDim, batchNorm: c.projector.batchNorm ?? pp.batchNorm };
+  if (c.precision === '16-mixed' && !c.device.startsWith('cuda'))
+    throw new TorchSslError('ERR_CONFIG', `config.precision: '16-mixed' needs a CUDA device (config.device is '${c.device}'); on CPU use 'bf16-mixed'`);
   if (c.maxSteps === 0 && c.epochs <= 0) throw new TorchSslError('ERR_CONFIG', 'config.epochs must be positive');
   return { ...c, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved };
 }

@@ -35,6 +35,10 @@ export interface StepEvent {
   augmentMs: number;
   stepMs: number;
   waitMs: number;
+  /** With a grad scaler (precision '16-mixed', or gradScaler.enabled): the current loss scale and the
+   *  optimizer steps skipped so far because gradients overflowed. */
+  gradScale?: number;
+  skippedSteps?: number;
 }
 export interface EpochEvent {
   type: 'epoch';
@@ -74,6 +78,8 @@ export interface TrainResult {
   augmentMsPerStep: number;
   stepMsPerStep: number;
   waitMsPerStep: number;
+  /** Optimizer steps the grad scaler skipped (inf/NaN gradients); 0 without a scaler. */
+  skippedSteps: number;
   /** The last checkpoint written (solo-learn layout; loadCheckpoint / extract / Python torch.load read it). */
   checkpoint: string;
   argsJson: string;
@@ -90,6 +96,8 @@ interface RawCheckpoint {
   stateDict: [string, NativeTensor][];
   momentum: [string, NativeTensor][];
   groupLrs: Record<string, number>;
+  gradScale?: number;
+  ampGrowthTracker?: number;
 }
 
 async function loadImages(path: string, labelsPath: string | undefined, size: number | undefined) {
@@ -140,11 +148,16 @@ async function readResume(path: string) {
         if (ref && name) momentum.push([name, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
       }
     }
+    // Lightning 1.x's key for GradScaler.state_dict() (scale, growth factors, _growth_tracker).
+    const amp = dictGet(root as never, 'native_amp_scaling_state') as unknown;
+    const ampScale = amp ? Number(dictGet(amp as never, 'scale') ?? 0) : 0;
+    const ampGrowthTracker = amp ? Number(dictGet(amp as never, '_growth_tracker') ?? 0) : 0;
     return {
       epoch: Number(dictGet(root as never, 'epoch') ?? 0),
       globalStep: Number(dictGet(root as never, 'global_step') ?? 0),
       stateDict,
       momentum,
+      ...(ampScale > 0 ? { ampScale, ampGrowthTracker } : {}),
     };
   } finally {
     await file.close();
@@ -227,6 +240,13 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     seed: c.seed,
     device: c.device,
     channelsLast: c.channelsLast,
+    shuffle: c.data.shuffle,
+    precision: c.precision,
+    gradScaler: c.gradScaler.enabled === undefined ? -1 : c.gradScaler.enabled ? 1 : 0,
+    scalerInitScale: c.gradScaler.initScale,
+    scalerGrowthFactor: c.gradScaler.growthFactor,
+    scalerBackoffFactor: c.gradScaler.backoffFactor,
+    scalerGrowthInterval: c.gradScaler.growthInterval,
     checkpointEvery: c.checkpoint.every,
     logEvery: c.logEvery,
     knnEvery: c.knn.every,
@@ -287,7 +307,18 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
         },
       ],
       parameter_names: parameterNames,
-      torch_ssl: { version, method: c.method },
+      ...(e.gradScale
+        ? {
+            native_amp_scaling_state: {
+              scale: e.gradScale,
+              growth_factor: c.gradScaler.growthFactor,
+              backoff_factor: c.gradScaler.backoffFactor,
+              growth_interval: c.gradScaler.growthInterval,
+              _growth_tracker: e.ampGrowthTracker ?? 0,
+            },
+          }
+        : {}),
+      torch_ssl: { version, method: c.method, precision: c.precision },
     });
     lastCheckpoint = path;
     opts.onProgress?.({ type: 'checkpoint', epoch: e.epoch, globalStep: e.globalStep, path, final: e.final, aborted: e.aborted });

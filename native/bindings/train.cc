@@ -103,6 +103,13 @@ train::TrainConfig parseConfig(const Napi::Object& o) {
   c.seed = static_cast<uint64_t>(num(o, "seed", 5));
   c.device = str(o, "device", "cpu");
   c.channelsLast = flag(o, "channelsLast", false);
+  c.shuffle = flag(o, "shuffle", true);
+  c.precision = str(o, "precision", "32");
+  c.gradScaler = static_cast<int>(num(o, "gradScaler", -1));
+  c.scaler.initScale = num(o, "scalerInitScale", c.scaler.initScale);
+  c.scaler.growthFactor = num(o, "scalerGrowthFactor", c.scaler.growthFactor);
+  c.scaler.backoffFactor = num(o, "scalerBackoffFactor", c.scaler.backoffFactor);
+  c.scaler.growthInterval = static_cast<int64_t>(num(o, "scalerGrowthInterval", double(c.scaler.growthInterval)));
   c.checkpointEvery = static_cast<int64_t>(num(o, "checkpointEvery", 1));
   c.logEvery = static_cast<int64_t>(num(o, "logEvery", 10));
   c.knnEvery = static_cast<int64_t>(num(o, "knnEvery", 0));
@@ -146,6 +153,10 @@ Napi::Object eventToJs(Napi::Env env, const train::TrainEvent& e) {
   o.Set("globalStep", double(e.globalStep));
   o.Set("totalSteps", double(e.totalSteps));
   o.Set("stepsPerEpoch", double(e.stepsPerEpoch));
+  if (e.gradScale > 0) {
+    o.Set("gradScale", e.gradScale);
+    o.Set("skippedSteps", double(e.skippedSteps));
+  }
   if (e.type == "step") {
     o.Set("step", double(e.step));
     o.Set("loss", e.loss);
@@ -171,6 +182,7 @@ Napi::Object eventToJs(Napi::Env env, const train::TrainEvent& e) {
     Napi::Object lrs = Napi::Object::New(env);
     for (const auto& [k, v] : e.groupLrs) lrs.Set(k, v);
     o.Set("groupLrs", lrs);
+    if (e.gradScale > 0) o.Set("ampGrowthTracker", double(e.ampGrowthTracker));
   }
   return o;
 }
@@ -197,6 +209,8 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
       resume = std::make_shared<train::ResumeState>();
       resume->epoch = static_cast<int64_t>(num(r, "epoch", 0));
       resume->globalStep = static_cast<int64_t>(num(r, "globalStep", 0));
+      resume->ampScale = num(r, "ampScale", 0);
+      resume->ampGrowthTracker = static_cast<int64_t>(num(r, "ampGrowthTracker", 0));
       Napi::Array sd = r.Get("stateDict").As<Napi::Array>();
       for (uint32_t i = 0; i < sd.Length(); ++i) {
         Napi::Array pair = sd.Get(i).As<Napi::Array>();
@@ -234,6 +248,7 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
           r.Set("augmentMsPerStep", m->result.augmentMsPerStep);
           r.Set("stepMsPerStep", m->result.stepMsPerStep);
           r.Set("waitMsPerStep", m->result.waitMsPerStep);
+          r.Set("skippedSteps", double(m->result.skippedSteps));
           run->deferred->Resolve(r);
         } else {
           run->deferred->Reject(toJsError(env, m->error).Value());

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/cpu_allocator.h"
@@ -139,6 +140,12 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   TSSL_CHECK(!c.views.empty(), "ERR_CONFIG", "no view pipelines configured");
   const bool hasLabels = d.labels.defined() && c.numClasses > 0;
   const at::Device dev(c.device);
+  const Precision precision = parsePrecision(c.precision);
+  TSSL_CHECK(precision != Precision::F16Mixed || dev.is_cuda(), "ERR_CONFIG",
+             "precision '16-mixed' needs a CUDA device (", c.device, " given); on CPU use 'bf16-mixed'");
+  const at::ScalarType autocastDtype = precision == Precision::F16Mixed ? at::kHalf : at::kBFloat16;
+  GradScaler scaler(c.scaler, c.gradScaler < 0 ? precision == Precision::F16Mixed : c.gradScaler > 0);
+  int64_t skippedSteps = 0;
   at::manual_seed(c.seed);
 
   auto model = std::make_shared<MethodModel>(c, hasLabels ? c.numClasses : 0);
@@ -192,6 +199,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       opt.state()[c10::guts::to_string(kv.value().unsafeGetTensorImpl())] = std::move(st);
     }
     globalStep = resume->globalStep;
+    if (resume->ampScale > 0) scaler.load(resume->ampScale, resume->ampGrowthTracker);
   }
 
   // The fields every event carries.
@@ -202,6 +210,9 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
     e.globalStep = globalStep;
     e.totalSteps = totalSteps;
     e.stepsPerEpoch = stepsPerEpoch;
+    e.gradScale = scaler.enabled() ? scaler.scale() : 0;
+    e.ampGrowthTracker = scaler.growthTracker();
+    e.skippedSteps = skippedSteps;
     return e;
   };
   auto checkpointEvent = [&](int64_t epoch, bool final, bool aborted) {
@@ -235,7 +246,12 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
         if (stopRequested()) break;
         const int64_t epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
         if (epoch != cachedEpoch) {
-          order = epochOrder(n, c.seed, epoch);
+          if (c.shuffle) {
+            order = epochOrder(n, c.seed, epoch);
+          } else {
+            order.resize(static_cast<size_t>(n));
+            for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+          }
           cachedEpoch = epoch;
         }
         auto t0 = Clock::now();
@@ -310,16 +326,27 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
 
       std::vector<at::Tensor> feats, zs;
-      if (c.concatViews) {
-        at::Tensor f = model->backbone->forward(at::cat(b.views, 0));
-        feats.push_back(f);
-        zs = model->projector->forward(f).chunk(c.numViews, 0);
-      } else {
-        for (auto& x : b.views) {
-          at::Tensor f = model->backbone->forward(x);
+      at::Tensor logits;
+      {
+        // Mixed precision: backbone, projector and classifier under autocast; losses in float32.
+        std::optional<AutocastScope> autocast;
+        if (precision != Precision::F32) autocast.emplace(dev.type(), autocastDtype);
+        if (c.concatViews) {
+          at::Tensor f = model->backbone->forward(at::cat(b.views, 0));
           feats.push_back(f);
-          zs.push_back(model->projector->forward(f));
+          zs = model->projector->forward(f).chunk(c.numViews, 0);
+        } else {
+          for (auto& x : b.views) {
+            at::Tensor f = model->backbone->forward(x);
+            feats.push_back(f);
+            zs.push_back(model->projector->forward(f));
+          }
         }
+        if (model->classifier) logits = model->classifier->forward(at::cat(feats, 0).detach());
+      }
+      if (precision != Precision::F32) {
+        for (auto& z : zs) z = z.to(at::kFloat);
+        if (logits.defined()) logits = logits.to(at::kFloat);
       }
       auto opt_ = [&](const char* k, double dflt) {
         auto it = c.lossOptions.find(k);
@@ -352,14 +379,19 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       at::Tensor total = lr_.loss;
       double clfLoss = 0;
       if (model->classifier) {
-        at::Tensor logits = model->classifier->forward(at::cat(feats, 0).detach());
         at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(feats.size())});
         at::Tensor ce = at::cross_entropy_loss(logits, target, {}, at::Reduction::Mean, -1);
         total = total + ce;
         clfLoss = ce.item<double>();
       }
-      total.backward();
-      opt.step();
+      scaler.scaleLoss(total).backward();
+      const bool finiteGrads = scaler.unscale(model->parameters());
+      if (finiteGrads) {
+        opt.step();
+      } else {
+        ++skippedSteps;  // GradScaler: inf/NaN gradients skip the update and back the scale off
+      }
+      scaler.update(!finiteGrads);
       const double lossValue = lr_.loss.item<double>();
       TSSL_CHECK(std::isfinite(lossValue), "ERR_TORCH_VALUE", "the loss became ", lossValue, " at step ", s,
                  " (lower the learning rate?)");
@@ -415,6 +447,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   result.epochs = completedEpochs;
   result.globalStep = globalStep;
   result.aborted = aborted;
+  result.skippedSteps = skippedSteps;
   const double secs = std::max(1e-9, msSince(runStart) / 1000.0);
   result.imagesPerSec = double(stepsDone * c.batchSize) / secs;
   if (stepsDone > 0) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/augment.h"
+#include "train/amp.h"
 #include "models/projector.h"
 #include "models/resnet.h"
 
@@ -25,6 +26,7 @@ struct TrainConfig {
   int64_t numViews = 2;
   bool concatViews = false;  // forward all views in one pass (EMP-SSL) vs per view (solo-learn: BN per crop)
   int64_t batchSize = 256;
+  bool shuffle = true;  // a seeded permutation per epoch; false: dataset order (reproducible by other tools)
   int64_t epochs = 1;
   int64_t maxSteps = 0;  // 0: no limit (tests, benchmarks)
   double lr = 0.3, classifierLr = 0.1, weightDecay = 1e-4, eta = 0.02, momentum = 0.9;
@@ -35,6 +37,9 @@ struct TrainConfig {
   uint64_t seed = 5;
   std::string device = "cpu";
   bool channelsLast = false;
+  std::string precision = "32";  // 32 | 16-mixed | bf16-mixed
+  int gradScaler = -1;           // -1: on for 16-mixed only; 0: off; 1: on
+  GradScalerOptions scaler;
   int64_t checkpointEvery = 1;  // epochs; 0: only at the end / on abort
   int64_t logEvery = 10;        // steps
   int64_t knnEvery = 0;         // epochs; 0: off
@@ -57,6 +62,8 @@ struct ResumeState {
   std::map<std::string, at::Tensor> momentum;
   int64_t epoch = 0;  // epochs already completed
   int64_t globalStep = 0;
+  double ampScale = 0;  // 0: none saved (start from the configured initial scale)
+  int64_t ampGrowthTracker = 0;
 };
 
 struct TrainEvent {
@@ -65,6 +72,8 @@ struct TrainEvent {
   double loss = 0, classifierLoss = 0, lr = 0, imagesPerSec = 0, augmentMs = 0, stepMs = 0, waitMs = 0;
   std::map<std::string, double> terms;
   double top1 = 0, top5 = 0;
+  double gradScale = 0;  // the loss scale (0 without a grad scaler)
+  int64_t skippedSteps = 0, ampGrowthTracker = 0;
   bool final = false, aborted = false;
   std::vector<std::pair<std::string, at::Tensor>> stateDict;  // checkpoint
   std::vector<std::pair<std::string, at::Tensor>> momentum;   // checkpoint: momentum buffers by name
@@ -74,6 +83,7 @@ struct TrainEvent {
 struct TrainResult {
   int64_t epochs = 0, globalStep = 0;
   bool aborted = false;
+  int64_t skippedSteps = 0;  // optimizer steps the grad scaler skipped (inf/NaN gradients)
   double lastLoss = 0, imagesPerSec = 0, augmentMsPerStep = 0, stepMsPerStep = 0, waitMsPerStep = 0;
 };
 

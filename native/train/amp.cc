@@ -1,0 +1,114 @@
+#include "train/amp.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
+#include <cmath>
+
+#include "common/error.h"
+
+// LibTorch 2.4 replaced the per-device autocast setters with device-type-taking ones.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define TSSL_AUTOCAST_BY_DEVICE_TYPE 1
+#endif
+
+namespace tssl::train {
+
+Precision parsePrecision(const std::string& s) {
+  if (s == "32" || s == "32-true") return Precision::F32;
+  if (s == "16-mixed") return Precision::F16Mixed;
+  if (s == "bf16-mixed") return Precision::BF16Mixed;
+  throw Error("ERR_CONFIG", "precision must be '32', '16-mixed' or 'bf16-mixed', got '" + s + "'");
+}
+
+namespace {
+bool autocastEnabled(c10::DeviceType d) {
+#ifdef TSSL_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::is_autocast_enabled(d);
+#else
+  return d == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+at::ScalarType autocastDtype(c10::DeviceType d) {
+#ifdef TSSL_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::get_autocast_dtype(d);
+#else
+  return d == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+void setAutocast(c10::DeviceType d, bool enabled, at::ScalarType dtype) {
+#ifdef TSSL_AUTOCAST_BY_DEVICE_TYPE
+  at::autocast::set_autocast_dtype(d, dtype);
+  at::autocast::set_autocast_enabled(d, enabled);
+#else
+  if (d == c10::DeviceType::CUDA) {
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(enabled);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(enabled);
+  }
+#endif
+}
+}  // namespace
+
+AutocastScope::AutocastScope(c10::DeviceType device, at::ScalarType dtype) : device_(device) {
+  TSSL_CHECK(device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA, "ERR_CONFIG",
+             "mixed precision runs on cpu and cuda devices, not ", c10::DeviceTypeName(device));
+  prevEnabled_ = autocastEnabled(device);
+  prevDtype_ = autocastDtype(device);
+  setAutocast(device, true, dtype);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  setAutocast(device_, prevEnabled_, prevDtype_);
+}
+
+at::Tensor GradScaler::scaleLoss(const at::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }
+
+bool GradScaler::unscale(const std::vector<at::Tensor>& params) const {
+  if (!enabled_) return true;
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return true;
+  // As GradScaler: the reciprocal in double, applied in float32.
+  const float inv = static_cast<float>(1.0 / scale_);
+  if (grads.front().is_cuda()) {
+    // One fused kernel per dtype/device group on CUDA, as torch.cuda.amp does.
+    at::Tensor found = at::zeros({1}, grads.front().options().dtype(at::kFloat));
+    at::Tensor invT = at::full({1}, inv, grads.front().options().dtype(at::kFloat));
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found, invT);
+    return found.item<float>() == 0.0f;
+  }
+  at::NoGradGuard g;
+  std::vector<at::Tensor> finite;
+  finite.reserve(grads.size());
+  for (auto& gr : grads) {
+    gr.mul_(inv);
+    finite.push_back(at::isfinite(gr).all());
+  }
+  return at::stack(finite).all().item<bool>();
+}
+
+void GradScaler::update(bool foundInf) {
+  if (!enabled_) return;
+  if (foundInf) {
+    scale_ *= o_.backoffFactor;
+    tracker_ = 0;
+    return;
+  }
+  const int64_t successful = tracker_ + 1;
+  if (successful == o_.growthInterval) {
+    const double grown = scale_ * o_.growthFactor;
+    // torch keeps the scale in float32: growth stops where float32 would overflow.
+    if (std::isfinite(static_cast<float>(grown))) scale_ = grown;
+    tracker_ = 0;
+  } else {
+    tracker_ = successful;
+  }
+}
+
+}  // namespace tssl::train

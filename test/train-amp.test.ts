@@ -1,0 +1,116 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readTorchFile, tensorMap } from '../lib/checkpoint/index.js';
+import { train, type StepEvent } from '../lib/train.js';
+import { digitsSubset } from './helpers/datasets.js';
+import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
+
+const work = mkdtempSync(join(tmpdir(), 'tssl-amp-'));
+
+async function params(path: string, names: string[]): Promise<Map<string, Float32Array>> {
+  const f = await readTorchFile(path);
+  try {
+    const sd = tensorMap((f.root as Map<string, unknown>).get('state_dict') as never)!;
+    const out = new Map<string, Float32Array>();
+    for (const n of names) out.set(n, Float32Array.from((await sd.get(n)!.read()) as ArrayLike<number>));
+    return out;
+  } finally {
+    await f.close();
+  }
+}
+
+// scripts/fixtures/train_step.py: the same VICReg step in PyTorch, float32 and under torch.autocast('cpu', bf16).
+// Deterministic views (the image; its mirror image), one batch = the whole set, so shuffling does not matter.
+const stepConfig = (dir: string, precision: '32' | 'bf16-mixed', extra: Record<string, unknown> = {}) => ({
+  method: 'vicreg' as const,
+  data: { train: fixturePath('train_step', 'images.npy'), shuffle: false },
+  projector: { hiddenDims: [256], outputDim: 128 },
+  augmentation: [
+    { scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0, flip: 0 },
+    { scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0, flip: 1 },
+  ],
+  batchSize: 64,
+  epochs: 1,
+  scheduler: { warmupEpochs: 0 },
+  optimizer: { lr: 0.3, weightDecay: 1e-4, eta: 0.02 },
+  precision,
+  resume: fixturePath('train_step', 'init.ckpt'),
+  checkpoint: { dir },
+  logEvery: 1,
+  ...extra,
+});
+
+describe('mixed precision training', () => {
+  const ref = fixtureJson<{ fp32: number; bf16: number; probes: string[] }>('train_step', 'losses.json');
+
+  async function ourStep(precision: '32' | 'bf16-mixed', extra: Record<string, unknown> = {}) {
+    const steps: StepEvent[] = [];
+    const r = await train(stepConfig(join(work, `${precision}-${Object.keys(extra).join('-')}`), precision, extra), { onProgress: (e) => e.type === 'step' && steps.push(e) });
+    const init = await params(fixturePath('train_step', 'init.ckpt'), ref.probes);
+    const after = await params(r.checkpoint, ref.probes);
+    const deltas = new Map<string, Float32Array>();
+    for (const n of ref.probes) deltas.set(n, after.get(n)!.map((v, i) => v - init.get(n)![i]!));
+    return { r, steps, deltas };
+  }
+  async function refDelta(mode: 'fp32' | 'bf16', name: string) {
+    return (await fixtureArray('train_step', mode, name)).data;
+  }
+
+  it('a float32 trainer step equals PyTorch\'s step (forward, VICReg, backward, LARS)', async () => {
+    const { r, deltas } = await ourStep('32');
+    expect(r.globalStep).toBe(1);
+    expect(Math.abs(r.lastLoss - ref.fp32) / ref.fp32).toBeLessThan(1e-5);
+    // The floor: projector.3.bias's update is zero up to rounding (VICReg is invariant to a shift of z).
+    for (const n of ref.probes) expect(relError(deltas.get(n)!, await refDelta('fp32', n), 1e-5), n).toBeLessThan(2e-3);
+  });
+
+  it('bf16-mixed runs the model under CPU autocast exactly as torch.autocast does, not in float32', async () => {
+    const { r, deltas } = await ourStep('bf16-mixed');
+    expect(Math.abs(r.lastLoss - ref.bf16) / ref.bf16).toBeLessThan(1e-5);
+    for (const n of ref.probes) {
+      const vsBf16 = relError(deltas.get(n)!, await refDelta('bf16', n));
+      expect(vsBf16, n).toBeLessThan(1e-2);
+      // bf16 changes these updates by 20–60% against float32: a float32 run could not pass the line above.
+      if (n.startsWith('backbone.') && n.endsWith('.weight')) expect(relError(deltas.get(n)!, await refDelta('fp32', n)), n).toBeGreaterThan(0.1);
+    }
+  });
+
+  it('a grad scaler (power-of-two scale) leaves the update unchanged, reports the scale and saves it for resume', async () => {
+    const plain = await ourStep('bf16-mixed');
+    const scaled = await ourStep('bf16-mixed', { gradScaler: { enabled: true, initScale: 1024, growthInterval: 1 } });
+    expect(scaled.r.skippedSteps).toBe(0);
+    for (const n of ref.probes) expect(relError(scaled.deltas.get(n)!, plain.deltas.get(n)!), n).toBeLessThan(1e-5);
+    expect(scaled.steps[0]!.gradScale).toBe(2048); // grown after one good step (growthInterval 1)
+    const f = await readTorchFile(scaled.r.checkpoint);
+    try {
+      const amp = (f.root as Map<string, unknown>).get('native_amp_scaling_state') as Map<string, unknown>;
+      expect(amp.get('scale')).toBe(2048);
+      expect(Number(amp.get('_growth_tracker'))).toBe(0);
+    } finally {
+      await f.close();
+    }
+    // Resuming continues from the saved scale (2048 → 4096 after the next good step), not from initScale.
+    const next: StepEvent[] = [];
+    const cfg = stepConfig(join(work, 'amp-resume'), 'bf16-mixed', { gradScaler: { enabled: true, initScale: 1024, growthInterval: 1 }, epochs: 2, resume: scaled.r.checkpoint });
+    await train(cfg, { onProgress: (e) => e.type === 'step' && next.push(e) });
+    expect(next.map((e) => e.gradScale)).toEqual([4096]);
+  });
+
+  it('skips the optimizer step and backs the scale off when scaled gradients overflow', async () => {
+    // Loss weights ×100 make the largest gradient ≈ 200 (PyTorch: 2.26 at weight 1), so ×2^127 overflows float32.
+    const { r, steps, deltas } = await ourStep('bf16-mixed', { gradScaler: { enabled: true, initScale: 2 ** 127 }, loss: { simWeight: 2500, varWeight: 2500, covWeight: 100 } });
+    expect(r.skippedSteps).toBe(1);
+    expect(steps[0]!.skippedSteps).toBe(1);
+    expect(steps[0]!.gradScale).toBe(2 ** 126);
+    for (const n of ref.probes) expect(deltas.get(n)!.every((v) => v === 0), n).toBe(true);
+  });
+
+  it('refuses 16-mixed on CPU and unknown precisions, naming the field', async () => {
+    const data = await digitsSubset(work, 16);
+    await expect(train({ method: 'vicreg', data: { train: data }, precision: '16-mixed' })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('config.precision') });
+    await expect(train({ method: 'vicreg', data: { train: data }, precision: 'fp8' })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('config.precision') });
+    await expect(train({ method: 'vicreg', data: { train: data }, gradScaler: { backoffFactor: 2 } })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('config.gradScaler.backoffFactor') });
+  });
+});
