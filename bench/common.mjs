@@ -14,10 +14,10 @@ export async function lib() {
   return import(dist);
 }
 
-export function runPython(script, args, threads) {
+export function runPython(script, args, threads, extraEnv = {}) {
   const out = execFileSync(python, [join(root, 'bench', 'py', script), ...args.map(String)], {
     encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+    env: { ...process.env, OMP_NUM_THREADS: String(threads), ...extraEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = out.trim().split('\n');

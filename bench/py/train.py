@@ -20,6 +20,9 @@ from _ssl_losses import vicreg  # noqa: E402
 from optim import LARS  # noqa: E402
 
 threads, workers, batch, steps, data_path, labels_path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+# Optional: memory format (contiguous | channels_last) and precision (32 | bf16-mixed: torch.autocast('cpu', bf16)).
+memory_format = torch.channels_last if (sys.argv[7] if len(sys.argv) > 7 else "contiguous") == "channels_last" else torch.contiguous_format
+bf16 = (sys.argv[8] if len(sys.argv) > 8 else "32") == "bf16-mixed"
 torch.set_num_threads(threads)
 torch.manual_seed(5)
 images = np.load(data_path)
@@ -57,6 +60,7 @@ backbone.conv1 = nn.Conv2d(3, 64, 3, 1, 2, bias=False)
 backbone.maxpool = nn.Identity()
 projector = nn.Sequential(nn.Linear(512, 2048), nn.BatchNorm1d(2048), nn.ReLU(), nn.Linear(2048, 2048), nn.BatchNorm1d(2048), nn.ReLU(), nn.Linear(2048, 2048))
 classifier = nn.Linear(512, int(labels.max()) + 1)
+backbone = backbone.to(memory_format=memory_format)
 opt = LARS([{"params": backbone.parameters()}, {"params": projector.parameters()}, {"params": classifier.parameters(), "lr": 0.1, "weight_decay": 0}],
            lr=0.3, momentum=0.9, weight_decay=1e-4, eta=0.02, clip_lr=True, exclude_bias_n_norm=True)
 total = 1000
@@ -73,9 +77,13 @@ while done < steps + 1:
     t1 = time.perf_counter()
     for g, base in zip(opt.param_groups, [0.3, 0.3, 0.1]):
         g["lr"] = base * 0.5 * (1 + math.cos(math.pi * done / total))
-    f1, f2 = backbone(x1), backbone(x2)
-    loss, _ = vicreg(projector(f1), projector(f2))
-    loss = loss + F.cross_entropy(classifier(torch.cat([f1, f2]).detach()), torch.cat([y, y]))
+    x1, x2 = x1.contiguous(memory_format=memory_format), x2.contiguous(memory_format=memory_format)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        f1, f2 = backbone(x1), backbone(x2)
+        z1, z2 = projector(f1), projector(f2)
+        logits = classifier(torch.cat([f1, f2]).detach())
+    loss, _ = vicreg(z1.float(), z2.float())
+    loss = loss + F.cross_entropy(logits.float(), torch.cat([y, y]))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
