@@ -18,6 +18,8 @@ export interface NativeTensor {
   readonly disposed: boolean;
   readonly nbytes: number;
   toBuffer(): ArrayBuffer;
+  /** No copy: an ArrayBuffer over the tensor's storage (only for tensors nothing mutates afterwards). */
+  toSharedBuffer(): ArrayBuffer;
   item(): number | boolean;
   backward(gradient?: NativeTensor): Promise<void>;
   dispose(): void;

@@ -13,6 +13,7 @@ import { NORMALIZATIONS } from './data/normalization.js';
 import { TorchSslError, rethrowWithStack } from './errors.js';
 import { native, setNumThreads, type NativeTensor } from './native.js';
 import { Tensor } from './tensor.js';
+import { DTYPE_BYTES, typedArrayFor } from './dtype.js';
 import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './checkpoint/index.js';
 import { dictGet } from './checkpoint/pyvalue.js';
 import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
@@ -115,16 +116,20 @@ async function loadImages(path: string, labelsPath: string | undefined, size: nu
   }
 }
 
-/** Copied out of the native tensor only when the writer reaches it (one tensor at a time). */
+/**
+ * A checkpoint snapshot's elements, viewed in place (no copy on the JS thread) when the writer reaches
+ * it. The trainer cloned these tensors for this event alone, so nothing mutates them.
+ */
 function tensorData(t: NativeTensor) {
   const w = new Tensor(t);
+  const dtype = w.dtype;
   return {
-    dtype: w.dtype,
+    dtype,
     shape: w.shape,
     load: () => {
-      const data = w.toTypedArray();
+      const buf = t.toSharedBuffer();
       w.dispose();
-      return data;
+      return typedArrayFor(dtype, buf, 0, buf.byteLength / DTYPE_BYTES[dtype]);
     },
   };
 }

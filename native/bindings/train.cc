@@ -263,6 +263,9 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
     std::thread([run, config, data, resume, deliver]() mutable {
       auto send = [&](Message* m) { run->tsfn.BlockingCall(m, deliver); };
       try {
+        // Below the JS thread: on a machine whose cores training saturates, the event loop (progress,
+        // checkpoint writing, the user's own work) still gets the CPU when it needs it.
+        lowerThisThreadPriority(5);
         applyThreads();
         train::TrainResult r = train::runTraining(
             config, data, resume.get(),

@@ -2,7 +2,12 @@
 
 #include <ATen/Parallel.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <thread>
 
 // OpenMP's per-thread setter, when LibTorch's parallel backend is OpenMP (weak: absent otherwise).
@@ -39,6 +44,17 @@ void limitThisThread(int n) {
   // at::set_num_threads would also change the process-wide value other threads initialise from.
   if (omp_set_num_threads != nullptr) omp_set_num_threads(n < 1 ? 1 : n);
   applied = -1;
+}
+
+void lowerThisThreadPriority(int niceDelta) {
+#if defined(__linux__) && defined(SYS_gettid)
+  const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int current = getpriority(PRIO_PROCESS, tid);
+  if (errno == 0) (void)setpriority(PRIO_PROCESS, tid, current + niceDelta);
+#else
+  (void)niceDelta;
+#endif
 }
 
 }  // namespace tssl

@@ -13,4 +13,9 @@ void applyThreads();
 /// process-wide default that other threads initialise from untouched.
 void limitThisThread(int n);
 
+/// Lowers the calling thread's scheduling priority by `niceDelta` (Linux per-thread nice; threads it
+/// creates afterwards, e.g. OpenMP workers, inherit it). Long native jobs use it so that the Node event
+/// loop wins the CPU when both want it. A no-op where unsupported.
+void lowerThisThreadPriority(int niceDelta);
+
 }  // namespace tssl
