@@ -11,6 +11,7 @@ interface LarsCase {
   clip_lr: boolean;
   exclude_bias_n_norm: boolean;
   nesterov?: boolean;
+  momentum?: number;
   schedule?: [number, number];
   keys: string[];
   steps: number;
@@ -29,7 +30,7 @@ async function params(c: LarsCase) {
 function makeLars(c: LarsCase, ps: Record<string, Tensor>) {
   return new LARS(Object.values(ps), {
     lr: c.lr,
-    momentum: 0.9,
+    momentum: c.momentum ?? 0.9,
     weightDecay: c.weight_decay,
     eta: c.eta,
     clipLr: c.clip_lr,
