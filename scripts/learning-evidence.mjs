@@ -3,6 +3,7 @@
 // accuracy of the backbone's pooled features before training (random init) and after each few epochs.
 // The digits are 8×8 originals, so training and evaluation run at 16×16 (same resolution for both: BatchNorm
 // statistics from 16×16 views do not transfer to 32×32 inputs). Usage: node scripts/learning-evidence.mjs [epochs]
+// (EVIDENCE_PRECISION=bf16-mixed trains under autocast; EVIDENCE_KNN_EVERY, EVIDENCE_ETA as below)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
@@ -39,6 +40,7 @@ const result = await train(
     checkpoint: { dir: join(out, 'run'), every: 0 },
     logEvery: 20,
     seed: 5,
+    precision: process.env.EVIDENCE_PRECISION ?? '32',
   },
   {
     onProgress: (e) => {
