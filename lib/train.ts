@@ -153,8 +153,11 @@ async function readResume(path: string) {
         if (ref && name) momentum.push([name, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
       }
     }
-    // Lightning 1.x's key for GradScaler.state_dict() (scale, growth factors, _growth_tracker).
-    const amp = dictGet(root as never, 'native_amp_scaling_state') as unknown;
+    // GradScaler.state_dict() (scale, growth factors, _growth_tracker): Lightning 1.x's key, which this
+    // trainer writes, or the precision plugin's class name that Lightning >= 1.6 / 2.x use.
+    const amp = (['native_amp_scaling_state', 'MixedPrecision', 'MixedPrecisionPlugin', 'NativeMixedPrecisionPlugin'] as const)
+      .map((k) => dictGet(root as never, k) as unknown)
+      .find((v) => v !== undefined && v !== null);
     const ampScale = amp ? Number(dictGet(amp as never, 'scale') ?? 0) : 0;
     const ampGrowthTracker = amp ? Number(dictGet(amp as never, '_growth_tracker') ?? 0) : 0;
     return {

@@ -149,7 +149,15 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
       if (n == 0) return Napi::ArrayBuffer::New(env, 0);
       auto* keep = new at::Tensor(t);
       // V8 accounts an ArrayBuffer's backing store itself (external or not): no AdjustExternalMemory here.
-      return Napi::ArrayBuffer::New(env, keep->data_ptr(), n, [](Napi::Env, void*, at::Tensor* k) { delete k; }, keep);
+      napi_value ab = nullptr;
+      const napi_status st = napi_create_external_arraybuffer(
+          env, keep->data_ptr(), n, [](napi_env, void*, void* k) { delete static_cast<at::Tensor*>(k); }, keep, &ab);
+      if (st == napi_ok) return Napi::ArrayBuffer(env, ab);
+      // Runtimes that forbid external buffers (e.g. a V8 sandbox): copy instead.
+      delete keep;
+      Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, n);
+      std::memcpy(buf.Data(), t.data_ptr(), n);
+      return buf;
     });
   }
 

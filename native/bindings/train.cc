@@ -262,12 +262,13 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
 
     std::thread([run, config, data, resume, deliver]() mutable {
       auto send = [&](Message* m) { run->tsfn.BlockingCall(m, deliver); };
+      auto* done = new Message();
       try {
         // Below the JS thread: on a machine whose cores training saturates, the event loop (progress,
         // checkpoint writing, the user's own work) still gets the CPU when it needs it.
         lowerThisThreadPriority(5);
         applyThreads();
-        train::TrainResult r = train::runTraining(
+        done->result = train::runTraining(
             config, data, resume.get(),
             [&](train::TrainEvent&& e) {
               auto* m = new Message();
@@ -275,20 +276,17 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
               send(m);
             },
             [&] { return run->stop.load(); });
-        auto* m = new Message();
-        m->kind = Message::Done;
-        m->result = r;
-        send(m);
+        done->kind = Message::Done;
       } catch (...) {
-        auto* m = new Message();
-        m->kind = Message::Failed;
-        m->error = captureCurrentException();
-        send(m);
+        done->kind = Message::Failed;
+        done->error = captureCurrentException();
       }
-      // The run's activations, model and data sit in the CPU cache now: give them back to the system.
+      // Before resolving: the run's model, activations and data sit in the CPU cache now; give them back
+      // to the system, so that code after `await train()` (or the next run) starts from a clean slate.
       data = train::TrainData();
       resume.reset();
       releaseCpuCache();
+      send(done);
       run->tsfn.Release();
     }).detach();
 

@@ -4,10 +4,12 @@
 // again on free. That costs ~1/3 of a ResNet-18 CIFAR step on 2 cores. This allocator keeps freed
 // blocks of >= 64 KiB in per-size free lists (sizes rounded to 1/16 of their power of two) and hands
 // them back on the next request of the same class, up to a byte cap; smaller blocks go straight to
-// the system allocator.
+// the system allocator. Once the cache holds half its cap, a miss first returns as many bytes of other
+// classes' cached blocks to the system, so changing shapes do not pile up cached memory.
 //
-// Installed process-wide by the addon at load unless TORCH_SSL_CPU_CACHE_MB=0; the cap defaults to a
-// quarter of physical memory (at most 8 GiB) and TORCH_SSL_CPU_CACHE_MB overrides it.
+// Installed process-wide by the addon at load (before LibTorch allocates anything through it) unless
+// TORCH_SSL_CPU_CACHE_MB=0; the cap defaults to a quarter of physical memory or of the cgroup limit
+// (at most 8 GiB) and TORCH_SSL_CPU_CACHE_MB overrides it.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -87,8 +87,8 @@ bool GradScaler::unscale(const std::vector<at::Tensor>& params) const {
   std::vector<at::Tensor> finite;
   finite.reserve(grads.size());
   for (auto& gr : grads) {
+    finite.push_back(at::isfinite(gr).all());  // checked before unscaling, as the torch kernel does
     gr.mul_(inv);
-    finite.push_back(at::isfinite(gr).all());
   }
   return at::stack(finite).all().item<bool>();
 }
@@ -101,7 +101,7 @@ void GradScaler::update(bool foundInf) {
     return;
   }
   const int64_t successful = tracker_ + 1;
-  if (successful == o_.growthInterval) {
+  if (successful >= o_.growthInterval) {  // >=: a resumed tracker may exceed a smaller interval
     const double grown = scale_ * o_.growthFactor;
     // torch keeps the scale in float32: growth stops where float32 would overflow.
     if (std::isfinite(static_cast<float>(grown))) scale_ = grown;

@@ -145,7 +145,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
              "precision '16-mixed' needs a CUDA device (", c.device, " given); on CPU use 'bf16-mixed'");
   const at::ScalarType autocastDtype = precision == Precision::F16Mixed ? at::kHalf : at::kBFloat16;
   GradScaler scaler(c.scaler, c.gradScaler < 0 ? precision == Precision::F16Mixed : c.gradScaler > 0);
-  int64_t skippedSteps = 0;
+  int64_t skippedSteps = 0, consecutiveNonFinite = 0;
   at::manual_seed(c.seed);
 
   auto model = std::make_shared<MethodModel>(c, hasLabels ? c.numClasses : 0);
@@ -393,8 +393,12 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       }
       scaler.update(!finiteGrads);
       const double lossValue = lr_.loss.item<double>();
-      TSSL_CHECK(std::isfinite(lossValue), "ERR_TORCH_VALUE", "the loss became ", lossValue, " at step ", s,
-                 " (lower the learning rate?)");
+      // With a grad scaler a non-finite loss is one more skipped step (as under Lightning); without one,
+      // or when it persists, the run stops with the step named.
+      consecutiveNonFinite = std::isfinite(lossValue) ? 0 : consecutiveNonFinite + 1;
+      TSSL_CHECK(consecutiveNonFinite == 0 || (scaler.enabled() && consecutiveNonFinite < 50), "ERR_TORCH_VALUE",
+                 "the loss became ", lossValue, " at step ", s,
+                 scaler.enabled() ? " for 50 steps in a row" : "", " (lower the learning rate?)");
       const double stepMs = msSince(ts);
       ++globalStep;
       ++stepsDone;
