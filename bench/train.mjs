@@ -1,7 +1,7 @@
 // End-to-end training throughput (augmentation + step), torch-ssl vs a Python PyTorch loop with the same
 // model, loss and LARS, torchvision transforms and a DataLoader with a worker, same thread budget, same run.
 // Both sides time steps 2..N+1 of one run (the first step is warm-up).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lib, root, runPython, table, threadsFromEnv } from './common.mjs';
@@ -13,7 +13,6 @@ const steps = Number.parseInt(process.env.BENCH_STEPS ?? '5', 10);
 const data = join(root, '.cache', 'datasets', 'digits-train.npy');
 const labels = join(root, '.cache', 'datasets', 'digits-train-labels.npy');
 const { train, setNumThreads } = await lib();
-const { readFileSync } = await import('node:fs');
 const hasBf16 = /\bavx512_bf16\b|\bamx_bf16\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 const precisions = (process.env.BENCH_PRECISIONS ?? (hasBf16 ? '32,bf16-mixed' : '32')).split(',');
 setNumThreads(threads);

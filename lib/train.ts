@@ -4,9 +4,8 @@
  * events, writes checkpoints (atomically, solo-learn's layout, args.json beside) and can stop the run.
  */
 import { mkdir, writeFile, rename, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openImageSource } from './data/index.js';
 import { NORMALIZATIONS } from './data/normalization.js';

@@ -107,36 +107,36 @@ class CachingCpuAllocator final : public c10::Allocator {
  private:
   static c10::DataPtr make(size_t n) {
     const size_t cls = sizeClass(n);
-    void* base = nullptr;
     std::vector<void*> evicted;
     Cache& c = cache();
     if (cls >= kMinCached) {
       std::lock_guard<std::mutex> lock(c.mu);
       auto it = c.free.find(cls);
       if (it != c.free.end() && !it->second.empty()) {
-        base = it->second.back();
+        void* base = it->second.back();
         it->second.pop_back();
         c.cached -= cls;
         ++c.hits;
-      } else {
-        ++c.misses;
-        // Past half the cap, a miss returns as many bytes of other classes to the system. (Below it,
-        // evicting would only turn the next step's hits into misses: a steady loop reuses every block.)
-        if (c.cached >= c.cap / 2) evictLocked(c, cls, evicted);
+        // The hot path: registered under the same lock.
+        void* data = static_cast<char*>(base) + kHeader;
+        c.live.insert(data);
+        return {data, data, &freeBlock, c10::Device(c10::DeviceType::CPU)};
       }
+      ++c.misses;
+      // Past half the cap, a miss returns as many bytes of other classes to the system. (Below it,
+      // evicting would only turn the next step's hits into misses: a steady loop reuses every block.)
+      if (c.cached >= c.cap / 2) evictLocked(c, cls, evicted);
     }
     for (void* b : evicted) std::free(b);
+    if (cls > SIZE_MAX - kHeader) throw std::bad_alloc();
+    void* base = systemAlloc(kHeader + cls);
     if (base == nullptr) {
-      if (cls > SIZE_MAX - kHeader) throw std::bad_alloc();
+      // Out of memory: give the cache back and try once more before failing like LibTorch does.
+      releaseCpuCache();
       base = systemAlloc(kHeader + cls);
-      if (base == nullptr) {
-        // Out of memory: give the cache back and try once more before failing like LibTorch does.
-        releaseCpuCache();
-        base = systemAlloc(kHeader + cls);
-      }
-      if (base == nullptr) throw std::bad_alloc();
-      std::memcpy(base, &cls, sizeof cls);
     }
+    if (base == nullptr) throw std::bad_alloc();
+    std::memcpy(base, &cls, sizeof cls);
     void* data = static_cast<char*>(base) + kHeader;
     {
       std::lock_guard<std::mutex> lock(c.mu);
