@@ -135,7 +135,7 @@ def main() -> None:
         },
         "photos": {
             "source": "sklearn.datasets.load_sample_images (china.jpg, flower.jpg, 427x640)",
-            "files": photos.filenames,
+            "files": [os.path.basename(f) for f in photos.filenames],  # scikit-learn >= 1.3 gives full paths
             "transform": "centre square crop, PIL bilinear resize",
             "arrays": {name + ".npy": [len(photos.images), side, side, 3] for name, side in PHOTO_SIDES.items()},
         },

@@ -53,7 +53,7 @@ def make(path):
 def run(path, threads):
     torch.set_num_threads(threads)
     t_import = time.perf_counter()
-    ckpt = torch.load(path, map_location="cpu")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)  # as a Lightning user must since PyTorch 2.6
     sd = {k[len("backbone."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("backbone.")}
     t_load = time.perf_counter()
     model = cifar_resnet18()

@@ -19,7 +19,8 @@ torch.set_num_threads(int(threads))
 batch = int(batch)
 channels_last = channels_last == "1"
 
-sd = torch.load(ckpt, map_location="cpu")["state_dict"]
+# weights_only=False (the default became True in PyTorch 2.6): a Lightning checkpoint holds more than tensors.
+sd = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
 sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
 net = torchvision.models.resnet18()
 net.fc = torch.nn.Identity()

@@ -1,13 +1,13 @@
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
 #include <c10/util/Exception.h>
-#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <new>
 
 #include "bindings/common.h"
 #include "common/cpu_allocator.h"
+#include "common/device.h"
 #include "common/error.h"
 #include "common/threads.h"
 
@@ -129,13 +129,9 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
-  o.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
-  o.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
-#ifdef TSSL_WITH_CUDA
-  o.Set("cudaBuild", Napi::Boolean::New(env, true));
-#else
-  o.Set("cudaBuild", Napi::Boolean::New(env, false));
-#endif
+  o.Set("cudaAvailable", Napi::Boolean::New(env, cudaDeviceCount() > 0));
+  o.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(cudaDeviceCount())));
+  o.Set("cudaBuild", Napi::Boolean::New(env, cudaBuild()));
   o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
   o.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
   return o;

@@ -1,6 +1,8 @@
 // augmentOp(name, images, params) → NativeTensor: the functional augmentation ops with explicit
 // parameters (what tests compare against torchvision.transforms.functional), and augmentBatch(images,
 // view, seed) → the full sampled pipeline of one view.
+#include <ATen/core/grad_mode.h>
+
 #include "bindings/common.h"
 #include "common/error.h"
 #include "data/augment.h"

@@ -6,6 +6,7 @@
 
 #include "bindings/common.h"
 #include "common/error.h"
+#include "common/torch_compat.h"
 #include "optim/lars.h"
 
 namespace tssl::bindings {
@@ -52,7 +53,7 @@ torch::optim::SGDOptions sgdOptions(const Napi::Object& o, const torch::optim::S
 
 at::Tensor* momentumBuffer(torch::optim::Optimizer& opt, const std::string& kind, const at::Tensor& p) {
   auto& state = opt.state();
-  auto it = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+  auto it = state.find(compat::optimizerStateKey(state, p));
   if (it == state.end()) return nullptr;
   if (kind == "lars") return &static_cast<optim::LARSParamState&>(*it->second).momentum_buffer();
   return &static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer();
@@ -208,7 +209,7 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
           TSSL_CHECK(b.sizes() == params[pi].sizes(), "ERR_TORCH_SHAPE", "momentum buffer ", gi, "/", pi, " has shape ",
                      shapeString(b.sizes().vec()), " but the parameter has ", shapeString(params[pi].sizes().vec()));
           at::Tensor copy = b.detach().to(params[pi].options()).clone();
-          auto key = c10::guts::to_string(params[pi].unsafeGetTensorImpl());
+          auto key = compat::optimizerStateKey(s->opt->state(), params[pi]);
           if (s->kind == "lars") {
             auto ps = std::make_unique<optim::LARSParamState>();
             ps->momentum_buffer(copy);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "bindings/common.h"
+#include "common/device.h"
 #include "common/error.h"
 
 namespace tssl::bindings {
@@ -342,12 +343,9 @@ std::string dtypeName(at::ScalarType t) {
 
 at::Device parseDevice(Napi::Env env, const std::string& name) {
   try {
-    at::Device d(name);
-    if (d.is_cuda() && !at::hasCUDA())
-      throwJs(env, "ERR_TORCH_DEVICE", "device '" + name + "' requested but this LibTorch build has no CUDA (cpu only)");
-    return d;
-  } catch (const c10::Error&) {
-    throwJs(env, "ERR_INVALID_ARG", "invalid device '" + name + "' (expected 'cpu', 'cuda' or 'cuda:N')");
+    return resolveDevice(name);
+  } catch (const Error& e) {
+    throwJs(env, e.code, e.what());
   }
 }
 

@@ -19,8 +19,8 @@ torch::nn::Conv2d conv1x1(int64_t in, int64_t out, int64_t stride) {
 
 BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential ds)
     : conv1(register_module("conv1", conv3x3(inplanes, planes, stride))),
-      bn1(register_module("bn1", torch::nn::BatchNorm2d(planes))),
       conv2(register_module("conv2", conv3x3(planes, planes, 1))),
+      bn1(register_module("bn1", torch::nn::BatchNorm2d(planes))),
       bn2(register_module("bn2", torch::nn::BatchNorm2d(planes))) {
   if (ds) downsample = register_module("downsample", ds);
 }

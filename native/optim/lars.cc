@@ -1,11 +1,13 @@
 #include "optim/lars.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/TensorOperators.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
 
 #include "common/error.h"
+#include "common/torch_compat.h"
 
 namespace tssl::optim {
 
@@ -63,7 +65,7 @@ at::Tensor LARS::step(LossClosure closure) {
       if (!p.grad().defined()) continue;
       const at::Tensor& g = p.grad();
       const bool excluded = o.exclude_bias_n_norm() && p.dim() == 1;
-      auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      auto key = compat::optimizerStateKey(state_, p);
       auto it = o.momentum() != 0 ? state_.find(key) : state_.end();
       const bool hasBuf = it != state_.end();
       if (p.is_cpu()) {

@@ -1,16 +1,9 @@
 #include "train/amp.h"
 
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
-
 #include <cmath>
 
 #include "common/error.h"
-
-// LibTorch 2.4 replaced the per-device autocast setters with device-type-taking ones.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define TSSL_AUTOCAST_BY_DEVICE_TYPE 1
-#endif
+#include "common/torch_compat.h"
 
 namespace tssl::train {
 
@@ -21,49 +14,18 @@ Precision parsePrecision(const std::string& s) {
   throw Error("ERR_CONFIG", "precision must be '32', '16-mixed' or 'bf16-mixed', got '" + s + "'");
 }
 
-namespace {
-bool autocastEnabled(c10::DeviceType d) {
-#ifdef TSSL_AUTOCAST_BY_DEVICE_TYPE
-  return at::autocast::is_autocast_enabled(d);
-#else
-  return d == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-#endif
-}
-at::ScalarType autocastDtype(c10::DeviceType d) {
-#ifdef TSSL_AUTOCAST_BY_DEVICE_TYPE
-  return at::autocast::get_autocast_dtype(d);
-#else
-  return d == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
-#endif
-}
-void setAutocast(c10::DeviceType d, bool enabled, at::ScalarType dtype) {
-#ifdef TSSL_AUTOCAST_BY_DEVICE_TYPE
-  at::autocast::set_autocast_dtype(d, dtype);
-  at::autocast::set_autocast_enabled(d, enabled);
-#else
-  if (d == c10::DeviceType::CUDA) {
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(enabled);
-  } else {
-    at::autocast::set_autocast_cpu_dtype(dtype);
-    at::autocast::set_cpu_enabled(enabled);
-  }
-#endif
-}
-}  // namespace
-
 AutocastScope::AutocastScope(c10::DeviceType device, at::ScalarType dtype) : device_(device) {
   TSSL_CHECK(device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA, "ERR_CONFIG",
              "mixed precision runs on cpu and cuda devices, not ", c10::DeviceTypeName(device));
-  prevEnabled_ = autocastEnabled(device);
-  prevDtype_ = autocastDtype(device);
-  setAutocast(device, true, dtype);
+  prevEnabled_ = compat::autocastEnabled(device);
+  prevDtype_ = compat::autocastDtype(device);
+  compat::setAutocast(device, true, dtype);
   at::autocast::increment_nesting();
 }
 
 AutocastScope::~AutocastScope() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  setAutocast(device_, prevEnabled_, prevDtype_);
+  compat::setAutocast(device_, prevEnabled_, prevDtype_);
 }
 
 at::Tensor GradScaler::scaleLoss(const at::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }

@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "common/cpu_allocator.h"
+#include "common/device.h"
 #include "common/error.h"
 #include "common/threads.h"
+#include "common/torch_compat.h"
 #include "eval/knn.h"
 #include "features/normalize.h"
 #include "losses/losses.h"
@@ -139,7 +141,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
              " (drop_last)");
   TSSL_CHECK(!c.views.empty(), "ERR_CONFIG", "no view pipelines configured");
   const bool hasLabels = d.labels.defined() && c.numClasses > 0;
-  const at::Device dev(c.device);
+  const at::Device dev = resolveDevice(c.device, "config.device");
   const Precision precision = parsePrecision(c.precision);
   TSSL_CHECK(precision != Precision::F16Mixed || dev.is_cuda(), "ERR_CONFIG",
              "precision '16-mixed' needs a CUDA device (", c.device, " given); on CPU use 'bf16-mixed'");
@@ -196,7 +198,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       if (it == resume->momentum.end()) continue;
       auto st = std::make_unique<optim::LARSParamState>();
       st->momentum_buffer(it->second.to(kv.value().options()).clone());
-      opt.state()[c10::guts::to_string(kv.value().unsafeGetTensorImpl())] = std::move(st);
+      opt.state()[compat::optimizerStateKey(opt.state(), kv.value())] = std::move(st);
     }
     globalStep = resume->globalStep;
     if (resume->ampScale > 0) scaler.load(resume->ampScale, resume->ampGrowthTracker);
@@ -223,7 +225,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
     for (const auto& kv : model->named_parameters(true)) e.stateDict.emplace_back(kv.key(), kv.value().detach().to(at::kCPU).contiguous().clone());
     for (const auto& kv : model->named_buffers(true)) e.stateDict.emplace_back(kv.key(), kv.value().to(at::kCPU).contiguous().clone());
     for (const auto& kv : model->named_parameters(true)) {
-      auto it = opt.state().find(c10::guts::to_string(kv.value().unsafeGetTensorImpl()));
+      auto it = opt.state().find(compat::optimizerStateKey(opt.state(), kv.value()));
       if (it != opt.state().end())
         e.momentum.emplace_back(kv.key(), static_cast<optim::LARSParamState&>(*it->second).momentum_buffer().to(at::kCPU).clone());
     }
