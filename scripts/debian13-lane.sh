@@ -13,7 +13,8 @@
 #   bash scripts/debian13-lane.sh shell [cpu|cuda]   a shell in the root's copy, for poking around
 #
 # Environment: TSSL_LANE_CACHE (default /var/cache/torch-ssl) holds the roots (~2.5 GB cpu, ~12 GB cuda);
-# TSSL_DEBIAN_MIRROR (default http://deb.debian.org/debian); TSSL_LANE_ARGS: extra arguments to `npm test`.
+# TSSL_DEBIAN_MIRROR (default http://deb.debian.org/debian); TSSL_LANE_ARGS: extra arguments to `npm test`;
+# TSSL_LANE_REPORT: a path here to copy vitest's JSON report to (.ci/run counts the tests from it).
 # A root is rebuilt when its package list below changes; `rm -rf "$TSSL_LANE_CACHE"/trixie-*` forces it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,9 +120,12 @@ run_in_root 'bash scripts/setup.sh'
 t2=$(date +%s)
 echo "debian13-lane ($mode): set-up (packages, npm ci with the native build, datasets) took $((t2 - t1)) s"
 echo "debian13-lane ($mode): $(run_in_root 'node -e "const b=require(\"./build/Release/torch_ssl.node\").buildInfo(); console.log(\"addon built against LibTorch \" + b.torchVersion + \", cudaBuild \" + b.cudaBuild + \", cudaAvailable \" + b.cudaAvailable)"')"
+report_args=""
+[ -n "${TSSL_LANE_REPORT:-}" ] && report_args="--reporter=default --reporter=json --outputFile=.cache/lane-report.json"
 set +e
-run_in_root "npm test -- ${TSSL_LANE_ARGS:-}"
+run_in_root "npm test -- $report_args ${TSSL_LANE_ARGS:-}"
 rc=$?
 set -e
+if [ -n "${TSSL_LANE_REPORT:-}" ] && [ -f "$work/.cache/lane-report.json" ]; then cp "$work/.cache/lane-report.json" "$TSSL_LANE_REPORT"; fi
 echo "debian13-lane ($mode): npm test exited $rc after $(( $(date +%s) - t2 )) s (whole lane $(( $(date +%s) - t0 )) s)"
 exit $rc

@@ -288,8 +288,8 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       at::Tensor trainF = evalFeatures(*model, d.images, c, dev);
       at::Tensor valF = evalFeatures(*model, d.valImages, c, dev);
       eval::KnnOptions ko;
-      ko.ks = {c.knnK};
-      ko.temperatures = {c.knnTemperature};
+      ko.ks.assign(1, c.knnK);
+      ko.temperatures.assign(1, c.knnTemperature);
       eval::KnnResult kr = eval::weightedKnn(trainF, d.labels.to(dev), valF, d.valLabels.to(dev), ko);
       const double t1 = kr.top1.at(0), t5 = kr.top5.at(0);
       TrainEvent k = makeEvent("knn", epochDone);
