@@ -9,6 +9,7 @@
  * (N, D) Tensor or streamed to a .npy file so memory stays bounded whatever N is.
  */
 import { invalidArg, TorchSslError } from './errors.js';
+import { checkKeys } from './strict-keys.js';
 import { openImageSource, NORMALIZATIONS, isNormalizationName, type ImageSource, type Normalization, type NormalizationName } from './data/index.js';
 import { ResNet, type Projector } from './models.js';
 import { native, type NativeTensor } from './native.js';
@@ -243,9 +244,15 @@ function aborted(what: string): TorchSslError {
  * Extracts one feature vector (or map) per image. `images`: a Tensor (uint8 (N, H, W, 3) or float32
  * (N, 3, H, W)), a path (.npy, CIFAR-10/100 binary folder, image folder) or an ImageSource.
  */
+const EXTRACT_OPTION_KEYS = ['pooling', 'space', 'patches', 'batchSize', 'normalize', 'device', 'channelsLast', 'foldBatchNorm', 'onProgress', 'signal', 'out'] as const;
+// Compile-time: the list names every ExtractOptions key (a key added to the interface but not here fails tsc).
+const _extractKeysComplete: Exclude<keyof ExtractOptions, (typeof EXTRACT_OPTION_KEYS)[number]> extends never ? true : never = true;
+void _extractKeysComplete;
+
 export async function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts: ExtractOptions = {}): Promise<ExtractResult> {
   const m = toFeatureModel(model);
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
+  checkKeys(opts, EXTRACT_OPTION_KEYS, 'extractFeatures options');
   const pooling = parsePooling(opts.pooling ?? EXTRACT_DEFAULTS.pooling);
   const space = opts.space ?? EXTRACT_DEFAULTS.space;
   if (space !== 'embedding' && space !== 'projection') throw invalidArg('space', "'embedding' or 'projection'", space);

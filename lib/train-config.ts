@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { TorchSslError } from './errors.js';
+import { checkSchemaKeys } from './strict-keys.js';
 import { PROJECTOR_PRESETS } from './models.js';
 
 export const METHODS = ['vicreg', 'simclr', 'tcr', 'barlow'] as const;
@@ -169,6 +170,19 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
       node = node[p] as Record<string, unknown>;
     }
     node[path[path.length - 1]!] = parse(s.slice(eq + 1));
+    // The key path alone, checked against the schema, so the message quotes the --set the user typed.
+    const probe: Record<string, unknown> = {};
+    let leaf = probe;
+    for (const p of path.slice(0, -1)) leaf = (leaf[p] = {}) as Record<string, unknown>;
+    leaf[path[path.length - 1]!] = null;
+    try {
+      checkSchemaKeys(probe, TrainConfigSchema, '');
+    } catch (e) {
+      const d = (e as TorchSslError).details ?? {};
+      const key = String(d.key ?? '').replace(/^\./, '');
+      const near = d.suggestion !== undefined ? `; did you mean ${[...key.split('.').slice(0, -1), d.suggestion].join('.')}?` : '';
+      throw new TorchSslError('ERR_CONFIG', `--set ${s}: unknown config key "${key}"${near}`, { key, suggestion: d.suggestion });
+    }
   }
   return out;
 }
@@ -183,6 +197,7 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
     const { preset: _p, ...rest } = raw;
     raw = deepMerge(preset as Record<string, unknown>, rest);
   }
+  checkSchemaKeys(raw, TrainConfigSchema, 'config');
   const parsed = TrainConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `config.${i.path.join('.') || '(root)'}: ${i.message}`);

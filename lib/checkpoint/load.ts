@@ -12,6 +12,7 @@
  */
 import { open } from 'node:fs/promises';
 import { TorchSslError, invalidArg } from '../errors.js';
+import { checkKeys } from '../strict-keys.js';
 import { Projector, ResNet, projector as makeProjector, resnet, type ResNetDepth } from '../models.js';
 import { Tensor } from '../tensor.js';
 import { PyObject, dictGet, type PyValue } from './pyvalue.js';
@@ -273,8 +274,14 @@ const MOMENTUM_NAMES: Array<[keyof CheckpointModules, string]> = [
  * ERR_CHECKPOINT_FORMAT (not a readable checkpoint, no ResNet backbone, a head layout the engine cannot
  * build), ERR_CHECKPOINT_KEYS (missing / unexpected / mis-shaped keys, all listed), ERR_IO.
  */
+const LOAD_OPTION_KEYS = ['argsJson', 'device', 'strict', 'channelsLast', 'heads'] as const;
+// Compile-time: the list names every LoadCheckpointOptions key.
+const _loadKeysComplete: Exclude<keyof LoadCheckpointOptions, (typeof LOAD_OPTION_KEYS)[number]> extends never ? true : never = true;
+void _loadKeysComplete;
+
 export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
+  checkKeys(opts, LOAD_OPTION_KEYS, 'loadCheckpoint options');
   const strict = opts.strict ?? true;
   if (typeof strict !== 'boolean') throw invalidArg('strict', 'a boolean', opts.strict);
   if (opts.device !== undefined && typeof opts.device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", opts.device);
