@@ -40,12 +40,6 @@ export function closest(word: string, candidates: readonly string[]): string | u
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
-function unknownKeyError(code: ErrorCode, where: string, key: string, allowed: readonly string[]): TorchSslError {
-  const near = closest(key, allowed);
-  const hint = near !== undefined ? `; did you mean ${where ? `${where}.` : ''}${near}?` : '';
-  return new TorchSslError(code, `${where ? `${where}.` : ''}${key}: unknown key${hint} (valid: ${allowed.join(', ')})`, { key: where ? `${where}.${key}` : key, suggestion: near });
-}
-
 /** Throws when `obj` has a key outside `allowed` (own enumerable keys whose value is not undefined). */
 export function checkKeys(obj: object, allowed: readonly string[], where: string, code: ErrorCode = 'ERR_INVALID_ARG'): void {
   for (const [k, v] of Object.entries(obj)) {
@@ -57,35 +51,54 @@ export function checkKeys(obj: object, allowed: readonly string[], where: string
 
 type AnySchema = z.ZodType & { def: { type: string }; unwrap?: () => AnySchema; shape?: Record<string, AnySchema>; options?: AnySchema[]; element?: AnySchema };
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/**
- * Walks `value` along a zod schema and throws ERR_CONFIG at the first key no object schema declares, at any
- * depth (through defaults, optionals, unions and arrays). `where` is the path printed before the key.
- */
-export function checkSchemaKeys(value: unknown, schema: z.ZodType, where: string): void {
-  let s = schema as AnySchema;
+/** The schema under defaults, optionals and nullables. */
+function unwrapped(schema: AnySchema): AnySchema {
+  let s = schema;
   while ((s.def.type === 'default' || s.def.type === 'optional' || s.def.type === 'nullable') && s.unwrap) s = s.unwrap();
+  return s;
+}
+
+/** An unknown key found by findUnknownKey: where it sits, the valid keys there, and the closest of them. */
+export interface UnknownKey {
+  /** Path to the object holding the key, e.g. ['optimizer'] or ['augmentation', '[0]']. */
+  parent: string[];
+  key: string;
+  allowed: string[];
+  suggestion: string | undefined;
+}
+
+/** Joins a path as written in a config: a.b[0].c */
+export function joinPath(parts: readonly string[]): string {
+  return parts.map((p, i) => (i > 0 && !p.startsWith('[') ? `.${p}` : p)).join('');
+}
+
+/**
+ * Walks `value` along a zod schema and returns the first key that no object schema declares, at any depth
+ * (through defaults, optionals, unions and arrays), or undefined when every key is known.
+ */
+export function findUnknownKey(value: unknown, schema: z.ZodType, parent: string[] = []): UnknownKey | undefined {
+  const s = unwrapped(schema as AnySchema);
   if (s.def.type === 'object' && s.shape && isPlainObject(value)) {
     const allowed = Object.keys(s.shape);
     for (const [k, v] of Object.entries(value)) {
-      if (!allowed.includes(k)) throw unknownKeyError('ERR_CONFIG', where, k, allowed);
-      checkSchemaKeys(v, s.shape[k]!, `${where}.${k}`);
+      if (!allowed.includes(k)) return { parent, key: k, allowed, suggestion: closest(k, allowed) };
+      const inner = findUnknownKey(v, s.shape[k]!, [...parent, k]);
+      if (inner) return inner;
     }
   } else if (s.def.type === 'array' && s.element && Array.isArray(value)) {
-    value.forEach((v, i) => checkSchemaKeys(v, s.element!, `${where}[${i}]`));
+    for (const [i, v] of value.entries()) {
+      const inner = findUnknownKey(v, s.element, [...parent, `[${i}]`]);
+      if (inner) return inner;
+    }
   } else if (s.def.type === 'union' && s.options) {
     // The option the value's shape belongs to: an object option for an object, an array option for an array.
     const kind = Array.isArray(value) ? 'array' : isPlainObject(value) ? 'object' : undefined;
-    for (const o of s.options) {
-      let u = o;
-      while ((u.def.type === 'default' || u.def.type === 'optional') && u.unwrap) u = u.unwrap();
-      if (kind !== undefined && u.def.type === kind) {
-        checkSchemaKeys(value, u, where);
-        return;
-      }
-    }
+    const option = s.options.map(unwrapped).find((o) => o.def.type === kind);
+    if (option) return findUnknownKey(value, option, parent);
   }
+  return undefined;
 }

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { TorchSslError } from './errors.js';
-import { checkSchemaKeys } from './strict-keys.js';
+import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
 import { PROJECTOR_PRESETS } from './models.js';
 
 export const METHODS = ['vicreg', 'simclr', 'tcr', 'barlow'] as const;
@@ -145,14 +145,11 @@ export const TRAIN_PRESETS: Record<string, Partial<TrainConfigInput>> = {
   'emp-ssl-cifar': { method: 'tcr', views: 20, batchSize: 100, epochs: 30, data: { train: '', normalization: 'emp-ssl' } },
 };
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) continue;
-    out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+    out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
   }
   return out;
 }
@@ -166,7 +163,7 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
     const path = s.slice(0, eq).split('.');
     let node: Record<string, unknown> = out;
     for (const p of path.slice(0, -1)) {
-      if (!isObject(node[p])) node[p] = {};
+      if (!isPlainObject(node[p])) node[p] = {};
       node = node[p] as Record<string, unknown>;
     }
     node[path[path.length - 1]!] = parse(s.slice(eq + 1));
@@ -175,13 +172,11 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
     let leaf = probe;
     for (const p of path.slice(0, -1)) leaf = (leaf[p] = {}) as Record<string, unknown>;
     leaf[path[path.length - 1]!] = null;
-    try {
-      checkSchemaKeys(probe, TrainConfigSchema, '');
-    } catch (e) {
-      const d = (e as TorchSslError).details ?? {};
-      const key = String(d.key ?? '').replace(/^\./, '');
-      const near = d.suggestion !== undefined ? `; did you mean ${[...key.split('.').slice(0, -1), d.suggestion].join('.')}?` : '';
-      throw new TorchSslError('ERR_CONFIG', `--set ${s}: unknown config key "${key}"${near}`, { key, suggestion: d.suggestion });
+    const u = findUnknownKey(probe, TrainConfigSchema);
+    if (u) {
+      const key = joinPath([...u.parent, u.key]);
+      const near = u.suggestion !== undefined ? `; did you mean ${joinPath([...u.parent, u.suggestion])}?` : '';
+      throw new TorchSslError('ERR_CONFIG', `--set ${s}: unknown config key "${key}"${near}`, { key, suggestion: u.suggestion });
     }
   }
   return out;
@@ -189,7 +184,7 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
 
 /** Validates a config (with an optional `preset` key) and fills every default. Errors name the field. */
 export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedViews: ViewConfig[]; numViews: number; concatViews: boolean; projectorResolved: { hiddenDims: number[]; outputDim: number; batchNorm: boolean } } {
-  if (!isObject(input)) throw new TorchSslError('ERR_CONFIG', 'config must be an object');
+  if (!isPlainObject(input)) throw new TorchSslError('ERR_CONFIG', 'config must be an object');
   let raw: Record<string, unknown> = input;
   if (typeof raw.preset === 'string') {
     const preset = TRAIN_PRESETS[raw.preset];
@@ -197,7 +192,12 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
     const { preset: _p, ...rest } = raw;
     raw = deepMerge(preset as Record<string, unknown>, rest);
   }
-  checkSchemaKeys(raw, TrainConfigSchema, 'config');
+  const unknown = findUnknownKey(raw, TrainConfigSchema, ['config']);
+  if (unknown) {
+    const { parent, key, allowed, suggestion } = unknown;
+    const near = suggestion !== undefined ? `; did you mean ${joinPath([...parent, suggestion])}?` : '';
+    throw new TorchSslError('ERR_CONFIG', `${joinPath([...parent, key])}: unknown key${near} (valid: ${allowed.join(', ')})`, { key: joinPath([...parent, key]), suggestion });
+  }
   const parsed = TrainConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `config.${i.path.join('.') || '(root)'}: ${i.message}`);

@@ -32,15 +32,15 @@ root="$cache/trixie-$mode"
 
 # What the root is made with: Node and npm, then setup.sh's own packages (installed here once so that the
 # cached root makes set-up fast; setup.sh would install whatever is missing anyway).
-common=(nodejs npm ca-certificates libopenblas0-pthread python3-torchvision python3-numpy python3-sklearn
-        python3-pil python3-omegaconf cmake ninja-build g++ make util-linux)
+common=(nodejs npm ca-certificates libopenblas0-pthread python3-numpy python3-sklearn python3-pil python3-omegaconf
+        cmake ninja-build g++ make util-linux)
 if [ "$mode" = cpu ]; then
-  packages=("${common[@]}" libtorch-dev python3-torch)
+  packages=("${common[@]}" libtorch-dev python3-torch python3-torchvision)
   later=()
   components="main"
 else
-  # python3-torchvision depends on python3-torch | python3-torch-cuda: it comes with the CUDA packages.
-  packages=("${common[@]/python3-torchvision}")
+  # Installed after the cuDNN placeholder (below); python3-torchvision needs python3-torch | python3-torch-cuda.
+  packages=("${common[@]}")
   later=(libtorch-cuda-dev python3-torch-cuda python3-torchvision nvidia-cuda-toolkit)
   components="main contrib non-free non-free-firmware"
 fi
@@ -52,7 +52,9 @@ command -v mmdebstrap >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap
 }
 
-# What the chroot needs: DNS, the host's CA bundle for npm (the registry is reached through it), /proc, /dev.
+# What the chroot needs: DNS, the host's CA bundle for npm (the registry is reached through it), /proc, and
+# its own /dev/pts and /dev/shm (the root has its own device nodes; the host's /dev is never bound, so
+# nothing mounted here can reach the host's mounts).
 mounted=()
 cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done; mounted=(); }
 trap cleanup EXIT
@@ -61,8 +63,7 @@ enter() {
   cp /etc/resolv.conf "$r/etc/resolv.conf"
   cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/host-ca-bundle.crt"
   mount -t proc proc "$r/proc" && mounted+=("$r/proc")
-  mount --bind /dev "$r/dev" && mounted+=("$r/dev")
-  mount --bind /dev/pts "$r/dev/pts" && mounted+=("$r/dev/pts")
+  mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts" && mounted+=("$r/dev/pts")
   mount -t tmpfs tmpfs "$r/dev/shm" && mounted+=("$r/dev/shm")
 }
 
@@ -71,8 +72,8 @@ if [ ! -f "$root/.tssl-packages" ] || [ "$(cat "$root/.tssl-packages")" != "$wan
   echo "debian13-lane: making the Debian 13 root $root (a few minutes; cached afterwards)"
   mkdir -p "$cache"
   rm -rf "$root.tmp"
-  include=$(IFS=,; echo "${packages[*]}" | tr -s ,)
-  mmdebstrap --variant=apt --components="$components" --include="${include%,}" trixie "$root.tmp" "$mirror"
+  include=$(IFS=,; echo "${packages[*]}")
+  mmdebstrap --variant=apt --components="$components" --include="$include" trixie "$root.tmp" "$mirror"
   if [ "${#later[@]}" -gt 0 ]; then
     # Debian's nvidia-cudnn downloads cuDNN from NVIDIA, which is unreachable here: a placeholder package and
     # a stub library stand in (scripts/debian13/cudnn-stub.sh says exactly what and why).
@@ -110,8 +111,7 @@ run_in_root() {
 
 echo "debian13-lane ($mode): $(run_in_root 'echo "node $(node --version), npm $(npm --version), $(g++ --version | head -1), python torch $(/usr/bin/python3 -c "import torch; print(torch.__version__)")"')"
 if [ -n "$shell" ]; then
-  chroot "$root" /usr/bin/env HOME=/root NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-ca-bundle.crt \
-    npm_config_cafile=/etc/ssl/certs/host-ca-bundle.crt bash -c 'cd /work/torch-ssl && exec bash -i'
+  run_in_root 'exec bash -i'
   exit 0
 fi
 

@@ -129,8 +129,9 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
-  o.Set("cudaAvailable", Napi::Boolean::New(env, cudaDeviceCount() > 0));
-  o.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(cudaDeviceCount())));
+  const int64_t cudaDevices = cudaDeviceCount();
+  o.Set("cudaAvailable", Napi::Boolean::New(env, cudaDevices > 0));
+  o.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(cudaDevices)));
   o.Set("cudaBuild", Napi::Boolean::New(env, cudaBuild()));
   o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
   o.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));

@@ -26,19 +26,19 @@ c10::Device resolveDevice(const std::string& name, const std::string& what) {
     parsed.emplace(name);
   } catch (const c10::Error&) {
   }
-  TSSL_CHECK(parsed.has_value() && (parsed->is_cpu() || parsed->is_cuda()), "ERR_INVALID_ARG", what.empty() ? "" : what + ": ", "invalid device '",
+  const std::string prefix = what.empty() ? "" : what + ": ";
+  TSSL_CHECK(parsed.has_value() && (parsed->is_cpu() || parsed->is_cuda()), "ERR_INVALID_ARG", prefix, "invalid device '",
              name, "' (expected 'cpu', 'cuda' or 'cuda:N')");
   const c10::Device d = *parsed;
-  const std::string at = what.empty() ? "" : what + ": ";
   if (d.is_cpu()) return d;
-  TSSL_CHECK(cudaBuild(), "ERR_TORCH_DEVICE", at, "device '", name, "' requested but torch-ssl was built against a ",
+  TSSL_CHECK(cudaBuild(), "ERR_TORCH_DEVICE", prefix, "device '", name, "' requested but torch-ssl was built against a ",
              "LibTorch ", TORCH_VERSION, " without CUDA (cpu only); rebuild it against a CUDA LibTorch (see README, ",
              "Building elsewhere)");
   const int64_t count = cudaDeviceCount();
-  TSSL_CHECK(count > 0, "ERR_TORCH_DEVICE", at, "device '", name, "' requested but no CUDA GPU is visible to this ",
+  TSSL_CHECK(count > 0, "ERR_TORCH_DEVICE", prefix, "device '", name, "' requested but no CUDA GPU is visible to this ",
              "process (torch-ssl is a CUDA build of LibTorch ", TORCH_VERSION, "; check the NVIDIA driver and ",
              "CUDA_VISIBLE_DEVICES)");
-  TSSL_CHECK(!d.has_index() || d.index() < count, "ERR_TORCH_DEVICE", at, "device '", name, "' requested but only ",
+  TSSL_CHECK(!d.has_index() || d.index() < count, "ERR_TORCH_DEVICE", prefix, "device '", name, "' requested but only ",
              count, " CUDA device(s) are visible (cuda:0 to cuda:", count - 1, ")");
   return d;
 }
