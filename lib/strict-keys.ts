@@ -21,6 +21,8 @@ function distance(a: string, b: string): number {
 }
 
 const normalise = (s: string) => s.toLowerCase().replace(/[-_\s]/g, '');
+/** learning_rate, learningRate → 'lr': the first letter of each word. */
+const initials = (s: string) => s.split(/[-_\s]+|(?=[A-Z])/).filter(Boolean).map((w) => w[0]!.toLowerCase()).join('');
 
 /** The candidate closest to `word`, or undefined when none is plausibly what was meant. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
@@ -31,7 +33,9 @@ export function closest(word: string, candidates: readonly string[]): string | u
     const n = normalise(word), m = normalise(c);
     // A prefix (pool → pooling) counts as one edit, the nearer length winning ties (valLabel → valLabels, not val).
     const prefix = Math.min(n.length, m.length) >= 2 && (m.startsWith(n) || n.startsWith(m));
-    const d = n === m ? 0 : Math.min(distance(word, c), prefix ? 1 + Math.abs(m.length - n.length) / 100 : Infinity);
+    // An abbreviation by initials (learning_rate → lr) counts as one edit too.
+    const abbreviation = m.length >= 2 && (initials(word) === m || initials(c) === n);
+    const d = n === m ? 0 : Math.min(distance(word, c), prefix ? 1 + Math.abs(m.length - n.length) / 100 : Infinity, abbreviation ? 1 : Infinity);
     if (d < bestD) {
       bestD = d;
       best = c;

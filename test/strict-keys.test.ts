@@ -16,6 +16,7 @@ describe('strict keys', () => {
     expect(closest('optimiser', ['optimizer', 'scheduler'])).toBe('optimizer');
     expect(closest('learning_rate', ['lr', 'learningRate', 'eta'])).toBe('learningRate');
     expect(closest('lrr', ['lr', 'eta', 'momentum'])).toBe('lr');
+    expect(closest('learning_rate', ['lr', 'classifierLr', 'weightDecay', 'eta', 'momentum'])).toBe('lr');
     expect(closest('zzzzzz', ['lr', 'eta'])).toBeUndefined();
   });
 
