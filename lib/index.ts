@@ -55,3 +55,19 @@ export { loadCheckpoint, LinearClassifier, type LoadCheckpointOptions, type Load
 export { exportCheckpoint, type ExportOptions, type ExportSource, type ExportFormat } from './checkpoint/export.js';
 export { train, resolveTrainConfig, TRAIN_PRESETS, METHOD_DEFAULTS, AUGMENTATION_PRESETS, type TrainConfig, type TrainConfigInput, type TrainEvent, type TrainOptions, type TrainResult, type StepEvent, type EpochEvent, type KnnEvent, type CheckpointEvent } from './train.js';
 export { augment, type ViewConfig } from './augment.js';
+export {
+  openImageSource,
+  iterateBatches,
+  NORMALIZATIONS,
+  IdxImageSource,
+  CifarSource,
+  NpyImageSource,
+  ImageFolderSource,
+  FASHION_MNIST_CLASSES,
+  type ImageSource,
+  type ImageBatch,
+  type OpenImageSourceOptions,
+  type Normalization,
+  type NormalizationName,
+  type IdxOptions,
+} from './data/index.js';

@@ -51,21 +51,31 @@ export const AUGMENTATION_PRESETS: Record<string, Partial<z.input<typeof ViewSch
   ],
 };
 
-const NormalizationSchema = z.union([z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl']), z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) })]);
+const NormalizationSchema = z.union([z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl', 'fashion-mnist', 'mnist']), z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) })]);
 
 export const TrainConfigSchema = z.object({
   method: z.enum(METHODS),
   data: z.object({
-    /** .npy (uint8 N×H×W×3), CIFAR binary folder or image folder. */
+    /** .npy (uint8 N×H×W×3), MNIST-family IDX images (`*-images-idx3-ubyte[.gz]`), CIFAR binary folder or image folder. */
     train: z.string().min(1),
     /** Labels .npy for the online classifier / kNN (auto-detected beside .npy inputs, from folders). */
     labels: z.string().optional(),
     /** A labelled validation set for online kNN. */
     val: z.string().optional(),
     valLabels: z.string().optional(),
-    normalization: NormalizationSchema.default('cifar10'),
-    /** Resize image-folder inputs to this side. */
+    /**
+     * Per-channel statistics the views and the kNN inputs are normalised with. Default: the data set's own
+     * when the source knows it (CIFAR-10/100 folders, Fashion-MNIST / MNIST IDX files), else cifar10.
+     */
+    normalization: NormalizationSchema.optional(),
+    /** Bring image-folder and IDX inputs to this side (IDX: see `fit`). */
     size: z.number().int().positive().optional(),
+    /** IDX inputs: zero-pad (default when `size` is larger than the stored side) or resize (bilinear, antialiased) to `size`. */
+    fit: z.enum(['pad', 'resize']).optional(),
+    /** Train on the first `limit` images of `train` only. */
+    limit: z.number().int().positive().optional(),
+    /** Evaluate online kNN on the first `valLimit` images of `val` only. */
+    valLimit: z.number().int().positive().optional(),
     /** A seeded permutation per epoch (default); false keeps the dataset's order (comparisons with other tools). */
     shuffle: z.boolean().default(true),
   }),

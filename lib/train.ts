@@ -100,16 +100,17 @@ interface RawCheckpoint {
   ampGrowthTracker?: number;
 }
 
-async function loadImages(path: string, labelsPath: string | undefined, size: number | undefined) {
-  const src = await openImageSource({ path, ...(labelsPath ? { labels: labelsPath } : {}), ...(size ? { size } : {}) });
+async function loadImages(path: string, labelsPath: string | undefined, d: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined }, limit: number | undefined) {
+  const src = await openImageSource({ path, ...(labelsPath ? { labels: labelsPath } : {}), ...(d.size ? { size: d.size } : {}), ...(d.fit ? { fit: d.fit } : {}) });
   try {
     if (src.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${path}: training needs raw uint8 pixels (N, H, W, 3), not ${src.layout}`);
     if (src.count === 0) throw new TorchSslError('ERR_DATA_FORMAT', `${path}: no images`);
-    const batch = await src.readBatch(0, src.count);
-    const images = Tensor.from(batch.pixels as Uint8Array, [src.count, src.height, src.width, 3], { dtype: 'uint8' });
-    const labels = src.labels ? Tensor.from(BigInt64Array.from(src.labels, (v) => BigInt(v)), [src.count], { dtype: 'int64' }) : undefined;
-    const numClasses = src.labels ? Math.max(...src.labels) + 1 : 0;
-    return { images, labels, numClasses, height: src.height };
+    const count = Math.min(src.count, limit ?? src.count);
+    const batch = await src.readBatch(0, count);
+    const images = Tensor.from(batch.pixels as Uint8Array, [count, src.height, src.width, 3], { dtype: 'uint8' });
+    const labels = batch.labels ? Tensor.from(BigInt64Array.from(batch.labels, (v) => BigInt(v)), [count], { dtype: 'int64' }) : undefined;
+    const numClasses = batch.labels ? batch.labels.reduce((m, v) => Math.max(m, v), 0) + 1 : 0;
+    return { images, labels, numClasses, height: src.height, normalization: src.normalization };
   } finally {
     await src.close();
   }
@@ -185,9 +186,10 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   const c = resolveTrainConfig(configInput);
   if (c.threads > 0) setNumThreads(c.threads);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
+  const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);
+  const val = c.data.val ? await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit) : undefined;
+  c.data.normalization ??= train.normalization === 'cifar-eval' ? 'cifar10' : (train.normalization ?? 'cifar10');
   const norm = typeof c.data.normalization === 'string' ? NORMALIZATIONS[c.data.normalization] : c.data.normalization;
-  const train = await loadImages(c.data.train, c.data.labels, c.data.size);
-  const val = c.data.val ? await loadImages(c.data.val, c.data.valLabels, c.data.size) : undefined;
   const resume = c.resume ? await readResume(c.resume) : null;
 
   const name = c.checkpoint.name ?? `${c.method}-resnet${c.backbone.depth}-${basename(c.data.train).replace(/\.[^.]*$/, '')}`;

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TorchSslError } from '../errors.js';
+import { NORMALIZATIONS } from '../data/normalization.js';
 import { PyGlobal, PyObject, PySlice, dictGet, getPyState, isTuple, type PyValue } from './pyvalue.js';
 import { TensorRef } from './tensor-ref.js';
 import { findTensors, readTorchFile, type TorchFile } from './torch-file.js';
@@ -117,11 +118,19 @@ export interface InspectOptions {
   argsJson?: string | Record<string, unknown> | false;
 }
 
-const NORMALIZATION: Record<string, Normalization> = {
-  cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
-  cifar100: { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] },
-  imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
-};
+/** Datasets a checkpoint's config may name whose pretraining statistics are known (lib/data/normalization.ts). */
+const NORMALIZATION: Record<string, Normalization> = Object.fromEntries(
+  (
+    [
+      ['cifar10', 'cifar10'],
+      ['cifar100', 'cifar100'],
+      ['imagenet', 'imagenet'],
+      ['fashion-mnist', 'fashion-mnist'],
+      ['fashionmnist', 'fashion-mnist'],
+      ['mnist', 'mnist'],
+    ] as const
+  ).map(([dataset, name]) => [dataset, { mean: [...NORMALIZATIONS[name].mean], std: [...NORMALIZATIONS[name].std] }]),
+);
 /** solo-learn normalises every non-CIFAR dataset (imagenet100, stl10, custom) with ImageNet statistics. */
 const IMAGENET_LIKE = new Set(['imagenet', 'imagenet100', 'imagenet-100', 'stl10', 'custom']);
 

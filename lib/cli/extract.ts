@@ -52,7 +52,7 @@ export function register(program: Command): void {
     .command('extract')
     .description('extract global / local-aggregated / bag-of-patch features to a float32 (N, D) .npy')
     .requiredOption('--checkpoint <file>', 'solo-learn .ckpt, torchvision .pth or torch-ssl checkpoint')
-    .requiredOption('--input <path>', 'images: uint8 (N,H,W,3) or float32 (N,3,H,W) .npy, CIFAR-10/100 binary folder, or image folder')
+    .requiredOption('--input <path>', 'images: uint8 (N,H,W,3) or float32 (N,3,H,W) .npy, MNIST-style *-images-idx3-ubyte[.gz] (gray → RGB), CIFAR-10/100 binary folder, folder of IDX files, or image folder')
     .requiredOption('--out <file>', 'features .npy to write')
     .option('--pool <mode>', "global | local (= 3,2: 512×5×5 → 2048) | none | K,S (average pool kernel K, stride S)", 'global')
     .option('--patches <size,stride>', 'bag of patches on a grid: SIZE,STRIDE (each resized to the input size, averaged per image)')
@@ -61,7 +61,10 @@ export function register(program: Command): void {
     .option('--space <space>', 'embedding (backbone) | projection (projector output)', 'embedding')
     .option('--batch-size <n>', 'backbone inputs per forward pass', '256')
     .option('--normalize <stats>', "uint8 inputs: cifar10 | cifar100 | cifar-eval | imagenet | emp-ssl | none | 'm1,m2,m3/s1,s2,s3' (default: the checkpoint's dataset)")
-    .option('--split <split>', 'CIFAR folders: train | test', 'train')
+    .option('--split <split>', 'CIFAR and IDX folders: train | test', 'train')
+    .option('--size <n>', 'image folders and IDX files: bring images to N×N (default: as stored)')
+    .option('--fit <mode>', 'IDX files: pad (zero border, 28 → 32) | resize (bilinear, antialiased); default pad when --size is larger')
+    .option('--limit <n>', 'the first N images of the input only')
     .option('--labels-out <file>', 'write the input labels (int64 .npy) when it has them')
     .option('--device <device>', 'cpu | cuda | cuda:N', 'cpu')
     .option('--json', 'print a JSON summary as the last stdout line')
@@ -89,7 +92,11 @@ export function register(program: Command): void {
 
       const t0 = performance.now();
       const model = await loadFeatureModel(o.checkpoint as string, { device, projector: space === 'projection' });
-      const source = await openImageSource({ path: o.input as string, split });
+      const fit = o.fit as string | undefined;
+      if (fit !== undefined && fit !== 'pad' && fit !== 'resize') throw invalidArg('--fit', "'pad' or 'resize'", fit);
+      const size = o.size === undefined ? undefined : positive('--size', o.size as string);
+      const limit = o.limit === undefined ? undefined : positive('--limit', o.limit as string);
+      const source = await openImageSource({ path: o.input as string, split, ...(size !== undefined && { size }), ...(fit !== undefined && { fit }), ...(limit !== undefined && { limit }) });
       const bar = progressBar('extract');
       try {
         const r = await withInterrupt((signal) =>

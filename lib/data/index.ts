@@ -5,9 +5,10 @@
 import { stat } from 'node:fs/promises';
 import { invalidArg, TorchSslError } from '../errors.js';
 import { CifarSource, detectCifar, type CifarSplit, type CifarVariant } from './cifar.js';
-import { ImageFolderSource, type ImageFolderOptions } from './image-folder.js';
+import { ImageFolderSource, type ImageFolderOptions, type ResizeFit } from './image-folder.js';
 import { NpyImageSource } from './npy-source.js';
-import type { ImageBatch, ImageSource } from './source.js';
+import { IdxImageSource, findIdxImages, isIdxPath, type IdxFit } from './idx.js';
+import { checkRange, type ImageBatch, type ImageSource } from './source.js';
 
 export * from './source.js';
 export * from './normalization.js';
@@ -17,24 +18,35 @@ export { ImageFolderSource, readImageFolder, scanImageFolder, decodeImage, decod
 export type { DecodeOptions, ImageFolderIndex, ImageFolderOptions, ResizeFit, ResizeKernel } from './image-folder.js';
 export { NpyImageSource, readLabelsNpy, findLabelsFile } from './npy-source.js';
 export type { NpyImageSourceOptions } from './npy-source.js';
+export { IdxImageSource, readIdxLabels, findIdxLabels, isIdxPath, FASHION_MNIST_CLASSES, MNIST_CLASSES } from './idx.js';
+export type { IdxOptions, IdxFit, IdxSplit } from './idx.js';
 
-export interface OpenImageSourceOptions extends ImageFolderOptions {
+export interface OpenImageSourceOptions extends Omit<ImageFolderOptions, 'fit'> {
+  /** Image folders: how a decoded image meets `size` (`'cover'` default, `'contain'`, `'fill'`).
+   *  IDX (MNIST family): zero-pad or resize the stored images to `size` (default: pad when larger, resize when smaller). */
+  fit?: ResizeFit | IdxFit;
   path: string;
   /** Skip detection. `'cifar'` detects CIFAR-10 vs CIFAR-100 from the file names. */
-  kind?: 'npy' | 'cifar' | CifarVariant | 'image-folder';
-  /** CIFAR: which split (default `'train'`). */
+  kind?: 'npy' | 'cifar' | CifarVariant | 'idx' | 'image-folder';
+  /** CIFAR and IDX folders: which split (default `'train'`). */
   split?: CifarSplit;
   /** CIFAR-100: fine (100, default) or coarse (20) labels. */
   labelKind?: 'fine' | 'coarse';
   /** .npy: the labels file (default `<stem>-labels.npy` / `<stem>_labels.npy` when present), or `false`. */
   labels?: string | false;
+  /** IDX: gray → RGB by copying the channel (the only mode, named to be explicit). */
+  grayscale?: 'replicate';
+  /** The first `limit` images only (any kind). */
+  limit?: number;
 }
 
-const KINDS = ['npy', 'cifar', 'cifar10', 'cifar100', 'image-folder'];
+const KINDS = ['npy', 'cifar', 'cifar10', 'cifar100', 'idx', 'image-folder'];
 
 /**
- * Opens `path` as an image source, detecting its kind: a `.npy` file; a folder with CIFAR binary batches
- * (or with `cifar-10-batches-bin` / `cifar-100-binary` inside); otherwise a folder of class sub-folders.
+ * Opens `path` as an image source, detecting its kind: a `.npy` file; an MNIST-family IDX images file
+ * (`*-images-idx3-ubyte[.gz]`); a folder with CIFAR binary batches (or with `cifar-10-batches-bin` /
+ * `cifar-100-binary` inside); a folder of IDX files (the split's `train-` / `t10k-` images); otherwise a
+ * folder of class sub-folders.
  */
 export async function openImageSource(pathOrOptions: string | OpenImageSourceOptions): Promise<ImageSource> {
   const opts: OpenImageSourceOptions = typeof pathOrOptions === 'string' ? { path: pathOrOptions } : { ...pathOrOptions };
@@ -51,7 +63,14 @@ export async function openImageSource(pathOrOptions: string | OpenImageSourceOpt
     throw new TorchSslError('ERR_IO', `Cannot read ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
   }
 
+  if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit <= 0)) throw invalidArg('limit', 'a positive integer', opts.limit);
   const kind = opts.kind ?? (await detectKind(path, info.isDirectory()));
+  if (kind === 'idx') return openIdx(path, opts);
+  const source = await openKind(kind, path, opts);
+  return opts.limit === undefined ? source : limitSource(source, opts.limit);
+}
+
+async function openKind(kind: 'npy' | 'cifar' | CifarVariant | 'image-folder', path: string, opts: OpenImageSourceOptions): Promise<ImageSource> {
   switch (kind) {
     case 'npy':
       return NpyImageSource.open(path, opts.labels === undefined ? {} : { labels: opts.labels });
@@ -64,20 +83,52 @@ export async function openImageSource(pathOrOptions: string | OpenImageSourceOpt
         ...(opts.labelKind !== undefined && { labelKind: opts.labelKind }),
       });
     case 'image-folder':
-      return ImageFolderSource.open(path, opts);
+      return ImageFolderSource.open(path, opts as ImageFolderOptions);
   }
 }
 
-async function detectKind(path: string, isDirectory: boolean): Promise<'npy' | 'cifar' | 'image-folder'> {
+function openIdx(path: string, opts: OpenImageSourceOptions): Promise<ImageSource> {
+  if (Array.isArray(opts.size)) throw invalidArg('size', 'one side (IDX images are square after padding / resizing)', opts.size);
+  if (opts.fit !== undefined && opts.fit !== 'pad' && opts.fit !== 'resize') throw invalidArg('fit', "'pad' or 'resize' for IDX files", opts.fit);
+  return IdxImageSource.open(path, {
+    ...(opts.labels !== undefined && { labels: opts.labels }),
+    ...(opts.split !== undefined && { split: opts.split }),
+    ...(opts.size !== undefined && { size: opts.size as number }),
+    ...(opts.fit !== undefined && { fit: opts.fit as IdxFit }),
+    ...(opts.grayscale !== undefined && { grayscale: opts.grayscale }),
+    ...(opts.limit !== undefined && { limit: opts.limit }),
+  });
+}
+
+/** The first `limit` images of `source` (the source itself when it has no more). */
+function limitSource(source: ImageSource, limit: number): ImageSource {
+  if (limit >= source.count) return source;
+  const view = Object.create(source) as ImageSource;
+  Object.defineProperty(view, 'count', { value: limit });
+  if (source.labels !== undefined) Object.defineProperty(view, 'labels', { value: source.labels.subarray(0, limit) });
+  Object.defineProperty(view, 'readBatch', {
+    value: (start: number, end: number) => {
+      checkRange(start, end, limit);
+      return source.readBatch(start, end);
+    },
+  });
+  Object.defineProperty(view, 'close', { value: () => source.close() });
+  Object.defineProperty(view, Symbol.asyncDispose, { value: () => source.close() });
+  return view;
+}
+
+async function detectKind(path: string, isDirectory: boolean): Promise<'npy' | 'cifar' | 'idx' | 'image-folder'> {
   if (!isDirectory) {
     if (path.toLowerCase().endsWith('.npy')) return 'npy';
+    if (isIdxPath(path)) return 'idx';
     throw new TorchSslError(
       'ERR_DATA_FORMAT',
-      `${path}: unsupported input file; expected a .npy array (uint8 N×H×W×3 or float32 N×3×H×W), a CIFAR binary folder or an image folder`,
+      `${path}: unsupported input file; expected a .npy array (uint8 N×H×W×3 or float32 N×3×H×W), an MNIST-style *-images-idx3-ubyte[.gz] file, a CIFAR binary folder, a folder of IDX files or an image folder`,
       { file: path },
     );
   }
   if ((await detectCifar(path)) !== undefined) return 'cifar';
+  if ((await findIdxImages(path, 'train')) !== undefined || (await findIdxImages(path, 'test')) !== undefined) return 'idx';
   return 'image-folder';
 }
 

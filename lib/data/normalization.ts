@@ -7,7 +7,7 @@ export interface Normalization {
   std: readonly [number, number, number];
 }
 
-export type NormalizationName = 'cifar10' | 'cifar100' | 'cifar-eval' | 'imagenet' | 'emp-ssl';
+export type NormalizationName = 'cifar10' | 'cifar100' | 'cifar-eval' | 'imagenet' | 'emp-ssl' | 'fashion-mnist' | 'mnist';
 
 export const NORMALIZATIONS: Readonly<Record<NormalizationName, Normalization>> = Object.freeze({
   /** CIFAR-10 training-set statistics; solo-learn `solo/data/pretrain_dataloader.py` (pretraining). */
@@ -23,6 +23,13 @@ export const NORMALIZATIONS: Readonly<Record<NormalizationName, Normalization>> 
   imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
   /** EMP-SSL (`tsb0601/EMP-SSL`) normalises with mean = std = 0.5 (shared/reference/bagssl.md). */
   'emp-ssl': { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+  /**
+   * Fashion-MNIST training-set pixel mean and std (0.2860, 0.3530; test/data-idx.test.ts recomputes them from
+   * Debian's dataset-fashion-mnist), replicated to the three channels a gray image is copied to.
+   */
+  'fashion-mnist': { mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353] },
+  /** MNIST's (0.1307, 0.3081): the values of the PyTorch MNIST example, replicated to three channels. */
+  mnist: { mean: [0.1307, 0.1307, 0.1307], std: [0.3081, 0.3081, 0.3081] },
 });
 
 export function isNormalizationName(name: unknown): name is NormalizationName {

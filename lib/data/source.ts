@@ -8,7 +8,7 @@ import type { NormalizationName } from './normalization.js';
  */
 export type PixelLayout = 'NHWC-uint8' | 'NCHW-float32';
 
-export type ImageSourceKind = 'npy' | 'cifar10' | 'cifar100' | 'image-folder';
+export type ImageSourceKind = 'npy' | 'cifar10' | 'cifar100' | 'idx' | 'image-folder';
 
 export interface ImageBatch {
   /** `count * height * width * 3` values in `layout` order. */
@@ -33,7 +33,7 @@ export interface ImageSource {
   readonly labels?: Int32Array;
   /** Class names indexed by label, when known. */
   readonly classes?: readonly string[];
-  /** The dataset statistics that fit this source (CIFAR folders), when known. */
+  /** The dataset statistics that fit this source (CIFAR folders, Fashion-MNIST / MNIST IDX files), when known. */
   readonly normalization?: NormalizationName;
   /** Images `[start, end)`; memory is proportional to `end - start` only. */
   readBatch(start: number, end: number): Promise<ImageBatch>;

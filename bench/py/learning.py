@@ -1,0 +1,195 @@
+"""Python PyTorch side of bench/learning.mjs: the same SSL recipe trained the way solo-learn trains it —
+torchvision transforms on PIL images in a DataLoader with a worker, a torchvision ResNet with the CIFAR stem,
+the projector as an nn.Sequential, the loss composed of PyTorch ops (scripts/fixtures/_ssl_losses.py),
+solo-learn's LARS and per-step warm-up + cosine schedule (scripts/fixtures/optim.py), an online linear
+classifier on detached features — and solo-learn's weighted kNN on the held-out set after every epoch.
+
+Usage: python3 learning.py <recipe.json>. The recipe is what torch-ssl's resolveTrainConfig produced (views,
+projector, loss, optimizer, schedule), so both sides run the same numbers. Prints one JSON line per epoch
+({"epoch", "top1", "top5", "seconds", "loss"}) as it goes and a final {"done": true, ...} line.
+"""
+import json
+import math
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms as T
+from PIL import Image, ImageFilter, ImageOps
+
+sys.path.insert(0, __file__.rsplit("/", 3)[0] + "/scripts/fixtures")
+from _solo_knn import solo_knn  # noqa: E402
+from _ssl_losses import barlow, simclr, tcr, vicreg  # noqa: E402
+import warnings  # noqa: E402
+from optim import LARS, LinearWarmupCosineAnnealingLR  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*lr_scheduler.*")
+
+r = json.load(open(sys.argv[1]))
+torch.set_num_threads(r["threads"])
+torch.manual_seed(r["seed"])
+random.seed(r["seed"])
+np.random.seed(r["seed"])
+mem = torch.channels_last
+
+
+class GaussianBlur:
+    """solo-learn's GaussianBlur: PIL's filter with a sigma drawn uniformly per image."""
+
+    def __init__(self, sigma):
+        self.sigma = sigma
+
+    def __call__(self, img):
+        return img.filter(ImageFilter.GaussianBlur(radius=random.uniform(*self.sigma)))
+
+
+class Solarization:
+    def __call__(self, img):
+        return ImageOps.solarize(img)
+
+
+def pipeline(v, mean, std):
+    interp = T.InterpolationMode.BICUBIC if v["interpolation"] == "bicubic" else T.InterpolationMode.BILINEAR
+    j = v["jitter"]
+    return T.Compose([
+        T.RandomResizedCrop(v["size"], scale=tuple(v["scale"]), ratio=tuple(v["ratio"]), interpolation=interp),
+        T.RandomApply([T.ColorJitter(j["brightness"], j["contrast"], j["saturation"], j["hue"])], p=j["p"]),
+        T.RandomGrayscale(p=v["grayscale"]),
+        T.RandomApply([GaussianBlur(v["blur"]["sigma"])], p=v["blur"]["p"]),
+        T.RandomApply([Solarization()], p=v["solarize"]),
+        T.RandomHorizontalFlip(p=v["flip"]),
+        T.ToTensor(),
+        T.Normalize(mean, std),
+    ])
+
+
+train_x = np.load(r["train"])[: r["trainCount"]]
+train_y = np.load(r["trainLabels"])[: r["trainCount"]].astype(np.int64)
+test_x = np.load(r["test"])[: r["testCount"]]
+test_y = np.load(r["testLabels"])[: r["testCount"]].astype(np.int64)
+mean, std = r["mean"], r["std"]
+views = [pipeline(r["views"][i % len(r["views"])], mean, std) for i in range(r["numViews"])]
+
+
+class Views(torch.utils.data.Dataset):
+    def __len__(self):
+        return len(train_x)
+
+    def __getitem__(self, i):
+        img = Image.fromarray(train_x[i])
+        return [t(img) for t in views], int(train_y[i])
+
+
+def init_worker(_):
+    torch.set_num_threads(1)
+
+
+loader = torch.utils.data.DataLoader(Views(), batch_size=r["batchSize"], shuffle=True, drop_last=True, num_workers=r["workers"],
+                                     persistent_workers=r["workers"] > 0, worker_init_fn=init_worker if r["workers"] > 0 else None)
+depth = r["depth"]
+backbone = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}[depth]()
+feat_dim = backbone.fc.in_features
+backbone.fc = nn.Identity()
+backbone.conv1 = nn.Conv2d(3, 64, 3, 1, 2, bias=False)  # solo-learn's CIFAR stem
+backbone.maxpool = nn.Identity()
+layers, prev = [], feat_dim
+for h in r["projector"]["hiddenDims"]:
+    layers += [nn.Linear(prev, h)] + ([nn.BatchNorm1d(h)] if r["projector"]["batchNorm"] else []) + [nn.ReLU()]
+    prev = h
+layers.append(nn.Linear(prev, r["projector"]["outputDim"]))
+projector = nn.Sequential(*layers)
+num_classes = int(train_y.max()) + 1
+classifier = nn.Linear(feat_dim, num_classes)
+backbone = backbone.to(memory_format=mem)
+
+o = r["optimizer"]
+steps_per_epoch = len(train_x) // r["batchSize"]
+total_steps = r["epochs"] * steps_per_epoch
+warmup_steps = round(r["warmupEpochs"] * steps_per_epoch)
+opt = LARS([{"params": backbone.parameters()}, {"params": projector.parameters()},
+            {"params": classifier.parameters(), "lr": o["classifierLr"], "weight_decay": 0}],
+           lr=o["lr"], momentum=o["momentum"], weight_decay=o["weightDecay"], eta=o["eta"], clip_lr=o["clipLr"],
+           exclude_bias_n_norm=o["excludeBiasAndNorm"])
+
+
+# solo-learn's LinearWarmupCosineAnnealingLR (its chainable form), stepped once per optimizer step.
+sched = LinearWarmupCosineAnnealingLR(opt, warmup_steps, total_steps, r["warmupStartLr"] if warmup_steps > 0 else o["lr"], r["minLr"])
+
+
+L = r["loss"]
+
+
+def ssl_loss(zs):
+    m = r["method"]
+    if m == "vicreg":
+        return vicreg(zs[0], zs[1], L["simWeight"], L["varWeight"], L["covWeight"])[0]
+    if m == "barlow":
+        return barlow(zs[0], zs[1], L["lambda"], L["scale"])[0]
+    if m == "simclr":
+        return simclr(torch.stack(zs), L["temperature"])[0]
+    return tcr(torch.stack(zs), L["eps"], L["lambda"])[0]
+
+
+def as_tensor(x):
+    t = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255)
+    return ((t - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)).contiguous(memory_format=mem)
+
+
+@torch.no_grad()
+def features(x):
+    backbone.eval()
+    out = torch.cat([backbone(as_tensor(x[i: i + 256])) for i in range(0, len(x), 256)])
+    backbone.train()
+    return out
+
+
+def evaluate():
+    a, b = features(train_x), features(test_x)
+    return solo_knn(a, torch.from_numpy(train_y), b, torch.from_numpy(test_y), r["knnK"], r["knnTemperature"], "cosine")
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+t0 = time.perf_counter()
+eval_seconds = 0.0
+e0 = time.perf_counter()
+top1, top5 = evaluate()
+eval_seconds += time.perf_counter() - e0
+emit(epoch=0, top1=top1, top5=top5, seconds=time.perf_counter() - t0, trainSeconds=0.0, loss=None)
+step = 0
+for epoch in range(1, r["epochs"] + 1):
+    losses = []
+    for xs, y in loader:
+        xs = [x.contiguous(memory_format=mem) for x in xs]
+        if r["concatViews"]:
+            f = backbone(torch.cat(xs))
+            feats = [f]
+            zs = list(projector(f).chunk(len(xs)))
+        else:
+            feats = [backbone(x) for x in xs]
+            zs = [projector(f) for f in feats]
+        loss = ssl_loss(zs)
+        logits = classifier(torch.cat(feats).detach())
+        total = loss + F.cross_entropy(logits, y.repeat(len(xs)))
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            emit(diverged=True, step=step, epoch=epoch, loss=losses[-1], seconds=time.perf_counter() - t0)
+            sys.exit(3)
+        step += 1
+    e0 = time.perf_counter()
+    top1, top5 = evaluate()
+    eval_seconds += time.perf_counter() - e0
+    now = time.perf_counter() - t0
+    emit(epoch=epoch, top1=top1, top5=top5, seconds=now, trainSeconds=now - eval_seconds, loss=sum(losses) / max(1, len(losses)))
+emit(done=True, seconds=time.perf_counter() - t0, evalSeconds=eval_seconds)
