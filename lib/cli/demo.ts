@@ -1,23 +1,35 @@
 /**
- * `torch-ssl demo`: the README's main job, end to end on real data bundled at set-up (scikit-learn's
- * digits, exported by scripts/setup.sh into .cache/datasets; nothing is downloaded):
- * SimCLR training of a CIFAR-stem ResNet-18 on the digits at 16×16 (native loop, batched augmentation,
- * LARS, warmup-cosine) with online kNN before and after → solo-learn-layout checkpoint → loadCheckpoint →
- * local-aggregated 2048-d features at 32×32 (layer4 512×5×5 → avg-pool 3/2) → weighted kNN.
+ * `torch-ssl demo`: the README's main job, end to end on real data installed by scripts/setup.sh (Debian's
+ * dataset-fashion-mnist; nothing is downloaded). The training recipe is `configs/demo.yaml`:
+ *
+ *   random init → kNN (global 512-d and local-aggregated 2048-d features) on a fixed held-out subset
+ *   → self-supervised training (native loop, batched augmentation, LARS, warmup-cosine), online kNN before
+ *     the first step and after the last → solo-learn-layout checkpoint → loadCheckpoint
+ *   → the same two kNN measurements on the trained backbone, and the gain.
+ *
+ * Local aggregation (BagSSL) averages the layer4 map over overlapping windows and keeps their layout: 3×3
+ * windows at stride 2 on the 5×5 map of a 32×32 input (→ 512×2×2 = 2048-d); at 16×16 the map is 3×3, so the
+ * windows are 2×2 at stride 1 (→ 512×2×2 = 2048-d as well).
  */
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { TorchSslError } from '../errors.js';
-import { buildInfo, getNumThreads } from '../native.js';
+import YAML from 'yaml';
+import { TorchSslError, invalidArg } from '../errors.js';
+import { buildInfo, getNumThreads, manualSeed } from '../native.js';
 import { train, type TrainEvent } from '../train.js';
+import { resolveTrainConfig, deepMerge } from '../train-config.js';
 import { loadCheckpoint } from '../checkpoint/load.js';
-import { extractFeatures } from '../features.js';
+import { extractFeatures, type FeatureModel, type Pooling } from '../features.js';
 import { knn } from '../eval.js';
+import { resnet } from '../models.js';
+import { openImageSource, type ImageSource } from '../data/index.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DATASETS_DIR = process.env.TORCH_SSL_DATASETS ?? join(packageRoot, '.cache', 'datasets');
+export const DEMO_CONFIG = join(packageRoot, 'configs', 'demo.yaml');
 
 export function datasetPath(name: string): string {
   const p = join(DATASETS_DIR, name);
@@ -28,95 +40,194 @@ export function datasetPath(name: string): string {
 }
 
 export interface DemoOptions {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  out: string;
+  /** The recipe (default configs/demo.yaml). */
+  config?: string;
+  /** Overrides merged into the recipe (tests shrink it; the CLI's --seed / --epochs / --out). */
+  overrides?: Record<string, unknown>;
   log?: (line: string) => void;
 }
 
-export interface DemoSummary {
-  trainImagesPerSec: number;
-  augmentMsPerStep: number;
-  stepMsPerStep: number;
-  onlineKnn: { epoch: number; top1: number; top5: number }[];
-  localKnnTrained: { top1: number; top5: number };
-  extractImagesPerSec: number;
-  featureDim: number;
-  checkpoint: string;
-  seconds: number;
+export interface KnnPair {
+  global: { top1: number; top5: number; dim: number };
+  local: { top1: number; top5: number; dim: number };
 }
 
-/** Runs the demo pipeline; the CLI prints its log lines, tests call it directly. */
-export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
+export interface DemoSummary {
+  method: string;
+  seed: number;
+  random: KnnPair;
+  trained: KnnPair;
+  onlineKnn: { epoch: number; top1: number; top5: number }[];
+  trainSeconds: number;
+  trainImagesPerSec: number;
+  checkpoint: string;
+  seconds: number;
+  cpu: string;
+}
+
+function cpuName(): string {
+  try {
+    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1]!.trim();
+  } catch {
+    /* not Linux */
+  }
+  return cpus()[0]?.model ?? 'unknown CPU';
+}
+
+/** The local-aggregation window for a layer4 map of side `side` (BagSSL's 3/2 on 5×5; 2/1 on 3×3 and 4×4). */
+export function localWindow(side: number): { kernel: number; stride: number } {
+  if (side >= 5) return { kernel: 3, stride: 2 };
+  if (side >= 2) return { kernel: 2, stride: 1 };
+  throw new TorchSslError('ERR_TORCH_SHAPE', `a ${side}×${side} layer4 map has no local windows to aggregate`);
+}
+
+/** Reads the recipe file (YAML) and resolves relative paths in it against the current directory. */
+export function readDemoConfig(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new TorchSslError('ERR_IO', `cannot read the demo recipe ${path}: ${(err as Error).message}`, { file: path });
+  }
+  const v: unknown = YAML.parse(text);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TorchSslError('ERR_CONFIG', `${path}: not a mapping`);
+  return v as Record<string, unknown>;
+}
+
+/** Runs the demo; the CLI prints its log lines, tests call it directly. */
+export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   const log = o.log ?? ((l: string) => console.log(l));
   const t0 = performance.now();
-  const trainPath = datasetPath('digits-train.npy');
-  const testPath = datasetPath('digits-test.npy');
+  const recipePath = o.config ?? DEMO_CONFIG;
+  const config = deepMerge(readDemoConfig(recipePath), o.overrides ?? {});
+  const c = resolveTrainConfig(config); // validated before any work starts
+  if (!c.data.val) throw new TorchSslError('ERR_CONFIG', `${recipePath}: the demo needs data.val (a labelled held-out set)`);
+  for (const p of [c.data.train, c.data.val]) {
+    if (!existsSync(p)) {
+      throw new TorchSslError('ERR_IO', `${p} is missing: the demo trains on Debian's dataset-fashion-mnist; run \`bash scripts/setup.sh\` (or apt-get install dataset-fashion-mnist)`, { file: p });
+    }
+  }
   const info = buildInfo();
-  log(`torch-ssl demo — LibTorch ${info.torchVersion}, ${getNumThreads()} threads${info.cudaAvailable ? ', CUDA available' : ''}`);
-  log(`data: scikit-learn digits (real, 32×32 RGB): 1297 train / 500 test`);
+  const cpu = cpuName();
+  const threads = c.threads > 0 ? c.threads : getNumThreads();
+  const side = c.resolvedViews[0]!.size;
+  log(`torch-ssl demo — LibTorch ${info.torchVersion}, ${threads} threads on ${cpu}${info.cudaAvailable ? ', CUDA available' : ''}`);
+  log(`recipe: ${isAbsolute(recipePath) ? recipePath : resolve(recipePath)}`);
 
-  log(`training SimCLR, ResNet-18 (CIFAR stem), ${o.epochs} epochs, batch ${o.batchSize}, 2 views of 16×16 digits, LARS + warmup-cosine…`);
-  const onProgress = (e: TrainEvent) => {
-    if (e.type === 'epoch') log(`  epoch ${e.epoch}: loss ${e.loss.toFixed(3)}`);
-    if (e.type === 'knn') log(`  online kNN (512-d pooled, 16×16) ${e.epoch === 0 ? 'of the random init' : `after epoch ${e.epoch}`}: top-1 ${e.top1.toFixed(2)}%`);
-  };
-  const result = await train(
-    {
-      method: 'simclr',
-      data: { train: datasetPath('digits16-train.npy'), val: datasetPath('digits16-test.npy'), normalization: 'cifar10' },
-      augmentation: [{ size: 16, scale: [0.5, 1], jitter: { p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0, hue: 0 }, grayscale: 0, flip: 0 }],
-      batchSize: o.batchSize,
-      epochs: o.epochs,
-      optimizer: { lr: o.lr, eta: 0.002 },
-      scheduler: { warmupEpochs: 1 },
-      knn: { every: o.epochs },
-      checkpoint: { dir: o.out, every: 0, name: 'demo-simclr' },
-      logEvery: 5,
-      seed: 5,
-    },
-    { onProgress },
-  );
-  log(`  ${result.imagesPerSec.toFixed(1)} images/s (2 views each); per step: augmentation ${result.augmentMsPerStep.toFixed(0)} ms on the producer thread, training ${result.stepMsPerStep.toFixed(0)} ms, waiting for data ${result.waitMsPerStep.toFixed(0)} ms`);
-  log(`checkpoint (solo-learn layout): ${result.checkpoint}`);
-  const localKnn = async (model: Parameters<typeof extractFeatures>[0]) => {
-    const s0 = performance.now();
-    const a = await extractFeatures(model, trainPath, { pooling: 'local', normalize: 'cifar10' });
-    const b = await extractFeatures(model, testPath, { pooling: 'local', normalize: 'cifar10' });
-    const seconds = (performance.now() - s0) / 1000;
-    const r = await knn({ trainFeatures: a.features!, trainLabels: a.labels!, testFeatures: b.features!, testLabels: b.labels!, k: 20, temperature: 0.07 });
-    return { ...r, dim: a.dim, imagesPerSec: (a.count + b.count) / seconds };
-  };
-  const loaded = await loadCheckpoint(result.checkpoint);
-  log(`loaded: ${loaded.info.method ?? 'vicreg'}, ResNet-${loaded.info.depth} ${loaded.info.stem} stem, epoch ${loaded.info.epoch}`);
-  const after = await localKnn(loaded);
-  loaded.dispose();
-  log(`local ${after.dim}-d features of the trained backbone at 32×32 (512×5×5 → avg-pool 3/2): kNN top-1 ${after.top1.toFixed(2)}%, top-5 ${after.top5.toFixed(2)}%`);
-  const seconds = (performance.now() - t0) / 1000;
-  log(`done in ${seconds.toFixed(0)} s; feature extraction ${after.imagesPerSec.toFixed(1)} images/s`);
-  return {
-    trainImagesPerSec: result.imagesPerSec,
-    augmentMsPerStep: result.augmentMsPerStep,
-    stepMsPerStep: result.stepMsPerStep,
-    onlineKnn: result.knn,
-    localKnnTrained: { top1: after.top1, top5: after.top5 },
-    extractImagesPerSec: after.imagesPerSec,
-    featureDim: after.dim,
-    checkpoint: result.checkpoint,
-    seconds,
-  };
+  const open = (path: string, limit: number | undefined): Promise<ImageSource> =>
+    openImageSource({ path, ...(c.data.size !== undefined && { size: c.data.size }), ...(c.data.fit !== undefined && { fit: c.data.fit }), ...(limit !== undefined && { limit }) });
+  const trainSrc = await open(c.data.train, c.data.limit);
+  const testSrc = await open(c.data.val, c.data.valLimit);
+  try {
+    log(`data: ${trainSrc.count} training images (${c.data.train}), ${testSrc.count} held-out test images (${c.data.val}), ${trainSrc.height}×${trainSrc.width}${trainSrc.kind === 'idx' ? ' (gray → RGB)' : ''}`);
+    // layer4's side for a CIFAR-stem ResNet (3×3 stride-1 conv with padding 2, then three stride-2 stages).
+    const mapSide = c.backbone.stem === 'cifar' ? Math.ceil((trainSrc.height + 2) / 8) : Math.ceil(trainSrc.height / 32);
+    const window = localWindow(mapSide);
+    const poolings: [keyof KnnPair, Pooling][] = [
+      ['global', 'global'],
+      ['local', window],
+    ];
+    // The statistics training normalised with, for the random and the trained backbone alike.
+    const normalize = c.data.normalization ?? trainSrc.normalization ?? 'cifar10';
+    const measure = async (model: FeatureModel): Promise<KnnPair> => {
+      const out: Partial<KnnPair> = {};
+      for (const [name, pooling] of poolings) {
+        const a = await extractFeatures(model, trainSrc, { pooling, normalize });
+        const b = await extractFeatures(model, testSrc, { pooling, normalize });
+        try {
+          const r = await knn({ trainFeatures: a.features!, trainLabels: a.labels!, testFeatures: b.features!, testLabels: b.labels!, k: c.knn.k, temperature: c.knn.temperature });
+          out[name] = { top1: r.top1, top5: r.top5, dim: a.dim };
+        } finally {
+          a.features?.dispose();
+          b.features?.dispose();
+        }
+      }
+      return out as KnnPair;
+    };
+    const describe = (p: KnnPair) =>
+      `global ${p.global.dim}-d: kNN top-1 ${p.global.top1.toFixed(2)}% | local ${p.local.dim}-d (layer4 ${mapSide}×${mapSide} → ${window.kernel}×${window.kernel}/${window.stride} windows): top-1 ${p.local.top1.toFixed(2)}%`;
+
+    manualSeed(c.seed);
+    const fresh = resnet({ depth: c.backbone.depth, stem: c.backbone.stem }).eval();
+    const random = await measure({ backbone: fresh }).finally(() => fresh.dispose());
+    log(`random initialisation (seed ${c.seed}): ${describe(random)}`);
+
+    const views = c.numViews;
+    log(`training ${c.method} on ResNet-${c.backbone.depth} (${c.backbone.stem} stem): ${c.epochs} epochs, batch ${c.batchSize} × ${views} views of ${side}×${side}, LARS lr ${c.optimizer.lr} + warmup-cosine, seed ${c.seed}…`);
+    const ts = performance.now();
+    let lastPrint = ts;
+    const onProgress = (e: TrainEvent) => {
+      const at = `${((performance.now() - ts) / 1000).toFixed(0)} s`;
+      if (e.type === 'epoch') log(`  epoch ${e.epoch}/${c.epochs}: loss ${e.loss.toFixed(3)} (${at})`);
+      else if (e.type === 'knn') log(`  online kNN ${e.epoch === 0 ? 'before the first step' : `after epoch ${e.epoch}`}: top-1 ${e.top1.toFixed(2)}% (${at})`);
+      else if (e.type === 'step' && performance.now() - lastPrint > 30_000) {
+        lastPrint = performance.now();
+        log(`  step ${e.globalStep}/${e.totalSteps}: loss ${e.loss.toFixed(3)}, ${e.imagesPerSec.toFixed(0)} images/s (${at})`);
+      }
+    };
+    const result = await train(config, { onProgress });
+    const trainSeconds = (performance.now() - ts) / 1000;
+    log(`  ${trainSeconds.toFixed(0)} s, ${result.imagesPerSec.toFixed(1)} images/s (${views} views each); checkpoint (solo-learn layout): ${result.checkpoint}`);
+
+    const loaded = await loadCheckpoint(result.checkpoint);
+    const trained = await measure(loaded).finally(() => loaded.dispose());
+    log(`trained backbone (loaded from the checkpoint): ${describe(trained)}`);
+    const seconds = (performance.now() - t0) / 1000;
+    const gain = (k: keyof KnnPair) => trained[k].top1 - random[k].top1;
+    const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
+    log(`gain over the random initialisation: global ${sign(gain('global'))} points, local ${sign(gain('local'))} points; local vs global after training: ${sign(trained.local.top1 - trained.global.top1)} points`);
+    if (gain('global') <= 0 && gain('local') <= 0) {
+      log('this run did not beat the random initialisation within its budget; docs/learning.md has longer side-by-side runs (bench/learning.mjs)');
+    }
+    log(`done in ${seconds.toFixed(0)} s`);
+    return {
+      method: c.method,
+      seed: c.seed,
+      random,
+      trained,
+      onlineKnn: result.knn,
+      trainSeconds,
+      trainImagesPerSec: result.imagesPerSec,
+      checkpoint: result.checkpoint,
+      seconds,
+      cpu,
+    };
+  } finally {
+    await trainSrc.close();
+    await testSrc.close();
+  }
+}
+
+function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw invalidArg(flag, 'a positive integer', v);
+  return n;
 }
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('SimCLR on real bundled digits (online kNN vs random init), then local 2048-d features → kNN; nothing is downloaded')
-    .option('--epochs <n>', 'training epochs', '4')
-    .option('--batch-size <n>', 'images per step', '64')
-    .option('--lr <lr>', 'LARS base learning rate', '0.3')
-    .option('--out <dir>', 'where the checkpoint goes', join(packageRoot, '.cache', 'demo-run'))
-    .action(async (opts: { epochs: string; batchSize: string; lr: string; out: string }) => {
-      await runDemo({ epochs: Number.parseInt(opts.epochs, 10), batchSize: Number.parseInt(opts.batchSize, 10), lr: Number.parseFloat(opts.lr), out: opts.out });
+    .description('self-supervised training on real Fashion-MNIST (configs/demo.yaml): kNN of the random and the trained backbone, global and local features; nothing is downloaded')
+    .option('--config <file>', 'the training recipe', DEMO_CONFIG)
+    .option('--seed <n>', 'seed of the initialisation, the order and the augmentations (default: the recipe\'s)')
+    .option('--epochs <n>', 'training epochs (default: the recipe\'s)')
+    .option('--out <dir>', 'where the checkpoint goes (default: the recipe\'s checkpoint.dir)')
+    .option('--json', 'print the summary as JSON on the last line')
+    .action(async (opts: { config: string; seed?: string; epochs?: string; out?: string; json?: boolean }) => {
+      const overrides: Record<string, unknown> = {};
+      if (opts.seed !== undefined) {
+        const n = Number(opts.seed);
+        if (!Number.isSafeInteger(n) || n < 0) throw invalidArg('--seed', 'a non-negative integer', opts.seed);
+        overrides.seed = n;
+      }
+      if (opts.epochs !== undefined) {
+        const e = positiveInt('--epochs', opts.epochs);
+        overrides.epochs = e;
+        overrides.knn = { every: e };
+      }
+      if (opts.out !== undefined) overrides.checkpoint = { dir: opts.out };
+      const summary = await runDemo({ config: opts.config, overrides });
+      if (opts.json) console.log(JSON.stringify(summary));
     });
 }
