@@ -17,7 +17,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import YAML from 'yaml';
-import { TorchSslError, invalidArg } from '../errors.js';
+import { TorchSslError } from '../errors.js';
+import { oneNumber } from './flags.js';
 import { buildInfo, getNumThreads, manualSeed } from '../native.js';
 import { train, type TrainEvent } from '../train.js';
 import { resolveTrainConfig, deepMerge } from '../train-config.js';
@@ -200,9 +201,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
 }
 
 function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw invalidArg(flag, 'a positive integer', v);
-  return n;
+  return oneNumber(flag, v, true, (n) => n > 0, 'a positive integer');
 }
 
 export function registerDemo(program: Command): void {
@@ -217,9 +216,7 @@ export function registerDemo(program: Command): void {
     .action(async (opts: { config: string; seed?: string; epochs?: string; out?: string; json?: boolean }) => {
       const overrides: Record<string, unknown> = {};
       if (opts.seed !== undefined) {
-        const n = Number(opts.seed);
-        if (!Number.isSafeInteger(n) || n < 0) throw invalidArg('--seed', 'a non-negative integer', opts.seed);
-        overrides.seed = n;
+        overrides.seed = oneNumber('--seed', opts.seed, true, (n) => n >= 0, 'a non-negative integer');
       }
       if (opts.epochs !== undefined) {
         const e = positiveInt('--epochs', opts.epochs);

@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { loadCheckpoint } from '../checkpoint/load.js';
 import { openImageSource } from '../data/index.js';
-import { invalidArg } from '../errors.js';
+import { TorchSslError } from '../errors.js';
+import { flagError, oneNumber } from './flags.js';
 import { extractFeatures, type FeatureModel, type NormalizeOption, type PatchSpec, type Pooling } from '../features.js';
 import { writeNpyFile } from '../npy.js';
 import { progressBar, withInterrupt } from './progress.js';
@@ -17,18 +18,17 @@ export async function loadFeatureModel(path: string, opts: { device?: string; pr
   return { backbone: ck.backbone, projector: ck.projector, info: ck.info, dispose: () => ck.dispose() };
 }
 
-function ints(flag: string, value: string, count: number): number[] {
+function ints(flag: string, value: string, count: number, what: string): number[] {
   const parts = value.split(',').map((s) => Number(s.trim()));
-  if (parts.length !== count || !parts.every((n) => Number.isSafeInteger(n) && n > 0)) {
-    throw invalidArg(flag, `${count} comma-separated positive integers`, value);
-  }
+  if (parts.length !== count || !parts.every((n) => Number.isSafeInteger(n) && n > 0)) throw flagError(flag, what, value);
   return parts;
 }
 
 export function parsePool(value: string): Pooling {
   if (value === 'global' || value === 'local' || value === 'none') return value;
-  const [kernel, stride] = ints('--pool', value, 2) as [number, number];
-  return { kernel, stride };
+  const parts = value.split(',').map((x) => Number(x.trim()));
+  if (parts.length !== 2 || !parts.every((n) => Number.isSafeInteger(n) && n > 0)) throw flagError('--pool', 'global | local | none | K,S (average-pool kernel K, stride S)', value);
+  return { kernel: parts[0]!, stride: parts[1]! };
 }
 
 export function parseNormalize(value: string): NormalizeOption {
@@ -42,9 +42,7 @@ export function parseNormalize(value: string): NormalizeOption {
 }
 
 function positive(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw invalidArg(flag, 'a positive integer', value);
-  return n;
+  return oneNumber(flag, value, true, (n) => n > 0, 'a positive integer');
 }
 
 export function register(program: Command): void {
@@ -71,21 +69,23 @@ export function register(program: Command): void {
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const patchesGrid = o.patches as string | undefined;
       const patchesRandom = o.randomPatches as string | undefined;
-      if (patchesGrid !== undefined && patchesRandom !== undefined) throw invalidArg('--patches', 'not both --patches and --random-patches', `${patchesGrid} and ${patchesRandom}`);
+      if (patchesGrid !== undefined && patchesRandom !== undefined) {
+        throw new TorchSslError('ERR_INVALID_ARG', '--patches and --random-patches are two ways to choose the bag of patches: give one of them', { flag: '--patches' });
+      }
       let patches: PatchSpec | undefined;
       if (patchesGrid !== undefined) {
-        const [size, stride] = ints('--patches', patchesGrid, 2) as [number, number];
+        const [size, stride] = ints('--patches', patchesGrid, 2, 'SIZE,STRIDE (two positive integers)') as [number, number];
         patches = { size, stride };
       } else if (patchesRandom !== undefined) {
-        const [size, count] = ints('--random-patches', patchesRandom, 2) as [number, number];
+        const [size, count] = ints('--random-patches', patchesRandom, 2, 'SIZE,COUNT (two positive integers)') as [number, number];
         const seed = Number(o.patchSeed);
-        if (!Number.isSafeInteger(seed) || seed < 0) throw invalidArg('--patch-seed', 'a non-negative integer', o.patchSeed);
+        if (!Number.isSafeInteger(seed) || seed < 0) throw flagError('--patch-seed', 'a non-negative integer', o.patchSeed);
         patches = { size, count, seed };
       }
       const space = o.space as string;
-      if (space !== 'embedding' && space !== 'projection') throw invalidArg('--space', "'embedding' or 'projection'", space);
+      if (space !== 'embedding' && space !== 'projection') throw flagError('--space', 'embedding | projection', space);
       const split = o.split as string;
-      if (split !== 'train' && split !== 'test') throw invalidArg('--split', "'train' or 'test'", split);
+      if (split !== 'train' && split !== 'test') throw flagError('--split', 'train | test', split);
       const pooling = parsePool(o.pool as string);
       const batchSize = positive('--batch-size', o.batchSize as string);
       const device = o.device as string;
@@ -93,7 +93,7 @@ export function register(program: Command): void {
       const t0 = performance.now();
       const model = await loadFeatureModel(o.checkpoint as string, { device, projector: space === 'projection' });
       const fit = o.fit as string | undefined;
-      if (fit !== undefined && fit !== 'pad' && fit !== 'resize') throw invalidArg('--fit', "'pad' or 'resize'", fit);
+      if (fit !== undefined && fit !== 'pad' && fit !== 'resize') throw flagError('--fit', 'pad | resize', fit);
       const size = o.size === undefined ? undefined : positive('--size', o.size as string);
       const limit = o.limit === undefined ? undefined : positive('--limit', o.limit as string);
       const source = await openImageSource({ path: o.input as string, split, ...(size !== undefined && { size }), ...(fit !== undefined && { fit }), ...(limit !== undefined && { limit }) });
@@ -115,7 +115,7 @@ export function register(program: Command): void {
         bar.finish();
         const labelsOut = o.labelsOut as string | undefined;
         if (labelsOut !== undefined) {
-          if (r.labels === undefined) throw invalidArg('--labels-out', 'an input with labels (a labels .npy beside it, a CIFAR folder or an image folder)', o.input);
+          if (r.labels === undefined) throw new TorchSslError('ERR_INVALID_ARG', `--labels-out: --input ${String(o.input)} has no labels (they come from a labels .npy beside it, an IDX labels file, a CIFAR folder or an image folder)`, { flag: '--labels-out' });
           await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels, (v) => BigInt(v)) });
         }
         const seconds = (performance.now() - t0) / 1000;

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The torch-ssl command line. Thin: parses arguments (commander), calls the library, prints results.
- * Every subcommand's logic lives in its own file; errors print `code: message` and exit 1.
+ * Every subcommand's logic lives in its own file; errors print `code: message` and exit 1; an interrupted
+ * command (Ctrl-C / SIGTERM) exits 130.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -47,11 +48,13 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that was interrupted but ended cleanly (train writes its checkpoint) sets 130 itself.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     const e = err as { code?: string; message?: string };
     process.stderr.write(`torch-ssl: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
-    return 1;
+    // Ctrl-C (SIGINT) / SIGTERM: the shell convention 128 + signal number.
+    return e.code === 'ERR_ABORTED' ? 130 : 1;
   }
 }
 

@@ -1,15 +1,7 @@
 /** `torch-ssl knn`: solo-learn's weighted kNN on extracted features; `--grid` scores its offline k × T grid in one pass. */
 import type { Command } from 'commander';
-import { invalidArg } from '../errors.js';
 import { knn, knnGrid, KNN_DEFAULTS } from '../eval.js';
-
-function numberList(flag: string, value: string, integer: boolean): number[] {
-  const out = value.split(',').map((s) => Number(s.trim()));
-  if (out.length === 0 || !out.every((n) => Number.isFinite(n) && n > 0 && (!integer || Number.isSafeInteger(n)))) {
-    throw invalidArg(flag, `comma-separated ${integer ? 'positive integers' : 'numbers > 0'}`, value);
-  }
-  return out;
-}
+import { flagError, numberList, oneNumber, readFeatureFiles, requiresFlag } from './flags.js';
 
 export function register(program: Command): void {
   program
@@ -28,27 +20,32 @@ export function register(program: Command): void {
     .option('--chunk-size <n>', 'test rows per similarity block (memory ∝ rows × train size)')
     .option('--json', 'print {"top1":…,"top5":…} as the last stdout line')
     .action(async (o: Record<string, string | boolean | undefined>) => {
-      const files = { trainFeatures: o.train as string, trainLabels: o.trainLabels as string, testFeatures: o.test as string, testLabels: o.testLabels as string };
-      const distance = o.distance as 'cosine' | 'euclidean';
-      const chunkSize = o.chunkSize === undefined ? undefined : numberList('--chunk-size', o.chunkSize as string, true)[0];
-      if (o.grid) {
-        const g = await knnGrid({
-          ...files,
-          distance,
-          ...(o.ks !== undefined && { ks: numberList('--ks', o.ks as string, true) }),
-          ...(o.temperatures !== undefined && { temperatures: numberList('--temperatures', o.temperatures as string, false) }),
-          ...(chunkSize !== undefined && { chunkSize }),
-        });
-        console.log(`kNN grid (${distance}, ${g.numClasses} classes): top-1 / top-5 %`);
-        for (const e of g.results) console.log(`  k=${String(e.k).padStart(3)}  T=${String(e.temperature).padEnd(5)}  ${e.top1.toFixed(2).padStart(6)}  ${e.top5.toFixed(2).padStart(6)}`);
-        console.log(`best: k=${g.best.k} T=${g.best.temperature}: top-1 ${g.best.top1.toFixed(2)} %, top-5 ${g.best.top5.toFixed(2)} %`);
-        if (o.json) console.log(JSON.stringify({ top1: g.best.top1, top5: g.best.top5, k: g.best.k, temperature: g.best.temperature, distance, grid: g.results }));
-        return;
+      const distance = o.distance as string;
+      if (distance !== 'cosine' && distance !== 'euclidean') throw flagError('--distance', 'cosine | euclidean', distance);
+      const chunkSize = o.chunkSize === undefined ? undefined : oneNumber('--chunk-size', o.chunkSize as string, true, (n) => n > 0, 'a positive integer');
+      if (!o.grid) {
+        requiresFlag('--ks', o.ks !== undefined, '--grid (without it, --k gives the one k)');
+        requiresFlag('--temperatures', o.temperatures !== undefined, '--grid (without it, --temperature gives the one T)');
       }
-      const k = numberList('--k', o.k as string, true)[0]!;
-      const temperature = numberList('--temperature', o.temperature as string, false)[0]!;
-      const r = await knn({ ...files, k, temperature, distance, ...(chunkSize !== undefined && { chunkSize }) });
-      console.log(`kNN (${distance}, k=${k}${distance === 'cosine' ? `, T=${temperature}` : ''}): top-1 ${r.top1.toFixed(2)} %, top-5 ${r.top5.toFixed(2)} %`);
-      if (o.json) console.log(JSON.stringify({ top1: r.top1, top5: r.top5 }));
+      const k = o.grid ? 0 : oneNumber('--k', o.k as string, true, (n) => n > 0, 'a positive integer', 'for several ks use --grid --ks 5,10');
+      const temperature = o.grid ? 0 : oneNumber('--temperature', o.temperature as string, false, (n) => n > 0, 'a number > 0', 'for several use --grid --temperatures 0.05,0.1');
+      const ks = o.ks !== undefined ? numberList('--ks', o.ks as string, true) : undefined;
+      const temperatures = o.temperatures !== undefined ? numberList('--temperatures', o.temperatures as string, false) : undefined;
+      const files = await readFeatureFiles({ train: o.train as string, trainLabels: o.trainLabels as string, test: o.test as string, testLabels: o.testLabels as string });
+      try {
+        if (o.grid) {
+          const g = await knnGrid({ ...files, distance, ...(ks !== undefined && { ks }), ...(temperatures !== undefined && { temperatures }), ...(chunkSize !== undefined && { chunkSize }) });
+          console.log(`kNN grid (${distance}, ${g.numClasses} classes): top-1 / top-5 %`);
+          for (const e of g.results) console.log(`  k=${String(e.k).padStart(3)}  T=${String(e.temperature).padEnd(5)}  ${e.top1.toFixed(2).padStart(6)}  ${e.top5.toFixed(2).padStart(6)}`);
+          console.log(`best: k=${g.best.k} T=${g.best.temperature}: top-1 ${g.best.top1.toFixed(2)} %, top-5 ${g.best.top5.toFixed(2)} %`);
+          if (o.json) console.log(JSON.stringify({ top1: g.best.top1, top5: g.best.top5, k: g.best.k, temperature: g.best.temperature, distance, grid: g.results }));
+          return;
+        }
+        const r = await knn({ ...files, k, temperature, distance, ...(chunkSize !== undefined && { chunkSize }) });
+        console.log(`kNN (${distance}, k=${k}${distance === 'cosine' ? `, T=${temperature}` : ''}): top-1 ${r.top1.toFixed(2)} %, top-5 ${r.top5.toFixed(2)} %`);
+        if (o.json) console.log(JSON.stringify({ top1: r.top1, top5: r.top5 }));
+      } finally {
+        for (const t of Object.values(files)) t.dispose();
+      }
     });
 }

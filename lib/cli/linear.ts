@@ -1,13 +1,11 @@
 /** `torch-ssl linear`: a linear probe on frozen features (protocol: docs/features.md). */
 import type { Command } from 'commander';
-import { invalidArg } from '../errors.js';
 import { LINEAR_PROBE_DEFAULTS, linearProbe } from '../eval.js';
 import { progressBar, withInterrupt } from './progress.js';
+import { oneNumber, readFeatureFiles } from './flags.js';
 
-function num(flag: string, value: string, check: (n: number) => boolean, expected: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || !check(n)) throw invalidArg(flag, expected, value);
-  return n;
+function num(flag: string, value: string, check: (n: number) => boolean, expected: string, integer = false): number {
+  return oneNumber(flag, value, integer, check, expected);
 }
 
 export function register(program: Command): void {
@@ -28,24 +26,23 @@ export function register(program: Command): void {
     .option('--seed <n>', 'shuffle seed', String(d.seed))
     .option('--json', 'print {"top1":…,"top5":…} as the last stdout line')
     .action(async (o: Record<string, string | boolean | undefined>) => {
+      const hyper = {
+        epochs: num('--epochs', o.epochs as string, (n) => n > 0, 'a positive integer', true),
+        lr: num('--lr', o.lr as string, (n) => n > 0, 'a number > 0'),
+        batchSize: num('--batch-size', o.batchSize as string, (n) => n > 0, 'a positive integer', true),
+        momentum: num('--momentum', o.momentum as string, (n) => n >= 0 && n < 1, 'a number in [0, 1)'),
+        weightDecay: num('--weight-decay', o.weightDecay as string, (n) => n >= 0, 'a number >= 0'),
+        standardize: o.standardize !== false,
+        seed: num('--seed', o.seed as string, (n) => n >= 0, 'a non-negative integer', true),
+      };
+      const files = await readFeatureFiles({ train: o.train as string, trainLabels: o.trainLabels as string, test: o.test as string, testLabels: o.testLabels as string });
       const bar = progressBar('linear');
       bar.update(0, 1, 'training');
-      const r = await withInterrupt((signal) =>
-        linearProbe({
-          trainFeatures: o.train as string,
-          trainLabels: o.trainLabels as string,
-          testFeatures: o.test as string,
-          testLabels: o.testLabels as string,
-          epochs: num('--epochs', o.epochs as string, (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer'),
-          lr: num('--lr', o.lr as string, (n) => n > 0, 'a number > 0'),
-          batchSize: num('--batch-size', o.batchSize as string, (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer'),
-          momentum: num('--momentum', o.momentum as string, (n) => n >= 0 && n < 1, 'a number in [0, 1)'),
-          weightDecay: num('--weight-decay', o.weightDecay as string, (n) => n >= 0, 'a number >= 0'),
-          standardize: o.standardize !== false,
-          seed: num('--seed', o.seed as string, (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer'),
-          signal,
-        }),
-      ).finally(() => bar.finish());
+      const r = await withInterrupt((signal) => linearProbe({ ...files, ...hyper, signal }))
+        .finally(() => bar.finish())
+        .finally(() => {
+          for (const t of Object.values(files)) t.dispose();
+        });
       const last = r.history.at(-1)!;
       for (const h of r.history) if (h.epoch === 1 || h.epoch % 10 === 0 || h === last) console.log(`epoch ${String(h.epoch).padStart(4)}  lr ${h.lr.toFixed(5)}  loss ${h.loss.toFixed(4)}  train ${h.trainTop1.toFixed(2)} %${h.testTop1 !== undefined ? `  test ${h.testTop1.toFixed(2)} %` : ''}`);
       console.log(`linear probe (${r.numClasses} classes, ${r.history.length} epochs): top-1 ${r.top1.toFixed(2)} %, top-5 ${r.top5.toFixed(2)} %`);

@@ -1,7 +1,8 @@
 /**
  * `torch-ssl train --config cfg.yaml|json [--set key=value …] [--resume ckpt]`: validates the config,
- * runs the native trainer with a progress bar (ETA, loss, lr, images/s) on a TTY and one log line per
- * epoch otherwise; Ctrl-C writes a checkpoint and exits cleanly.
+ * runs the native trainer with a progress bar (ETA, loss, lr, images/s) on a TTY; otherwise a plain step line
+ * every TORCH_SSL_LOG_INTERVAL seconds (30) with the ETA and one line per epoch; Ctrl-C writes a checkpoint
+ * and exits cleanly.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -10,7 +11,7 @@ import YAML from 'yaml';
 import { TorchSslError } from '../errors.js';
 import { train, type TrainEvent } from '../train.js';
 import { applyOverrides } from '../train-config.js';
-import { withInterrupt } from './progress.js';
+import { eta, logIntervalMs, withInterrupt } from './progress.js';
 
 async function readConfig(path: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -48,6 +49,10 @@ export function register(program: Command): void {
           )
         : undefined;
       let started = false;
+      // Not on a terminal (logs, CI, nohup): a plain step line every TORCH_SSL_LOG_INTERVAL seconds (30).
+      const interval = logIntervalMs();
+      let firstStep: { at: number; step: number } | undefined;
+      let lastLine = performance.now();
       const onProgress = (e: TrainEvent) => {
         if (e.type === 'step') {
           if (bar && !started) {
@@ -55,6 +60,15 @@ export function register(program: Command): void {
             started = true;
           }
           bar?.update(e.globalStep, { epoch: e.epoch, loss: e.loss.toFixed(4), lr: e.lr.toExponential(2), ips: e.imagesPerSec.toFixed(1) });
+          if (!tty) {
+            const now = performance.now();
+            firstStep ??= { at: now, step: e.globalStep };
+            if (now - lastLine >= interval) {
+              lastLine = now;
+              const left = eta(e.globalStep - firstStep.step, e.totalSteps - firstStep.step, (now - firstStep.at) / 1000);
+              process.stderr.write(`step ${e.globalStep}/${e.totalSteps} (${((100 * e.globalStep) / e.totalSteps).toFixed(0)}%), epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, lr ${e.lr.toExponential(2)}, ${e.imagesPerSec.toFixed(1)} images/s, ETA ${left}\n`);
+            }
+          }
         } else if (e.type === 'epoch' && !tty) {
           process.stderr.write(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)} (step ${e.globalStep}/${e.totalSteps})\n`);
         } else if (e.type === 'knn') {
@@ -69,6 +83,7 @@ export function register(program: Command): void {
       const result = await withInterrupt((signal) => train(config, { onProgress, signal })).finally(() => bar?.stop());
       const summary = `${result.aborted ? 'interrupted' : 'done'}: ${result.globalStep} steps, ${result.epochs} epochs, last loss ${result.lastLoss.toFixed(4)}, ${result.imagesPerSec.toFixed(1)} images/s (augment ${result.augmentMsPerStep.toFixed(0)} ms/step on the producer thread, step ${result.stepMsPerStep.toFixed(0)} ms, waited ${result.waitMsPerStep.toFixed(0)} ms)\ncheckpoint: ${result.checkpoint}`;
       console.log(summary);
+      if (result.aborted) process.exitCode = 130;
       if (opts.json) console.log(JSON.stringify({ ...result, losses: undefined }));
     });
 }

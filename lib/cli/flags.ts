@@ -1,0 +1,90 @@
+/**
+ * Reading command-line values in the user's words: every message names the flag (and the file) as typed,
+ * never an API parameter, and says what would be accepted.
+ */
+import { stat } from 'node:fs/promises';
+import { TorchSslError } from '../errors.js';
+import { readLabelsNpy } from '../data/npy-source.js';
+import { readNpy, Tensor } from '../tensor.js';
+
+/** `--k: expected a positive integer, got "5,10"`. */
+export function flagError(flag: string, expected: string, value: unknown, hint = ''): TorchSslError {
+  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return new TorchSslError('ERR_INVALID_ARG', `${flag}: expected ${expected}, got ${shown}${hint ? `; ${hint}` : ''}`, { flag });
+}
+
+/** One number; a list (`5,10`) is refused with `listHint` when the command has a list form. */
+export function oneNumber(flag: string, value: string, integer: boolean, check: (n: number) => boolean, expected: string, listHint = ''): number {
+  if (value.includes(',')) throw flagError(flag, `one value (${expected})`, value, listHint);
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isSafeInteger(n)) || !check(n)) throw flagError(flag, expected, value);
+  return n;
+}
+
+/** A comma-separated list of numbers > 0. */
+export function numberList(flag: string, value: string, integer: boolean): number[] {
+  const out = value.split(',').map((s) => Number(s.trim()));
+  if (value.trim() === '' || !out.every((n) => Number.isFinite(n) && n > 0 && (!integer || Number.isSafeInteger(n)))) {
+    throw flagError(flag, `comma-separated ${integer ? 'positive integers' : 'numbers > 0'}`, value);
+  }
+  return out;
+}
+
+/** A flag that only means something with another one. */
+export function requiresFlag(flag: string, given: boolean, needed: string): void {
+  if (given) throw new TorchSslError('ERR_INVALID_ARG', `${flag} applies only with ${needed}`, { flag });
+}
+
+/** An input file: missing or a directory is ERR_IO naming the flag and the path. */
+export async function inputFile(flag: string, path: string): Promise<string> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new TorchSslError('ERR_IO', `${flag} ${path}: ${e.code === 'ENOENT' ? 'no such file' : (e.message ?? String(err))}`, { file: path, flag, errno: e.code });
+  }
+  if (info.isDirectory()) throw new TorchSslError('ERR_IO', `${flag} ${path} is a directory, expected a file`, { file: path, flag });
+  return path;
+}
+
+export interface FeatureFiles {
+  train: string;
+  trainLabels: string;
+  test: string;
+  testLabels: string;
+}
+
+/**
+ * Reads `--train`, `--train-labels`, `--test`, `--test-labels` and checks that they fit together, with
+ * messages such as `--test-labels l.npy has 50 labels but --test f.npy has 200 rows`.
+ */
+export async function readFeatureFiles(f: FeatureFiles): Promise<{ trainFeatures: Tensor; trainLabels: Tensor; testFeatures: Tensor; testLabels: Tensor }> {
+  const [train, trainLabelsPath, test, testLabelsPath] = await Promise.all([
+    inputFile('--train', f.train),
+    inputFile('--train-labels', f.trainLabels),
+    inputFile('--test', f.test),
+    inputFile('--test-labels', f.testLabels),
+  ]);
+  const [trainFeatures, testFeatures] = await Promise.all([readNpy(train), readNpy(test)]);
+  const [trainLabels, testLabels] = await Promise.all([readLabelsNpy(trainLabelsPath), readLabelsNpy(testLabelsPath)]);
+  const shape = (t: Tensor) => `(${t.shape.join(', ')})`;
+  for (const [flag, path, t] of [['--train', train, trainFeatures], ['--test', test, testFeatures]] as const) {
+    if (t.shape.length !== 2) throw new TorchSslError('ERR_TORCH_SHAPE', `${flag} ${path} has shape ${shape(t)}; expected (rows, dims) features`, { file: path, flag });
+  }
+  if (trainLabels.length !== trainFeatures.shape[0]) {
+    throw new TorchSslError('ERR_TORCH_SHAPE', `--train-labels ${trainLabelsPath} has ${trainLabels.length} labels but --train ${train} has ${trainFeatures.shape[0]} rows`, { file: trainLabelsPath, flag: '--train-labels' });
+  }
+  if (testLabels.length !== testFeatures.shape[0]) {
+    throw new TorchSslError('ERR_TORCH_SHAPE', `--test-labels ${testLabelsPath} has ${testLabels.length} labels but --test ${test} has ${testFeatures.shape[0]} rows`, { file: testLabelsPath, flag: '--test-labels' });
+  }
+  if (trainFeatures.shape[1] !== testFeatures.shape[1]) {
+    throw new TorchSslError('ERR_TORCH_SHAPE', `--test ${test} has ${testFeatures.shape[1]} dims per row but --train ${train} has ${trainFeatures.shape[1]}`, { file: test, flag: '--test' });
+  }
+  return {
+    trainFeatures,
+    trainLabels: Tensor.from(trainLabels, [trainLabels.length]),
+    testFeatures,
+    testLabels: Tensor.from(testLabels, [testLabels.length]),
+  };
+}
