@@ -90,6 +90,20 @@ describe('CLI messages', () => {
     expect(e.message).toContain('--batch-size: expected one value');
   });
 
+  it('help: every command has examples, marks required options, shows defaults as values and lists --threads', async () => {
+    const { buildProgram } = await import('../lib/cli/index.js');
+    const program = buildProgram();
+    for (const cmd of program.commands) {
+      let help = '';
+      cmd.configureOutput({ writeOut: (s) => (help += s) });
+      cmd.outputHelp();
+      expect(help, cmd.name()).toContain('Examples:\n  $ torch-ssl ' + cmd.name());
+      expect(help, cmd.name()).toContain('--threads <n>');
+      expect(help, cmd.name()).not.toMatch(/\(default: "/);
+      for (const opt of cmd.options) if (opt.mandatory) expect(help).toMatch(new RegExp(`${opt.long}\\b.*\\(required\\)`));
+    }
+  });
+
   it('Ctrl-C during extract exits 130 and leaves no output', async () => {
     const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
     const out = join(work, 'sigint', 'f.npy');

@@ -31,7 +31,8 @@ export function buildProgram(): Command {
       const threads = cmd.opts().threads as string | undefined;
       if (threads !== undefined) {
         const { setNumThreads } = await import('../native.js');
-        setNumThreads(Number.parseInt(threads, 10));
+        const { oneNumber } = await import('./flags.js');
+        setNumThreads(oneNumber('--threads', threads, true, (n) => n > 0, 'a positive integer'));
       }
     });
   registerDemo(program);
@@ -41,8 +42,39 @@ export function buildProgram(): Command {
   registerExtract(program);
   registerKnn(program);
   registerLinear(program);
+  for (const cmd of program.commands) {
+    // Required options say so in the help; defaults are shown as values by commander; the global --threads
+    // is listed under each command it applies to.
+    for (const opt of cmd.options) {
+      if (opt.mandatory && !opt.description.startsWith('(required)')) opt.description = `(required) ${opt.description}`;
+      if (typeof opt.defaultValue === 'string' && opt.defaultValueDescription === undefined) opt.defaultValueDescription = opt.defaultValue;
+    }
+    cmd.configureHelp({ showGlobalOptions: true });
+    const examples = EXAMPLES[cmd.name()];
+    if (examples) cmd.addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+  }
   return program;
 }
+
+/** One or two runnable examples per command, shown at the end of its --help. */
+const EXAMPLES: Record<string, string[]> = {
+  demo: ['torch-ssl demo', 'torch-ssl demo --seed 6 --epochs 8'],
+  inspect: ['torch-ssl inspect barlow-cifar10-otu5cw89-ep=999.ckpt', 'torch-ssl inspect resnet18.pth --json'],
+  export: ['torch-ssl export --checkpoint vicreg-ep=999.ckpt --out backbone.safetensors'],
+  train: [
+    'torch-ssl train --config configs/demo.yaml',
+    'torch-ssl train --config configs/demo.yaml --set method=simclr epochs=20 data.limit=10000',
+  ],
+  extract: [
+    'torch-ssl extract --checkpoint run/demo-ep=4.ckpt --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --size 16 --out test.npy --labels-out test-labels.npy',
+    'torch-ssl extract --checkpoint vicreg.ckpt --input cifar-10-batches-bin --split test --pool local --out local.npy',
+  ],
+  knn: [
+    'torch-ssl knn --train train.npy --train-labels train-labels.npy --test test.npy --test-labels test-labels.npy',
+    'torch-ssl knn --train train.npy --train-labels train-labels.npy --test test.npy --test-labels test-labels.npy --grid --ks 10,20',
+  ],
+  linear: ['torch-ssl linear --train train.npy --train-labels train-labels.npy --test test.npy --test-labels test-labels.npy --epochs 100'],
+};
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
