@@ -90,6 +90,31 @@ describe('CLI messages', () => {
     expect(e.message).toContain('--batch-size: expected one value');
   });
 
+  it('outputs are checked before any work: a missing folder, a directory as --out, export too', async () => {
+    const base = ['extract', '--checkpoint', join(work, 'not-read.ckpt'), '--input', 'x.npy'];
+    let e = await cliError(...base, '--out', join(work, 'no-such-folder', 'f.npy'));
+    expect(e.message).toBe(`--out ${join(work, 'no-such-folder', 'f.npy')}: the folder ${join(work, 'no-such-folder')} does not exist`);
+    e = await cliError(...base, '--out', work);
+    expect(e.message).toBe(`--out ${work} is a directory, expected a file name`);
+    e = await cliError(...base, '--out', join(work, 'f.npy'), '--labels-out', join(work, 'nowhere', 'l.npy'));
+    expect(e.message).toContain('--labels-out');
+    const { register: registerExport } = await import('../lib/cli/export.js');
+    const program = new Command().exitOverride();
+    registerExport(program);
+    const err = await program.parseAsync(['node', 'torch-ssl', 'export', '--checkpoint', join(work, 'not-read.ckpt'), '--out', join(work, 'none', 'x.pth')]).catch((x: unknown) => x);
+    expect((err as Error).message).toContain(`the folder ${join(work, 'none')} does not exist`);
+  });
+
+  it('--labels-out on an input without labels fails before extracting and leaves no features file', async () => {
+    const dir = join(work, 'nolabels');
+    mkdirSync(dir, { recursive: true });
+    const input = join(dir, 'images.npy');
+    await writeNpyFile(input, { dtype: 'uint8', shape: [2, 8, 8, 3], data: new Uint8Array(2 * 8 * 8 * 3) });
+    const e = await cliError('extract', '--checkpoint', fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), '--input', input, '--out', join(dir, 'f.npy'), '--labels-out', join(dir, 'l.npy'));
+    expect(e.message).toContain(`--labels-out: --input ${input} has no labels`);
+    expect(readdirSync(dir)).toEqual(['images.npy']);
+  });
+
   it('help: every command has examples, marks required options, shows defaults as values and lists --threads', async () => {
     const { buildProgram } = await import('../lib/cli/index.js');
     const program = buildProgram();

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { loadCheckpoint } from '../checkpoint/load.js';
 import { exportCheckpoint, exportFormatFor, type ExportFormat } from '../checkpoint/export.js';
-import { flagError } from './flags.js';
+import { flagError, outputFile } from './flags.js';
 
 export function register(program: Command): void {
   program
@@ -22,6 +22,7 @@ export function register(program: Command): void {
       if (opts.format !== undefined && opts.format !== 'pth' && opts.format !== 'safetensors') throw flagError('--format', 'pth | safetensors', opts.format);
       // Refuse a bad --out before spending time loading.
       const format = exportFormatFor(opts.out, opts.format as ExportFormat | undefined);
+      await outputFile('--out', opts.out);
       const loaded = await loadCheckpoint(opts.checkpoint, {
         strict: opts.strict,
         heads: !opts.backboneOnly,

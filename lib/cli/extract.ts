@@ -7,7 +7,9 @@ import type { Command } from 'commander';
 import { loadCheckpoint } from '../checkpoint/load.js';
 import { openImageSource } from '../data/index.js';
 import { TorchSslError } from '../errors.js';
-import { flagError, oneNumber } from './flags.js';
+import { flagError, oneNumber, outputFile } from './flags.js';
+import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { extractFeatures, type FeatureModel, type NormalizeOption, type PatchSpec, type Pooling } from '../features.js';
 import { writeNpyFile } from '../npy.js';
 import { progressBar, withInterrupt } from './progress.js';
@@ -90,6 +92,10 @@ export function register(program: Command): void {
       const batchSize = positive('--batch-size', o.batchSize as string);
       const device = o.device as string;
 
+      // Outputs are checked before any work starts; both are committed together at the end.
+      const out = await outputFile('--out', o.out as string);
+      const labelsOut = o.labelsOut === undefined ? undefined : await outputFile('--labels-out', o.labelsOut as string);
+      if (labelsOut !== undefined && resolvePath(labelsOut) === resolvePath(out)) throw new TorchSslError('ERR_INVALID_ARG', `--labels-out ${labelsOut} is the same file as --out`, { flag: '--labels-out' });
       const t0 = performance.now();
       const model = await loadFeatureModel(o.checkpoint as string, { device, projector: space === 'projection' });
       const fit = o.fit as string | undefined;
@@ -98,7 +104,12 @@ export function register(program: Command): void {
       const limit = o.limit === undefined ? undefined : positive('--limit', o.limit as string);
       const source = await openImageSource({ path: o.input as string, split, ...(size !== undefined && { size }), ...(fit !== undefined && { fit }), ...(limit !== undefined && { limit }) });
       const bar = progressBar('extract');
+      // Features stream to a staging name beside --out; it becomes --out only once --labels-out is written.
+      const staging = join(dirname(out), `.${basename(out)}.pending-${process.pid}.npy`);
       try {
+        if (labelsOut !== undefined && source.labels === undefined) {
+          throw new TorchSslError('ERR_INVALID_ARG', `--labels-out: --input ${String(o.input)} has no labels (they come from a labels .npy beside it, an IDX labels file, a CIFAR folder or an image folder)`, { flag: '--labels-out' });
+        }
         const r = await withInterrupt((signal) =>
           extractFeatures(model, source, {
             pooling,
@@ -107,24 +118,27 @@ export function register(program: Command): void {
             batchSize,
             device,
             ...(o.normalize !== undefined && { normalize: parseNormalize(o.normalize as string) }),
-            out: o.out as string,
+            out: staging,
             signal,
             onProgress: (p) => bar.update(p.done, p.total, `${p.imagesPerSec.toFixed(0)} img/s`),
           }),
         );
         bar.finish();
-        const labelsOut = o.labelsOut as string | undefined;
-        if (labelsOut !== undefined) {
-          if (r.labels === undefined) throw new TorchSslError('ERR_INVALID_ARG', `--labels-out: --input ${String(o.input)} has no labels (they come from a labels .npy beside it, an IDX labels file, a CIFAR folder or an image folder)`, { flag: '--labels-out' });
-          await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels, (v) => BigInt(v)) });
+        if (labelsOut !== undefined) await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels!, (v) => BigInt(v)) });
+        try {
+          await rename(staging, out);
+        } catch (err) {
+          if (labelsOut !== undefined) await rm(labelsOut, { force: true });
+          throw new TorchSslError('ERR_IO', `--out ${out}: cannot move the features into place (${(err as Error).message})`, { file: out, flag: '--out' });
         }
         const seconds = (performance.now() - t0) / 1000;
         const norm = r.normalization === undefined ? 'as-is (float input)' : r.normalization === 'none' ? '/255 only' : `mean ${r.normalization.mean.join(',')} std ${r.normalization.std.join(',')}`;
-        console.log(`wrote ${o.out as string}: float32 [${r.shape.join(', ')}] (${r.count} images, normalisation ${norm}) in ${seconds.toFixed(2)} s, ${(r.count / seconds).toFixed(1)} images/s`);
+        console.log(`wrote ${out}: float32 [${r.shape.join(', ')}] (${r.count} images, normalisation ${norm}) in ${seconds.toFixed(2)} s, ${(r.count / seconds).toFixed(1)} images/s`);
         if (labelsOut !== undefined) console.log(`wrote ${labelsOut}: int64 [${r.count}]`);
-        if (o.json) console.log(JSON.stringify({ out: o.out, shape: r.shape, count: r.count, dim: r.dim, labelsOut: labelsOut ?? null, seconds }));
+        if (o.json) console.log(JSON.stringify({ out, shape: r.shape, count: r.count, dim: r.dim, labelsOut: labelsOut ?? null, seconds }));
       } finally {
         bar.finish();
+        await rm(staging, { force: true });
         await source.close();
         model.dispose();
       }

@@ -2,7 +2,9 @@
  * Reading command-line values in the user's words: every message names the flag (and the file) as typed,
  * never an API parameter, and says what would be accepted.
  */
-import { stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { TorchSslError } from '../errors.js';
 import { readLabelsNpy } from '../data/npy-source.js';
 import { readNpy, Tensor } from '../tensor.js';
@@ -87,4 +89,27 @@ export async function readFeatureFiles(f: FeatureFiles): Promise<{ trainFeatures
     testFeatures,
     testLabels: Tensor.from(testLabels, [testLabels.length]),
   };
+}
+
+/**
+ * An output file the command will write: checked before any work starts. Its folder must exist and be
+ * writable, and the path must not be a directory. Messages name the flag and the path as typed.
+ */
+export async function outputFile(flag: string, path: string): Promise<string> {
+  const dir = dirname(path);
+  let d;
+  try {
+    d = await stat(dir);
+  } catch {
+    throw new TorchSslError('ERR_IO', `${flag} ${path}: the folder ${dir} does not exist`, { file: path, flag });
+  }
+  if (!d.isDirectory()) throw new TorchSslError('ERR_IO', `${flag} ${path}: ${dir} is not a folder`, { file: path, flag });
+  try {
+    await access(dir, fsConstants.W_OK);
+  } catch {
+    throw new TorchSslError('ERR_IO', `${flag} ${path}: the folder ${dir} is not writable`, { file: path, flag });
+  }
+  const existing = await stat(path).catch(() => undefined);
+  if (existing?.isDirectory()) throw new TorchSslError('ERR_IO', `${flag} ${path} is a directory, expected a file name`, { file: path, flag });
+  return path;
 }
