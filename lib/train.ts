@@ -3,7 +3,8 @@
  * producer thread, the step on the training thread); JS validates the config, loads the data, receives
  * events, writes checkpoints (atomically, solo-learn's layout, args.json beside) and can stop the run.
  */
-import { mkdir, writeFile, rename, rm } from 'node:fs/promises';
+import { mkdir, writeFile, rename, rm, statfs } from 'node:fs/promises';
+import { removeStaleTemporaries } from './checkpoint/atomic.js';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,6 +86,52 @@ export interface TrainResult {
   argsJson: string;
   knn: { epoch: number; top1: number; top5: number }[];
   losses: { globalStep: number; loss: number }[];
+  /** Temporary files of killed earlier runs removed from the checkpoint folder at start. */
+  removedTemporaries: string[];
+}
+
+/** Parameters of the backbones without their fc (torchvision's counts; the CIFAR stem is ~8k smaller). */
+const BACKBONE_PARAMS: Record<18 | 34 | 50, { params: number; features: number }> = {
+  18: { params: 11_176_512, features: 512 },
+  34: { params: 21_284_672, features: 512 },
+  50: { params: 23_508_032, features: 2048 },
+};
+
+/**
+ * Upper estimate of one checkpoint's size: float32 weights and LARS momentum for backbone, projector and
+ * online classifier, BatchNorm buffers, and 2 % for the pickle and zip framing.
+ */
+export function estimateCheckpointBytes(c: Pick<TrainConfig, 'backbone'> & { projectorResolved: { hiddenDims: number[]; outputDim: number; batchNorm: boolean } }, numClasses: number): number {
+  const b = BACKBONE_PARAMS[c.backbone.depth];
+  let params = b.params;
+  let buffers = 0;
+  let prev = b.features;
+  for (const h of c.projectorResolved.hiddenDims) {
+    params += prev * h + h;
+    if (c.projectorResolved.batchNorm) {
+      params += 2 * h;
+      buffers += 2 * h;
+    }
+    prev = h;
+  }
+  params += prev * c.projectorResolved.outputDim + c.projectorResolved.outputDim;
+  if (numClasses > 0) params += b.features * numClasses + numClasses;
+  return Math.ceil(4 * (2 * params + buffers + b.params / 1000) * 1.02);
+}
+
+/** ERR_IO before training when the checkpoint folder's file system cannot hold one more checkpoint. */
+export async function checkDiskSpace(dir: string, bytes: number): Promise<void> {
+  let free: number;
+  try {
+    const s = await statfs(dir);
+    free = Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return; // a file system that does not say: the write itself will report
+  }
+  if (free < bytes) {
+    const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+    throw new TorchSslError('ERR_IO', `config.checkpoint.dir ${dir}: ${mb(free)} free, a checkpoint of this model needs about ${mb(bytes)}; free space or choose another folder`, { file: dir, needed: bytes, free });
+  }
 }
 
 interface RawCheckpoint {
@@ -193,7 +240,14 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   const resume = c.resume ? await readResume(c.resume) : null;
 
   const name = c.checkpoint.name ?? `${c.method}-resnet${c.backbone.depth}-${basename(c.data.train).replace(/\.[^.]*$/, '')}`;
-  await mkdir(c.checkpoint.dir, { recursive: true });
+  try {
+    await mkdir(c.checkpoint.dir, { recursive: true });
+  } catch (err) {
+    throw new TorchSslError('ERR_IO', `config.checkpoint.dir ${c.checkpoint.dir}: cannot create the folder (${(err as Error).message})`, { file: c.checkpoint.dir });
+  }
+  // What a killed run left behind (its process is gone) is removed; a checkpoint must fit before step one.
+  const removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
+  await checkDiskSpace(c.checkpoint.dir, estimateCheckpointBytes(c, train.numClasses));
   const argsJson = join(c.checkpoint.dir, 'args.json');
   const args = { ...c, name, torch_ssl_version: version, method_kwargs: c.loss, backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone }, data: { ...c.data, dataset: c.data.normalization, num_classes: train.numClasses } };
   await writeFile(`${argsJson}.tmp-${process.pid}`, JSON.stringify(args, null, 2));
@@ -271,6 +325,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   let lastCheckpoint = '';
   let writes: Promise<void> = Promise.resolve();
   let writeError: unknown;
+  let abortRun = () => {};
 
   const writeCheckpoint = async (e: RawCheckpoint) => {
     const path = join(c.checkpoint.dir, `${name}-ep=${e.epoch}${e.aborted ? '-aborted' : ''}.ckpt`);
@@ -336,8 +391,10 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   const onEvent = (raw: { type: string } & Record<string, unknown>) => {
     if (raw.type === 'checkpoint') {
       const e = raw as unknown as RawCheckpoint;
-      writes = writes.then(() => writeCheckpoint(e)).catch((err) => {
-        writeError ??= err;
+      writes = writes.then(() => (writeError === undefined ? writeCheckpoint(e) : undefined)).catch((err) => {
+        // A checkpoint that cannot be written stops the run now, not after the remaining epochs.
+        writeError ??= new TorchSslError('ERR_IO', `checkpoint of epoch ${e.epoch} could not be written, training stopped: ${(err as Error).message}`, { file: c.checkpoint.dir });
+        abortRun();
       });
       return;
     }
@@ -347,13 +404,14 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   };
 
   const run = native().startTraining(nativeConfig, data, resume, onEvent) as { done: Promise<Omit<TrainResult, 'checkpoint' | 'argsJson' | 'knn' | 'losses'>>; abort: () => void };
+  abortRun = () => run.abort();
   const onAbort = () => run.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const r = await run.done;
     await writes;
     if (writeError) throw writeError;
-    return { ...r, checkpoint: lastCheckpoint, argsJson, knn, losses };
+    return { ...r, checkpoint: lastCheckpoint, argsJson, knn, losses, removedTemporaries };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     train.images.dispose();

@@ -1,5 +1,5 @@
 /** Atomic file output: write a temporary file beside the target, then rename it over the target. */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TorchSslError } from '../errors.js';
@@ -38,4 +38,41 @@ export async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> 
     const { bytesWritten } = await fh.write(data, done, data.length - done);
     done += bytesWritten;
   }
+}
+
+/** Temporary names this package writes: `.<name>.tmp-<pid>-<hex>` (here), `.<name>.<pid>.<hex>.tmp` (npy),
+ *  `.<name>.pending-<pid>.npy` (extract's staged features), `args.json.tmp-<pid>` (the trainer). */
+const TEMP_PATTERNS = [/^\..+\.tmp-(\d+)-[0-9a-f]{8}$/, /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/, /^\..+\.pending-(\d+)\.npy$/, /^args\.json\.tmp-(\d+)$/];
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, but someone else's
+  }
+}
+
+/**
+ * Removes the temporary files a killed run of this package left in `dir` (those whose writing process is
+ * gone; a live writer's are kept). Returns the names removed.
+ */
+export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_PATTERNS.map((p) => p.exec(name)).find((x) => x !== null);
+    if (!m || processAlive(Number(m[1]))) continue;
+    await rm(join(dir, name), { force: true }).then(
+      () => removed.push(name),
+      () => undefined,
+    );
+  }
+  return removed;
 }

@@ -82,6 +82,7 @@ export function register(program: Command): void {
       };
       const result = await withInterrupt((signal) => train(config, { onProgress, signal })).finally(() => bar?.stop());
       const summary = `${result.aborted ? 'interrupted' : 'done'}: ${result.globalStep} steps, ${result.epochs} epochs, last loss ${result.lastLoss.toFixed(4)}, ${result.imagesPerSec.toFixed(1)} images/s (augment ${result.augmentMsPerStep.toFixed(0)} ms/step on the producer thread, step ${result.stepMsPerStep.toFixed(0)} ms, waited ${result.waitMsPerStep.toFixed(0)} ms)\ncheckpoint: ${result.checkpoint}`;
+      if (result.removedTemporaries.length > 0) console.log(`removed ${result.removedTemporaries.length} temporary file(s) an interrupted earlier run left in ${String((config.checkpoint as { dir?: string } | undefined)?.dir ?? 'trained_models')}`);
       console.log(summary);
       if (result.aborted) process.exitCode = 130;
       if (opts.json) console.log(JSON.stringify({ ...result, losses: undefined }));
