@@ -79,7 +79,16 @@ export const TrainConfigSchema = z.object({
     /** A seeded permutation per epoch (default); false keeps the dataset's order (comparisons with other tools). */
     shuffle: z.boolean().default(true),
   }),
-  backbone: z.object({ depth: z.union([z.literal(18), z.literal(34), z.literal(50)]).default(18), stem: z.enum(['cifar', 'imagenet']).default('cifar'), zeroInitResidual: z.boolean().default(false) }).default({ depth: 18, stem: 'cifar', zeroInitResidual: false }),
+  backbone: z
+    .object({
+      depth: z.union([z.literal(18), z.literal(34), z.literal(50)]).default(18),
+      stem: z.enum(['cifar', 'imagenet']).default('cifar'),
+      zeroInitResidual: z.boolean().default(false),
+      /** Start from this checkpoint's backbone weights (solo-learn, torchvision, torch-ssl): a new run (epoch 0,
+       *  fresh projector and optimizer), unlike `resume`, which continues a run this trainer wrote. */
+      init: z.string().min(1).optional(),
+    })
+    .default({ depth: 18, stem: 'cifar', zeroInitResidual: false }),
   projector: z.object({ preset: z.enum(Object.keys(PROJECTOR_PRESETS) as [string, ...string[]]).optional(), hiddenDims: z.array(z.number().int().positive()).optional(), outputDim: z.number().int().positive().optional(), batchNorm: z.boolean().optional() }).default({}),
   /** Number of views (SimCLR may use more than 2); for TCR the number of patches per image. */
   views: z.number().int().min(2).optional(),
@@ -233,5 +242,8 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
   if (c.precision === '16-mixed' && !c.device.startsWith('cuda'))
     throw new TorchSslError('ERR_CONFIG', `config.precision: '16-mixed' needs a CUDA device (config.device is '${c.device}'); on CPU use 'bf16-mixed'`);
   if (c.maxSteps === 0 && c.epochs <= 0) throw new TorchSslError('ERR_CONFIG', 'config.epochs must be positive');
+  if (c.resume !== undefined && c.backbone.init !== undefined) {
+    throw new TorchSslError('ERR_CONFIG', 'config.resume continues a run of this trainer and config.backbone.init starts a new run from a backbone: give one of them');
+  }
   return { ...c, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved };
 }

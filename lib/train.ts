@@ -17,6 +17,7 @@ import { DTYPE_BYTES, typedArrayFor } from './dtype.js';
 import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './checkpoint/index.js';
 import { dictGet } from './checkpoint/pyvalue.js';
 import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
+import { loadCheckpoint } from './checkpoint/load.js';
 
 const version = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -181,12 +182,41 @@ function tensorData(t: NativeTensor) {
   };
 }
 
-async function readResume(path: string) {
+/**
+ * What `resume` needs from a checkpoint, checked before anything trains: written by this trainer (its
+ * `torch_ssl` entry), for the same method, with the projector, the optimizer state and the parameter
+ * names; a backbone from elsewhere belongs in `backbone.init`.
+ */
+function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: string[]): void {
+  const missing: string[] = [];
+  const mark = dictGet(root as never, 'torch_ssl') as unknown;
+  if (mark === undefined || mark === null) missing.push('the torch_ssl entry (written by torch-ssl train)');
+  if (!sdKeys.some((k) => k.startsWith('projector.'))) missing.push('projector weights');
+  if (!sdKeys.some((k) => k.startsWith('backbone.'))) missing.push('backbone weights under backbone.*');
+  const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
+  if (!opt || !(dictGet(opt as never, 'state') instanceof Map)) missing.push('the optimizer state (optimizer_states[0].state)');
+  if (!Array.isArray(dictGet(root as never, 'parameter_names'))) missing.push('parameter_names');
+  if (typeof dictGet(root as never, 'global_step') !== 'number' && typeof dictGet(root as never, 'global_step') !== 'bigint') missing.push('global_step');
+  if (missing.length > 0) {
+    throw new TorchSslError(
+      'ERR_CHECKPOINT_FORMAT',
+      `config.resume ${path} is not a training checkpoint of torch-ssl train: it lacks ${missing.join(', ')}. To start a new run from its backbone, use backbone.init instead`,
+      { file: path, missing },
+    );
+  }
+  const method = dictGet(mark as never, 'method');
+  if (typeof method === 'string' && method !== c.method) {
+    throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained with method ${method}, but config.method is ${c.method}`, { file: path });
+  }
+}
+
+async function readResume(path: string, c: TrainConfig) {
   const file = await readTorchFile(path);
   try {
     const root = file.root;
     const sd = tensorMap(dictGet(root as never, 'state_dict') as never);
-    if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: no state_dict to resume from`);
+    if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `config.resume ${path}: no state_dict to resume from; to start from a backbone use backbone.init`, { file: path });
+    checkResumable(path, root, c, [...sd.keys()]);
     const stateDict: [string, NativeTensor][] = [];
     for (const [k, ref] of sd) stateDict.push([k, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
     const names = dictGet(root as never, 'parameter_names') as string[] | undefined;
@@ -219,6 +249,24 @@ async function readResume(path: string) {
   }
 }
 
+/**
+ * `backbone.init`: any checkpoint loadCheckpoint reads (solo-learn, torchvision, torch-ssl); its backbone's
+ * weights and BatchNorm buffers start a new run (epoch 0, step 0, fresh projector and momentum).
+ */
+async function readBackboneInit(path: string, c: TrainConfig) {
+  const loaded = await loadCheckpoint(path, { heads: false });
+  try {
+    const { depth, stem } = loaded.backbone;
+    if (depth !== c.backbone.depth || stem !== c.backbone.stem) {
+      throw new TorchSslError('ERR_CONFIG', `config.backbone.init ${path} holds a ResNet-${depth} (${stem} stem), but config.backbone is ResNet-${c.backbone.depth} (${c.backbone.stem} stem)`, { file: path });
+    }
+    const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [`backbone.${k}`, t.clone().handle]);
+    return { epoch: 0, globalStep: 0, stateDict, momentum: [] as [string, NativeTensor][] };
+  } finally {
+    loaded.dispose();
+  }
+}
+
 /** Trains a ResNet + projector with a joint-embedding objective, natively. Resolves when the run ends. */
 export async function train(configInput: TrainConfigInput | Record<string, unknown>, opts: TrainOptions = {}): Promise<TrainResult> {
   const callSite = new Error();
@@ -237,7 +285,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   const val = c.data.val ? await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit) : undefined;
   c.data.normalization ??= train.normalization === 'cifar-eval' ? 'cifar10' : (train.normalization ?? 'cifar10');
   const norm = typeof c.data.normalization === 'string' ? NORMALIZATIONS[c.data.normalization] : c.data.normalization;
-  const resume = c.resume ? await readResume(c.resume) : null;
+  const resume = c.resume ? await readResume(c.resume, c) : c.backbone.init ? await readBackboneInit(c.backbone.init, c) : null;
 
   const name = c.checkpoint.name ?? `${c.method}-resnet${c.backbone.depth}-${basename(c.data.train).replace(/\.[^.]*$/, '')}`;
   try {

@@ -69,4 +69,54 @@ describe('train() keeps runs safe', () => {
     expect((e as Error).message).toMatch(/MiB free, a checkpoint of this model needs about \d+ MiB/);
     expect(existsSync(r.checkpoint)).toBe(true);
   }, 120_000);
+
+  it('resume refuses a checkpoint this trainer did not write, or of another method, and says what is missing', async () => {
+    const { exportCheckpoint } = await import('../lib/checkpoint/export.js');
+    const { resnet } = await import('../lib/models.js');
+    const net = resnet({ depth: 18, stem: 'cifar' });
+    const pth = join(work, 'someone-else.pth');
+    await exportCheckpoint(pth, net);
+    net.dispose();
+    let e = (await train(tiny(join(work, 'r1'), { resume: pth })).catch((x: unknown) => x)) as TorchSslError;
+    expect(e.code).toBe('ERR_CHECKPOINT_FORMAT');
+    expect(e.message).toContain(`config.resume ${pth} is not a training checkpoint of torch-ssl train`);
+    expect(e.message).toContain('projector weights');
+    expect(e.message).toContain('use backbone.init instead');
+    const first = await train(tiny(join(work, 'r2'), { maxSteps: 1 }));
+    e = (await train(tiny(join(work, 'r3'), { method: 'simclr', resume: first.checkpoint })).catch((x: unknown) => x)) as TorchSslError;
+    expect(e.code).toBe('ERR_CONFIG');
+    expect(e.message).toContain('was trained with method vicreg, but config.method is simclr');
+    e = (await train(tiny(join(work, 'r4'), { resume: first.checkpoint, backbone: { init: pth } })).catch((x: unknown) => x)) as TorchSslError;
+    expect(e.message).toContain('give one of them');
+  }, 120_000);
+
+  it('backbone.init starts a new run from another checkpoint\'s backbone (weights equal, epoch 0); a different depth is refused', async () => {
+    const { exportCheckpoint } = await import('../lib/checkpoint/export.js');
+    const { resnet, } = await import('../lib/models.js');
+    const { manualSeed } = await import('../lib/native.js');
+    const { readTorchFile, tensorMap } = await import('../lib/checkpoint/index.js');
+    const { dictGet } = await import('../lib/checkpoint/pyvalue.js');
+    manualSeed(123);
+    const net = resnet({ depth: 18, stem: 'cifar' });
+    const want = net.stateDict()['layer3.1.conv2.weight']!.toTypedArray() as Float32Array;
+    const pth = join(work, 'init.pth');
+    await exportCheckpoint(pth, net);
+    net.dispose();
+    const knn: number[] = [];
+    const r = await train(tiny(join(work, 'init'), { maxSteps: 1, optimizer: { lr: 1e-12 }, scheduler: { warmupEpochs: 0 }, backbone: { init: pth } }), { onProgress: (ev) => ev.type === 'knn' && knn.push(ev.epoch) });
+    expect(r.globalStep).toBe(1);
+    const f = await readTorchFile(r.checkpoint);
+    try {
+      const sd = tensorMap(dictGet(f.root as never, 'state_dict') as never)!;
+      const got = (await sd.get('backbone.layer3.1.conv2.weight')!.read()) as Float32Array;
+      let maxDiff = 0;
+      for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+      expect(maxDiff).toBeLessThan(1e-6);
+    } finally {
+      await f.close();
+    }
+    const e = (await train(tiny(join(work, 'init34'), { backbone: { depth: 34, init: pth } })).catch((x: unknown) => x)) as TorchSslError;
+    expect(e.code).toBe('ERR_CONFIG');
+    expect(e.message).toContain('holds a ResNet-18 (cifar stem), but config.backbone is ResNet-34 (cifar stem)');
+  }, 120_000);
 });
