@@ -1,8 +1,35 @@
 // The loader's remaining holes: huge integers decode in linear time and equal Python's; refusals match
 // what Python / PyTorch refuse.
 import { execFileSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { unpickle } from '../lib/checkpoint/unpickle.js';
+import { readSafetensors, duplicateTopLevelKey } from '../lib/checkpoint/safetensors.js';
+import { readTorchFile } from '../lib/checkpoint/torch-file.js';
+
+const work = mkdtempSync(join(tmpdir(), 'tssl-bounds-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function refused(p: Promise<unknown>, ...fragments: string[]): Promise<void> {
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
+  expect(e, 'expected a refusal').toBeInstanceOf(TorchSslError);
+  expect((e as TorchSslError).code).toBe('ERR_CHECKPOINT_FORMAT');
+  for (const f of fragments) expect((e as Error).message).toContain(f);
+}
+
+function safetensors(name: string, header: string, dataBytes: number): string {
+  const h = Buffer.from(header, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  const p = join(work, name);
+  writeFileSync(p, Buffer.concat([len, h, Buffer.alloc(dataBytes)]));
+  return p;
+}
 import { TorchSslError } from '../lib/errors.js';
 
 function py(code: string): string {
@@ -59,3 +86,37 @@ describe('pickle integers', () => {
 function str(v: bigint): string {
   return v.toString();
 }
+
+describe('archives whose readers could disagree are refused', () => {
+  it('a zip with two entries of the same name (PyTorch reads the first, other tools the last)', async () => {
+    const p = join(work, 'dup.pth');
+    py(
+      'import torch, zipfile, io, warnings\nwarnings.simplefilter("ignore")\nb = io.BytesIO(); torch.save({"a": torch.ones(2)}, b)\n' +
+        `src = zipfile.ZipFile(io.BytesIO(b.getvalue()))\nwith zipfile.ZipFile(${JSON.stringify(p)}, "w") as out:\n` +
+        '  for i in src.infolist(): out.writestr(i, src.read(i.filename))\n' +
+        '  pk = [i for i in src.infolist() if i.filename.endswith("data.pkl")][0]\n  out.writestr(pk, src.read(pk.filename))\nprint("ok")',
+    );
+    await refused(readTorchFile(p), p, 'two entries named', 'data.pkl');
+  });
+
+  it('safetensors: duplicate tensor names, gaps, overlaps and bytes after the last tensor', async () => {
+    const t = (b: number, e: number) => `{"dtype":"F32","shape":[${(e - b) / 4}],"data_offsets":[${b},${e}]}`;
+    const ok = safetensors('ok.safetensors', `{"a":${t(0, 8)},"b":${t(8, 16)}}`, 16);
+    const f = await readSafetensors(ok);
+    expect([...f.tensors.keys()]).toEqual(['a', 'b']);
+    await f.close();
+    const dup = safetensors('dup.safetensors', `{"a":${t(0, 8)},"a":${t(8, 16)}}`, 16);
+    await refused(readSafetensors(dup), dup, 'names tensor "a" twice');
+    const gap = safetensors('gap.safetensors', `{"a":${t(0, 8)},"b":${t(12, 20)}}`, 20);
+    await refused(readSafetensors(gap), gap, 'a gap of 4 bytes before tensor b');
+    const overlap = safetensors('overlap.safetensors', `{"a":${t(0, 8)},"b":${t(4, 12)}}`, 12);
+    await refused(readSafetensors(overlap), overlap, 'tensors a and b overlap');
+    const tail = safetensors('tail.safetensors', `{"a":${t(0, 8)}}`, 12);
+    await refused(readSafetensors(tail), tail, 'cover 8 of the 12-byte data block');
+  });
+
+  it('the duplicate-key scanner looks at the top level only and reads escapes', () => {
+    expect(duplicateTopLevelKey('{"a":{"x":1,"x":2},"b":[{"a":1}]}')).toBeUndefined();
+    expect(duplicateTopLevelKey('{"a\\"b":1,"c":"\\"a","a\\"b":2}')).toBe('a"b');
+  });
+});

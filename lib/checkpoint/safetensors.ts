@@ -117,6 +117,8 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
       throw formatError(path, `safetensors header is not valid JSON (${(err as Error).message})`);
     }
     if (header === null || typeof header !== 'object' || Array.isArray(header)) throw formatError(path, 'safetensors header is not a JSON object');
+    const dup = duplicateTopLevelKey(new TextDecoder('utf-8').decode(await readAt(8, headerLen)));
+    if (dup !== undefined) throw formatError(path, `safetensors header names tensor ${JSON.stringify(dup)} twice`);
     const dataStart = 8 + headerLen;
     const dataLen = size - dataStart;
     let metadata: Record<string, string> | null = null;
@@ -157,10 +159,17 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
       }
       tensors.set(name, TensorRef.create(storage, 0, shape as number[], stride, false, `${path}: tensor ${name}`));
     }
+    // As the reference implementation validates: sorted by offset the tensors tile the data block exactly,
+    // with no overlap, no gap and nothing after the last one.
     spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    for (let i = 1; i < spans.length; i++) {
-      if (spans[i]![0] < spans[i - 1]![1]) throw formatError(path, `tensors ${spans[i - 1]![2]} and ${spans[i]![2]} overlap`);
+    let expectedStart = 0;
+    for (let i = 0; i < spans.length; i++) {
+      const [begin, , name] = spans[i]!;
+      if (begin < expectedStart) throw formatError(path, `tensors ${spans[i - 1]![2]} and ${name} overlap`);
+      if (begin > expectedStart) throw formatError(path, `a gap of ${begin - expectedStart} bytes before tensor ${name} (data_offsets must tile the data block)`);
+      expectedStart = spans[i]![1];
     }
+    if (expectedStart !== dataLen) throw formatError(path, `the tensors cover ${expectedStart} of the ${dataLen}-byte data block (${dataLen - expectedStart} bytes unaccounted for)`);
     const ordered = new Map([...spans].map(([, , name]) => [name, tensors.get(name)!] as const));
     const close = async (): Promise<void> => {
       if (!closed) {
@@ -174,4 +183,36 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     await fh.close().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The first key that appears twice at the top level of a JSON object text (JSON.parse keeps the last
+ * silently). A small scanner: strings, escapes and nesting depth; the text is already known to parse.
+ */
+export function duplicateTopLevelKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{' || ch === '[') {
+      depth++;
+      if (depth === 1 && ch === '{') expectKey = true;
+    } else if (ch === '}' || ch === ']') {
+      depth--;
+    } else if (ch === ',' && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return undefined;
 }

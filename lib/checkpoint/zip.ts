@@ -263,6 +263,9 @@ async function readCentralDirectory(
     if (localHeaderOffset + 30 + compressedSize > cdOffset) {
       throw formatError(path, `entry ${name} (${compressedSize} bytes at ${localHeaderOffset}) runs past the entries' area; truncated?`);
     }
+    // Two entries of one name: PyTorch's reader takes the first, other zip tools the last, so one file would
+    // hold two models. Refused.
+    if (entries.has(name)) throw formatError(path, `has two entries named ${name}; refusing an archive whose readers disagree on its content`);
     entries.set(name, { name, method, compressedSize, uncompressedSize, crc32: crc, localHeaderOffset });
     p = end;
   }
