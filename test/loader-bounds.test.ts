@@ -120,3 +120,30 @@ describe('archives whose readers could disagree are refused', () => {
     expect(duplicateTopLevelKey('{"a\\"b":1,"c":"\\"a","a\\"b":2}')).toBe('a"b');
   });
 });
+
+describe('decompression is bounded by a limit the user can raise', () => {
+  it('a deflated pickle above TORCH_SSL_MAX_INFLATE_MB is refused before inflating; under it, it reads', async () => {
+    const p = join(work, 'deflated.pth');
+    py(
+      'import torch, zipfile, io\nb = io.BytesIO(); torch.save({"pad": "x" * 3_000_000, "w": torch.ones(3)}, b)\n' +
+        `src = zipfile.ZipFile(io.BytesIO(b.getvalue()))\nwith zipfile.ZipFile(${JSON.stringify(p)}, "w", zipfile.ZIP_DEFLATED) as out:\n` +
+        '  for i in src.infolist(): out.writestr(i.filename, src.read(i.filename))\nprint("ok")',
+    );
+    const before = process.env.TORCH_SSL_MAX_INFLATE_MB;
+    process.env.TORCH_SSL_MAX_INFLATE_MB = '1';
+    try {
+      const { inspectCheckpoint } = await import('../lib/checkpoint/solo-learn.js');
+      await refused(inspectCheckpoint(p), p, 'data.pkl would inflate to 3 MiB', 'above the limit of 1 MiB', 'TORCH_SSL_MAX_INFLATE_MB');
+    } finally {
+      if (before === undefined) delete process.env.TORCH_SSL_MAX_INFLATE_MB;
+      else process.env.TORCH_SSL_MAX_INFLATE_MB = before;
+    }
+    const f = await readTorchFile(p);
+    try {
+      const { dictGet } = await import('../lib/checkpoint/pyvalue.js');
+      expect((dictGet(f.root as never, 'pad') as string).length).toBe(3_000_000);
+    } finally {
+      await f.close();
+    }
+  });
+});

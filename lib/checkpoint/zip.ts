@@ -22,6 +22,15 @@ const SIG_LOCAL = 0x04034b50;
 /** Deflate cannot expand data by more than ~1032:1; a larger declared ratio is a zip bomb or corruption. */
 const MAX_DEFLATE_RATIO = 1100;
 
+/**
+ * Memory one compressed entry may inflate to: 512 MiB by default (torch.save stores entries uncompressed;
+ * a deflated pickle of more is a decompression bomb, not a checkpoint), `TORCH_SSL_MAX_INFLATE_MB` to raise it.
+ */
+export function maxInflateBytes(): number {
+  const mb = Number(process.env.TORCH_SSL_MAX_INFLATE_MB ?? '512');
+  return (Number.isFinite(mb) && mb > 0 ? mb : 512) * 2 ** 20;
+}
+
 export interface ZipEntry {
   readonly name: string;
   /** 0 = stored, 8 = deflated. */
@@ -119,6 +128,14 @@ export class ZipReader {
     if (entry.method === 0) {
       data = raw;
     } else {
+      const limit = maxInflateBytes();
+      if (entry.uncompressedSize > limit) {
+        throw new TorchSslError(
+          'ERR_CHECKPOINT_FORMAT',
+          `${this.path}: entry ${entry.name} would inflate to ${(entry.uncompressedSize / 2 ** 20).toFixed(0)} MiB from ${entry.compressedSize} bytes, above the limit of ${(limit / 2 ** 20).toFixed(0)} MiB per compressed entry; if the file is trusted, raise it with TORCH_SSL_MAX_INFLATE_MB`,
+          { file: this.path, entry: entry.name, limit },
+        );
+      }
       try {
         data = await inflateRawAsync(raw, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
       } catch (err) {
