@@ -12,7 +12,7 @@ import { invalidArg, TorchSslError } from './errors.js';
 import { checkKeys } from './strict-keys.js';
 import { openImageSource, NORMALIZATIONS, isNormalizationName, type ImageSource, type Normalization, type NormalizationName } from './data/index.js';
 import { ResNet, type Projector } from './models.js';
-import { native, type NativeTensor } from './native.js';
+import { native, releaseCpuCache, type NativeTensor } from './native.js';
 import { NpyStreamWriter } from './npy.js';
 import { awaitNative, Tensor } from './tensor.js';
 
@@ -249,6 +249,14 @@ const EXTRACT_OPTION_KEYS = ['pooling', 'space', 'patches', 'batchSize', 'normal
 const _extractKeysComplete: Exclude<keyof ExtractOptions, (typeof EXTRACT_OPTION_KEYS)[number]> extends never ? true : never = true;
 void _extractKeysComplete;
 
+/** Features streamed to `out`: the result holds no tensor. */
+export type ExtractResultStreamed = ExtractResult & { features: undefined };
+/** Features in memory (no `out`): `features` is always a Tensor. */
+export type ExtractResultInMemory = ExtractResult & { features: Tensor };
+
+export function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts: ExtractOptions & { out: string }): Promise<ExtractResultStreamed>;
+export function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts?: ExtractOptions & { out?: undefined }): Promise<ExtractResultInMemory>;
+export function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts?: ExtractOptions): Promise<ExtractResult>;
 export async function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts: ExtractOptions = {}): Promise<ExtractResult> {
   const m = toFeatureModel(model);
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
@@ -317,6 +325,13 @@ export async function extractFeatures(model: ResNet | FeatureModel, images: Tens
         const shape = batch.shape;
         if (rowShape === undefined) {
           rowShape = shape.slice(1);
+          // 'local' on a map too small for two windows per side would silently equal global pooling.
+          if (opts.pooling === 'local' && space === 'embedding' && rowShape.reduce((a, b) => a * b, 1) <= m.backbone.featureDim) {
+            throw new TorchSslError(
+              'ERR_TORCH_SHAPE',
+              `pooling 'local' (3×3 windows, stride 2) needs a layer4 map of at least 5×5, as a CIFAR-stem ResNet gives for 32×32 images; these ${reader.height}×${reader.width} images give one window only, which is global pooling. Use 32×32 inputs, or pooling { kernel: 2, stride: 1 } for a 3×3 or 4×4 map`,
+            );
+          }
           if (opts.out !== undefined) writer = await NpyStreamWriter.open(opts.out, { dtype: 'float32', rowShape });
           else collected = new Float32Array(total * rowShape.reduce((a, b) => a * b, 1));
         }
@@ -343,5 +358,8 @@ export async function extractFeatures(model: ResNet | FeatureModel, images: Tens
   } finally {
     await Promise.allSettled(pending);
     await reader.close();
+    // The activations' blocks go back to the system when an inference call ends (training does the same),
+    // so a library user's process does not keep ~1 GB after one extraction.
+    releaseCpuCache();
   }
 }

@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 /**
  * torch-ssl: self-supervised ResNet training, safe solo-learn / torchvision checkpoint loading and feature
  * extraction for Node.js, on a native LibTorch engine that never blocks the event loop.
@@ -27,6 +28,8 @@ export {
   EXTRACT_DEFAULTS,
   type ExtractOptions,
   type ExtractResult,
+  type ExtractResultInMemory,
+  type ExtractResultStreamed,
   type ExtractProgress,
   type FeatureModel,
   type Pooling,

@@ -30,11 +30,11 @@ export interface ImageSource {
   readonly width: number;
   readonly layout: PixelLayout;
   /** One label per image (class indices), when the source has them. */
-  readonly labels?: Int32Array;
+  readonly labels?: Int32Array | undefined;
   /** Class names indexed by label, when known. */
-  readonly classes?: readonly string[];
+  readonly classes?: readonly string[] | undefined;
   /** The dataset statistics that fit this source (CIFAR folders, Fashion-MNIST / MNIST IDX files), when known. */
-  readonly normalization?: NormalizationName;
+  readonly normalization?: NormalizationName | undefined;
   /** Images `[start, end)`; memory is proportional to `end - start` only. */
   readBatch(start: number, end: number): Promise<ImageBatch>;
   /** Releases open files. Idempotent. */
