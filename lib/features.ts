@@ -12,7 +12,7 @@ import { invalidArg, TorchSslError } from './errors.js';
 import { checkKeys } from './strict-keys.js';
 import { openImageSource, NORMALIZATIONS, isNormalizationName, type ImageSource, type Normalization, type NormalizationName } from './data/index.js';
 import { ResNet, type Projector } from './models.js';
-import { native, releaseCpuCache, type NativeTensor } from './native.js';
+import { native, preloadNative, releaseCpuCache, type NativeTensor } from './native.js';
 import { NpyStreamWriter } from './npy.js';
 import { awaitNative, Tensor } from './tensor.js';
 
@@ -260,6 +260,7 @@ export function extractFeatures(model: ResNet | FeatureModel, images: Tensor | s
 export async function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts: ExtractOptions = {}): Promise<ExtractResult> {
   const m = toFeatureModel(model);
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
+  await preloadNative();
   checkKeys(opts, EXTRACT_OPTION_KEYS, 'extractFeatures options');
   const pooling = parsePooling(opts.pooling ?? EXTRACT_DEFAULTS.pooling);
   const space = opts.space ?? EXTRACT_DEFAULTS.space;

@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TorchSslError } from './errors.js';
@@ -62,13 +63,15 @@ const packageRoot = resolve(here, '..');
 
 let cached: NativeAddon | undefined;
 
+function addonCandidates(): string[] {
+  return [process.env.TORCH_SSL_ADDON, join(packageRoot, 'build', 'Release', 'torch_ssl.node'), join(packageRoot, 'build', 'Debug', 'torch_ssl.node')].filter(
+    (p): p is string => typeof p === 'string' && p.length > 0,
+  );
+}
+
 export function native(): NativeAddon {
   if (cached) return cached;
-  const candidates = [
-    process.env.TORCH_SSL_ADDON,
-    join(packageRoot, 'build', 'Release', 'torch_ssl.node'),
-    join(packageRoot, 'build', 'Debug', 'torch_ssl.node'),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
+  const candidates = addonCandidates();
   const require = createRequire(import.meta.url);
   const failures: string[] = [];
   for (const path of candidates) {
@@ -94,6 +97,27 @@ export function native(): NativeAddon {
     'ERR_NATIVE_LOAD',
     `Could not load the torch-ssl native addon. Looked for:\n  ${failures.join('\n  ')}\nPossible solutions:\n  ${hints.join('\n  ')}`,
   );
+}
+
+let preloading: Promise<void> | undefined;
+
+/**
+ * Loads LibTorch off the JS thread: a worker thread loads the addon once (its shared libraries and static
+ * initialisers, ~0.4–0.8 s), so the JS thread's own load that follows takes milliseconds. The library's
+ * async entry points (loadCheckpoint, extractFeatures, train) await this before their first native call;
+ * call it at start-up to warm synchronous ones too (`resnet()`, `Tensor.from`). Never rejects: a failure to
+ * load is reported, with its remedies, by the first native call. `TORCH_SSL_PRELOAD=0` turns it off.
+ */
+export function preloadNative(): Promise<void> {
+  if (cached || process.env.TORCH_SSL_PRELOAD === '0') return Promise.resolve();
+  preloading ??= new Promise<void>((done) => {
+    const path = addonCandidates().find((p) => existsSync(p));
+    if (path === undefined) return done();
+    const w = new Worker(`require(${JSON.stringify(path)});`, { eval: true });
+    w.on('error', () => done());
+    w.on('exit', () => done());
+  });
+  return preloading;
 }
 
 /** Intra-op threads LibTorch uses for torch-ssl's work (applied on each worker thread). Default: all cores. */

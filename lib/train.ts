@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { openImageSource } from './data/index.js';
 import { NORMALIZATIONS } from './data/normalization.js';
 import { TorchSslError, rethrowWithStack } from './errors.js';
-import { native, setNumThreads, type NativeTensor } from './native.js';
+import { native, preloadNative, setNumThreads, type NativeTensor } from './native.js';
 import { Tensor } from './tensor.js';
 import { DTYPE_BYTES, typedArrayFor } from './dtype.js';
 import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './checkpoint/index.js';
@@ -279,6 +279,7 @@ export async function train(configInput: TrainConfigInput | Record<string, unkno
 
 async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>, opts: TrainOptions): Promise<TrainResult> {
   const c = resolveTrainConfig(configInput);
+  await preloadNative();
   if (c.threads > 0) setNumThreads(c.threads);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
   const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);

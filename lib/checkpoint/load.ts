@@ -11,6 +11,7 @@
  * Unlike the rest of lib/checkpoint/ this file needs the native addon (it builds models).
  */
 import { open } from 'node:fs/promises';
+import { preloadNative } from '../native.js';
 import { TorchSslError, invalidArg } from '../errors.js';
 import { checkKeys } from '../strict-keys.js';
 import { Projector, ResNet, projector as makeProjector, resnet, type ResNetDepth } from '../models.js';
@@ -286,6 +287,7 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
   if (typeof strict !== 'boolean') throw invalidArg('strict', 'a boolean', opts.strict);
   if (opts.device !== undefined && typeof opts.device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", opts.device);
   const heads = opts.heads ?? true;
+  await preloadNative(); // LibTorch loads on a worker thread the first time, not on the JS thread
   const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
   const { info, modules } = opened;
   const built: Array<{ dispose(): void }> = [];
