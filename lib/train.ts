@@ -284,7 +284,11 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
   const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);
   const val = c.data.val ? await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit) : undefined;
-  c.data.normalization ??= train.normalization === 'cifar-eval' ? 'cifar10' : (train.normalization ?? 'cifar10');
+  // The data set's own statistics when the source knows them; else CIFAR-10's, recorded as such (the
+  // checkpoint then says dataset "custom" with the statistics it was trained with, not "cifar10").
+  const known = train.normalization === 'cifar-eval' ? 'cifar10' : train.normalization;
+  const datasetName = known ?? 'custom';
+  c.data.normalization ??= known ?? 'cifar10';
   const norm = typeof c.data.normalization === 'string' ? NORMALIZATIONS[c.data.normalization] : c.data.normalization;
   const resume = c.resume ? await readResume(c.resume, c) : c.backbone.init ? await readBackboneInit(c.backbone.init, c) : null;
 
@@ -298,7 +302,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   const removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
   await checkDiskSpace(c.checkpoint.dir, estimateCheckpointBytes(c, train.numClasses));
   const argsJson = join(c.checkpoint.dir, 'args.json');
-  const args = { ...c, name, torch_ssl_version: version, method_kwargs: c.loss, backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone }, data: { ...c.data, dataset: c.data.normalization, num_classes: train.numClasses } };
+  const args = { ...c, name, torch_ssl_version: version, method_kwargs: c.loss, backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone }, data: { ...c.data, dataset: datasetName, num_classes: train.numClasses } };
   await writeFile(`${argsJson}.tmp-${process.pid}`, JSON.stringify(args, null, 2));
   await rename(`${argsJson}.tmp-${process.pid}`, argsJson);
 

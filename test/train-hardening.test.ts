@@ -119,4 +119,24 @@ describe('train() keeps runs safe', () => {
     expect(e.code).toBe('ERR_CONFIG');
     expect(e.message).toContain('holds a ResNet-18 (cifar stem), but config.backbone is ResNet-34 (cifar stem)');
   }, 120_000);
+
+  it('a run on a custom .npy records dataset "custom" with the statistics it used (not "cifar10"), and loading uses them', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { loadCheckpoint } = await import('../lib/checkpoint/load.js');
+    const r = await train(tiny(join(work, 'custom'), { maxSteps: 1, data: { train: data, normalization: { mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6] } } }));
+    const args = JSON.parse(readFileSync(r.argsJson, 'utf8')) as { data: { dataset: string } };
+    expect(args.data.dataset).toBe('custom');
+    const ck = await loadCheckpoint(r.checkpoint);
+    try {
+      expect(ck.info.dataset).toBe('custom');
+      expect(ck.info.normalization).toEqual({ mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6] });
+    } finally {
+      ck.dispose();
+    }
+    const d = await train(tiny(join(work, 'custom2'), { maxSteps: 1 }));
+    const ck2 = await loadCheckpoint(d.checkpoint);
+    expect(ck2.info.dataset).toBe('custom');
+    expect(ck2.info.normalization?.mean).toEqual([0.4914, 0.4822, 0.4465]); // the default it trained with
+    ck2.dispose();
+  }, 120_000);
 });

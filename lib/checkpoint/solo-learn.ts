@@ -287,6 +287,16 @@ function analyseBackbone(bb: Map<string, TensorRef>): Pick<CheckpointInfo, 'dept
   return { depth, block, layers: found ? layers : [], stem, featureDim };
 }
 
+function explicitNormalization(v: unknown): Normalization | null {
+  if (typeof v === 'string') return NORMALIZATION[v.toLowerCase()] ?? null;
+  if (v !== null && typeof v === 'object') {
+    const { mean, std } = v as { mean?: unknown; std?: unknown };
+    const triple = (x: unknown): x is [number, number, number] => Array.isArray(x) && x.length === 3 && x.every((n) => typeof n === 'number' && Number.isFinite(n));
+    if (triple(mean) && triple(std) && std.every((n) => n > 0)) return { mean: [...mean], std: [...std] };
+  }
+  return null;
+}
+
 function configValue(cfg: Record<string, unknown> | null, ...paths: string[]): unknown {
   if (!cfg) return undefined;
   for (const p of paths) {
@@ -422,7 +432,10 @@ export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}
     }
   }
   const ds = typeof dataset === 'string' ? dataset.toLowerCase() : null;
-  const normalization = ds === null ? null : (NORMALIZATION[ds] ?? (IMAGENET_LIKE.has(ds) ? NORMALIZATION.imagenet! : null));
+  // torch-ssl's args.json records the statistics it trained with (data.normalization: a name or
+  // { mean, std }); they win over the dataset name, which for a custom set says nothing about them.
+  const trained = explicitNormalization(configValue(config, 'data.normalization'));
+  const normalization = trained ?? (ds === null ? null : (NORMALIZATION[ds] ?? (IMAGENET_LIKE.has(ds) ? NORMALIZATION.imagenet! : null)));
   if (ds !== null && normalization === null) warnings.push(`no known normalisation for dataset "${ds}"`);
   let stem = arch.stem;
   const cifarFlag = configValue(config, 'cifar');
