@@ -56,7 +56,7 @@ export {
 export { readTorchFile, inspectCheckpoint, type CheckpointInfo, type InspectResult } from './checkpoint/index.js';
 export { loadCheckpoint, LinearClassifier, type LoadCheckpointOptions, type LoadedCheckpoint } from './checkpoint/load.js';
 export { exportCheckpoint, type ExportOptions, type ExportSource, type ExportFormat } from './checkpoint/export.js';
-export { train, resolveTrainConfig, TRAIN_PRESETS, METHOD_DEFAULTS, AUGMENTATION_PRESETS, type TrainConfig, type TrainConfigInput, type TrainEvent, type TrainOptions, type TrainResult, type StepEvent, type EpochEvent, type KnnEvent, type CheckpointEvent } from './train.js';
+export { train, resolveTrainConfig, TRAIN_PRESETS, METHOD_DEFAULTS, AUGMENTATION_PRESETS, type TrainConfig, type TrainConfigInput, type TrainEvent, type TrainOptions, type TrainResult, type StepEvent, type EpochEvent, type KnnEvent, type CheckpointEvent, type WarningEvent } from './train.js';
 export { augment, type ViewConfig } from './augment.js';
 export {
   openImageSource,

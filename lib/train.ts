@@ -64,7 +64,44 @@ export interface CheckpointEvent {
   final: boolean;
   aborted: boolean;
 }
-export type TrainEvent = StepEvent | EpochEvent | KnnEvent | CheckpointEvent;
+/** Something the run should tell its user before it is too late (e.g. bf16 without hardware support). */
+export interface WarningEvent {
+  type: 'warning';
+  message: string;
+}
+export type TrainEvent = StepEvent | EpochEvent | KnnEvent | CheckpointEvent | WarningEvent;
+
+/** The CPU does bf16 arithmetic natively (AVX512-BF16 or AMX); without, LibTorch emulates it in software. */
+export function cpuHasNativeBf16(): boolean {
+  if (process.env.TORCH_SSL_ASSUME_NO_BF16 === '1') return false; // tests of the warning on any CPU
+  try {
+    return /\b(avx512_bf16|amx_bf16)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return true; // not Linux: do not guess
+  }
+}
+
+/**
+ * How many times slower bf16 is than float32 here, measured on one small matrix product (a proxy for a
+ * step's convolutions; emulated bf16 is typically 3–20× slower).
+ */
+export function measureBf16Slowdown(): number {
+  const n = 192;
+  const a = Tensor.from(Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)), [n, n]);
+  const time = (x: Tensor) => {
+    x.matmul(x).dispose(); // warm-up
+    const t0 = performance.now();
+    for (let i = 0; i < 4; i++) x.matmul(x).dispose();
+    return performance.now() - t0;
+  };
+  const b = a.to({ dtype: 'bfloat16' });
+  try {
+    return time(b) / Math.max(1e-3, time(a));
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+}
 
 export interface TrainOptions {
   onProgress?: (event: TrainEvent) => void;
@@ -282,6 +319,13 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   await preloadNative();
   if (c.threads > 0) setNumThreads(c.threads);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
+  if (c.precision === 'bf16-mixed' && !c.device.startsWith('cuda') && !cpuHasNativeBf16()) {
+    const slower = measureBf16Slowdown();
+    opts.onProgress?.({
+      type: 'warning',
+      message: `precision 'bf16-mixed' on a CPU without native bf16 (no AVX512-BF16 / AMX): bf16 is emulated, ${slower.toFixed(1)}× slower than float32 on a small matrix product measured now; precision '32' will likely train faster here`,
+    });
+  }
   const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);
   const val = c.data.val ? await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit) : undefined;
   // The data set's own statistics when the source knows them; else CIFAR-10's, recorded as such (the

@@ -139,4 +139,21 @@ describe('train() keeps runs safe', () => {
     expect(ck2.info.normalization?.mean).toEqual([0.4914, 0.4822, 0.4465]); // the default it trained with
     ck2.dispose();
   }, 120_000);
+
+  it("bf16-mixed on a CPU without native bf16 warns before training, with a measured slowdown; float32 does not", async () => {
+    const before = process.env.TORCH_SSL_ASSUME_NO_BF16;
+    process.env.TORCH_SSL_ASSUME_NO_BF16 = '1';
+    try {
+      const warnings: string[] = [];
+      await train(tiny(join(work, 'bf16warn'), { maxSteps: 1, precision: 'bf16-mixed' }), { onProgress: (e) => e.type === 'warning' && warnings.push(e.message) });
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/^precision 'bf16-mixed' on a CPU without native bf16 .* emulated, \d+\.\d× slower than float32 on a small matrix product measured now/);
+      const none: string[] = [];
+      await train(tiny(join(work, 'f32nowarn'), { maxSteps: 1 }), { onProgress: (e) => e.type === 'warning' && none.push(e.message) });
+      expect(none).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.TORCH_SSL_ASSUME_NO_BF16;
+      else process.env.TORCH_SSL_ASSUME_NO_BF16 = before;
+    }
+  }, 120_000);
 });

@@ -75,6 +75,8 @@ export function register(program: Command): void {
           const line = `epoch ${e.epoch}: kNN top-1 ${e.top1.toFixed(2)}%, top-5 ${e.top5.toFixed(2)}%`;
           if (bar) bar.updateETA();
           process.stderr.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
+        } else if (e.type === 'warning') {
+          process.stderr.write(tty ? `\r\x1b[Kwarning: ${e.message}\n` : `warning: ${e.message}\n`);
         } else if (e.type === 'checkpoint') {
           const line = `checkpoint: ${e.path}${e.aborted ? ' (interrupted)' : ''}`;
           process.stderr.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
