@@ -6,6 +6,7 @@
  */
 import { readLabelsNpy } from './data/index.js';
 import { invalidArg, TorchSslError } from './errors.js';
+import { checkKeys } from './strict-keys.js';
 import { native, type NativeTensor } from './native.js';
 import { awaitNative, readNpy, Tensor } from './tensor.js';
 
@@ -115,8 +116,25 @@ async function runKnn(tensors: Tensor[], ks: number[], temperatures: number[], d
   return awaitNative(() => native().knnGrid(...handles, { ks, temperatures, distance, chunkSize: chunkSize ?? 0 }) as Promise<NativeKnn>);
 }
 
+const KNN_KEYS = ['trainFeatures', 'trainLabels', 'testFeatures', 'testLabels', 'k', 'temperature', 'distance', 'chunkSize'] as const;
+const KNN_GRID_KEYS = ['trainFeatures', 'trainLabels', 'testFeatures', 'testLabels', 'ks', 'temperatures', 'distance', 'chunkSize'] as const;
+const LINEAR_KEYS = ['trainFeatures', 'trainLabels', 'testFeatures', 'testLabels', 'epochs', 'lr', 'batchSize', 'momentum', 'weightDecay', 'standardize', 'seed', 'evalEveryEpoch', 'signal'] as const;
+// Compile-time: each list names every key of its options type.
+const _keysComplete: [
+  Exclude<keyof KnnOptions, (typeof KNN_KEYS)[number]>,
+  Exclude<keyof KnnGridOptions, (typeof KNN_GRID_KEYS)[number]>,
+  Exclude<keyof LinearProbeOptions, (typeof LINEAR_KEYS)[number]>,
+] extends [never, never, never] ? true : never = true;
+void _keysComplete;
+
+function checkOptions(opts: unknown, keys: readonly string[], where: string): void {
+  if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object with trainFeatures, trainLabels, testFeatures, testLabels', opts);
+  checkKeys(opts, keys, where);
+}
+
 /** solo-learn's weighted kNN accuracy (percent) of the test features against the train bank. */
 export async function knn(opts: KnnOptions): Promise<KnnResult> {
+  checkOptions(opts, KNN_KEYS, 'knn options');
   const k = opts?.k ?? KNN_DEFAULTS.k;
   const temperature = opts?.temperature ?? KNN_DEFAULTS.temperature;
   checkPositive('k', k, true);
@@ -130,6 +148,7 @@ export async function knn(opts: KnnOptions): Promise<KnnResult> {
 
 /** Every (k, T) of a grid from one pass over the similarities (top-max(k) neighbours found once). */
 export async function knnGrid(opts: KnnGridOptions): Promise<KnnGridResult> {
+  checkOptions(opts, KNN_GRID_KEYS, 'knnGrid options');
   const distance = checkDistance(opts?.distance ?? KNN_DEFAULTS.distance);
   const explicitKs = opts?.ks !== undefined;
   let ks = [...(opts?.ks ?? KNN_DEFAULTS.gridKs)];
@@ -203,6 +222,7 @@ export const LINEAR_PROBE_DEFAULTS = { epochs: 100, lr: 0.1, batchSize: 256, mom
 
 /** Trains a linear classifier on frozen train features and reports its test accuracy (docs/features.md). */
 export async function linearProbe(opts: LinearProbeOptions): Promise<LinearProbeResult> {
+  checkOptions(opts, LINEAR_KEYS, 'linearProbe options');
   const o = { ...LINEAR_PROBE_DEFAULTS, ...opts };
   checkPositive('epochs', o.epochs, true);
   checkPositive('lr', o.lr, false);

@@ -18,6 +18,7 @@ import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './
 import { dictGet } from './checkpoint/pyvalue.js';
 import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
 import { loadCheckpoint } from './checkpoint/load.js';
+import { checkKeys } from './strict-keys.js';
 
 const version = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -308,6 +309,8 @@ async function readBackboneInit(path: string, c: TrainConfig) {
 export async function train(configInput: TrainConfigInput | Record<string, unknown>, opts: TrainOptions = {}): Promise<TrainResult> {
   const callSite = new Error();
   try {
+    if (typeof opts !== 'object' || opts === null) throw new TorchSslError('ERR_INVALID_ARG', 'train options must be an object { onProgress?, signal? }');
+    checkKeys(opts, ['onProgress', 'signal'], 'train options');
     return await trainImpl(configInput, opts);
   } catch (err) {
     rethrowWithStack(err, callSite);

@@ -3,6 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { applyOverrides, resolveTrainConfig } from '../lib/train-config.js';
 import { closest } from '../lib/strict-keys.js';
+import { knn, knnGrid, linearProbe } from '../lib/eval.js';
+import { train } from '../lib/train.js';
+import { openImageSource } from '../lib/data/index.js';
 import { extractFeatures } from '../lib/features.js';
 import { loadCheckpoint } from '../lib/checkpoint/load.js';
 import { resnet } from '../lib/models.js';
@@ -40,5 +43,11 @@ describe('strict keys', () => {
     const x = Tensor.from(new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32]);
     await expect(extractFeatures(net, x, { pool: 'local' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/extractFeatures options: unknown key "pool"; did you mean "pooling"\?/) });
     await expect(loadCheckpoint('nonexistent.ckpt', { strictt: false } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/unknown key "strictt"; did you mean "strict"\?/) });
+    const bank = { trainFeatures: x.reshape([2, 3072]), trainLabels: [0, 1], testFeatures: x.reshape([2, 3072]), testLabels: [0, 1] };
+    await expect(knn({ ...bank, temp: 0.1 } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/knn options: unknown key "temp"; did you mean "temperature"\?/) });
+    await expect(knnGrid({ ...bank, k: [1, 2] } as never)).rejects.toMatchObject({ message: expect.stringMatching(/knnGrid options: unknown key "k"; did you mean "ks"\?/) });
+    await expect(linearProbe({ ...bank, epoch: 3 } as never)).rejects.toMatchObject({ message: expect.stringMatching(/linearProbe options: unknown key "epoch"; did you mean "epochs"\?/) });
+    await expect(train({ method: 'vicreg', data: { train: 'x.npy' } }, { onprogress: () => undefined } as never)).rejects.toMatchObject({ message: expect.stringMatching(/train options: unknown key "onprogress"; did you mean "onProgress"\?/) });
+    await expect(openImageSource({ path: 'x.npy', limt: 3 } as never)).rejects.toMatchObject({ message: expect.stringMatching(/openImageSource options: unknown key "limt"; did you mean "limit"\?/) });
   });
 });

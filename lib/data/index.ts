@@ -4,6 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { invalidArg, TorchSslError } from '../errors.js';
+import { checkKeys } from '../strict-keys.js';
 import { CifarSource, detectCifar, type CifarSplit, type CifarVariant } from './cifar.js';
 import { ImageFolderSource, type ImageFolderOptions, type ResizeFit } from './image-folder.js';
 import { NpyImageSource } from './npy-source.js';
@@ -41,6 +42,10 @@ export interface OpenImageSourceOptions extends Omit<ImageFolderOptions, 'fit'> 
 }
 
 const KINDS = ['npy', 'cifar', 'cifar10', 'cifar100', 'idx', 'image-folder'];
+const OPEN_KEYS = ['path', 'kind', 'split', 'labelKind', 'labels', 'fit', 'grayscale', 'limit', 'size', 'kernel', 'concurrency', 'height', 'width'] as const;
+// Compile-time: the list names every OpenImageSourceOptions key.
+const _openKeysComplete: Exclude<keyof OpenImageSourceOptions, (typeof OPEN_KEYS)[number]> extends never ? true : never = true;
+void _openKeysComplete;
 
 /**
  * Opens `path` as an image source, detecting its kind: a `.npy` file; an MNIST-family IDX images file
@@ -53,6 +58,7 @@ export async function openImageSource(pathOrOptions: string | OpenImageSourceOpt
   if (opts === null || typeof opts !== 'object' || typeof opts.path !== 'string' || opts.path.length === 0) {
     throw invalidArg('path', 'a non-empty string', (opts as { path?: unknown } | null)?.path);
   }
+  checkKeys(opts, OPEN_KEYS, 'openImageSource options');
   if (opts.kind !== undefined && !KINDS.includes(opts.kind)) throw invalidArg('kind', KINDS.map((k) => `'${k}'`).join(', '), opts.kind);
   const { path } = opts;
   let info;
