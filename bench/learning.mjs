@@ -5,10 +5,10 @@
 // backbone's pooled features on the same held-out test subset; the table and two plots (kNN vs epoch, kNN vs
 // wall time) go to docs/ (or --out).
 //
-//   node bench/learning.mjs [--recipe configs/demo.yaml] [--epochs 10] [--methods vicreg,simclr,tcr] [--seeds 1]
+//   node bench/learning.mjs [--recipe configs/learning-bench.yaml] [--epochs N] [--methods vicreg,simclr,tcr] [--seeds 1]
 //                           [--train-count N] [--test-count N] [--views-tcr 20] [--sides torch-ssl,pytorch] [--out docs]
 //
-// The recipe is configs/demo.yaml's (or --recipe's): same model, augmentation, batch, optimizer and schedule;
+// The recipe is configs/learning-bench.yaml's (or --recipe's): same model, augmentation, batch, optimizer and schedule;
 // --epochs, --train-count and --test-count override its length and subsets. The run's length is
 // epochs × methods × seeds × 2 sides.
 import { execFileSync, spawn } from 'node:child_process';
@@ -21,8 +21,8 @@ import { lib, python, root, threadsFromEnv } from './common.mjs';
 
 const { values: a } = parseArgs({
   options: {
-    recipe: { type: 'string', default: join(root, 'configs', 'demo.yaml') },
-    epochs: { type: 'string', default: '10' },
+    recipe: { type: 'string', default: join(root, 'configs', 'learning-bench.yaml') },
+    epochs: { type: 'string' },
     methods: { type: 'string', default: 'vicreg,simclr,tcr' },
     seeds: { type: 'string', default: '1' },
     'train-count': { type: 'string' },
@@ -72,7 +72,7 @@ const trainPath = await exportSplit('train-images-idx3-ubyte.gz', trainCount, 't
 const testPath = await exportSplit('t10k-images-idx3-ubyte.gz', testCount, 'test');
 
 /**
- * The recipe per method: the demo's (configs/demo.yaml, or --recipe) with the method swapped in. TCR takes
+ * The recipe per method: configs/learning-bench.yaml's (or --recipe's) with the method swapped in. TCR takes
  * EMP-SSL's fixed-scale square patches (area 1/4, ratio 1, bilinear), `--views-tcr` of them per image, the
  * same images per step, no warm-up (its run is one or a few epochs), and as many epochs as make its compute
  * (views seen) equal to the 2-view methods' — the seed's fast-convergence claim, measured.
@@ -92,7 +92,7 @@ function recipe(method, seed) {
     knn: { every: 1 },
     seed,
     threads,
-    logEvery: 10,
+    logEvery: 10, // epoch events carry the epoch's mean loss, as the PyTorch side prints
   };
   return config;
 }

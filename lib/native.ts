@@ -113,7 +113,9 @@ export function preloadNative(): Promise<void> {
   preloading ??= new Promise<void>((done) => {
     const path = addonCandidates().find((p) => existsSync(p));
     if (path === undefined) return done();
-    const w = new Worker(`require(${JSON.stringify(path)});`, { eval: true });
+    // An ES module as a data: URL runs the same whether the host package is CommonJS or ESM.
+    const code = `import { createRequire } from 'node:module'; createRequire(${JSON.stringify(path)})(${JSON.stringify(path)});`;
+    const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`));
     w.on('error', () => done());
     w.on('exit', () => done());
   });

@@ -48,6 +48,7 @@ export interface EpochEvent {
   epoch: number;
   globalStep: number;
   totalSteps: number;
+  /** The mean SSL loss over the epoch's steps (Lightning's train_loss_epoch), not the last step's. */
   loss: number;
 }
 export interface KnnEvent {

@@ -165,6 +165,10 @@ interface KnnCase {
   distance: 'cosine' | 'euclidean';
   k: number;
   temperature: number;
+  /** Test images whose prediction a float32 rounding decides (float64, scripts/fixtures/features.py). */
+  nearTies1: number;
+  nearTies5: number;
+  testCount: number;
   top1: number;
   top5: number;
 }
@@ -181,16 +185,25 @@ describe("knn equals solo-learn's WeightedKNNClassifier (transcribed, run by PyT
       };
       const cases = results[set]!;
       expect(cases.some((c) => c.top1 < 99)).toBe(true);
+      // Equal wherever the deciding margin exceeds float32 rounding. Where it does not (a near-tie, found in
+      // float64 by the fixture), summing in another order may flip that image: the counts may then differ
+      // by at most the number of such images, and only then.
       for (const c of cases) {
         const r = await knn({ ...bank, k: c.k, temperature: c.temperature, distance: c.distance, chunkSize: 37 });
-        expect([c.distance, c.k, c.temperature, r.top1, r.top5]).toEqual([c.distance, c.k, c.temperature, expect.closeTo(c.top1, 9), expect.closeTo(c.top5, 9)]);
+        const per = 100 / c.testCount;
+        const d1 = Math.round(Math.abs(r.top1 - c.top1) / per);
+        const d5 = Math.round(Math.abs(r.top5 - c.top5) / per);
+        expect([c.distance, c.k, c.temperature, d1 <= c.nearTies1, d5 <= c.nearTies5], `top-1 ${r.top1} vs ${c.top1} (${c.nearTies1} near-ties), top-5 ${r.top5} vs ${c.top5} (${c.nearTies5})`).toEqual([c.distance, c.k, c.temperature, true, true]);
+        if (c.nearTies1 === 0) expect(r.top1).toBeCloseTo(c.top1, 9);
+        if (c.nearTies5 === 0) expect(r.top5).toBeCloseTo(c.top5, 9);
       }
       // knnGrid: every (k, T) from one pass gives the same numbers.
       for (const distance of ['cosine', 'euclidean'] as const) {
         const grid = await knnGrid({ ...bank, distance, ks: [1, 3, 5, 20, 50], temperatures: [0.02, 0.07, 0.5] });
         for (const c of cases.filter((x) => x.distance === distance)) {
           const e = grid.results.find((g) => g.k === c.k && (distance === 'euclidean' || g.temperature === c.temperature))!;
-          expect([c.k, c.temperature, e.top1, e.top5]).toEqual([c.k, c.temperature, expect.closeTo(c.top1, 9), expect.closeTo(c.top5, 9)]);
+          const per = 100 / c.testCount;
+          expect(Math.round(Math.abs(e.top1 - c.top1) / per) <= c.nearTies1 && Math.round(Math.abs(e.top5 - c.top5) / per) <= c.nearTies5, `k ${c.k} T ${c.temperature}`).toBe(true);
         }
       }
     });

@@ -101,7 +101,7 @@ describe('mixed precision training', () => {
     }
     // Resuming continues from the saved scale (2048 → 4096 after the next good step), not from initScale.
     const next: StepEvent[] = [];
-    const cfg = stepConfig(join(work, 'amp-resume'), 'bf16-mixed', { ...small, maxSteps: 2, gradScaler: { enabled: true, initScale: 1024, growthInterval: 1 }, resume: scaled.r.checkpoint });
+    const cfg = stepConfig(join(work, 'amp-resume'), 'bf16-mixed', { ...small, maxSteps: 1, gradScaler: { enabled: true, initScale: 1024, growthInterval: 1 }, resume: scaled.r.checkpoint });
     await train(cfg, { onProgress: (e) => e.type === 'step' && next.push(e) });
     expect(next.map((e) => e.gradScale)).toEqual([4096]);
   });

@@ -156,4 +156,20 @@ describe('train() keeps runs safe', () => {
       else process.env.TORCH_SSL_ASSUME_NO_BF16 = before;
     }
   }, 120_000);
+
+  it("an epoch event's loss is the mean over the epoch's steps (as Lightning's train_loss_epoch)", async () => {
+    const steps: StepEvent[] = [];
+    const epochs: number[] = [];
+    await train(tiny(join(work, 'epochmean'), { epochs: 2, logEvery: 1, checkpoint: { dir: join(work, 'epochmean'), every: 0 } }), {
+      onProgress: (e) => {
+        if (e.type === 'step') steps.push(e);
+        if (e.type === 'epoch') epochs.push(e.loss);
+      },
+    });
+    expect(steps).toHaveLength(8); // 32 images / batch 8, 2 epochs
+    const mean = (xs: StepEvent[]) => xs.reduce((a, e) => a + e.loss, 0) / xs.length;
+    expect(epochs[0]).toBeCloseTo(mean(steps.slice(0, 4)), 9);
+    expect(epochs[1]).toBeCloseTo(mean(steps.slice(4)), 9);
+    expect(epochs[1]).not.toBeCloseTo(steps[7]!.loss, 9);
+  }, 120_000);
 });

@@ -3,8 +3,8 @@
  * dataset-fashion-mnist; nothing is downloaded). The training recipe is `configs/demo.yaml`:
  *
  *   random init → kNN (global 512-d and local-aggregated 2048-d features) on a fixed held-out subset
- *   → self-supervised training (native loop, batched augmentation, LARS, warmup-cosine), online kNN before
- *     the first step and after the last → solo-learn-layout checkpoint → loadCheckpoint
+ *   → self-supervised training (native loop, batched augmentation, LARS, warmup-cosine; TCR with EMP-SSL
+ *     patches by default) → solo-learn-layout checkpoint → loadCheckpoint
  *   → the same two kNN measurements on the trained backbone, and the gain.
  *
  * Local aggregation (BagSSL) averages the layer4 map over overlapping windows and keeps their layout: 3×3
@@ -108,7 +108,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   const log = o.log ?? ((l: string) => console.log(l));
   const t0 = performance.now();
   const recipePath = o.config ?? DEMO_CONFIG;
-  const config = deepMerge(readDemoConfig(recipePath), o.overrides ?? {});
+  // The demo measures the random and the trained backbone itself (same init, same images), so the
+  // trainer's online kNN is off unless asked for.
+  const config = deepMerge(deepMerge(readDemoConfig(recipePath), { knn: { every: 0 } }), o.overrides ?? {});
   const c = resolveTrainConfig(config); // validated before any work starts
   if (!c.data.val) throw new TorchSslError('ERR_CONFIG', `${recipePath}: the demo needs data.val (a labelled held-out set)`);
   for (const p of [c.data.train, c.data.val]) {
@@ -165,7 +167,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
     log(`random initialisation (seed ${c.seed}): ${describe(random)}`);
 
     const views = c.numViews;
-    log(`training ${c.method} on ResNet-${c.backbone.depth} (${c.backbone.stem} stem): ${c.epochs} epochs, batch ${c.batchSize} × ${views} views of ${side}×${side}, LARS lr ${c.optimizer.lr} + warmup-cosine, seed ${c.seed}…`);
+    const patches = c.concatViews ? `${views} patches (${(c.resolvedViews[0]!.scale[0] * 100).toFixed(0)} % of the area) per image, upsampled to ${side}×${side}` : `${views} views of ${side}×${side}`;
+    log(`training ${c.method} on ResNet-${c.backbone.depth} (${c.backbone.stem} stem): ${c.epochs} epoch${c.epochs > 1 ? 's' : ''}, ${c.batchSize} images per step × ${patches}, LARS lr ${c.optimizer.lr} + ${c.scheduler.warmupEpochs > 0 ? 'warmup-' : ''}cosine, seed ${c.seed}…`);
     const ts = performance.now();
     let lastPrint = ts;
     const onProgress = (e: TrainEvent) => {

@@ -90,7 +90,9 @@ KnnResult weightedKnn(const at::Tensor& trainFeaturesIn, const at::Tensor& train
           correct5[ki * nt + ti] = correct5[ki * nt];
           continue;
         }
-        at::Tensor weights = cosine ? sims.div(options.temperatures[ti]).exp_() : sims;
+        // exp((s − s_max) / T): the same class ranking as solo-learn's exp(s / T) (every weight of a row is
+        // scaled by exp(−s_max / T)), without its float32 overflow to inf for small T (s / T > 88.7).
+        at::Tensor weights = cosine ? sims.sub(sims.narrow(1, 0, 1)).div_(options.temperatures[ti]).exp_() : sims;
         at::Tensor scores = at::zeros({rows, numClasses}, weights.options()).scatter_add_(1, labels, weights);
         at::Tensor predictions = std::get<1>(scores.sort(1, true));
         at::Tensor hits = predictions.narrow(1, 0, top5Width).eq(targets);

@@ -303,6 +303,8 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   if (globalStep == 0) runKnn(0);
   TrainResult result;
   double sumAug = 0, sumStep = 0, sumWait = 0;
+  double epochLossSum = 0;
+  int64_t epochSteps = 0;
   int64_t stepsDone = 0;
   auto runStart = Clock::now();
   auto windowStart = Clock::now();
@@ -411,6 +413,15 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       result.lastLoss = lossValue;
 
       const int64_t inEpoch = s % stepsPerEpoch;
+      // The epoch's mean loss (as Lightning's train_loss_epoch); a resumed epoch averages its remaining steps.
+      if (inEpoch == 0) {
+        epochLossSum = 0;
+        epochSteps = 0;
+      }
+      if (std::isfinite(lossValue)) {
+        epochLossSum += lossValue;
+        ++epochSteps;
+      }
       if (c.logEvery > 0 && (stepsDone % c.logEvery == 0 || inEpoch == stepsPerEpoch - 1)) {
         TrainEvent e = makeEvent("step", epoch);
         e.step = inEpoch;
@@ -429,7 +440,8 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       if (inEpoch == stepsPerEpoch - 1) {
         const int64_t done = epoch + 1;
         TrainEvent e = makeEvent("epoch", done);
-        e.loss = lossValue;
+        e.loss = epochSteps > 0 ? epochLossSum / double(epochSteps) : lossValue;
+        epochSteps = 0;
         emit(std::move(e));
         if (c.knnEvery > 0 && (done % c.knnEvery == 0 || done == c.epochs)) runKnn(done);
         if (c.checkpointEvery > 0 && done % c.checkpointEvery == 0 && done < c.epochs) checkpointEvent(done, false, false);
