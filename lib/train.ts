@@ -324,10 +324,15 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   if (c.threads > 0) setNumThreads(c.threads);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
   if (c.precision === 'bf16-mixed' && !c.device.startsWith('cuda') && !cpuHasNativeBf16()) {
-    const slower = measureBf16Slowdown();
+    let measured: string;
+    try {
+      measured = `${measureBf16Slowdown().toFixed(1)}× slower than float32 on a small matrix product measured now`;
+    } catch {
+      measured = 'slower than float32 (the measurement itself failed)'; // a warning must never stop the run
+    }
     opts.onProgress?.({
       type: 'warning',
-      message: `precision 'bf16-mixed' on a CPU without native bf16 (no AVX512-BF16 / AMX): bf16 is emulated, ${slower.toFixed(1)}× slower than float32 on a small matrix product measured now; precision '32' will likely train faster here`,
+      message: `precision 'bf16-mixed' on a CPU without native bf16 (no AVX512-BF16 / AMX): bf16 is emulated, ${measured}; precision '32' will likely train faster here`,
     });
   }
   const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);
