@@ -188,11 +188,11 @@ interface RawCheckpoint {
 }
 
 async function loadImages(path: string, labelsPath: string | undefined, d: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined }, limit: number | undefined) {
-  const src = await openImageSource({ path, ...(labelsPath ? { labels: labelsPath } : {}), ...(d.size ? { size: d.size } : {}), ...(d.fit ? { fit: d.fit } : {}) });
+  const src = await openImageSource({ path, ...(labelsPath ? { labels: labelsPath } : {}), ...(d.size ? { size: d.size } : {}), ...(d.fit ? { fit: d.fit } : {}), ...(limit ? { limit } : {}) });
   try {
     if (src.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${path}: training needs raw uint8 pixels (N, H, W, 3), not ${src.layout}`);
     if (src.count === 0) throw new TorchSslError('ERR_DATA_FORMAT', `${path}: no images`);
-    const count = Math.min(src.count, limit ?? src.count);
+    const count = src.count;
     const batch = await src.readBatch(0, count);
     const images = Tensor.from(batch.pixels as Uint8Array, [count, src.height, src.width, 3], { dtype: 'uint8' });
     const labels = batch.labels ? Tensor.from(BigInt64Array.from(batch.labels, (v) => BigInt(v)), [count], { dtype: 'int64' }) : undefined;

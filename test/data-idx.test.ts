@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST_CLASSES, IdxImageSource, NORMALIZATIONS, openImageSource, readIdxLabels } from '../lib/data/index.js';
-import { TorchSslError } from '../lib/errors.js';
+import { expectError } from './helpers/errors.js';
 import { readNpyFile } from '../lib/npy.js';
 
 const FM = '/usr/share/datasets/fashion-mnist';
@@ -22,16 +22,6 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function expected(name: string): Promise<Uint8Array> {
   return (await readNpyFile(join(fx, 'expected', `${name}.npy`))).data as Uint8Array;
-}
-
-async function expectError(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'expected an error').toBeInstanceOf(TorchSslError);
-  expect((err as TorchSslError).code, (err as Error).message).toBe(code);
-  for (const f of fragments) expect((err as Error).message).toContain(f);
 }
 
 function idxBytes(dims: number[], values: Uint8Array, magic = [0, 0, 8, dims.length]): Buffer {

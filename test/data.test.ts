@@ -18,7 +18,7 @@ import {
   scanImageFolder,
   type ImageSource,
 } from '../lib/data/index.js';
-import { TorchSslError } from '../lib/errors.js';
+import { expectError } from './helpers/errors.js';
 import { readNpyFile } from '../lib/npy.js';
 
 const fx = resolve(import.meta.dirname, '..', '.cache', 'fixtures', 'images');
@@ -41,16 +41,6 @@ async function expected(name: string): Promise<{ data: Uint8Array; shape: number
 async function expectedLabels(name: string): Promise<number[]> {
   const a = await readNpyFile(join(fx, 'expected', `${name}.npy`));
   return [...(a.data as BigInt64Array)].map(Number);
-}
-
-async function expectError(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'expected an error').toBeInstanceOf(TorchSslError);
-  expect((err as TorchSslError).code, (err as Error).message).toBe(code);
-  for (const f of fragments) expect((err as Error).message).toContain(f);
 }
 
 function maxAbsDiff(a: Uint8Array, b: Uint8Array): number {

@@ -29,16 +29,7 @@ import { resnet } from '../models.js';
 import { openImageSource, type ImageSource } from '../data/index.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DATASETS_DIR = process.env.TORCH_SSL_DATASETS ?? join(packageRoot, '.cache', 'datasets');
 export const DEMO_CONFIG = join(packageRoot, 'configs', 'demo.yaml');
-
-export function datasetPath(name: string): string {
-  const p = join(DATASETS_DIR, name);
-  if (!existsSync(p)) {
-    throw new TorchSslError('ERR_IO', `bundled dataset ${p} is missing: run \`bash scripts/setup.sh\` (exports scikit-learn's digits and photos)`);
-  }
-  return p;
-}
 
 export interface DemoOptions {
   /** The recipe (default configs/demo.yaml). */

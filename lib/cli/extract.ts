@@ -28,9 +28,8 @@ function ints(flag: string, value: string, count: number, what: string): number[
 
 export function parsePool(value: string): Pooling {
   if (value === 'global' || value === 'local' || value === 'none') return value;
-  const parts = value.split(',').map((x) => Number(x.trim()));
-  if (parts.length !== 2 || !parts.every((n) => Number.isSafeInteger(n) && n > 0)) throw flagError('--pool', 'global | local | none | K,S (average-pool kernel K, stride S)', value);
-  return { kernel: parts[0]!, stride: parts[1]! };
+  const [kernel, stride] = ints('--pool', value, 2, 'global | local | none | K,S (average-pool kernel K, stride S)') as [number, number];
+  return { kernel, stride };
 }
 
 export function parseNormalize(value: string): NormalizeOption {

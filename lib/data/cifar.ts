@@ -8,7 +8,7 @@
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TorchSslError, invalidArg } from '../errors.js';
-import { checkRange, type ImageBatch, type ImageSource } from './source.js';
+import { checkRange, dataError, ioError, type ImageBatch, type ImageSource } from './source.js';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
 export type CifarSplit = 'train' | 'test';
@@ -70,16 +70,6 @@ interface CifarFile {
   records: number;
   /** Index of this file's first record in the split. */
   first: number;
-}
-
-function dataError(path: string, problem: string): TorchSslError {
-  return new TorchSslError('ERR_DATA_FORMAT', `${path}: ${problem}`, { file: path });
-}
-
-function ioError(path: string, err: unknown): TorchSslError {
-  if (err instanceof TorchSslError) return err;
-  const e = err as NodeJS.ErrnoException;
-  return new TorchSslError('ERR_IO', `Cannot read ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
 }
 
 async function listDir(dir: string): Promise<string[]> {

@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { TorchSslError, invalidArg } from '../errors.js';
 import type { NormalizationName } from './normalization.js';
-import { checkRange, type ImageBatch, type ImageSource } from './source.js';
+import { checkRange, dataError, ioError, type ImageBatch, type ImageSource } from './source.js';
 
 export type IdxSplit = 'train' | 'test';
 export type IdxFit = 'pad' | 'resize';
@@ -43,16 +43,6 @@ export const FASHION_MNIST_CLASSES = Object.freeze(['T-shirt/top', 'Trouser', 'P
 export const MNIST_CLASSES = Object.freeze(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
 
 const IMAGES_RE = /-images[-.]idx3-ubyte(\.gz)?$/;
-
-function dataError(path: string, problem: string): TorchSslError {
-  return new TorchSslError('ERR_DATA_FORMAT', `${path}: ${problem}`, { file: path });
-}
-
-function ioError(path: string, err: unknown): TorchSslError {
-  if (err instanceof TorchSslError) return err;
-  const e = err as NodeJS.ErrnoException;
-  return new TorchSslError('ERR_IO', `Cannot read ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
-}
 
 /** True when the name is an IDX file (`…-idx1-ubyte`, `…-idx3-ubyte`, optionally `.gz`). */
 export function isIdxPath(path: string): boolean {

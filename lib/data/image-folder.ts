@@ -11,7 +11,7 @@ import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Sharp, SharpOptions } from 'sharp';
 import { invalidArg, TorchSslError } from '../errors.js';
-import { checkRange, type ImageBatch, type ImageSource } from './source.js';
+import { checkRange, type ImageBatch, type ImageSource, dataError, ioError } from './source.js';
 
 /** torchvision.datasets.folder.IMG_EXTENSIONS (matched case-insensitively). */
 export const IMG_EXTENSIONS = Object.freeze(['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp']);
@@ -65,16 +65,6 @@ function loadSharp(): Promise<SharpFactory> {
     },
   );
   return sharpLoader;
-}
-
-function dataError(path: string, problem: string): TorchSslError {
-  return new TorchSslError('ERR_DATA_FORMAT', `${path}: ${problem}`, { file: path });
-}
-
-function ioError(path: string, err: unknown): TorchSslError {
-  if (err instanceof TorchSslError) return err;
-  const e = err as NodeJS.ErrnoException;
-  return new TorchSslError('ERR_IO', `Cannot read ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
 }
 
 function hasImageExtension(name: string): boolean {

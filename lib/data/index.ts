@@ -9,7 +9,7 @@ import { CifarSource, detectCifar, type CifarSplit, type CifarVariant } from './
 import { ImageFolderSource, type ImageFolderOptions, type ResizeFit } from './image-folder.js';
 import { NpyImageSource } from './npy-source.js';
 import { IdxImageSource, findIdxImages, isIdxPath, type IdxFit } from './idx.js';
-import { checkRange, type ImageBatch, type ImageSource } from './source.js';
+import { checkRange, ioError, type ImageBatch, type ImageSource } from './source.js';
 
 export * from './source.js';
 export * from './normalization.js';
@@ -65,8 +65,7 @@ export async function openImageSource(pathOrOptions: string | OpenImageSourceOpt
   try {
     info = await stat(path);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new TorchSslError('ERR_IO', `Cannot read ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
+    throw ioError(path, err);
   }
 
   if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit <= 0)) throw invalidArg('limit', 'a positive integer', opts.limit);

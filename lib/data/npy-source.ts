@@ -6,7 +6,7 @@
 import { access } from 'node:fs/promises';
 import { TorchSslError } from '../errors.js';
 import { NpyFileReader, readNpyFile } from '../npy.js';
-import { checkRange, type ImageBatch, type ImageSource, type PixelLayout } from './source.js';
+import { checkRange, dataError, type ImageBatch, type ImageSource, type PixelLayout } from './source.js';
 
 export interface NpyImageSourceOptions {
   /**
@@ -14,10 +14,6 @@ export interface NpyImageSourceOptions {
    * exists; `false` for none.
    */
   labels?: string | false;
-}
-
-function dataError(path: string, problem: string): TorchSslError {
-  return new TorchSslError('ERR_DATA_FORMAT', `${path}: ${problem}`, { file: path });
 }
 
 async function exists(path: string): Promise<boolean> {

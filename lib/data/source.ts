@@ -1,5 +1,5 @@
 /** The uniform view every image data source gives: random access to batches of raw pixels. */
-import { invalidArg } from '../errors.js';
+import { invalidArg, TorchSslError } from '../errors.js';
 import type { NormalizationName } from './normalization.js';
 
 /**
@@ -45,4 +45,16 @@ export interface ImageSource {
 export function checkRange(start: number, end: number, count: number): void {
   if (!Number.isSafeInteger(start) || start < 0 || start > count) throw invalidArg('start', `an integer in [0, ${count}]`, start);
   if (!Number.isSafeInteger(end) || end < start || end > count) throw invalidArg('end', `an integer in [${start}, ${count}]`, end);
+}
+
+/** A malformed input file: `ERR_DATA_FORMAT` naming it. */
+export function dataError(path: string, problem: string): TorchSslError {
+  return new TorchSslError('ERR_DATA_FORMAT', `${path}: ${problem}`, { file: path });
+}
+
+/** A file that cannot be read: `ERR_IO` naming it (a TorchSslError passes through unchanged). */
+export function ioError(path: string, err: unknown): TorchSslError {
+  if (err instanceof TorchSslError) return err;
+  const e = err as NodeJS.ErrnoException;
+  return new TorchSslError('ERR_IO', `Cannot read ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
 }
