@@ -53,14 +53,21 @@ describe('unpickler, structure-aware fuzzing', () => {
         for (const v of extremes) {
           const m = Buffer.from(base);
           for (let b = 0; b < width; b++) m[pos + b] = b < 6 ? Math.floor(v / 2 ** (8 * b)) & 0xff : v >= 2 ** 47 ? 0xff : 0;
-          const t0 = performance.now();
-          try {
-            unpickle(m);
-          } catch (err) {
-            if (!(err instanceof TorchSslError)) throw new Error(`${name} at ${pos} = ${v}: ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
-            refused++;
-          }
-          slowest = Math.max(slowest, performance.now() - t0);
+          const once = () => {
+            const t0 = performance.now();
+            try {
+              unpickle(m);
+            } catch (err) {
+              if (!(err instanceof TorchSslError)) throw new Error(`${name} at ${pos} = ${v}: ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
+              return { ms: performance.now() - t0, refused: true };
+            }
+            return { ms: performance.now() - t0, refused: false };
+          };
+          const r = once();
+          // A slow input is slow every time; a garbage-collection pause or a stall of a shared machine is not.
+          const ms = r.ms < 250 ? r.ms : Math.min(r.ms, once().ms);
+          if (r.refused) refused++;
+          slowest = Math.max(slowest, ms);
           cases++;
         }
       }
