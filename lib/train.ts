@@ -19,6 +19,7 @@ import { dictGet } from './checkpoint/pyvalue.js';
 import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
 import { loadCheckpoint } from './checkpoint/load.js';
 import { checkKeys } from './strict-keys.js';
+import { RunLogger } from './viz/run-log.js';
 
 const version = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -124,6 +125,9 @@ export interface TrainResult {
   /** The last checkpoint written (solo-learn layout; loadCheckpoint / extract / Python torch.load read it). */
   checkpoint: string;
   argsJson: string;
+  /** Every logged value as CSV (Lightning CSVLogger's layout) and as TensorBoard scalars, next to the checkpoints. */
+  metricsCsv: string;
+  eventsFile: string;
   knn: { epoch: number; top1: number; top5: number }[];
   losses: { globalStep: number; loss: number }[];
   /** Temporary files of killed earlier runs removed from the checkpoint folder at start. */
@@ -426,6 +430,8 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   };
   const data = { images: train.images.handle, labels: train.labels?.handle, valImages: val?.images.handle, valLabels: val?.labels?.handle };
 
+  // Events reach JS through the loop only after startTraining returns (thread-safe function calls).
+  let logger: RunLogger | undefined;
   const knn: TrainResult['knn'] = [];
   const losses: TrainResult['losses'] = [];
   let lastCheckpoint = '';
@@ -504,12 +510,14 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
       });
       return;
     }
+    logger?.onEvent(raw as never);
     if (raw.type === 'step') losses.push({ globalStep: raw.globalStep as number, loss: raw.loss as number });
     if (raw.type === 'knn') knn.push({ epoch: raw.epoch as number, top1: raw.top1 as number, top5: raw.top5 as number });
     opts.onProgress?.(raw as unknown as TrainEvent);
   };
 
-  const run = native().startTraining(nativeConfig, data, resume, onEvent) as { done: Promise<Omit<TrainResult, 'checkpoint' | 'argsJson' | 'knn' | 'losses'>>; abort: () => void };
+  const run = native().startTraining(nativeConfig, data, resume, onEvent) as { done: Promise<Omit<TrainResult, 'checkpoint' | 'argsJson' | 'metricsCsv' | 'eventsFile' | 'knn' | 'losses'>>; abort: () => void };
+  logger = new RunLogger(c.checkpoint.dir, { resumeStep: c.resume && resume ? resume.globalStep : undefined });
   abortRun = () => run.abort();
   const onAbort = () => run.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -517,8 +525,10 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     const r = await run.done;
     await writes;
     if (writeError) throw writeError;
-    return { ...r, checkpoint: lastCheckpoint, argsJson, knn, losses, removedTemporaries };
+    await logger.close();
+    return { ...r, checkpoint: lastCheckpoint, argsJson, metricsCsv: logger.csvPath, eventsFile: logger.eventsPath, knn, losses, removedTemporaries };
   } finally {
+    await logger.close().catch(() => undefined); // idempotent after success; after a failure the logs are best effort
     opts.signal?.removeEventListener('abort', onAbort);
     train.images.dispose();
     train.labels?.dispose();

@@ -47,11 +47,11 @@ export interface ImageFolderIndex {
   labels: Int32Array;
 }
 
-type SharpFactory = (input?: string | Buffer | Uint8Array, options?: SharpOptions) => Sharp;
+export type SharpFactory = (input?: string | Buffer | Uint8Array, options?: SharpOptions) => Sharp;
 let sharpLoader: Promise<SharpFactory> | undefined;
 
 /** sharp is loaded on first use so that .npy and CIFAR sources work even where its binary is missing. */
-function loadSharp(): Promise<SharpFactory> {
+export function loadSharp(): Promise<SharpFactory> {
   sharpLoader ??= import('sharp').then(
     (m) => m.default as unknown as SharpFactory,
     (err: unknown) => {
