@@ -74,3 +74,10 @@ export {
   type NormalizationName,
   type IdxOptions,
 } from './data/index.js';
+// Pictures and run logs (docs/viz.md): patch-similarity heatmaps, patch kNN grids, metrics.csv / TensorBoard, the HTML report.
+export { patchHeatmap, type HeatmapOptions, type HeatmapResult, type HeatmapMap, type HeatmapQuery } from './viz/heatmap.js';
+export { patchKnn, type PatchKnnOptions, type PatchKnnResult, type PatchKnnQuery, type PatchNeighbour, type PatchKnnSpaceResult } from './viz/patch-knn.js';
+export { writeReport, type ReportOptions, type ReportResult } from './viz/report.js';
+export { readMetricsCsv, METRICS_CSV, type MetricsRow } from './viz/run-log.js';
+export { readImageFile, type RgbImage } from './viz/canvas.js';
+export type { PatchSpace } from './viz/patches.js';

@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 # libtorch-dev: the LibTorch the addon links; libopenblas0-pthread: Debian's default reference BLAS makes
 # matmuls ~25x slower; python3-*: the PyTorch reference (oracle) for fixtures and benchmarks, and the
 # datasets bundled in scikit-learn; dataset-fashion-mnist: the real data of the demo and the learning benchmark
-# (IDX files under /usr/share/datasets/fashion-mnist); python3-matplotlib: the learning benchmark's plots;
+# (IDX files under /usr/share/datasets/fashion-mnist); python3-matplotlib: the learning benchmark's plots and the
+# colour-map reference; python3-protobuf + python3-crcmod: the independent reader of TensorBoard event files in the
+# tests; chromium: the tests open the HTML report in it (headless, through playwright-core);
 # cmake/ninja/g++: the native build; util-linux: flock.
 # "a|b": either satisfies it (Debian 13's CUDA builds, libtorch-cuda-dev and python3-torch-cuda, conflict
 # with the CPU ones); when neither is installed, the first is.
 PACKAGES=("libtorch-dev|libtorch-cuda-dev" libopenblas0-pthread "python3-torch|python3-torch-cuda" python3-torchvision
           python3-numpy python3-sklearn python3-pil python3-omegaconf dataset-fashion-mnist python3-matplotlib
+          python3-protobuf python3-crcmod chromium
           cmake ninja-build g++ make util-linux)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

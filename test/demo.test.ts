@@ -1,7 +1,7 @@
 // The README's demo on real Fashion-MNIST (configs/demo.yaml), shrunk: it runs end to end, measures the random
 // and the trained backbone the same way (global and local-aggregated kNN), and its kNN agrees with the
 // trainer's own online kNN on the same images.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,5 +43,14 @@ describe('demo', () => {
     expect(text).toContain('random initialisation (seed 5)');
     expect(text).toContain('gain over the random initialisation');
     expect(text).toMatch(/done in \d+ s/);
+    // The pictures of the trained checkpoint and the run's report; the last line says where the report is.
+    expect(lines.at(-1)).toBe(`report: ${join(work, 'run', 'report.html')} (curves, config, pictures; open it in a browser)`);
+    for (const f of [s.pictures.heatmap, s.pictures.patchKnn, s.pictures.report]) expect(existsSync(f), f).toBe(true);
+    expect(s.pictures.sameClassShare.embedding).toBeGreaterThanOrEqual(0);
+    expect(s.pictures.sameClassShare.projection).toBeGreaterThanOrEqual(0);
+    expect(text).toMatch(/same-class share of the 119 nearest patches: embedding [\d.]+ %, projection [\d.]+ %/);
+    const html = readFileSync(s.pictures.report, 'utf8');
+    expect(html).toContain('heatmap.png');
+    expect(html).toContain('patch-knn.png');
   }, 180_000);
 });

@@ -23,10 +23,14 @@ import { buildInfo, getNumThreads, manualSeed } from '../native.js';
 import { train, type TrainEvent } from '../train.js';
 import { resolveTrainConfig, deepMerge } from '../train-config.js';
 import { loadCheckpoint } from '../checkpoint/load.js';
-import { extractFeatures, type FeatureModel, type Pooling } from '../features.js';
+import { extractFeatures, type FeatureModel, type NormalizeOption, type Pooling } from '../features.js';
 import { knn, linearProbe } from '../eval.js';
 import { resnet } from '../models.js';
 import { openImageSource, type ImageSource } from '../data/index.js';
+import { patchHeatmap } from '../viz/heatmap.js';
+import { patchKnn } from '../viz/patch-knn.js';
+import { writeReport } from '../viz/report.js';
+import { writeFileAtomically } from './heatmap.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEMO_CONFIG = join(packageRoot, 'configs', 'demo.yaml');
@@ -60,8 +64,55 @@ export interface DemoSummary {
   trainSeconds: number;
   trainImagesPerSec: number;
   checkpoint: string;
+  pictures: DemoPictures;
   seconds: number;
   cpu: string;
+}
+
+/** What the demo draws from its trained checkpoint (docs/viz.md), and the run's HTML report. */
+export interface DemoPictures {
+  heatmap: string;
+  patchKnn: string;
+  report: string;
+  /** Share of a test patch's 119 nearest patches (other images) whose image has the query's class. */
+  sameClassShare: { embedding: number | null; projection: number | null };
+}
+
+/**
+ * The pictures of the paper's appendices D and E for the trained checkpoint, on the held-out images: a
+ * heatmap of test image 0 (query: its central quarter, the training patch size) in both spaces, and the 119
+ * nearest patches among the first 1000 held-out images (at most); then the run's report.
+ */
+async function makePictures(
+  model: FeatureModel,
+  dataPath: string,
+  o: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined; limit: number; normalize: NormalizeOption; dir: string; log: (l: string) => void },
+): Promise<DemoPictures> {
+  const source = await openImageSource({ path: dataPath, ...(o.size !== undefined && { size: o.size }), ...(o.fit !== undefined && { fit: o.fit }), limit: o.limit });
+  try {
+    const side = source.height;
+    const size = Math.max(1, Math.round(side / 2));
+    const at = Math.floor((side - size) / 2);
+    const spaces = model.projector ? 'both' : 'embedding';
+    const b = await source.readBatch(0, 1);
+    const heat = await patchHeatmap(model, { width: b.width, height: b.height, data: b.pixels as Uint8Array }, { query: { x: at, y: at, size }, stride: 1, resize: side, space: spaces, normalize: o.normalize });
+    const heatmap = join(o.dir, 'heatmap.png');
+    await writeFileAtomically(heatmap, heat.png);
+    for (const m of heat.maps) m.similarity.dispose();
+    const cls = (l: number | null) => (l === null ? '?' : source.classes?.[l] ?? String(l));
+    const knnResult = await patchKnn(model, source, { query: { image: 0, x: at, y: at, size }, k: 119, stride: Math.max(1, Math.floor(size / 2)), resize: side, space: spaces, normalize: o.normalize });
+    const patchKnnPng = join(o.dir, 'patch-knn.png');
+    await writeFileAtomically(patchKnnPng, knnResult.png);
+    const share = (space: string) => knnResult.results.find((r) => r.space === space)?.sameClassShare ?? null;
+    const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)} %`);
+    o.log(`pictures: ${heatmap} (test image 0, ${cls(knnResult.query.label)}: similarity of its central ${size}×${size} patch to every patch); ${patchKnnPng} (its 119 nearest patches among ${knnResult.bank.images} test images)`);
+    o.log(`  same-class share of the 119 nearest patches: embedding ${pct(share('embedding'))}, projection ${pct(share('projection'))}`);
+    const report = join(o.dir, 'report.html');
+    await writeReport(o.dir, { out: report });
+    return { heatmap, patchKnn: patchKnnPng, report, sameClassShare: { embedding: share('embedding'), projection: share('projection') } };
+  } finally {
+    await source.close();
+  }
 }
 
 function cpuName(): string {
@@ -176,8 +227,15 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
     log(`  ${trainSeconds.toFixed(0)} s, ${result.imagesPerSec.toFixed(1)} images/s (${views} views each); checkpoint (solo-learn layout): ${result.checkpoint}`);
 
     const loaded = await loadCheckpoint(result.checkpoint);
-    const trained = await measure(loaded).finally(() => loaded.dispose());
-    log(`trained backbone (loaded from the checkpoint): ${describe(trained)}`);
+    let trained: KnnPair;
+    let pictures: DemoPictures;
+    try {
+      trained = await measure(loaded);
+      log(`trained backbone (loaded from the checkpoint): ${describe(trained)}`);
+      pictures = await makePictures(loaded, c.data.val, { size: c.data.size, fit: c.data.fit, limit: Math.min(1000, c.data.valLimit ?? 1000), normalize, dir: c.checkpoint.dir, log });
+    } finally {
+      loaded.dispose();
+    }
     const seconds = (performance.now() - t0) / 1000;
     const gain = (k: keyof KnnPair) => trained[k].top1 - random[k].top1;
     const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
@@ -187,6 +245,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
       log('kNN: this short run did not beat the random initialisation (its features are already close to raw-pixel kNN on Fashion-MNIST); docs/learning.md has longer side-by-side runs against PyTorch (bench/learning.mjs)');
     }
     log(`done in ${seconds.toFixed(0)} s`);
+    log(`report: ${pictures.report} (curves, config, pictures; open it in a browser)`);
     return {
       method: c.method,
       seed: c.seed,
@@ -196,6 +255,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
       trainSeconds,
       trainImagesPerSec: result.imagesPerSec,
       checkpoint: result.checkpoint,
+      pictures,
       seconds,
       cpu,
     };

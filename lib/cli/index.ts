@@ -15,6 +15,9 @@ import { register as registerTrain } from './train.js';
 import { register as registerExtract } from './extract.js';
 import { register as registerKnn } from './knn.js';
 import { register as registerLinear } from './linear.js';
+import { register as registerHeatmap } from './heatmap.js';
+import { register as registerPatchKnn } from './patch-knn.js';
+import { register as registerReport } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string; description: string };
@@ -42,6 +45,9 @@ export function buildProgram(): Command {
   registerExtract(program);
   registerKnn(program);
   registerLinear(program);
+  registerHeatmap(program);
+  registerPatchKnn(program);
+  registerReport(program);
   for (const cmd of program.commands) {
     // Required options say so in the help; defaults are shown as values by commander; the global --threads
     // is listed under each command it applies to.
@@ -73,6 +79,12 @@ const EXAMPLES: Record<string, string[]> = {
     'torch-ssl knn --train train.npy --train-labels train-labels.npy --test test.npy --test-labels test-labels.npy',
     'torch-ssl knn --train train.npy --train-labels train-labels.npy --test test.npy --test-labels test-labels.npy --grid --ks 10,20',
   ],
+  heatmap: [
+    'torch-ssl heatmap --checkpoint .cache/demo-run/demo-ep=1.ckpt --image photo.png --query 80,40,71 --space both --out heat.png',
+    'torch-ssl heatmap --checkpoint run/demo-ep=1.ckpt --image /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --index 0 --query 7,7,14 --out heat.png',
+  ],
+  'patch-knn': ['torch-ssl patch-knn --checkpoint run/demo-ep=1.ckpt --dataset /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --size 16 --limit 1000 --query 0:4,4,8 --k 119 --out grid.png'],
+  report: ['torch-ssl report .cache/demo-run --out report.html'],
   linear: ['torch-ssl linear --train train.npy --train-labels train-labels.npy --test test.npy --test-labels test-labels.npy --epochs 100'],
 };
 
