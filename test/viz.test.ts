@@ -126,6 +126,40 @@ describe('patchKnn', () => {
     }
   });
 
+  it('a CIFAR-10 binary folder and an image folder of the same images give the same neighbours as the .npy', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const pixels = (await fixtureArray('viz', 'digits60')).data as unknown as Uint8Array;
+    const labels = Array.from((await fixtureArray('viz', 'digits60-labels')).data as unknown as ArrayLike<bigint>, Number);
+    const dir = mkdtempSync(join(tmpdir(), 'tssl-viz-'));
+    // CIFAR-10: records of <label> <1024 R> <1024 G> <1024 B>.
+    const cifar = join(dir, 'cifar');
+    mkdirSync(cifar);
+    const rec = Buffer.alloc(60 * 3073);
+    for (let i = 0; i < 60; i++) {
+      rec[i * 3073] = labels[i]!;
+      for (let ch = 0; ch < 3; ch++) for (let p = 0; p < 1024; p++) rec[i * 3073 + 1 + ch * 1024 + p] = pixels[(i * 1024 + p) * 3 + ch]!;
+    }
+    writeFileSync(join(cifar, 'data_batch_1.bin'), rec);
+    // An image folder: class sub-folders of PNGs, named so that torchvision's order is the .npy's order.
+    const folder = join(dir, 'folder');
+    for (let i = 0; i < 60; i++) {
+      const cls = join(folder, `class${labels[i]}`);
+      mkdirSync(cls, { recursive: true });
+      await sharp(Buffer.from(pixels.subarray(i * 3072, (i + 1) * 3072)), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(cls, `${String(i).padStart(3, '0')}.png`));
+    }
+    const q = meta.knn;
+    const ask = (data: string, image: number) => patchKnn(ck, data, { query: { image, x: q.x, y: q.y, size: q.size }, k: 10, stride: q.stride });
+    const npy = await ask(fixturePath('viz', 'digits60.npy'), q.image);
+    const viaCifar = await ask(cifar, q.image);
+    expect(viaCifar.results[0]!.neighbours).toEqual(npy.results[0]!.neighbours);
+    // In the folder, images are ordered by class then name: map indices through that order.
+    const order = Array.from({ length: 60 }, (_, i) => i).sort((a, b) => labels[a]! - labels[b]! || a - b);
+    const viaFolder = await ask(folder, order.indexOf(q.image));
+    expect(viaFolder.results[0]!.neighbours.map((n) => ({ ...n, image: order[n.image] }))).toEqual(npy.results[0]!.neighbours);
+  });
+
   it('checks the bank against the memory budget before any work, and the query against the data', async () => {
     const data = fixturePath('viz', 'digits60.npy');
     await expectError(patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 4 }, stride: 1, memoryMb: 1 }), 'ERR_INVALID_ARG', 'MiB, more than memoryMb 1');

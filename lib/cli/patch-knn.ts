@@ -54,7 +54,7 @@ export function register(program: Command): void {
       await inputFile('--checkpoint', o.checkpoint as string);
       const source = await openImageSource({ path: o.dataset as string, split, ...(size !== undefined && { size }) });
       const model = await loadFeatureModel(o.checkpoint as string, { projector: space !== 'embedding' });
-      const bar = progressBar('patch bank');
+      const bar = progressBar('patch bank (images embedded)');
       try {
         const r = await withInterrupt((signal) =>
           patchKnn(model, source, {
@@ -63,7 +63,7 @@ export function register(program: Command): void {
             space,
             memoryMb,
             signal,
-            onProgress: (p) => bar.update(p.done, p.total, 'images'),
+            onProgress: (p) => bar.update(p.done, p.total),
             ...(stride !== undefined && { stride }),
             ...(resize !== undefined && { resize }),
             ...(limit !== undefined && { limit }),

@@ -103,7 +103,7 @@ export function renderHeatmapPanel(image: RgbImage, heat: Float64Array, min: num
   const span = max - min;
   const unit = heat.map((v) => (span > 0 ? Math.min(1, Math.max(0, (v - min) / span)) : 0.5));
   const panel = upscale(overlay(image, unit, alpha), scale);
-  const thickness = Math.max(2, Math.ceil(scale / 2));
+  const thickness = Math.max(2, Math.ceil(scale / 4));
   drawBox(panel, query.x * scale, query.y * scale, query.size * scale, query.size * scale, RED, thickness, Math.max(4, 2 * thickness));
   return panel;
 }
