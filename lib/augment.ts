@@ -5,7 +5,7 @@
 import { invalidArg } from './errors.js';
 import { native } from './native.js';
 import { awaitNative, Tensor } from './tensor.js';
-import { ViewSchema, type ViewConfig } from './train-config.js';
+import { toNativeView, ViewSchema, type ViewConfig } from './train-config.js';
 import { NORMALIZATIONS, type Normalization } from './data/normalization.js';
 
 export type { ViewConfig };
@@ -19,11 +19,6 @@ export async function augment(images: Tensor, view: Partial<ViewConfig> = {}, op
   const norm = opts.normalization ?? NORMALIZATIONS.cifar10;
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const h = images.handle;
-  const cfg = {
-    size: v.size, scaleMin: v.scale[0], scaleMax: v.scale[1], ratioMin: v.ratio[0], ratioMax: v.ratio[1], interpolation: v.interpolation,
-    jitterP: v.jitter.p, brightness: v.jitter.brightness, contrast: v.jitter.contrast, saturation: v.jitter.saturation, hue: v.jitter.hue,
-    grayP: v.grayscale, blurP: v.blur.p, sigmaMin: v.blur.sigma[0], sigmaMax: v.blur.sigma[1], blurKernel: v.blur.kernel,
-    solarizeP: v.solarize, flipP: v.flip, mean: [...norm.mean], std: [...norm.std],
-  };
+  const cfg = toNativeView(v, norm);
   return awaitNative(async () => new Tensor(await native().augmentBatch(h, cfg, seed)));
 }

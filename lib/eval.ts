@@ -1,13 +1,13 @@
 /**
  * Evaluation protocols on frozen features (docs/features.md):
- * - `knn`: solo-learn's WeightedKNNClassifier (shared/reference/solo-learn.md §5), chunked over test rows;
+ * - `knn`: solo-learn's WeightedKNNClassifier (docs/features.md, Weighted kNN), chunked over test rows;
  * - `knnGrid`: solo-learn's offline grid of k × T from one top-max(k) pass over the similarities;
  * - `linearProbe`: a linear classifier trained natively (SGD + momentum, cosine decay, standardised features).
  */
 import { readLabelsNpy } from './data/index.js';
 import { invalidArg, TorchSslError } from './errors.js';
 import { checkKeys } from './strict-keys.js';
-import { native, type NativeTensor } from './native.js';
+import { native, type NativeKnnGrid, type NativeTensor } from './native.js';
 import { awaitNative, readNpy, Tensor } from './tensor.js';
 
 export type FeaturesInput = Tensor | string;
@@ -101,19 +101,12 @@ async function loadAll(o: { trainFeatures: unknown; trainLabels: unknown; testFe
   ]);
 }
 
-interface NativeKnn {
-  ks: number[];
-  temperatures: number[];
-  top1: number[];
-  top5: number[];
-  numClasses: number;
-  trainCount: number;
-  testCount: number;
-}
+type NativeKnn = NativeKnnGrid;
 
 async function runKnn(tensors: Tensor[], ks: number[], temperatures: number[], distance: string, chunkSize: number | undefined): Promise<NativeKnn> {
   const handles = tensors.map((t) => t.handle);
-  return awaitNative(() => native().knnGrid(...handles, { ks, temperatures, distance, chunkSize: chunkSize ?? 0 }) as Promise<NativeKnn>);
+  const [a, b, c, d] = handles as [NativeTensor, NativeTensor, NativeTensor, NativeTensor];
+  return awaitNative(() => native().knnGrid(a, b, c, d, { ks, temperatures, distance, chunkSize: chunkSize ?? 0 }));
 }
 
 const KNN_KEYS = ['trainFeatures', 'trainLabels', 'testFeatures', 'testLabels', 'k', 'temperature', 'distance', 'chunkSize'] as const;
@@ -239,13 +232,17 @@ export async function linearProbe(opts: LinearProbeOptions): Promise<LinearProbe
   const onAbort = () => addon.raiseStopFlag(stop);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const r = (await awaitNative(() =>
+    const [a, b, c, d] = handles as [NativeTensor, NativeTensor, NativeTensor, NativeTensor];
+    const r = await awaitNative(() =>
       addon.linearProbe(
-        ...handles,
+        a,
+        b,
+        c,
+        d,
         { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, momentum: o.momentum, weightDecay: o.weightDecay, standardize: o.standardize, seed: o.seed, evalEveryEpoch: o.evalEveryEpoch },
         stop,
       ),
-    )) as { top1: number; top5: number; numClasses: number; history: LinearProbeEpoch[]; weight: NativeTensor; bias: NativeTensor };
+    );
     return { top1: r.top1, top5: r.top5, numClasses: r.numClasses, history: r.history, weight: new Tensor(r.weight), bias: new Tensor(r.bias) };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);

@@ -3,6 +3,7 @@
  * backward (docs/losses.md). Each returns a differentiable scalar `LossTensor` whose `terms` hold the
  * unweighted components for logging. Defaults are solo-learn's (and the BagSSL seed's for TCR).
  */
+import { METHOD_REGISTRY } from './methods/index.js';
 import { invalidArg } from './errors.js';
 import { native, type NativeTensor } from './native.js';
 import { awaitNative, Tensor } from './tensor.js';
@@ -42,11 +43,12 @@ export interface BarlowOptions {
   scale?: number;
 }
 
+/** Each loss function's defaults, from the method files (lib/methods/*.ts). */
 export const LOSS_DEFAULTS = {
-  vicreg: { simWeight: 25, varWeight: 25, covWeight: 1 },
-  simclr: { temperature: 0.1 },
-  tcr: { eps: 0.2, lambda: 30 },
-  barlow: { lambda: 0.0051, scale: 0.1 },
+  vicreg: METHOD_REGISTRY.vicreg.lossDefaults,
+  simclr: METHOD_REGISTRY.simclr.lossDefaults,
+  tcr: METHOD_REGISTRY.tcr.lossDefaults,
+  barlow: METHOD_REGISTRY.barlow.lossDefaults,
 } as const;
 
 function checkNumber(name: string, v: unknown, positive: boolean): void {
@@ -63,7 +65,7 @@ function checkTensor(name: string, t: unknown): Tensor {
 async function run(name: string, tensors: Tensor[], opts: object): Promise<LossTensor> {
   const handles = tensors.map((t) => t.handle);
   return awaitNative(async () => {
-    const r = (await native().computeLoss(name, handles, opts)) as { loss: NativeTensor; terms: Record<string, number> };
+    const r = await native().computeLoss(name, handles, opts as Record<string, number>);
     return new LossTensor(r.loss, r.terms);
   });
 }

@@ -2,6 +2,7 @@
  * Models: torchvision-exact ResNets (parameter names such as `layer3.1.bn2.running_var`) and solo-learn
  * projector heads (`<index>.weight`). The native module lives in C++; forward passes run on libuv threads.
  */
+import { METHOD_REGISTRY } from './methods/index.js';
 import { invalidArg, TorchSslError } from './errors.js';
 import { native, type NativeModule } from './native.js';
 import { awaitNative, callNative, Tensor } from './tensor.js';
@@ -160,16 +161,12 @@ export function resnet(opts: ResNetOptions): ResNet {
   return net;
 }
 
-/** Projector layouts: solo-learn's per-method CIFAR defaults and the BagSSL seed's heads (appendix C). */
+/** Projector layouts: each method's (lib/methods/*.ts) and the BagSSL seed's heads (appendix C). */
 export const PROJECTOR_PRESETS = {
-  /** solo-learn VICReg: Linear-BN-ReLU ×2 → Linear, 2048-2048-2048. */
-  vicreg: { hiddenDims: [2048, 2048], outputDim: 2048, batchNorm: true },
-  /** solo-learn Barlow Twins: as VICReg. */
-  barlow: { hiddenDims: [2048, 2048], outputDim: 2048, batchNorm: true },
-  /** solo-learn SimCLR: Linear-ReLU → Linear, 2048 → 256, no BN. */
-  simclr: { hiddenDims: [2048], outputDim: 256, batchNorm: false },
-  /** EMP-SSL (TCR): 4096 pre-feature + 4096 hidden, BN, → 1024. */
-  tcr: { hiddenDims: [4096, 4096], outputDim: 1024, batchNorm: true },
+  vicreg: projectorOf(METHOD_REGISTRY.vicreg),
+  barlow: projectorOf(METHOD_REGISTRY.barlow),
+  simclr: projectorOf(METHOD_REGISTRY.simclr),
+  tcr: projectorOf(METHOD_REGISTRY.tcr),
   /** BagSSL seed C.1, CIFAR-10: 4096 hidden → 128, BN + ReLU between. */
   'bagssl-cifar10': { hiddenDims: [4096], outputDim: 128, batchNorm: true },
   /** BagSSL seed C.1, CIFAR-100: 4096 hidden → 512. */
@@ -177,6 +174,9 @@ export const PROJECTOR_PRESETS = {
   /** BagSSL seed C.2/C.3, ImageNet(-100): three layers of 8192. */
   'bagssl-imagenet': { hiddenDims: [8192, 8192], outputDim: 8192, batchNorm: true },
 } as const;
+function projectorOf(m: { projector: { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean } }): { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean } {
+  return { hiddenDims: m.projector.hiddenDims, outputDim: m.projector.outputDim, batchNorm: m.projector.batchNorm };
+}
 export type ProjectorPreset = keyof typeof PROJECTOR_PRESETS;
 
 export interface ProjectorOptions {

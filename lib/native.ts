@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TorchSslError } from './errors.js';
+import type { NativeTrainConfig, NativeView } from './train-config.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export interface NativeTensor {
@@ -54,7 +55,74 @@ export interface NativeAddon {
   releaseCpuCache(): void;
   createResNet(o: { depth: number; stem: string; numClasses?: number; zeroInitResidual?: boolean }): NativeModule;
   createProjector(o: { inputDim: number; hiddenDims: number[]; outputDim: number; batchNorm: boolean }): NativeModule;
-  [k: string]: any;
+  createOptimizer(kind: 'lars' | 'sgd', groups: { params: NativeTensor[]; options: Record<string, unknown> }[], defaults: Record<string, unknown>): NativeOptimizer;
+  computeLoss(name: string, tensors: NativeTensor[], options: Record<string, number>): Promise<{ loss: NativeTensor; terms: Record<string, number> }>;
+  augmentBatch(images: NativeTensor, view: NativeView, seed: number): Promise<NativeTensor>;
+  /** The functional augmentation ops with explicit parameters (tests compare them with torchvision's). */
+  augmentOp(name: string, images: NativeTensor, params: Record<string, unknown>): NativeTensor;
+  prepareImages(raw: NativeTensor, stats: { mean: number[]; std: number[] } | null, device: string): Promise<NativeTensor>;
+  extractFeatureBatch(backbone: NativeModule, projector: NativeModule | null, input: NativeTensor, opts: Record<string, unknown>): Promise<NativeTensor>;
+  knnGrid(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor, opts: { ks: number[]; temperatures: number[]; distance: string; chunkSize: number }): Promise<NativeKnnGrid>;
+  linearProbe(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor, opts: Record<string, unknown>, stop: NativeStopFlag): Promise<NativeLinearProbe>;
+  newStopFlag(): NativeStopFlag;
+  raiseStopFlag(flag: NativeStopFlag): void;
+  startTraining(config: NativeTrainConfig, data: { images: NativeTensor; labels?: NativeTensor | undefined; valImages?: NativeTensor | undefined; valLabels?: NativeTensor | undefined }, resume: NativeResume | null, onEvent: (e: { type: string } & Record<string, unknown>) => void): { done: Promise<NativeTrainResult>; abort(): void };
+}
+
+/** An opaque cancellation token the native side polls. */
+export type NativeStopFlag = { readonly __nativeStopFlag: unique symbol };
+
+export interface NativeOptimizer {
+  step(): Promise<void>;
+  zeroGrad(): void;
+  getGroup(i: number): Record<string, number | boolean>;
+  setGroup(i: number, options: Record<string, unknown>): void;
+  /** Per group, per parameter. */
+  momentumBuffers(): (NativeTensor | null)[][];
+  setMomentumBuffers(buffers: (NativeTensor | null)[][]): void;
+  dispose(): void;
+}
+
+export interface NativeKnnGrid {
+  ks: number[];
+  temperatures: number[];
+  top1: number[];
+  top5: number[];
+  numClasses: number;
+  trainCount: number;
+  testCount: number;
+}
+
+export interface NativeLinearProbe {
+  top1: number;
+  top5: number;
+  numClasses: number;
+  history: { epoch: number; lr: number; loss: number; trainTop1: number; testTop1?: number }[];
+  weight: NativeTensor;
+  bias: NativeTensor;
+}
+
+/** What resume / backbone.init hand the trainer: weights by solo-learn name, momentum by parameter name. */
+export interface NativeResume {
+  globalStep: number;
+  stateDict: [string, NativeTensor][];
+  momentum: [string, NativeTensor][];
+  ampScale?: number;
+  ampGrowthTracker?: number;
+}
+
+export interface NativeTrainResult {
+  /** Epochs completed (a resumed run counts the earlier ones). */
+  epochs: number;
+  globalStep: number;
+  aborted: boolean;
+  lastLoss: number;
+  imagesPerSec: number;
+  augmentMsPerStep: number;
+  stepMsPerStep: number;
+  waitMsPerStep: number;
+  /** Optimizer steps the grad scaler skipped (inf/NaN gradients); 0 without a scaler. */
+  skippedSteps: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

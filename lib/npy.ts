@@ -7,12 +7,11 @@
  * spaces and a final newline so that the data starts on a 64-byte boundary, then the raw C-order data.
  * v1/v2 headers are latin-1, v3 headers UTF-8.
  */
-import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { DTYPE_BYTES, type DType, type TypedArray, typedArrayFor } from './dtype.js';
 import { invalidArg, TorchSslError } from './errors.js';
+import { ioError, readFully, tempPathFor } from './io.js';
 
 export interface NpyArray {
   dtype: DType;
@@ -318,21 +317,7 @@ export function parseNpy(buf: Uint8Array, name = '<buffer>'): NpyArray {
   return { dtype: header.dtype, shape: header.shape, data: typedArrayFor(header.dtype, out, 0, header.count) };
 }
 
-function ioError(path: string, action: string, err: unknown): TorchSslError {
-  if (err instanceof TorchSslError) return err;
-  const e = err as NodeJS.ErrnoException;
-  return new TorchSslError('ERR_IO', `Cannot ${action} ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
-}
 
-async function readFully(fh: FileHandle, into: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < into.length) {
-    const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
-}
 
 async function readHeaderFrom(fh: FileHandle, path: string): Promise<NpyHeader> {
   const pre = new Uint8Array(PREAMBLE_MAX);
@@ -368,7 +353,7 @@ export class NpyFileReader {
       return new NpyFileReader(path, header, fh, rowSize);
     } catch (err) {
       await fh?.close().catch(() => undefined);
-      throw ioError(path, 'read', err);
+      throw ioError(path, err, 'read');
     }
   }
 
@@ -396,7 +381,7 @@ export class NpyFileReader {
     try {
       got = await readFully(this.fh, bytes, this.header.dataOffset + start * this.rowSize * width);
     } catch (err) {
-      throw ioError(this.path, 'read', err);
+      throw ioError(this.path, err, 'read');
     }
     if (got !== bytes.length) throw formatError(this.path, 'truncated data (the file shrank while being read)');
     canonicalize(this.header, bytes);
@@ -512,10 +497,6 @@ function bytesOf(data: TypedArray): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** A temporary name beside `path` (same directory, so the final rename is atomic). */
-function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-}
 
 async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let done = 0;
@@ -551,7 +532,7 @@ export async function writeNpyFile(path: string, array: NpyArray): Promise<void>
   } catch (err) {
     await fh?.close().catch(() => undefined);
     await rm(tmp, { force: true }).catch(() => undefined);
-    throw ioError(path, 'write', err);
+    throw ioError(path, err, 'write');
   }
 }
 
@@ -601,7 +582,7 @@ export class NpyStreamWriter {
     } catch (err) {
       await fh?.close().catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
-      throw ioError(path, 'write', err);
+      throw ioError(path, err, 'write');
     }
     return new NpyStreamWriter(path, tmp, opts.dtype, rowShape, fh, reserved.length);
   }
@@ -621,7 +602,7 @@ export class NpyStreamWriter {
   private async fail(err: unknown): Promise<never> {
     this.state = 'failed';
     await this.discard();
-    throw ioError(this.path, 'write', err);
+    throw ioError(this.path, err, 'write');
   }
 
   /**

@@ -138,14 +138,14 @@ abstract class Optimizer<O extends { lr: number }> {
 
   /** Hyper-parameters and momentum buffers, for resuming (the buffers are copies on load). */
   stateDict(): OptimizerState {
-    const buffers = callNative(() => this.handle.momentumBuffers()) as (ReturnType<typeof native>['NativeTensor'] | null)[][];
+    const buffers = callNative(() => this.handle.momentumBuffers());
     return {
       kind: this.kind,
       groups: this.paramGroups.map((_, i) => {
         const { paramCount: _count, ...g } = this.handle.getGroup(i) as Record<string, number | boolean>;
         return g;
       }),
-      momentumBuffers: buffers.map((g) => g.map((b) => (b === null ? null : new Tensor(b as never)))),
+      momentumBuffers: buffers.map((g) => g.map((b) => (b === null ? null : new Tensor(b)))),
     };
   }
   loadStateDict(state: OptimizerState): void {

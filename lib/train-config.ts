@@ -7,9 +7,9 @@ import { z } from 'zod';
 import { TorchSslError } from './errors.js';
 import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
 import { PROJECTOR_PRESETS } from './models.js';
+import { ALL_LOSS_OPTIONS, METHOD_REGISTRY, METHODS, methodSpec, type Method } from './methods/index.js';
 
-export const METHODS = ['vicreg', 'simclr', 'tcr', 'barlow'] as const;
-export type Method = (typeof METHODS)[number];
+export { METHODS, type Method };
 
 const prob = z.number().min(0).max(1);
 const positive = z.number().positive();
@@ -30,26 +30,20 @@ export const ViewSchema = z.object({
 });
 export type ViewConfig = z.infer<typeof ViewSchema>;
 
-/** Augmentation recipes (solo-learn CIFAR augmentations/*.yaml, EMP-SSL's fixed-scale patches). */
-export const AUGMENTATION_PRESETS: Record<string, Partial<z.input<typeof ViewSchema>>[]> = {
-  /** solo-learn asymmetric.yaml (BYOL, Barlow): solarize 0 / 0.2, no blur on CIFAR. */
-  'solo-asymmetric': [{ solarize: 0 }, { solarize: 0.2 }],
-  /** solo-learn symmetric.yaml (SimCLR). */
-  'solo-symmetric': [{ jitter: { p: 0.8, brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 }, blur: { p: 0.5, sigma: [0.1, 2], kernel: 0 } }],
-  /** solo-learn vicreg.yaml: crop scale (0.2, 1), solarize 0.1 on both views. */
-  'solo-vicreg': [{ scale: [0.2, 1], solarize: 0.1 }],
-  /** EMP-SSL CIFAR: fixed-scale 16×16 patches (area 0.25, ratio 1) upsampled to 32, bilinear. */
-  'emp-ssl-patches': [
-    {
-      scale: [0.25, 0.25],
-      ratio: [1, 1],
-      interpolation: 'bilinear',
-      jitter: { p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.2 },
-      blur: { p: 0.1, sigma: [0.1, 2], kernel: 0 },
-      solarize: 0.1,
-    },
-  ],
-};
+/** Augmentation recipes: each method's (lib/methods/*.ts: solo-learn CIFAR augmentations/*.yaml, EMP-SSL's patches). */
+export const AUGMENTATION_PRESETS: Record<string, Partial<z.input<typeof ViewSchema>>[]> = Object.fromEntries(
+  Object.values(METHOD_REGISTRY).map((m) => [m.augmentation.name, m.augmentation.views as Partial<z.input<typeof ViewSchema>>[]]),
+);
+
+/** The loss options of every method, with the bounds their method files give. */
+const LossSchema = z.object(
+  Object.fromEntries(
+    ALL_LOSS_OPTIONS.map((key) => {
+      const o = Object.values(METHOD_REGISTRY).map((m) => (m.lossOptions as Record<string, { min: number; exclusive?: boolean }>)[key]).find((x) => x !== undefined)!;
+      return [key, o.exclusive ? z.number().gt(o.min) : z.number().min(o.min)];
+    }),
+  ),
+);
 
 const NormalizationSchema = z.union([z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl', 'fashion-mnist', 'mnist']), z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) })]);
 
@@ -93,7 +87,7 @@ export const TrainConfigSchema = z.object({
   /** Number of views (SimCLR may use more than 2); for TCR the number of patches per image. */
   views: z.number().int().min(2).optional(),
   augmentation: z.union([z.enum(Object.keys(AUGMENTATION_PRESETS) as [string, ...string[]]), z.array(ViewSchema.partial())]).optional(),
-  loss: z.object({ simWeight: z.number().min(0), varWeight: z.number().min(0), covWeight: z.number().min(0), temperature: positive, eps: positive, lambda: z.number().min(0), scale: positive }).partial().default({}),
+  loss: LossSchema.partial().default({}),
   optimizer: z
     .object({
       lr: positive.optional(),
@@ -141,13 +135,13 @@ export const TrainConfigSchema = z.object({
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 
-/** Per-method defaults (solo-learn CIFAR configs; TCR from EMP-SSL / the BagSSL seed). */
-export const METHOD_DEFAULTS: Record<Method, { lr: number; weightDecay: number; views: number; augmentation: string; projector: keyof typeof PROJECTOR_PRESETS; loss: Record<string, number>; concatViews: boolean }> = {
-  vicreg: { lr: 0.3, weightDecay: 1e-4, views: 2, augmentation: 'solo-vicreg', projector: 'vicreg', loss: { simWeight: 25, varWeight: 25, covWeight: 1 }, concatViews: false },
-  barlow: { lr: 0.3, weightDecay: 1e-4, views: 2, augmentation: 'solo-asymmetric', projector: 'barlow', loss: { lambda: 0.0051, scale: 0.1 }, concatViews: false },
-  simclr: { lr: 0.4, weightDecay: 1e-4, views: 2, augmentation: 'solo-symmetric', projector: 'simclr', loss: { temperature: 0.2 }, concatViews: false },
-  tcr: { lr: 0.3, weightDecay: 1e-4, views: 20, augmentation: 'emp-ssl-patches', projector: 'tcr', loss: { eps: 0.2, lambda: 30 }, concatViews: true },
-};
+/** Per-method training defaults, from the method files (lib/methods/*.ts). */
+export const METHOD_DEFAULTS: Record<Method, { lr: number; weightDecay: number; views: number; augmentation: string; projector: keyof typeof PROJECTOR_PRESETS; loss: Record<string, number>; concatViews: boolean }> = Object.fromEntries(
+  METHODS.map((name) => {
+    const m = methodSpec(name);
+    return [name, { lr: m.train.lr, weightDecay: m.train.weightDecay, views: m.views.default, augmentation: m.augmentation.name, projector: m.projector.name as keyof typeof PROJECTOR_PRESETS, loss: { ...m.train.loss }, concatViews: m.concatViews }];
+  }),
+) as never;
 
 /** Whole recipes; a config's own fields override the preset's. */
 export const TRAIN_PRESETS: Record<string, Partial<TrainConfigInput>> = {
@@ -226,9 +220,12 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
   const m = METHOD_DEFAULTS[c.method];
   c.optimizer.lr ??= m.lr;
   c.optimizer.weightDecay ??= m.weightDecay;
-  c.loss = { ...m.loss, ...c.loss };
+  // The method's options only (a preset may carry several methods' options); the engine gets every one.
+  const spec = methodSpec(c.method);
+  const merged: Record<string, number | undefined> = { ...m.loss, ...c.loss };
+  c.loss = Object.fromEntries(Object.keys(spec.lossOptions).map((k) => [k, merged[k]!]));
   const numViews = c.views ?? m.views;
-  if ((c.method === 'vicreg' || c.method === 'barlow') && numViews !== 2) throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly 2 views, got ${numViews}`);
+  if (spec.views.exactly !== undefined && numViews !== spec.views.exactly) throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly ${spec.views.exactly} views, got ${numViews}`);
   const aug = c.augmentation ?? m.augmentation;
   const partials = typeof aug === 'string' ? AUGMENTATION_PRESETS[aug]! : aug;
   if (partials.length === 0) throw new TorchSslError('ERR_CONFIG', 'config.augmentation: at least one view pipeline is needed');
@@ -246,4 +243,148 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
     throw new TorchSslError('ERR_CONFIG', 'config.resume continues a run of this trainer and config.backbone.init starts a new run from a backbone: give one of them');
   }
   return { ...c, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved };
+}
+
+/** What the engine receives (native/bindings/train.cc parseConfig): every field, no defaults on that side. */
+export interface NativeTrainConfig {
+  method: Method;
+  loss: Record<string, number>;
+  depth: number;
+  stem: 'cifar' | 'imagenet';
+  zeroInitResidual: boolean;
+  projectorHidden: number[];
+  projectorOutput: number;
+  projectorBatchNorm: boolean;
+  views: NativeView[];
+  numViews: number;
+  concatViews: boolean;
+  batchSize: number;
+  epochs: number;
+  maxSteps: number;
+  lr: number;
+  classifierLr: number;
+  weightDecay: number;
+  eta: number;
+  momentum: number;
+  clipLr: boolean;
+  excludeBiasAndNorm: boolean;
+  warmupEpochs: number;
+  warmupStartLr: number;
+  minLr: number;
+  numClasses: number;
+  seed: number;
+  device: string;
+  channelsLast: boolean;
+  shuffle: boolean;
+  precision: '32' | '16-mixed' | 'bf16-mixed';
+  /** null: on for '16-mixed' only. */
+  gradScaler: boolean | null;
+  scalerInitScale: number;
+  scalerGrowthFactor: number;
+  scalerBackoffFactor: number;
+  scalerGrowthInterval: number;
+  checkpointEvery: number;
+  logEvery: number;
+  knnEvery: number;
+  knnK: number;
+  knnTemperature: number;
+  evalMean: number[];
+  evalStd: number[];
+}
+
+/** One view pipeline as the engine reads it (native/data/augment.h ViewAugment). */
+export interface NativeView {
+  size: number;
+  scaleMin: number;
+  scaleMax: number;
+  ratioMin: number;
+  ratioMax: number;
+  interpolation: 'bicubic' | 'bilinear';
+  jitterP: number;
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  hue: number;
+  grayP: number;
+  blurP: number;
+  sigmaMin: number;
+  sigmaMax: number;
+  blurKernel: number;
+  solarizeP: number;
+  flipP: number;
+  mean: number[];
+  std: number[];
+}
+
+export function toNativeView(v: ViewConfig, norm: { mean: readonly number[]; std: readonly number[] }): NativeView {
+  return {
+    size: v.size,
+    scaleMin: v.scale[0],
+    scaleMax: v.scale[1],
+    ratioMin: v.ratio[0],
+    ratioMax: v.ratio[1],
+    interpolation: v.interpolation,
+    jitterP: v.jitter.p,
+    brightness: v.jitter.brightness,
+    contrast: v.jitter.contrast,
+    saturation: v.jitter.saturation,
+    hue: v.jitter.hue,
+    grayP: v.grayscale,
+    blurP: v.blur.p,
+    sigmaMin: v.blur.sigma[0],
+    sigmaMax: v.blur.sigma[1],
+    blurKernel: v.blur.kernel,
+    solarizeP: v.solarize,
+    flipP: v.flip,
+    mean: [...norm.mean],
+    std: [...norm.std],
+  };
+}
+
+/** The complete engine config of a resolved training config; `norm` the statistics views and kNN use. */
+export function toNativeConfig(c: ReturnType<typeof resolveTrainConfig>, norm: { mean: readonly number[]; std: readonly number[] }, numClasses: number): NativeTrainConfig {
+  return {
+    method: c.method,
+    loss: c.loss as Record<string, number>,
+    depth: c.backbone.depth,
+    stem: c.backbone.stem,
+    zeroInitResidual: c.backbone.zeroInitResidual,
+    projectorHidden: [...c.projectorResolved.hiddenDims],
+    projectorOutput: c.projectorResolved.outputDim,
+    projectorBatchNorm: c.projectorResolved.batchNorm,
+    views: c.resolvedViews.map((v) => toNativeView(v, norm)),
+    numViews: c.numViews,
+    concatViews: c.concatViews,
+    batchSize: c.batchSize,
+    epochs: c.epochs,
+    maxSteps: c.maxSteps,
+    lr: c.optimizer.lr!,
+    classifierLr: c.optimizer.classifierLr,
+    weightDecay: c.optimizer.weightDecay!,
+    eta: c.optimizer.eta,
+    momentum: c.optimizer.momentum,
+    clipLr: c.optimizer.clipLr,
+    excludeBiasAndNorm: c.optimizer.excludeBiasAndNorm,
+    warmupEpochs: c.scheduler.warmupEpochs,
+    warmupStartLr: c.scheduler.warmupStartLr,
+    minLr: c.scheduler.minLr,
+    numClasses,
+    seed: c.seed,
+    device: c.device,
+    channelsLast: c.channelsLast,
+    shuffle: c.data.shuffle,
+    precision: c.precision,
+    gradScaler: c.gradScaler.enabled ?? null,
+    scalerInitScale: c.gradScaler.initScale,
+    scalerGrowthFactor: c.gradScaler.growthFactor,
+    scalerBackoffFactor: c.gradScaler.backoffFactor,
+    scalerGrowthInterval: c.gradScaler.growthInterval,
+    checkpointEvery: c.checkpoint.every,
+    logEvery: c.logEvery,
+    knnEvery: c.knn.every,
+    knnK: c.knn.k,
+    knnTemperature: c.knn.temperature,
+    evalMean: [...norm.mean],
+    evalStd: [...norm.std],
+  };
 }

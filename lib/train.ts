@@ -3,25 +3,22 @@
  * producer thread, the step on the training thread); JS validates the config, loads the data, receives
  * events, writes checkpoints (atomically, solo-learn's layout, args.json beside) and can stop the run.
  */
-import { mkdir, writeFile, rename, rm, statfs } from 'node:fs/promises';
-import { removeStaleTemporaries } from './checkpoint/atomic.js';
+import { mkdir, statfs } from 'node:fs/promises';
+import { removeStaleTemporaries } from './io.js';
 import { readFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { openImageSource } from './data/index.js';
 import { NORMALIZATIONS } from './data/normalization.js';
 import { TorchSslError, rethrowWithStack } from './errors.js';
-import { native, preloadNative, setNumThreads, type NativeTensor } from './native.js';
+import { native, preloadNative, setNumThreads, type NativeTrainResult } from './native.js';
 import { Tensor } from './tensor.js';
-import { DTYPE_BYTES, typedArrayFor } from './dtype.js';
-import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './checkpoint/index.js';
-import { dictGet } from './checkpoint/pyvalue.js';
-import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
-import { loadCheckpoint } from './checkpoint/load.js';
+import { resolveTrainConfig, toNativeConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
 import { checkKeys } from './strict-keys.js';
 import { RunLogger } from './viz/run-log.js';
+import { PACKAGE } from './version.js';
+import { readBackboneInit, readResume, writeArgsJson, writeTrainingCheckpoint, type RawCheckpoint } from './checkpoint/lightning.js';
 
-const version = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string }).version;
+const version = PACKAGE.version;
 
 export interface StepEvent {
   type: 'step';
@@ -111,17 +108,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
 }
 
-export interface TrainResult {
-  epochs: number;
-  globalStep: number;
-  aborted: boolean;
-  lastLoss: number;
-  imagesPerSec: number;
-  augmentMsPerStep: number;
-  stepMsPerStep: number;
-  waitMsPerStep: number;
-  /** Optimizer steps the grad scaler skipped (inf/NaN gradients); 0 without a scaler. */
-  skippedSteps: number;
+/** What the run did (NativeTrainResult: epochs, globalStep, aborted, lastLoss, images/s, ms per step, skippedSteps) and what it wrote. */
+export interface TrainResult extends NativeTrainResult {
   /** The last checkpoint written (solo-learn layout; loadCheckpoint / extract / Python torch.load read it). */
   checkpoint: string;
   argsJson: string;
@@ -178,19 +166,6 @@ export async function checkDiskSpace(dir: string, bytes: number): Promise<void> 
   }
 }
 
-interface RawCheckpoint {
-  type: 'checkpoint';
-  epoch: number;
-  globalStep: number;
-  final: boolean;
-  aborted: boolean;
-  stateDict: [string, NativeTensor][];
-  momentum: [string, NativeTensor][];
-  groupLrs: Record<string, number>;
-  gradScale?: number;
-  ampGrowthTracker?: number;
-}
-
 async function loadImages(path: string, labelsPath: string | undefined, d: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined }, limit: number | undefined) {
   const src = await openImageSource({ path, ...(labelsPath ? { labels: labelsPath } : {}), ...(d.size ? { size: d.size } : {}), ...(d.fit ? { fit: d.fit } : {}), ...(limit ? { limit } : {}) });
   try {
@@ -204,109 +179,6 @@ async function loadImages(path: string, labelsPath: string | undefined, d: { siz
     return { images, labels, numClasses, height: src.height, normalization: src.normalization };
   } finally {
     await src.close();
-  }
-}
-
-/**
- * A checkpoint snapshot's elements, viewed in place (no copy on the JS thread) when the writer reaches
- * it. The trainer cloned these tensors for this event alone, so nothing mutates them.
- */
-function tensorData(t: NativeTensor) {
-  const w = new Tensor(t);
-  const dtype = w.dtype;
-  return {
-    dtype,
-    shape: w.shape,
-    load: () => {
-      const buf = t.toSharedBuffer();
-      w.dispose();
-      return typedArrayFor(dtype, buf, 0, buf.byteLength / DTYPE_BYTES[dtype]);
-    },
-  };
-}
-
-/**
- * What `resume` needs from a checkpoint, checked before anything trains: written by this trainer (its
- * `torch_ssl` entry), for the same method, with the projector, the optimizer state and the parameter
- * names; a backbone from elsewhere belongs in `backbone.init`.
- */
-function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: string[]): void {
-  const missing: string[] = [];
-  const mark = dictGet(root as never, 'torch_ssl') as unknown;
-  if (mark === undefined || mark === null) missing.push('the torch_ssl entry (written by torch-ssl train)');
-  if (!sdKeys.some((k) => k.startsWith('projector.'))) missing.push('projector weights');
-  if (!sdKeys.some((k) => k.startsWith('backbone.'))) missing.push('backbone weights under backbone.*');
-  const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
-  if (!opt || !(dictGet(opt as never, 'state') instanceof Map)) missing.push('the optimizer state (optimizer_states[0].state)');
-  if (!Array.isArray(dictGet(root as never, 'parameter_names'))) missing.push('parameter_names');
-  if (typeof dictGet(root as never, 'global_step') !== 'number' && typeof dictGet(root as never, 'global_step') !== 'bigint') missing.push('global_step');
-  if (missing.length > 0) {
-    throw new TorchSslError(
-      'ERR_CHECKPOINT_FORMAT',
-      `config.resume ${path} is not a training checkpoint of torch-ssl train: it lacks ${missing.join(', ')}. To start a new run from its backbone, use backbone.init instead`,
-      { file: path, missing },
-    );
-  }
-  const method = dictGet(mark as never, 'method');
-  if (typeof method === 'string' && method !== c.method) {
-    throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained with method ${method}, but config.method is ${c.method}`, { file: path });
-  }
-}
-
-async function readResume(path: string, c: TrainConfig) {
-  const file = await readTorchFile(path);
-  try {
-    const root = file.root;
-    const sd = tensorMap(dictGet(root as never, 'state_dict') as never);
-    if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `config.resume ${path}: no state_dict to resume from; to start from a backbone use backbone.init`, { file: path });
-    checkResumable(path, root, c, [...sd.keys()]);
-    const stateDict: [string, NativeTensor][] = [];
-    for (const [k, ref] of sd) stateDict.push([k, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
-    const names = dictGet(root as never, 'parameter_names') as string[] | undefined;
-    const momentum: [string, NativeTensor][] = [];
-    const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
-    const state = opt ? (dictGet(opt as never, 'state') as Map<number, unknown> | undefined) : undefined;
-    if (names && state) {
-      for (const [idx, s] of state) {
-        const ref = dictGet(s as never, 'momentum_buffer') as { read(): Promise<never>; shape: number[]; dtype: never } | undefined;
-        const name = names[Number(idx)];
-        if (ref && name) momentum.push([name, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
-      }
-    }
-    // GradScaler.state_dict() (scale, growth factors, _growth_tracker): Lightning 1.x's key, which this
-    // trainer writes, or the precision plugin's class name that Lightning >= 1.6 / 2.x use.
-    const amp = (['native_amp_scaling_state', 'MixedPrecision', 'MixedPrecisionPlugin', 'NativeMixedPrecisionPlugin'] as const)
-      .map((k) => dictGet(root as never, k) as unknown)
-      .find((v) => v !== undefined && v !== null);
-    const ampScale = amp ? Number(dictGet(amp as never, 'scale') ?? 0) : 0;
-    const ampGrowthTracker = amp ? Number(dictGet(amp as never, '_growth_tracker') ?? 0) : 0;
-    return {
-      epoch: Number(dictGet(root as never, 'epoch') ?? 0),
-      globalStep: Number(dictGet(root as never, 'global_step') ?? 0),
-      stateDict,
-      momentum,
-      ...(ampScale > 0 ? { ampScale, ampGrowthTracker } : {}),
-    };
-  } finally {
-    await file.close();
-  }
-}
-
-/**
- * `backbone.init`: any checkpoint loadCheckpoint reads (solo-learn, torchvision, torch-ssl); its backbone's
- * weights and BatchNorm buffers start a new run (epoch 0, step 0, fresh projector and momentum).
- */
-async function readBackboneInit(path: string, c: TrainConfig) {
-  const loaded = await loadCheckpoint(path, { heads: false });
-  try {
-    const { depth, stem } = loaded.backbone;
-    if (depth !== c.backbone.depth || stem !== c.backbone.stem) {
-      throw new TorchSslError('ERR_CONFIG', `config.backbone.init ${path} holds a ResNet-${depth} (${stem} stem), but config.backbone is ResNet-${c.backbone.depth} (${c.backbone.stem} stem)`, { file: path });
-    }
-    const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [`backbone.${k}`, t.clone().handle]);
-    return { epoch: 0, globalStep: 0, stateDict, momentum: [] as [string, NativeTensor][] };
-  } finally {
-    loaded.dispose();
   }
 }
 
@@ -358,76 +230,9 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   // What a killed run left behind (its process is gone) is removed; a checkpoint must fit before step one.
   const removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
   await checkDiskSpace(c.checkpoint.dir, estimateCheckpointBytes(c, train.numClasses));
-  const argsJson = join(c.checkpoint.dir, 'args.json');
-  const args = { ...c, name, torch_ssl_version: version, method_kwargs: c.loss, backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone }, data: { ...c.data, dataset: datasetName, num_classes: train.numClasses } };
-  await writeFile(`${argsJson}.tmp-${process.pid}`, JSON.stringify(args, null, 2));
-  await rename(`${argsJson}.tmp-${process.pid}`, argsJson);
+  const argsJson = await writeArgsJson(c.checkpoint.dir, { ...c, name, torch_ssl_version: version, method_kwargs: c.loss, backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone }, data: { ...c.data, dataset: datasetName, num_classes: train.numClasses } });
 
-  const nativeConfig = {
-    method: c.method,
-    depth: c.backbone.depth,
-    stem: c.backbone.stem,
-    zeroInitResidual: c.backbone.zeroInitResidual,
-    projectorHidden: c.projectorResolved.hiddenDims,
-    projectorOutput: c.projectorResolved.outputDim,
-    projectorBatchNorm: c.projectorResolved.batchNorm,
-    views: c.resolvedViews.map((v) => ({
-      size: v.size,
-      scaleMin: v.scale[0],
-      scaleMax: v.scale[1],
-      ratioMin: v.ratio[0],
-      ratioMax: v.ratio[1],
-      interpolation: v.interpolation,
-      jitterP: v.jitter.p,
-      brightness: v.jitter.brightness,
-      contrast: v.jitter.contrast,
-      saturation: v.jitter.saturation,
-      hue: v.jitter.hue,
-      grayP: v.grayscale,
-      blurP: v.blur.p,
-      sigmaMin: v.blur.sigma[0],
-      sigmaMax: v.blur.sigma[1],
-      blurKernel: v.blur.kernel,
-      solarizeP: v.solarize,
-      flipP: v.flip,
-      mean: [...norm.mean],
-      std: [...norm.std],
-    })),
-    numViews: c.numViews,
-    concatViews: c.concatViews,
-    batchSize: c.batchSize,
-    epochs: c.epochs,
-    maxSteps: c.maxSteps,
-    lr: c.optimizer.lr,
-    classifierLr: c.optimizer.classifierLr,
-    weightDecay: c.optimizer.weightDecay,
-    eta: c.optimizer.eta,
-    momentum: c.optimizer.momentum,
-    clipLr: c.optimizer.clipLr,
-    excludeBiasAndNorm: c.optimizer.excludeBiasAndNorm,
-    warmupEpochs: c.scheduler.warmupEpochs,
-    warmupStartLr: c.scheduler.warmupStartLr,
-    minLr: c.scheduler.minLr,
-    loss: c.loss,
-    numClasses: train.labels ? train.numClasses : 0,
-    seed: c.seed,
-    device: c.device,
-    channelsLast: c.channelsLast,
-    shuffle: c.data.shuffle,
-    precision: c.precision,
-    gradScaler: c.gradScaler.enabled === undefined ? -1 : c.gradScaler.enabled ? 1 : 0,
-    scalerInitScale: c.gradScaler.initScale,
-    scalerGrowthFactor: c.gradScaler.growthFactor,
-    scalerBackoffFactor: c.gradScaler.backoffFactor,
-    scalerGrowthInterval: c.gradScaler.growthInterval,
-    checkpointEvery: c.checkpoint.every,
-    logEvery: c.logEvery,
-    knnEvery: c.knn.every,
-    knnK: c.knn.k,
-    knnTemperature: c.knn.temperature,
-    evalMean: [...norm.mean],
-    evalStd: [...norm.std],
-  };
+  const nativeConfig = toNativeConfig(c, norm, train.labels ? train.numClasses : 0);
   const data = { images: train.images.handle, labels: train.labels?.handle, valImages: val?.images.handle, valLabels: val?.labels?.handle };
 
   // Events reach JS through the loop only after startTraining returns (thread-safe function calls).
@@ -441,61 +246,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
 
   const writeCheckpoint = async (e: RawCheckpoint) => {
     const path = join(c.checkpoint.dir, `${name}-ep=${e.epoch}${e.aborted ? '-aborted' : ''}.ckpt`);
-    const stateDict = new Map<string, WritableValue>(e.stateDict.map(([k, t]) => [k, tensorData(t)]));
-    const parameterNames = e.stateDict.map(([k]) => k).filter((k) => !/running_|num_batches_tracked/.test(k));
-    const momentumByName = new Map(e.momentum);
-    const state = new Map<number, WritableValue>();
-    parameterNames.forEach((n, i) => {
-      const m = momentumByName.get(n);
-      if (m) state.set(i, new Map([['momentum_buffer', tensorData(m)]]));
-    });
-    const groups = Object.entries(e.groupLrs).map(([groupName, lr]) => {
-      const idx = parameterNames.map((n, i) => [n, i] as const).filter(([n]) => n.startsWith(`${groupName}.`)).map(([, i]) => i);
-      return {
-        name: groupName,
-        lr,
-        momentum: c.optimizer.momentum,
-        dampening: 0,
-        weight_decay: groupName === 'classifier' ? 0 : c.optimizer.weightDecay!,
-        nesterov: false,
-        eta: c.optimizer.eta,
-        eps: 1e-8,
-        clip_lr: c.optimizer.clipLr,
-        exclude_bias_n_norm: c.optimizer.excludeBiasAndNorm,
-        params: idx,
-      };
-    });
-    const stepsPerEpoch = Math.floor(train.images.shape[0]! / c.batchSize);
-    await writeTorchFile(path, {
-      epoch: e.epoch,
-      global_step: e.globalStep,
-      'pytorch-lightning_version': `torch-ssl ${version}`,
-      state_dict: stateDict,
-      optimizer_states: [{ state, param_groups: groups }],
-      lr_schedulers: [
-        {
-          warmup_epochs: c.scheduler.warmupEpochs * stepsPerEpoch,
-          max_epochs: c.epochs * stepsPerEpoch,
-          warmup_start_lr: c.scheduler.warmupStartLr,
-          eta_min: c.scheduler.minLr,
-          base_lrs: groups.map((g) => (g.name === 'classifier' ? c.optimizer.classifierLr : c.optimizer.lr!)),
-          last_epoch: e.globalStep,
-        },
-      ],
-      parameter_names: parameterNames,
-      ...(e.gradScale
-        ? {
-            native_amp_scaling_state: {
-              scale: e.gradScale,
-              growth_factor: c.gradScaler.growthFactor,
-              backoff_factor: c.gradScaler.backoffFactor,
-              growth_interval: c.gradScaler.growthInterval,
-              _growth_tracker: e.ampGrowthTracker ?? 0,
-            },
-          }
-        : {}),
-      torch_ssl: { version, method: c.method, precision: c.precision },
-    });
+    await writeTrainingCheckpoint(path, e, c, Math.floor(train.images.shape[0]! / c.batchSize), version);
     lastCheckpoint = path;
     opts.onProgress?.({ type: 'checkpoint', epoch: e.epoch, globalStep: e.globalStep, path, final: e.final, aborted: e.aborted });
   };
@@ -516,7 +267,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     opts.onProgress?.(raw as unknown as TrainEvent);
   };
 
-  const run = native().startTraining(nativeConfig, data, resume, onEvent) as { done: Promise<Omit<TrainResult, 'checkpoint' | 'argsJson' | 'metricsCsv' | 'eventsFile' | 'knn' | 'losses'>>; abort: () => void };
+  const run = native().startTraining(nativeConfig, data, resume, onEvent);
   logger = new RunLogger(c.checkpoint.dir, { resumeStep: c.resume && resume ? resume.globalStep : undefined });
   abortRun = () => run.abort();
   const onAbort = () => run.abort();
@@ -538,8 +289,3 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
 }
 
 export { resolveTrainConfig, TRAIN_PRESETS, METHOD_DEFAULTS, AUGMENTATION_PRESETS, type TrainConfig, type TrainConfigInput } from './train-config.js';
-
-/** Removes a run's checkpoint directory (tests, demos). */
-export async function removeRun(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-}

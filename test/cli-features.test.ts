@@ -1,8 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportCheckpoint } from '../lib/checkpoint/export.js';
 import { register as registerExtract } from '../lib/cli/extract.js';
 import { register as registerKnn } from '../lib/cli/knn.js';
@@ -10,22 +9,10 @@ import { register as registerLinear } from '../lib/cli/linear.js';
 import { resnet } from '../lib/models.js';
 import { readNpyFile, writeNpyFile } from '../lib/npy.js';
 import { Tensor } from '../lib/tensor.js';
+import { cliRunner } from './helpers/cli.js';
 import { fixtureArray, fixtureJson, fixturePath, fixtureTensor, relError } from './helpers/fixtures.js';
 
-async function cli(...args: string[]): Promise<string[]> {
-  const program = new Command().exitOverride();
-  registerExtract(program);
-  registerKnn(program);
-  registerLinear(program);
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await program.parseAsync(['node', 'torch-ssl', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return lines;
-}
+const { run: cli } = cliRunner(registerExtract, registerKnn, registerLinear);
 
 let tmp: string;
 beforeAll(() => {

@@ -20,6 +20,7 @@ import {
 } from '../lib/data/index.js';
 import { expectError } from './helpers/errors.js';
 import { readNpyFile } from '../lib/npy.js';
+import { PYTHON } from './helpers/python.js';
 
 const fx = resolve(import.meta.dirname, '..', '.cache', 'fixtures', 'images');
 let work: string;
@@ -293,7 +294,7 @@ describe('normalisation constants', () => {
 describe('bundled real data (scripts/export-datasets.py)', () => {
   it('exports scikit-learn digits (1297/500 stratified, 32×32 RGB) and photos that open as labelled sources', async () => {
     const out = join(work, 'datasets');
-    const python = process.env.TORCH_SSL_PYTHON ?? '/usr/bin/python3';
+    const python = process.env.TORCH_SSL_PYTHON ?? PYTHON;
     const script = resolve(import.meta.dirname, '..', 'scripts', 'export-datasets.py');
     execFileSync(python, [script, out], { stdio: 'pipe', env: { ...process.env, OMP_NUM_THREADS: '1' } });
     const again = execFileSync(python, [script, out], { encoding: 'utf8' });

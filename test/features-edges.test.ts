@@ -7,6 +7,7 @@ import { resnet } from '../lib/models.js';
 import { cpuCacheInfo } from '../lib/native.js';
 import { Tensor } from '../lib/tensor.js';
 import { TorchSslError } from '../lib/errors.js';
+import { PYTHON } from './helpers/python.js';
 
 const images = (side: number, n = 4) => Tensor.from(Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256), [n, side, side, 3], { dtype: 'uint8' });
 
@@ -96,7 +97,7 @@ a = json.loads(sys.stdin.read())
 t = lambda x: torch.tensor(x, dtype=torch.float64)
 top1, top5 = solo_knn(t(a["tr"]).view(-1, ${d}), torch.tensor(a["trl"]), t(a["te"]).view(-1, ${d}), torch.tensor(a["tel"]), 30, ${T}, "cosine")
 print(json.dumps([top1, top5]))`;
-    const [top1, top5] = JSON.parse(execFileSync('/usr/bin/python3', ['-c', py], { input: JSON.stringify({ tr: Array.from(tr.f), trl: tr.labels, te: Array.from(te.f), tel: te.labels }), encoding: 'utf8' })) as [number, number];
+    const [top1, top5] = JSON.parse(execFileSync(PYTHON, ['-c', py], { input: JSON.stringify({ tr: Array.from(tr.f), trl: tr.labels, te: Array.from(te.f), tel: te.labels }), encoding: 'utf8' })) as [number, number];
     expect(top1).toBeGreaterThan(90); // float64: the own class's slightly closer neighbours win
     expect([ours.top1, ours.top5]).toEqual([top1, top5]);
   });

@@ -267,4 +267,23 @@ describe('linearProbe', () => {
     await expect(linearProbe({ ...o, signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_ABORTED' });
     await expect(linearProbe({ ...o, testLabels: [1, 2] })).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });
   });
+
+  it('an abort mid-run stops the native loop: it rejects long before the epochs it was asked for would end', async () => {
+    const f = await readNpy(fixturePath(FX, 'knn', 'clusters_train.npy'));
+    const labels = fixturePath(FX, 'knn', 'clusters_train_labels.npy');
+    const o = { trainFeatures: f, trainLabels: labels, testFeatures: f, testLabels: labels, seed: 3, evalEveryEpoch: false };
+    let t0 = performance.now();
+    await linearProbe({ ...o, epochs: 200 });
+    const per200 = performance.now() - t0;
+    // 100× the work, aborted after a quarter of the 200-epoch time: the promise settles (the native loop has
+    // returned) within a few 200-epoch times, not the ~100 a run to the end would take.
+    const ac = new AbortController();
+    t0 = performance.now();
+    const p = linearProbe({ ...o, epochs: 20000, signal: ac.signal });
+    setTimeout(() => ac.abort(), Math.max(20, per200 / 4));
+    await expect(p).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+    const elapsed = performance.now() - t0;
+    console.log(`linear probe: 200 epochs ${per200.toFixed(0)} ms; 20000 epochs aborted after ${elapsed.toFixed(0)} ms`);
+    expect(elapsed).toBeLessThan(Math.max(8 * per200, 200));
+  });
 });

@@ -31,9 +31,10 @@ function safetensors(name: string, header: string, dataBytes: number): string {
   return p;
 }
 import { TorchSslError } from '../lib/errors.js';
+import { PYTHON } from './helpers/python.js';
 
 function py(code: string): string {
-  return execFileSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 }).trim();
+  return execFileSync(PYTHON, ['-c', code], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 }).trim();
 }
 
 describe('pickle integers', () => {

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DType, type TypedArray } from '../lib/dtype.js';
 import { TorchSslError } from '../lib/errors.js';
 import { NpyFileReader, NpyStreamWriter, parseNpy, parseNpyHeader, readNpyFile, serializeNpyHeader, writeNpyFile } from '../lib/npy.js';
+import { PYTHON } from './helpers/python.js';
 
-const PYTHON = process.env.TORCH_SSL_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 const fixtures = resolve(import.meta.dirname, '..', '.cache', 'fixtures', 'npy');
 
 interface Case {

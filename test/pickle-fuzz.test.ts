@@ -25,6 +25,7 @@ for proto in (2, 4):
     out.append({"hex": data.hex(), "fields": fields})
 print(json.dumps(out))
 `;
+import { PYTHON } from './helpers/python.js';
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -38,7 +39,7 @@ function prng(seed: number): () => number {
 
 describe('unpickler, structure-aware fuzzing', () => {
   it('every integer / length field set to extreme and random values ends in a value or a TorchSslError, each within 250 ms', () => {
-    const pickles = JSON.parse(execFileSync('/usr/bin/python3', ['-c', PY], { encoding: 'utf8' })) as { hex: string; fields: [number, number, string][] }[];
+    const pickles = JSON.parse(execFileSync(PYTHON, ['-c', PY], { encoding: 'utf8' })) as { hex: string; fields: [number, number, string][] }[];
     const rnd = prng(7);
     let cases = 0;
     let refused = 0;

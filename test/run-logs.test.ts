@@ -55,6 +55,7 @@ while pos < len(data):
                 "values": {x.tag: x.simple_value for x in ev.summary.value}})
 print(json.dumps(out))
 `;
+import { PYTHON } from './helpers/python.js';
 
 let data: string;
 const work = mkdtempSync(join(tmpdir(), 'tssl-logs-'));
@@ -111,7 +112,7 @@ describe('run logs', () => {
     expect(csv.rows.filter((row) => 'train/loss_epoch' in row.values).map((row) => row.values['train/loss_epoch'])).toEqual(epochs.map((e) => e.loss));
     expect(csv.columns).toEqual(expect.arrayContaining(['train/loss', 'train/sim', 'train/var', 'train/cov', 'train/class_loss', 'train/lr', 'knn/top1', 'knn/top5', 'train/loss_epoch']));
 
-    const tb = JSON.parse(execFileSync('/usr/bin/python3', ['-c', READER, r.eventsFile], { encoding: 'utf8' })) as { step: number; wall_time: number; file_version: string; values: Record<string, number> }[];
+    const tb = JSON.parse(execFileSync(PYTHON, ['-c', READER, r.eventsFile], { encoding: 'utf8' })) as { step: number; wall_time: number; file_version: string; values: Record<string, number> }[];
     expect(tb[0]!.file_version).toBe('brain.Event:2');
     const scalars = tb.slice(1);
     expect(scalars).toHaveLength(csv.rows.length);

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Tensor, readNpy, writeNpy } from '../lib/tensor.js';
 import { resnet } from '../lib/models.js';
 import { setNumThreads, getNumThreads, buildInfo } from '../lib/native.js';
+import { PYTHON } from './helpers/python.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tssl-tensor-'));
 
@@ -85,14 +86,14 @@ describe('Tensor bridge', () => {
 describe('readNpy / writeNpy with Tensors', () => {
   it('reads what numpy writes and numpy reads what we write (C order, several dtypes)', async () => {
     const src = join(dir, 'np.npy');
-    execFileSync('/usr/bin/python3', ['-c', `import numpy as np; np.save(${JSON.stringify(src)}, (np.arange(24, dtype=np.float32).reshape(2,3,4) - 5) / 3)`]);
+    execFileSync(PYTHON, ['-c', `import numpy as np; np.save(${JSON.stringify(src)}, (np.arange(24, dtype=np.float32).reshape(2,3,4) - 5) / 3)`]);
     const t = await readNpy(src);
     expect(t.shape).toEqual([2, 3, 4]);
     expect((t.toTypedArray() as Float32Array)[7]).toBeCloseTo((7 - 5) / 3, 6);
     for (const [dtype, arr] of [['float32', new Float32Array([0.5, -1, 2, 3])], ['int64', new BigInt64Array([1n, -2n, 3n, 4n])], ['uint8', new Uint8Array([0, 1, 254, 255])], ['float64', new Float64Array([Math.PI, 1, 2, 3])]] as const) {
       const out = join(dir, `ours-${dtype}.npy`);
       await writeNpy(out, Tensor.from(arr, [2, 2], { dtype }));
-      const back = execFileSync('/usr/bin/python3', ['-c', `import numpy as np, json; a = np.load(${JSON.stringify(out)}); print(json.dumps({"dtype": str(a.dtype), "shape": list(a.shape), "v": [float(x) for x in a.ravel()]}))`], { encoding: 'utf8' });
+      const back = execFileSync(PYTHON, ['-c', `import numpy as np, json; a = np.load(${JSON.stringify(out)}); print(json.dumps({"dtype": str(a.dtype), "shape": list(a.shape), "v": [float(x) for x in a.ravel()]}))`], { encoding: 'utf8' });
       const r = JSON.parse(back);
       expect(r.shape).toEqual([2, 2]);
       expect(r.v).toEqual(Array.from(arr as ArrayLike<number | bigint>, Number));
@@ -100,7 +101,7 @@ describe('readNpy / writeNpy with Tensors', () => {
   });
   it('refuses Fortran order and truncated files with ERR_NPY_FORMAT and leaves no partial output', async () => {
     const f = join(dir, 'fortran.npy');
-    execFileSync('/usr/bin/python3', ['-c', `import numpy as np; np.save(${JSON.stringify(f)}, np.asfortranarray(np.ones((3, 2), dtype=np.float32)))`]);
+    execFileSync(PYTHON, ['-c', `import numpy as np; np.save(${JSON.stringify(f)}, np.asfortranarray(np.ones((3, 2), dtype=np.float32)))`]);
     await expect(readNpy(f)).rejects.toMatchObject({ code: 'ERR_NPY_FORMAT' });
     const trunc = join(dir, 'trunc.npy');
     writeFileSync(trunc, Buffer.from("\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (100,), }", 'latin1'));

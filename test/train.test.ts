@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { train, resolveTrainConfig, type StepEvent } from '../lib/train.js';
 import { readTorchFile } from '../lib/checkpoint/index.js';
 import { digitsSubset } from './helpers/datasets.js';
+import { PYTHON } from './helpers/python.js';
 
 let data: string;
 const work = mkdtempSync(join(tmpdir(), 'tssl-train-'));
@@ -62,7 +63,7 @@ describe('train()', () => {
       '  "projector": sorted({k.split(".")[1] for k in sd if k.startswith("projector.")}), "classifier": sorted(k for k in sd if k.startswith("classifier.")),',
       '  "conv1": list(sd["backbone.conv1.weight"].shape), "momentum": len(ck["optimizer_states"][0]["state"]), "groups": [g["name"] for g in ck["optimizer_states"][0]["param_groups"]]}))',
     ].join('\n');
-    const out = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, r.checkpoint], { encoding: 'utf8' }).trim().split('\n').pop()!);
+    const out = JSON.parse(execFileSync(PYTHON, ['-c', script, r.checkpoint], { encoding: 'utf8' }).trim().split('\n').pop()!);
     expect(out.epoch).toBe(1);
     expect(out.step).toBe(2);
     expect(out.backbone).toBe(120); // ResNet-18 without fc: 62 parameters + 58 BatchNorm buffers
@@ -132,12 +133,18 @@ describe('train()', () => {
     await expect(train(tiny(join(work, 'big'), { batchSize: 64 }))).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
 
-  it('trains TCR (multi-patch, EMP-SSL patches), SimCLR with 3 views and Barlow Twins', async () => {
+  it('trains TCR (multi-patch, EMP-SSL-style patches), SimCLR with 3 views and Barlow Twins', async () => {
+    // The preset itself: EMP-SSL's fixed-scale patches (area 0.25, ratio 1, bilinear), one pipeline for all views.
+    const preset = resolveTrainConfig({ method: 'tcr', data: { train: 'x.npy' }, augmentation: 'emp-ssl-patches' });
+    expect(preset.resolvedViews).toHaveLength(1);
+    expect(preset.resolvedViews[0]).toMatchObject({ scale: [0.25, 0.25], ratio: [1, 1], interpolation: 'bilinear', solarize: 0.1 });
+    expect(preset.concatViews).toBe(true);
     for (const [method, extra] of [
-      ['tcr', { views: 4, augmentation: 'emp-ssl-patches' }],
+      ['tcr', { views: 4 }],
       ['simclr', { views: 3 }],
       ['barlow', {}],
     ] as const) {
+      // Small views keep the test fast: the same kind of patches as the preset, at 16×16.
       const aug = method === 'tcr' ? [{ size: 16, scale: [0.25, 0.25], ratio: [1, 1], interpolation: 'bilinear' }] : [{ size: 16 }];
       const r = await train(tiny(join(work, method), { method, epochs: 1, ...extra, augmentation: aug }));
       expect(Number.isFinite(r.lastLoss)).toBe(true);

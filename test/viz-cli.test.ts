@@ -5,39 +5,16 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Command } from 'commander';
 import sharp from 'sharp';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { register as registerHeatmap } from '../lib/cli/heatmap.js';
 import { register as registerPatchKnn } from '../lib/cli/patch-knn.js';
 import { register as registerReport } from '../lib/cli/report.js';
-import { TorchSslError } from '../lib/errors.js';
 import { train } from '../lib/train.js';
+import { cliRunner } from './helpers/cli.js';
 import { digitsSubset } from './helpers/datasets.js';
 
-async function cli(...args: string[]): Promise<string[]> {
-  const program = new Command().exitOverride();
-  registerHeatmap(program);
-  registerPatchKnn(program);
-  registerReport(program);
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    await program.parseAsync(['node', 'torch-ssl', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return lines;
-}
-
-async function cliError(...args: string[]): Promise<TorchSslError> {
-  const err = await cli(...args).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TorchSslError);
-  return err as TorchSslError;
-}
+const { run: cli, fails: cliError } = cliRunner(registerHeatmap, registerPatchKnn, registerReport);
 
 const work = mkdtempSync(join(tmpdir(), 'tssl-viz-cli-'));
 const run = join(work, 'run');

@@ -11,9 +11,8 @@
  * num_classes, depth, stem, epoch } (strings, as the spec requires).
  * Both are written atomically: an error leaves no file (and an existing file untouched).
  */
-import { readFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE } from '../version.js';
+import { extname } from 'node:path';
 import { invalidArg } from '../errors.js';
 import { Module, ResNet } from '../models.js';
 import { Tensor } from '../tensor.js';
@@ -44,18 +43,9 @@ export type ExportSource =
       info?: Partial<CheckpointInfo>;
     };
 
-let versionCache: string | undefined;
 /** The package version, recorded as `torch_ssl_version` (the marker loadCheckpoint recognises). */
 export function packageVersion(): string {
-  if (versionCache === undefined) {
-    try {
-      const here = dirname(fileURLToPath(import.meta.url));
-      versionCache = (JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-    } catch {
-      versionCache = '0.0.0';
-    }
-  }
-  return versionCache;
+  return PACKAGE.version;
 }
 
 /** The format an export path asks for (its extension), or the explicit one; throws ERR_INVALID_ARG otherwise. */

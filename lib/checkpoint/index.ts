@@ -22,4 +22,4 @@ export {
 export { unpickle, type UnpickleOptions, type UnpickleResult, type PyCallable } from './unpickle.js';
 export { PyGlobal, PyObject, PySlice, dictGet, getPyState, isDict, isTuple, makeTuple, type PyDict, type PyValue } from './pyvalue.js';
 export { ZipReader, type ZipEntry } from './zip.js';
-export { writeAtomically } from './atomic.js';
+export { writeAtomically } from '../io.js';

@@ -7,7 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { TorchSslError, invalidArg } from '../errors.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
-import { writeAll, writeAtomically } from './atomic.js';
+import { readBytes, writeAll, writeAtomically } from '../io.js';
 import { TensorRef, TorchStorage } from './tensor-ref.js';
 import { isLazyTensor, tensorBytes, toTensorData, isWritableTensor, type WritableTensor } from './tensor-data.js';
 
@@ -96,14 +96,7 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     const size = (await fh.stat()).size;
     const readAt = async (position: number, length: number): Promise<Uint8Array> => {
       if (closed) throw new TorchSslError('ERR_IO', `${path}: the file was closed`);
-      const out = new Uint8Array(new ArrayBuffer(length));
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(out, done, length - done, position + done);
-        if (bytesRead === 0) throw formatError(path, `file ended early at byte ${position + done}`);
-        done += bytesRead;
-      }
-      return out;
+      return readBytes(fh, position, length, (at) => formatError(path, `file ended early at byte ${at}`));
     };
     if (size < 8) throw formatError(path, 'not a safetensors file (shorter than its 8-byte header length)');
     const n = new DataView((await readAt(0, 8)).buffer).getBigUint64(0, true);

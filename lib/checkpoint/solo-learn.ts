@@ -1,7 +1,7 @@
 /**
  * Recognising what a checkpoint is — from metadata only, never reading tensor data.
  *
- * solo-learn Lightning `.ckpt` files of every era (see shared/reference/solo-learn.md §3–4): state_dict
+ * solo-learn Lightning `.ckpt` files of every era (docs/checkpoints.md): state_dict
  * keys `backbone.*` (or `encoder.*` before Dec 2021), `projector.*`, `classifier.*`, BYOL/MoCo's
  * `momentum_backbone.*` / `momentum_projector.*` / `predictor.*`; the config from `hyper_parameters`
  * (an omegaconf DictConfig or a dict) or from the `args.json` solo-learn writes beside the checkpoint.
@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TorchSslError } from '../errors.js';
-import { NORMALIZATIONS } from '../data/normalization.js';
+import { normalizationForDataset } from '../data/normalization.js';
 import { PyGlobal, PyObject, PySlice, dictGet, getPyState, isTuple, type PyValue } from './pyvalue.js';
 import { TensorRef } from './tensor-ref.js';
 import { findTensors, readTorchFile, type TorchFile } from './torch-file.js';
@@ -62,7 +62,7 @@ export interface CheckpointInfo {
   dataset: string | null;
   datasetSource: 'config' | 'layout' | null;
   numClasses: number | null;
-  /** Pretraining normalisation of the dataset (solo-learn.md §6), ImageNet's for ImageNet-like datasets. */
+  /** Pretraining normalisation of the dataset (docs/features.md, Normalisation), ImageNet's for ImageNet-like datasets. */
   normalization: Normalization | null;
   epoch: number | null;
   globalStep: number | null;
@@ -118,21 +118,6 @@ export interface InspectOptions {
   argsJson?: string | Record<string, unknown> | false;
 }
 
-/** Datasets a checkpoint's config may name whose pretraining statistics are known (lib/data/normalization.ts). */
-const NORMALIZATION: Record<string, Normalization> = Object.fromEntries(
-  (
-    [
-      ['cifar10', 'cifar10'],
-      ['cifar100', 'cifar100'],
-      ['imagenet', 'imagenet'],
-      ['fashion-mnist', 'fashion-mnist'],
-      ['fashionmnist', 'fashion-mnist'],
-      ['mnist', 'mnist'],
-    ] as const
-  ).map(([dataset, name]) => [dataset, { mean: [...NORMALIZATIONS[name].mean], std: [...NORMALIZATIONS[name].std] }]),
-);
-/** solo-learn normalises every non-CIFAR dataset (imagenet100, stl10, custom) with ImageNet statistics. */
-const IMAGENET_LIKE = new Set(['imagenet', 'imagenet100', 'imagenet-100', 'stl10', 'custom']);
 
 const DEPTHS: Array<{ block: 'basic' | 'bottleneck'; layers: number[]; depth: 18 | 34 | 50 | 101 | 152 }> = [
   { block: 'basic', layers: [2, 2, 2, 2], depth: 18 },
@@ -288,7 +273,7 @@ function analyseBackbone(bb: Map<string, TensorRef>): Pick<CheckpointInfo, 'dept
 }
 
 function explicitNormalization(v: unknown): Normalization | null {
-  if (typeof v === 'string') return NORMALIZATION[v.toLowerCase()] ?? null;
+  if (typeof v === 'string') return copyOf(normalizationForDataset(v));
   if (v !== null && typeof v === 'object') {
     const { mean, std } = v as { mean?: unknown; std?: unknown };
     const triple = (x: unknown): x is [number, number, number] => Array.isArray(x) && x.length === 3 && x.every((n) => typeof n === 'number' && Number.isFinite(n));
@@ -311,15 +296,14 @@ function configValue(cfg: Record<string, unknown> | null, ...paths: string[]): u
  * Recognises an opened torch file. Reads no tensor data. Throws ERR_CHECKPOINT_FORMAT when the file
  * holds no state dict at all.
  */
-export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}): { info: CheckpointInfo; modules: CheckpointModules } {
+const copyOf = (n: { mean: readonly number[]; std: readonly number[] } | null): Normalization | null => (n === null ? null : ({ mean: [...n.mean], std: [...n.std] } as Normalization));
+
+/** The state dict: under `state_dict` (or `model`, `model_state_dict`, `module`), else the top level; DDP's `module.` stripped. */
+function findStateDict(file: TorchFile, warnings: string[]): Map<string, TensorRef> {
   const root = file.root;
-  const warnings: string[] = [];
-  const isLightning = dictGet(root, 'state_dict') !== undefined && ['pytorch-lightning_version', 'epoch', 'global_step', 'optimizer_states'].some((k) => dictGet(root, k) !== undefined);
-  const isOwn = typeof dictGet(root, 'torch_ssl_version') === 'string';
   let sd: Map<string, TensorRef> | null = null;
   for (const key of ['state_dict', 'model', 'model_state_dict', 'module']) {
-    const v = dictGet(root, key);
-    const m = stringKeyedTensors(v);
+    const m = stringKeyedTensors(dictGet(root, key));
     if (m && m.size > 0) {
       sd = m;
       if (key !== 'state_dict') warnings.push(`state dict taken from top-level key "${key}"`);
@@ -332,7 +316,11 @@ export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}
     sd = new Map([...sd].map(([k, t]) => [k.slice('module.'.length), t]));
     warnings.push('stripped the DistributedDataParallel "module." prefix');
   }
+  return sd;
+}
 
+/** The state dict split by module: solo-learn prefixes (backbone. / encoder. …), or torchvision's body and fc. */
+function splitModules(sd: Map<string, TensorRef>): { modules: CheckpointModules; backbonePrefix: string | null; hasPrefixed: boolean } {
   const modules: CheckpointModules = {
     backbone: new Map(),
     projector: new Map(),
@@ -365,83 +353,63 @@ export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}
     }
     if (!placed) modules.other.set(k, t);
   }
-  const hasTorchvisionBody = !hasPrefixed && modules.backbone.size > 0;
+  return { modules, backbonePrefix, hasPrefixed };
+}
 
-  // Config: an explicit one (args.json), else hyper_parameters.
+/** The run's config: an explicit one (args.json), else hyper_parameters (omegaconf or a dict), as plain JSON. */
+function readConfig(root: PyValue, explicit: Record<string, unknown> | undefined): { config: Record<string, unknown> | null; configSource: CheckpointInfo['configSource']; hpIsOmega: boolean; hasHp: boolean } {
   const hp = dictGet(root, 'hyper_parameters');
-  let config: Record<string, unknown> | null = null;
-  let configSource: CheckpointInfo['configSource'] = null;
+  const hasHp = hp !== undefined && hp !== null;
   const hpIsOmega = isOmegaConf(hp) || (hp instanceof Map && [...hp.values()].some((v) => isOmegaConf(v)));
-  if (opts.config) {
-    config = opts.config;
-    configSource = 'args.json';
-  } else if (hp !== undefined && hp !== null) {
-    let plain = toPlain(hp) as Record<string, unknown> | null;
-    // Lightning keeps save_hyperparameters(cfg) as {"cfg": DictConfig}; unwrap a lone config.
-    if (plain && typeof plain === 'object' && !Array.isArray(plain)) {
-      const vals = Object.values(plain);
-      if (vals.length === 1 && vals[0] !== null && typeof vals[0] === 'object' && !Array.isArray(vals[0]) && hp instanceof Map && isOmegaConf([...hp.values()][0])) {
-        plain = vals[0] as Record<string, unknown>;
-      }
-      config = plain;
-      configSource = 'hyper_parameters';
-    }
+  if (explicit) return { config: explicit, configSource: 'args.json', hpIsOmega, hasHp };
+  if (!hasHp) return { config: null, configSource: null, hpIsOmega, hasHp };
+  let plain = toPlain(hp) as Record<string, unknown> | null;
+  if (!plain || typeof plain !== 'object' || Array.isArray(plain)) return { config: null, configSource: null, hpIsOmega, hasHp };
+  // Lightning keeps save_hyperparameters(cfg) as {"cfg": DictConfig}; unwrap a lone config.
+  const vals = Object.values(plain);
+  if (vals.length === 1 && vals[0] !== null && typeof vals[0] === 'object' && !Array.isArray(vals[0]) && hp instanceof Map && isOmegaConf([...hp.values()][0])) {
+    plain = vals[0] as Record<string, unknown>;
   }
+  return { config: plain, configSource: 'hyper_parameters', hpIsOmega, hasHp };
+}
 
-  const format: CheckpointFormat = isOwn ? 'torch-ssl' : isLightning && hasPrefixed ? 'solo-learn-lightning' : hasTorchvisionBody && modules.classifier.size > 0 ? 'torchvision' : 'state-dict';
-  let era: CheckpointEra | null = null;
-  if (format === 'solo-learn-lightning') {
-    if (backbonePrefix === 'encoder.') era = 'legacy-encoder';
-    else if (hp !== undefined && hp !== null) era = hpIsOmega ? 'hparams-omegaconf' : 'hparams-dict';
-    else if (configSource === 'args.json') era = 'modern-args-json';
-    else era = 'no-config';
-  }
+/** solo-learn's checkpoint eras (docs/checkpoints.md). */
+function eraOf(backbonePrefix: string | null, c: ReturnType<typeof readConfig>): CheckpointEra {
+  if (backbonePrefix === 'encoder.') return 'legacy-encoder';
+  if (c.hasHp) return c.hpIsOmega ? 'hparams-omegaconf' : 'hparams-dict';
+  if (c.configSource === 'args.json') return 'modern-args-json';
+  return 'no-config';
+}
 
-  const arch = analyseBackbone(modules.backbone);
-  if (modules.backbone.size > 0 && arch.depth === null) warnings.push(`backbone block counts [${arch.layers.join(', ')}] match no torchvision ResNet`);
-  const projector = headLayout(modules.projector);
-  const predictor = headLayout(modules.predictor);
+/** The method: the config's, else a guess from the module layout (BYOL, MoCo v2+, SimCLR), with a warning. */
+function methodOf(config: Record<string, unknown> | null, format: CheckpointFormat, modules: CheckpointModules, projector: HeadLayer[] | null, warnings: string[]): { method: string | null; methodSource: CheckpointInfo['methodSource'] } {
+  const m = configValue(config, 'method');
+  if (typeof m === 'string') return { method: m, methodSource: 'config' };
+  if (format !== 'solo-learn-lightning' && modules.projector.size === 0) return { method: null, methodSource: null };
+  let method: string | null = null;
+  if (modules.predictor.size > 0 && modules.momentumBackbone.size > 0) method = 'byol';
+  else if (modules.other.has('queue')) method = 'mocov2plus';
+  else if (projector && projector.length === 3 && projector.every((l, i) => l.type === (i === 1 ? 'ReLU' : 'Linear'))) method = 'simclr';
+  if (method === null) return { method: null, methodSource: null };
+  warnings.push(`method "${method}" guessed from the module layout (no config)`);
+  return { method, methodSource: 'layout' };
+}
 
-  let method = configValue(config, 'method');
-  let methodSource: CheckpointInfo['methodSource'] = typeof method === 'string' ? 'config' : null;
-  if (typeof method !== 'string') {
-    method = null;
-    if (format === 'solo-learn-lightning' || modules.projector.size > 0) {
-      if (modules.predictor.size > 0 && modules.momentumBackbone.size > 0) method = 'byol';
-      else if (modules.other.has('queue')) method = 'mocov2plus';
-      else if (projector && projector.length === 3 && projector.every((l, i) => l.type === (i === 1 ? 'ReLU' : 'Linear'))) method = 'simclr';
-      if (method) {
-        methodSource = 'layout';
-        warnings.push(`method "${String(method)}" guessed from the module layout (no config)`);
-      }
-    }
-  }
+/** The dataset: the config's, else a guess from the stem and the classifier's classes, with a warning. */
+function datasetOf(config: Record<string, unknown> | null, format: CheckpointFormat, stem: CheckpointInfo['stem'], numClasses: unknown, warnings: string[]): { dataset: string | null; datasetSource: CheckpointInfo['datasetSource'] } {
+  const d = configValue(config, 'data.dataset', 'dataset');
+  if (typeof d === 'string') return { dataset: d, datasetSource: 'config' };
+  let dataset: string | null = null;
+  if (format === 'torchvision' && numClasses === 1000) dataset = 'imagenet';
+  else if (stem === 'cifar' && numClasses === 10) dataset = 'cifar10';
+  else if (stem === 'cifar' && numClasses === 100) dataset = 'cifar100';
+  if (dataset === null) return { dataset: null, datasetSource: null };
+  warnings.push(`dataset "${dataset}" guessed from the stem and ${String(numClasses)} classes (no config)`);
+  return { dataset, datasetSource: 'layout' };
+}
 
-  const classifierW = modules.classifier.get('weight');
-  const numClasses = (configValue(config, 'data.num_classes', 'num_classes') as number | undefined) ?? classifierW?.shape[0] ?? null;
-  let dataset = configValue(config, 'data.dataset', 'dataset');
-  let datasetSource: CheckpointInfo['datasetSource'] = typeof dataset === 'string' ? 'config' : null;
-  if (typeof dataset !== 'string') {
-    dataset = null;
-    if (format === 'torchvision' && numClasses === 1000) dataset = 'imagenet';
-    else if (arch.stem === 'cifar' && numClasses === 10) dataset = 'cifar10';
-    else if (arch.stem === 'cifar' && numClasses === 100) dataset = 'cifar100';
-    if (dataset) {
-      datasetSource = 'layout';
-      warnings.push(`dataset "${String(dataset)}" guessed from the stem and ${String(numClasses)} classes (no config)`);
-    }
-  }
-  const ds = typeof dataset === 'string' ? dataset.toLowerCase() : null;
-  // torch-ssl's args.json records the statistics it trained with (data.normalization: a name or
-  // { mean, std }); they win over the dataset name, which for a custom set says nothing about them.
-  const trained = explicitNormalization(configValue(config, 'data.normalization'));
-  const normalization = trained ?? (ds === null ? null : (NORMALIZATION[ds] ?? (IMAGENET_LIKE.has(ds) ? NORMALIZATION.imagenet! : null)));
-  if (ds !== null && normalization === null) warnings.push(`no known normalisation for dataset "${ds}"`);
-  let stem = arch.stem;
-  const cifarFlag = configValue(config, 'cifar');
-  if (stem === null && cifarFlag === true) stem = 'cifar';
-
-  const parameterCounts: Record<string, number> = {};
+/** Trainable parameter counts per module, under the state dict's own module names. */
+function parameterCountsOf(modules: CheckpointModules): Record<string, number> {
   const names: Record<keyof CheckpointModules, string> = {
     backbone: 'backbone',
     projector: 'projector',
@@ -451,7 +419,43 @@ export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}
     predictor: 'predictor',
     other: 'other',
   };
-  for (const [k, m] of Object.entries(modules) as Array<[keyof CheckpointModules, Map<string, TensorRef>]>) if (m.size > 0) parameterCounts[names[k]] = countParameters(m);
+  const out: Record<string, number> = {};
+  for (const [k, m] of Object.entries(modules) as Array<[keyof CheckpointModules, Map<string, TensorRef>]>) if (m.size > 0) out[names[k]] = countParameters(m);
+  return out;
+}
+
+/**
+ * What a checkpoint is, in named steps: find the state dict, split it by module, read the config, classify the
+ * format and era, analyse the backbone and heads, then method, dataset and normalisation (config first,
+ * layout guesses with warnings).
+ */
+export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}): { info: CheckpointInfo; modules: CheckpointModules } {
+  const root = file.root;
+  const warnings: string[] = [];
+  const isLightning = dictGet(root, 'state_dict') !== undefined && ['pytorch-lightning_version', 'epoch', 'global_step', 'optimizer_states'].some((k) => dictGet(root, k) !== undefined);
+  const isOwn = typeof dictGet(root, 'torch_ssl_version') === 'string';
+  const { modules, backbonePrefix, hasPrefixed } = splitModules(findStateDict(file, warnings));
+  const cfg = readConfig(root, opts.config ?? undefined);
+  const { config, configSource } = cfg;
+
+  const hasTorchvisionBody = !hasPrefixed && modules.backbone.size > 0;
+  const format: CheckpointFormat = isOwn ? 'torch-ssl' : isLightning && hasPrefixed ? 'solo-learn-lightning' : hasTorchvisionBody && modules.classifier.size > 0 ? 'torchvision' : 'state-dict';
+  const era = format === 'solo-learn-lightning' ? eraOf(backbonePrefix, cfg) : null;
+
+  const arch = analyseBackbone(modules.backbone);
+  if (modules.backbone.size > 0 && arch.depth === null) warnings.push(`backbone block counts [${arch.layers.join(', ')}] match no torchvision ResNet`);
+  const projector = headLayout(modules.projector);
+  const predictor = headLayout(modules.predictor);
+  const { method, methodSource } = methodOf(config, format, modules, projector, warnings);
+
+  const numClasses = (configValue(config, 'data.num_classes', 'num_classes') as number | undefined) ?? modules.classifier.get('weight')?.shape[0] ?? null;
+  const { dataset, datasetSource } = datasetOf(config, format, arch.stem, numClasses, warnings);
+  // torch-ssl's args.json records the statistics it trained with (data.normalization: a name or
+  // { mean, std }); they win over the dataset name, which for a custom set says nothing about them.
+  const trained = explicitNormalization(configValue(config, 'data.normalization'));
+  const normalization = trained ?? (dataset === null ? null : copyOf(normalizationForDataset(dataset)));
+  if (dataset !== null && normalization === null) warnings.push(`no known normalisation for dataset "${dataset.toLowerCase()}"`);
+  const stem = arch.stem ?? (configValue(config, 'cifar') === true ? 'cifar' : null);
 
   const num = (v: PyValue | undefined): number | null => (typeof v === 'number' ? v : null);
   const lv = dictGet(root, 'pytorch-lightning_version');
@@ -459,11 +463,11 @@ export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}
     path: file.path,
     format,
     era,
-    method: method as string | null,
+    method,
     methodSource,
     ...arch,
     stem,
-    dataset: dataset as string | null,
+    dataset,
     datasetSource,
     numClasses: typeof numClasses === 'number' ? numClasses : null,
     normalization,
@@ -472,7 +476,7 @@ export function recognizeCheckpoint(file: TorchFile, opts: RecognizeOptions = {}
     lightningVersion: typeof lv === 'string' ? lv : null,
     projector,
     predictor,
-    parameterCounts,
+    parameterCounts: parameterCountsOf(modules),
     config,
     configSource,
     warnings,

@@ -10,6 +10,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { TorchSslError } from '../errors.js';
+import { readBytes } from '../io.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
 import { PyGlobal, PyObject, getPyState, isTuple, type PyDict, type PyValue } from './pyvalue.js';
 import { STORAGE_DTYPES, TensorRef, TorchStorage, type ByteSource } from './tensor-ref.js';
@@ -249,14 +250,7 @@ async function readLegacyTorchFile(path: string, fh: FileHandle, size: number): 
   const readAt = async (position: number, length: number): Promise<Uint8Array> => {
     if (closed) throw new TorchSslError('ERR_IO', `${path}: the file was closed`);
     if (position < 0 || position + length > size) throw formatError(path, `read of ${length} bytes at ${position} is past the end of the ${size}-byte file`);
-    const out = new Uint8Array(new ArrayBuffer(length));
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await fh.read(out, done, length - done, position + done);
-      if (bytesRead === 0) throw formatError(path, `file ended early at byte ${position + done}`);
-      done += bytesRead;
-    }
-    return out;
+    return readBytes(fh, position, length, (at) => formatError(path, `file ended early at byte ${at}`));
   };
 
   // Storages are declared while the object pickle runs; where their bytes are is learnt afterwards.

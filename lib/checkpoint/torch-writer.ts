@@ -17,7 +17,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { TorchSslError, invalidArg } from '../errors.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
-import { writeAll, writeAtomically } from './atomic.js';
+import { writeAll, writeAtomically } from '../io.js';
 import { isTuple } from './pyvalue.js';
 import { TensorRef } from './tensor-ref.js';
 import { isLazyTensor, isWritableTensor, tensorBytes, toTensorData, type WritableTensor } from './tensor-data.js';

@@ -11,6 +11,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { crc32, inflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { TorchSslError } from '../errors.js';
+import { readBytes } from '../io.js';
 
 const inflateRawAsync = promisify(inflateRaw) as (buf: Uint8Array, opts: { maxOutputLength: number }) => Promise<Buffer>;
 
@@ -110,14 +111,7 @@ export class ZipReader {
     if (position < 0 || length < 0 || position + length > this.size) {
       throw formatError(this.path, `read of ${length} bytes at ${position} is past the end of the ${this.size}-byte file`);
     }
-    const out = new Uint8Array(new ArrayBuffer(length));
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await fh.read(out, done, length - done, position + done);
-      if (bytesRead === 0) throw formatError(this.path, `file ended early at byte ${position + done}`);
-      done += bytesRead;
-    }
-    return out;
+    return readBytes(fh, position, length, (at) => formatError(this.path, `file ended early at byte ${at}`));
   }
 
   /** The whole (inflated) content of an entry, CRC-checked. */

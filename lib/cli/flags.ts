@@ -50,6 +50,14 @@ export async function inputFile(flag: string, path: string): Promise<string> {
   return path;
 }
 
+/** Like Promise.all, but when several fail the first in argument order is thrown (not the first to settle). */
+async function settledInOrder<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 export interface FeatureFiles {
   train: string;
   trainLabels: string;
@@ -62,14 +70,14 @@ export interface FeatureFiles {
  * messages such as `--test-labels l.npy has 50 labels but --test f.npy has 200 rows`.
  */
 export async function readFeatureFiles(f: FeatureFiles): Promise<{ trainFeatures: Tensor; trainLabels: Tensor; testFeatures: Tensor; testLabels: Tensor }> {
-  const [train, trainLabelsPath, test, testLabelsPath] = await Promise.all([
-    inputFile('--train', f.train),
-    inputFile('--train-labels', f.trainLabels),
-    inputFile('--test', f.test),
-    inputFile('--test-labels', f.testLabels),
-  ]);
-  const [trainFeatures, testFeatures] = await Promise.all([readNpy(train), readNpy(test)]);
-  const [trainLabels, testLabels] = await Promise.all([readLabelsNpy(trainLabelsPath), readLabelsNpy(testLabelsPath)]);
+  // One after the other, so that the first flag at fault is the one reported (in parallel, whichever stat
+  // failed first would win: a race).
+  const train = await inputFile('--train', f.train);
+  const trainLabelsPath = await inputFile('--train-labels', f.trainLabels);
+  const test = await inputFile('--test', f.test);
+  const testLabelsPath = await inputFile('--test-labels', f.testLabels);
+  const [trainFeatures, testFeatures] = await settledInOrder([readNpy(train), readNpy(test)]);
+  const [trainLabels, testLabels] = await settledInOrder([readLabelsNpy(trainLabelsPath), readLabelsNpy(testLabelsPath)]);
   const shape = (t: Tensor) => `(${t.shape.join(', ')})`;
   for (const [flag, path, t] of [['--train', train, trainFeatures], ['--test', test, testFeatures]] as const) {
     if (t.shape.length !== 2) throw new TorchSslError('ERR_TORCH_SHAPE', `${flag} ${path} has shape ${shape(t)}; expected (rows, dims) features`, { file: path, flag });

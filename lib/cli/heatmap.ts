@@ -4,7 +4,7 @@
  * and written atomically.
  */
 import type { Command } from 'commander';
-import { writeAll, writeAtomically } from '../checkpoint/atomic.js';
+import { writeAll, writeAtomically } from '../io.js';
 import { openImageSource } from '../data/index.js';
 import { TorchSslError } from '../errors.js';
 import { writeNpyFile } from '../npy.js';

@@ -4,10 +4,9 @@
  * Every subcommand's logic lives in its own file; errors print `code: message` and exit 1; an interrupted
  * command (Ctrl-C / SIGTERM) exits 130.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { PACKAGE } from '../version.js';
 import { registerDemo } from './demo.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerExport } from './export.js';
@@ -19,8 +18,7 @@ import { register as registerHeatmap } from './heatmap.js';
 import { register as registerPatchKnn } from './patch-knn.js';
 import { register as registerReport } from './report.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string; description: string };
+const pkg = PACKAGE;
 
 export function buildProgram(): Command {
   const program = new Command();

@@ -8,6 +8,7 @@
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TorchSslError, invalidArg } from '../errors.js';
+import { readFully } from '../io.js';
 import { checkRange, dataError, ioError, type ImageBatch, type ImageSource } from './source.js';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
@@ -257,12 +258,7 @@ export class CifarSource implements ImageSource {
       if (lo >= hi) continue;
       const records = Buffer.allocUnsafe((hi - lo) * recordBytes);
       const fh = await this.handle(f.path);
-      let got = 0;
-      while (got < records.length) {
-        const { bytesRead } = await fh.read(records, got, records.length - got, (lo - f.first) * recordBytes + got);
-        if (bytesRead === 0) throw dataError(f.path, 'file shrank while being read');
-        got += bytesRead;
-      }
+      await readFully(fh, records, (lo - f.first) * recordBytes, () => dataError(f.path, 'file shrank while being read'));
       for (let r = 0; r < hi - lo; r++) {
         chwToHwc(records, r * recordBytes + labelBytes, pixels, (lo - start + r) * PIXELS);
       }

@@ -16,6 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { TorchSslError, invalidArg } from '../errors.js';
 import type { NormalizationName } from './normalization.js';
+import { readFully } from '../io.js';
 import { checkRange, dataError, ioError, type ImageBatch, type ImageSource } from './source.js';
 
 export type IdxSplit = 'train' | 'test';
@@ -168,7 +169,7 @@ export async function readIdxLabels(path: string): Promise<Int32Array> {
     try {
       const size = (await fh.stat()).size;
       const buf = Buffer.alloc(size);
-      await readFully(fh, path, buf, 0);
+      await readAll(fh, path, buf, 0);
       const header = parseHeader(path, buf, 1);
       const n = header.dims[0]!;
       if (size - header.offset < n) throw dataError(path, `truncated: ${size - header.offset} of ${n} labels`);
@@ -181,13 +182,8 @@ export async function readIdxLabels(path: string): Promise<Int32Array> {
   return Int32Array.from(bytes);
 }
 
-async function readFully(fh: FileHandle, path: string, buf: Uint8Array, position: number): Promise<void> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
-    if (bytesRead === 0) throw dataError(path, `truncated: ended ${buf.length - got} bytes early`);
-    got += bytesRead;
-  }
+function readAll(fh: FileHandle, path: string, buf: Uint8Array, position: number): Promise<number> {
+  return readFully(fh, buf, position, (_, missing) => dataError(path, `truncated: ended ${missing} bytes early`));
 }
 
 /**
@@ -298,7 +294,7 @@ export class IdxImageSource implements ImageSource {
       gray = this.data.subarray(start * plane, end * plane);
     } else {
       gray = Buffer.allocUnsafe(n * plane);
-      await readFully(this.fh!, this.path, gray, this.dataOffset + start * plane);
+      await readAll(this.fh!, this.path, gray, this.dataOffset + start * plane);
     }
     const pixels = new Uint8Array(n * this.height * this.width * 3);
     const one = new Uint8Array(this.height * this.width);

@@ -4,7 +4,6 @@
  * bounded by the batch whatever N is.
  */
 import { access } from 'node:fs/promises';
-import { TorchSslError } from '../errors.js';
 import { NpyFileReader, readNpyFile } from '../npy.js';
 import { checkRange, dataError, type ImageBatch, type ImageSource, type PixelLayout } from './source.js';
 

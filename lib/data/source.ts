@@ -53,8 +53,4 @@ export function dataError(path: string, problem: string): TorchSslError {
 }
 
 /** A file that cannot be read: `ERR_IO` naming it (a TorchSslError passes through unchanged). */
-export function ioError(path: string, err: unknown): TorchSslError {
-  if (err instanceof TorchSslError) return err;
-  const e = err as NodeJS.ErrnoException;
-  return new TorchSslError('ERR_IO', `Cannot read ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
-}
+export { ioError } from '../io.js';

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
-import { writeAll, writeAtomically } from '../checkpoint/atomic.js';
+import { writeAll, writeAtomically } from '../io.js';
 import { TorchSslError } from '../errors.js';
 import { METRICS_CSV, readMetricsCsv, type MetricsRow } from './run-log.js';
 

@@ -13,7 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { writeAll, writeAtomically } from '../checkpoint/atomic.js';
+import { writeAll, writeAtomically } from '../io.js';
 import { EventFileWriter } from './tfevents.js';
 
 export const METRICS_CSV = 'metrics.csv';

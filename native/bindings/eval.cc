@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "bindings/common.h"
+#include "bindings/options.h"
 #include "common/error.h"
 #include "eval/knn.h"
 #include "eval/linear_probe.h"
@@ -15,11 +16,6 @@
 namespace tssl::bindings {
 
 namespace {
-
-double numberField(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
-}
 
 Napi::Array toArray(Napi::Env env, const std::vector<double>& v) {
   Napi::Array a = Napi::Array::New(env, v.size());
@@ -45,7 +41,7 @@ Napi::Value knnGrid(const Napi::CallbackInfo& info) {
     std::string distance = o.Get("distance").As<Napi::String>().Utf8Value();
     if (distance != "cosine" && distance != "euclidean") throwJs(env, "ERR_INVALID_ARG", "distance must be 'cosine' or 'euclidean'");
     opts.distance = distance == "cosine" ? eval::Distance::Cosine : eval::Distance::Euclidean;
-    opts.chunkSize = static_cast<int64_t>(numberField(o, "chunkSize", 0));
+    opts.chunkSize = static_cast<int64_t>(optionalNumber(o, "chunkSize", 0));
     return runAsync(env, [trainF, trainL, testF, testL, opts]() -> ResultBuilder {
       c10::InferenceMode guard;
       eval::KnnResult r = eval::weightedKnn(trainF, trainL, testF, testL, opts);
@@ -74,12 +70,12 @@ Napi::Value linearProbe(const Napi::CallbackInfo& info) {
     at::Tensor testL = unwrapTensor(env, info[3], "testLabels");
     Napi::Object o = info[4].As<Napi::Object>();
     eval::LinearProbeOptions opts;
-    opts.epochs = static_cast<int64_t>(numberField(o, "epochs", static_cast<double>(opts.epochs)));
-    opts.lr = numberField(o, "lr", opts.lr);
-    opts.batchSize = static_cast<int64_t>(numberField(o, "batchSize", static_cast<double>(opts.batchSize)));
-    opts.momentum = numberField(o, "momentum", opts.momentum);
-    opts.weightDecay = numberField(o, "weightDecay", opts.weightDecay);
-    opts.seed = static_cast<uint64_t>(numberField(o, "seed", 0));
+    opts.epochs = static_cast<int64_t>(optionalNumber(o, "epochs", static_cast<double>(opts.epochs)));
+    opts.lr = optionalNumber(o, "lr", opts.lr);
+    opts.batchSize = static_cast<int64_t>(optionalNumber(o, "batchSize", static_cast<double>(opts.batchSize)));
+    opts.momentum = optionalNumber(o, "momentum", opts.momentum);
+    opts.weightDecay = optionalNumber(o, "weightDecay", opts.weightDecay);
+    opts.seed = static_cast<uint64_t>(optionalNumber(o, "seed", 0));
     if (o.Get("standardize").IsBoolean()) opts.standardize = o.Get("standardize").As<Napi::Boolean>().Value();
     if (o.Get("evalEveryEpoch").IsBoolean()) opts.evalEveryEpoch = o.Get("evalEveryEpoch").As<Napi::Boolean>().Value();
     // An optional stop flag from newStopFlag(): raised by an AbortSignal, polled between epochs.

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "bindings/common.h"
+#include "bindings/options.h"
 #include "bindings/module_access.h"
 #include "common/error.h"
 #include "features/extract.h"
@@ -19,11 +20,6 @@ namespace tssl::bindings {
 void initEval(Napi::Env env, Napi::Object exports);
 
 namespace {
-
-int64_t intField(const Napi::Object& o, const char* key, int64_t fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : fallback;
-}
 
 std::array<double, 3> triple(Napi::Env env, const Napi::Value& v, const char* what) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) throwJs(env, "ERR_INVALID_ARG", std::string(what) + " must be 3 numbers");
@@ -78,22 +74,22 @@ Napi::Value extractFeatureBatch(const Napi::CallbackInfo& info) {
     opts.pooling.kind = kind == "global" ? features::PoolingKind::Global
                         : kind == "none" ? features::PoolingKind::None
                                          : features::PoolingKind::Window;
-    opts.pooling.kernel = intField(pooling, "kernel", 3);
-    opts.pooling.stride = intField(pooling, "stride", 2);
+    opts.pooling.kernel = optionalInt(pooling, "kernel", 3);
+    opts.pooling.stride = optionalInt(pooling, "stride", 2);
     if (o.Get("patches").IsObject()) {
       Napi::Object p = o.Get("patches").As<Napi::Object>();
       features::PatchOptions po;
-      po.size = intField(p, "size", 0);
-      po.stride = intField(p, "stride", 0);
-      po.count = intField(p, "count", 0);
-      po.seed = static_cast<uint64_t>(intField(p, "seed", 0));
-      po.outHeight = intField(p, "outHeight", 0);
-      po.outWidth = intField(p, "outWidth", 0);
+      po.size = optionalInt(p, "size", 0);
+      po.stride = optionalInt(p, "stride", 0);
+      po.count = optionalInt(p, "count", 0);
+      po.seed = static_cast<uint64_t>(optionalInt(p, "seed", 0));
+      po.outHeight = optionalInt(p, "outHeight", 0);
+      po.outWidth = optionalInt(p, "outWidth", 0);
       opts.patches = po;
     }
     opts.channelsLast = o.Get("channelsLast").IsBoolean() ? o.Get("channelsLast").As<Napi::Boolean>().Value() : true;
     const bool foldBatchNorm = o.Get("foldBatchNorm").IsBoolean() ? o.Get("foldBatchNorm").As<Napi::Boolean>().Value() : true;
-    const int64_t firstIndex = intField(o, "firstIndex", 0);
+    const int64_t firstIndex = optionalInt(o, "firstIndex", 0);
     return runAsync(env, [backbone, projector, images, opts, firstIndex, foldBatchNorm]() -> ResultBuilder {
       std::unique_lock<std::mutex> lockBackbone(*backbone.mutex, std::defer_lock);
       std::unique_lock<std::mutex> lockProjector;

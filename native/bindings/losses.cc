@@ -1,15 +1,11 @@
 // computeLoss(name, tensors[], options) → Promise<{ loss: NativeTensor, terms: { [name]: number } }>
 #include "bindings/common.h"
+#include "bindings/options.h"
 #include "common/error.h"
-#include "losses/losses.h"
+#include "methods/method.h"
 
 namespace tssl::bindings {
 namespace {
-
-double optNumber(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
-}
 
 Napi::Value computeLoss(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
@@ -20,33 +16,10 @@ Napi::Value computeLoss(const Napi::CallbackInfo& info) {
     Napi::Array arr = info[1].As<Napi::Array>();
     std::vector<at::Tensor> ts;
     for (uint32_t i = 0; i < arr.Length(); ++i) ts.push_back(unwrapTensor(env, arr.Get(i), i == 0 ? "z1" : "z2"));
-    Napi::Object o = info[2].As<Napi::Object>();
-    std::function<losses::LossResult()> run;
-    if (name == "vicreg") {
-      losses::VICRegOptions opt;
-      opt.simWeight = optNumber(o, "simWeight", opt.simWeight);
-      opt.varWeight = optNumber(o, "varWeight", opt.varWeight);
-      opt.covWeight = optNumber(o, "covWeight", opt.covWeight);
-      run = [ts, opt] { return losses::vicreg(ts.at(0), ts.at(1), opt); };
-    } else if (name == "barlow") {
-      losses::BarlowOptions opt;
-      opt.lambda = optNumber(o, "lambda", opt.lambda);
-      opt.scale = optNumber(o, "scale", opt.scale);
-      run = [ts, opt] { return losses::barlow(ts.at(0), ts.at(1), opt); };
-    } else if (name == "simclr") {
-      losses::SimCLROptions opt;
-      opt.temperature = optNumber(o, "temperature", opt.temperature);
-      run = [ts, opt] { return losses::simclr(ts.at(0), opt); };
-    } else if (name == "tcr") {
-      losses::TCROptions opt;
-      opt.eps = optNumber(o, "eps", opt.eps);
-      opt.lambda = optNumber(o, "lambda", opt.lambda);
-      run = [ts, opt] { return losses::tcr(ts.at(0), opt); };
-    } else {
-      throwJs(env, "ERR_INVALID_ARG", "unknown loss " + name);
-    }
-    const size_t want = (name == "vicreg" || name == "barlow") ? 2 : 1;
+    std::shared_ptr<methods::Method> method = methods::makeMethod(name, numberFields(env, info[2].As<Napi::Object>(), "loss options"));
+    const size_t want = method->views() == 2 ? 2 : 1;  // pairwise: z1, z2; otherwise one (V, N, D) tensor
     if (ts.size() != want) throwJs(env, "ERR_INVALID_ARG", name + " takes " + std::to_string(want) + " tensor(s)");
+    auto run = [ts, method] { return method->loss(ts); };
     return runAsync(env, [run]() -> ResultBuilder {
       losses::LossResult r = run();
       at::Tensor terms = r.terms.to(at::kCPU, at::kDouble);

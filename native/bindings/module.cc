@@ -8,6 +8,8 @@
 #include <mutex>
 
 #include "bindings/common.h"
+#include "models/state_dict.h"
+#include "bindings/options.h"
 #include "bindings/module_access.h"
 #include "common/error.h"
 #include "models/projector.h"
@@ -148,44 +150,8 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
       }
       return runAsync(env, [st, incoming, strict]() -> ResultBuilder {
         std::lock_guard<std::mutex> lock(st->mu);
-        std::map<std::string, at::Tensor> targets;
-        for (const auto& kv : st->module->named_parameters(true)) targets.emplace(kv.key(), kv.value());
-        for (const auto& kv : st->module->named_buffers(true)) targets.emplace(kv.key(), kv.value());
-        std::vector<std::string> unexpected, mismatched, missing;
-        std::map<std::string, bool> seen;
-        for (const auto& [name, src] : incoming) {
-          auto it = targets.find(name);
-          if (it == targets.end()) {
-            unexpected.push_back(name);
-            continue;
-          }
-          seen[name] = true;
-          if (src.sizes() != it->second.sizes())
-            mismatched.push_back(concat(name, ": checkpoint ", shapeString(src.sizes().vec()), " vs model ",
-                                        shapeString(it->second.sizes().vec())));
-        }
-        for (const auto& kv : targets)
-          if (!seen.count(kv.first)) missing.push_back(kv.first);
-        auto list = [](const std::vector<std::string>& v) {
-          std::string s;
-          for (size_t i = 0; i < v.size() && i < 20; ++i) s += (i ? ", " : "") + v[i];
-          if (v.size() > 20) s += concat(", … (", v.size() - 20, " more)");
-          return s;
-        };
-        if (!mismatched.empty() || (strict && (!missing.empty() || !unexpected.empty()))) {
-          std::string msg = "state_dict does not match the model:";
-          if (!missing.empty()) msg += concat(" missing keys (", missing.size(), "): ", list(missing), ";");
-          if (!unexpected.empty()) msg += concat(" unexpected keys (", unexpected.size(), "): ", list(unexpected), ";");
-          if (!mismatched.empty()) msg += concat(" shape mismatches (", mismatched.size(), "): ", list(mismatched), ";");
-          throw Error("ERR_CHECKPOINT_KEYS", msg);
-        }
-        {
-          torch::NoGradGuard noGrad;
-          for (const auto& [name, src] : incoming) {
-            auto it = targets.find(name);
-            if (it != targets.end()) it->second.copy_(src);
-          }
-        }
+        StateDictMatch match = tssl::loadStateDict(*st->module, incoming, strict ? KeyPolicy::Strict : KeyPolicy::AllowMissingAndUnexpected, "");
+        std::vector<std::string> missing = std::move(match.missing), unexpected = std::move(match.unexpected);
         return [missing, unexpected](Napi::Env env) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
           Napi::Array m = Napi::Array::New(env, missing.size());
@@ -238,20 +204,15 @@ Napi::Object wrapModule(Napi::Env env, std::shared_ptr<ModuleState> st) {
   return addonData(env).moduleCtor.New({Napi::External<std::shared_ptr<ModuleState>>::New(env, &st)});
 }
 
-int64_t getInt(const Napi::Object& o, const char* key, int64_t fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : fallback;
-}
-
 Napi::Value createResNet(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Object o = info[0].As<Napi::Object>();
     ResNetOptions opts;
-    opts.depth = static_cast<int>(getInt(o, "depth", 18));
+    opts.depth = static_cast<int>(optionalInt(o, "depth", 18));
     std::string stem = o.Get("stem").IsString() ? o.Get("stem").As<Napi::String>().Utf8Value() : "imagenet";
     if (stem != "cifar" && stem != "imagenet") throwJs(info.Env(), "ERR_INVALID_ARG", "stem must be 'cifar' or 'imagenet'");
     opts.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
-    opts.numClasses = getInt(o, "numClasses", 0);
+    opts.numClasses = optionalInt(o, "numClasses", 0);
     opts.zeroInitResidual = o.Get("zeroInitResidual").ToBoolean().Value();
     auto net = std::make_shared<ResNetImpl>(opts);
     auto st = std::make_shared<ModuleState>();
@@ -267,8 +228,8 @@ Napi::Value createProjector(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Object o = info[0].As<Napi::Object>();
     ProjectorOptions opts;
-    opts.inputDim = getInt(o, "inputDim", 512);
-    opts.outputDim = getInt(o, "outputDim", 2048);
+    opts.inputDim = optionalInt(o, "inputDim", 512);
+    opts.outputDim = optionalInt(o, "outputDim", 2048);
     opts.batchNorm = o.Get("batchNorm").ToBoolean().Value();
     opts.hiddenDims.clear();
     if (o.Get("hiddenDims").IsArray()) {

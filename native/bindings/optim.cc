@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "bindings/common.h"
+#include "bindings/options.h"
 #include "common/error.h"
 #include "common/torch_compat.h"
 #include "optim/lars.h"
@@ -18,36 +19,27 @@ struct OptimState {
   std::mutex mu;
 };
 
-double num(const Napi::Object& o, const char* k, double fallback) {
-  Napi::Value v = o.Get(k);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
-}
-bool flag(const Napi::Object& o, const char* k, bool fallback) {
-  Napi::Value v = o.Get(k);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
-}
-
 optim::LARSOptions larsOptions(const Napi::Object& o, const optim::LARSOptions& base) {
   optim::LARSOptions r = base;
-  r.lr(num(o, "lr", base.lr()));
-  r.momentum(num(o, "momentum", base.momentum()));
-  r.dampening(num(o, "dampening", base.dampening()));
-  r.weight_decay(num(o, "weightDecay", base.weight_decay()));
-  r.nesterov(flag(o, "nesterov", base.nesterov()));
-  r.eta(num(o, "eta", base.eta()));
-  r.eps(num(o, "eps", base.eps()));
-  r.clip_lr(flag(o, "clipLr", base.clip_lr()));
-  r.exclude_bias_n_norm(flag(o, "excludeBiasAndNorm", base.exclude_bias_n_norm()));
+  r.lr(optionalNumber(o, "lr", base.lr()));
+  r.momentum(optionalNumber(o, "momentum", base.momentum()));
+  r.dampening(optionalNumber(o, "dampening", base.dampening()));
+  r.weight_decay(optionalNumber(o, "weightDecay", base.weight_decay()));
+  r.nesterov(optionalBool(o, "nesterov", base.nesterov()));
+  r.eta(optionalNumber(o, "eta", base.eta()));
+  r.eps(optionalNumber(o, "eps", base.eps()));
+  r.clip_lr(optionalBool(o, "clipLr", base.clip_lr()));
+  r.exclude_bias_n_norm(optionalBool(o, "excludeBiasAndNorm", base.exclude_bias_n_norm()));
   return r;
 }
 
 torch::optim::SGDOptions sgdOptions(const Napi::Object& o, const torch::optim::SGDOptions& base) {
   torch::optim::SGDOptions r = base;
-  r.lr(num(o, "lr", base.lr()));
-  r.momentum(num(o, "momentum", base.momentum()));
-  r.dampening(num(o, "dampening", base.dampening()));
-  r.weight_decay(num(o, "weightDecay", base.weight_decay()));
-  r.nesterov(flag(o, "nesterov", base.nesterov()));
+  r.lr(optionalNumber(o, "lr", base.lr()));
+  r.momentum(optionalNumber(o, "momentum", base.momentum()));
+  r.dampening(optionalNumber(o, "dampening", base.dampening()));
+  r.weight_decay(optionalNumber(o, "weightDecay", base.weight_decay()));
+  r.nesterov(optionalBool(o, "nesterov", base.nesterov()));
   return r;
 }
 

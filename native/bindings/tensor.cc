@@ -217,7 +217,6 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
       if (name == "select") return wrapTensor(env, t.select(static_cast<int64_t>(num(1)), static_cast<int64_t>(num(2))));
       if (name == "sum") return wrapTensor(env, t.sum());
       if (name == "mean") return wrapTensor(env, t.mean());
-      if (name == "norm") return wrapTensor(env, t.norm());
       if (name == "mulScalar") return wrapTensor(env, t.mul(num(1)));
       if (name == "addScalar") return wrapTensor(env, t.add(num(1)));
       if (name == "add") return wrapTensor(env, t.add(unwrapTensor(env, info[1], "other")));
@@ -225,10 +224,6 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
       if (name == "mul") return wrapTensor(env, t.mul(unwrapTensor(env, info[1], "other")));
       if (name == "matmul") return wrapTensor(env, t.matmul(unwrapTensor(env, info[1], "other")));
       if (name == "isfinite") return Napi::Boolean::New(env, t.isfinite().all().item<bool>());
-      if (name == "zeroGrad_") {
-        if (t.grad().defined()) t.mutable_grad() = at::Tensor();
-        return env.Undefined();
-      }
       throwJs(env, "ERR_INVALID_ARG", "unknown tensor op " + name);
     });
   }

@@ -4,59 +4,38 @@
 #include <thread>
 
 #include "bindings/common.h"
+#include "bindings/options.h"
 #include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "common/threads.h"
 #include "train/trainer.h"
 
 namespace tssl::bindings {
-namespace {
-
-double num(const Napi::Object& o, const char* k, double d) {
-  Napi::Value v = o.Get(k);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d;
-}
-bool flag(const Napi::Object& o, const char* k, bool d) {
-  Napi::Value v = o.Get(k);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : d;
-}
-std::string str(const Napi::Object& o, const char* k, const std::string& d) {
-  Napi::Value v = o.Get(k);
-  return v.IsString() ? v.As<Napi::String>().Utf8Value() : d;
-}
-std::vector<double> nums(const Napi::Object& o, const char* k, std::vector<double> d) {
-  Napi::Value v = o.Get(k);
-  if (!v.IsArray()) return d;
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<double> r(a.Length());
-  for (uint32_t i = 0; i < a.Length(); ++i) r[i] = a.Get(i).As<Napi::Number>().DoubleValue();
-  return r;
-}
-
-}  // namespace
-
-data::ViewAugment parseViewAugment(const Napi::Object& o) {
+data::ViewAugment parseViewAugment(Napi::Env env, const Napi::Object& o) {
+  const char* w = "view";
   data::ViewAugment a;
-  a.size = static_cast<int64_t>(num(o, "size", double(a.size)));
-  a.scaleMin = num(o, "scaleMin", a.scaleMin);
-  a.scaleMax = num(o, "scaleMax", a.scaleMax);
-  a.ratioMin = num(o, "ratioMin", a.ratioMin);
-  a.ratioMax = num(o, "ratioMax", a.ratioMax);
-  a.bicubic = str(o, "interpolation", "bicubic") == "bicubic";
-  a.jitterP = num(o, "jitterP", a.jitterP);
-  a.brightness = num(o, "brightness", a.brightness);
-  a.contrast = num(o, "contrast", a.contrast);
-  a.saturation = num(o, "saturation", a.saturation);
-  a.hue = num(o, "hue", a.hue);
-  a.grayP = num(o, "grayP", a.grayP);
-  a.blurP = num(o, "blurP", a.blurP);
-  a.sigmaMin = num(o, "sigmaMin", a.sigmaMin);
-  a.sigmaMax = num(o, "sigmaMax", a.sigmaMax);
-  a.blurKernel = static_cast<int64_t>(num(o, "blurKernel", 0));
-  a.solarizeP = num(o, "solarizeP", a.solarizeP);
-  a.flipP = num(o, "flipP", a.flipP);
-  a.mean = nums(o, "mean", a.mean);
-  a.std = nums(o, "std", a.std);
+  a.size = requiredInt(env, o, "size", w);
+  a.scaleMin = requiredNumber(env, o, "scaleMin", w);
+  a.scaleMax = requiredNumber(env, o, "scaleMax", w);
+  a.ratioMin = requiredNumber(env, o, "ratioMin", w);
+  a.ratioMax = requiredNumber(env, o, "ratioMax", w);
+  const std::string interpolation = requiredString(env, o, "interpolation", w);
+  if (interpolation != "bicubic" && interpolation != "bilinear") throwJs(env, "ERR_INVALID_ARG", "view.interpolation: expected bicubic or bilinear");
+  a.bicubic = interpolation == "bicubic";
+  a.jitterP = requiredNumber(env, o, "jitterP", w);
+  a.brightness = requiredNumber(env, o, "brightness", w);
+  a.contrast = requiredNumber(env, o, "contrast", w);
+  a.saturation = requiredNumber(env, o, "saturation", w);
+  a.hue = requiredNumber(env, o, "hue", w);
+  a.grayP = requiredNumber(env, o, "grayP", w);
+  a.blurP = requiredNumber(env, o, "blurP", w);
+  a.sigmaMin = requiredNumber(env, o, "sigmaMin", w);
+  a.sigmaMax = requiredNumber(env, o, "sigmaMax", w);
+  a.blurKernel = requiredInt(env, o, "blurKernel", w);
+  a.solarizeP = requiredNumber(env, o, "solarizeP", w);
+  a.flipP = requiredNumber(env, o, "flipP", w);
+  a.mean = requiredNumbers(env, o, "mean", w);
+  a.std = requiredNumbers(env, o, "std", w);
   return a;
 }
 
@@ -64,61 +43,66 @@ void initAugment(Napi::Env env, Napi::Object exports);
 
 namespace {
 
-train::TrainConfig parseConfig(const Napi::Object& o) {
+// The complete config from lib/train.ts (toNativeConfig): every field is required; defaults live in the zod
+// schema (lib/train-config.ts) only.
+train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
+  const char* w = "config";
+  auto num = [&](const char* k) { return requiredNumber(env, o, k, w); };
+  auto integer = [&](const char* k) { return requiredInt(env, o, k, w); };
+  auto flag = [&](const char* k) { return requiredBool(env, o, k, w); };
+  auto str = [&](const char* k) { return requiredString(env, o, k, w); };
   train::TrainConfig c;
-  c.method = str(o, "method", c.method);
-  c.backbone.depth = static_cast<int>(num(o, "depth", 18));
-  c.backbone.stem = str(o, "stem", "cifar") == "cifar" ? Stem::Cifar : Stem::ImageNet;
-  c.backbone.zeroInitResidual = flag(o, "zeroInitResidual", false);
+  c.method = str("method");
+  c.backbone.depth = static_cast<int>(integer("depth"));
+  const std::string stem = str("stem");
+  if (stem != "cifar" && stem != "imagenet") throwJs(env, "ERR_INVALID_ARG", "config.stem: expected cifar or imagenet");
+  c.backbone.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
+  c.backbone.zeroInitResidual = flag("zeroInitResidual");
   c.projector.hiddenDims.clear();
-  for (double h : nums(o, "projectorHidden", {2048, 2048})) c.projector.hiddenDims.push_back(int64_t(h));
-  c.projector.outputDim = static_cast<int64_t>(num(o, "projectorOutput", 2048));
-  c.projector.batchNorm = flag(o, "projectorBatchNorm", true);
-  Napi::Array views = o.Get("views").As<Napi::Array>();
-  for (uint32_t i = 0; i < views.Length(); ++i) c.views.push_back(parseViewAugment(views.Get(i).As<Napi::Object>()));
-  c.numViews = static_cast<int64_t>(num(o, "numViews", 2));
-  c.concatViews = flag(o, "concatViews", false);
-  c.batchSize = static_cast<int64_t>(num(o, "batchSize", 256));
-  c.epochs = static_cast<int64_t>(num(o, "epochs", 1));
-  c.maxSteps = static_cast<int64_t>(num(o, "maxSteps", 0));
-  c.lr = num(o, "lr", c.lr);
-  c.classifierLr = num(o, "classifierLr", c.classifierLr);
-  c.weightDecay = num(o, "weightDecay", c.weightDecay);
-  c.eta = num(o, "eta", c.eta);
-  c.momentum = num(o, "momentum", c.momentum);
-  c.clipLr = flag(o, "clipLr", c.clipLr);
-  c.excludeBiasAndNorm = flag(o, "excludeBiasAndNorm", c.excludeBiasAndNorm);
-  c.warmupEpochs = num(o, "warmupEpochs", c.warmupEpochs);
-  c.warmupStartLr = num(o, "warmupStartLr", c.warmupStartLr);
-  c.minLr = num(o, "minLr", c.minLr);
-  if (o.Get("loss").IsObject()) {
-    Napi::Object l = o.Get("loss").As<Napi::Object>();
-    Napi::Array keys = l.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); ++i) {
-      std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-      if (l.Get(k).IsNumber()) c.lossOptions[k] = l.Get(k).As<Napi::Number>().DoubleValue();
-    }
-  }
-  c.numClasses = static_cast<int64_t>(num(o, "numClasses", 0));
-  c.seed = static_cast<uint64_t>(num(o, "seed", 5));
-  c.device = str(o, "device", "cpu");
-  c.channelsLast = flag(o, "channelsLast", false);
-  c.shuffle = flag(o, "shuffle", true);
-  c.precision = str(o, "precision", "32");
-  c.gradScaler = static_cast<int>(num(o, "gradScaler", -1));
-  c.scaler.initScale = num(o, "scalerInitScale", c.scaler.initScale);
-  c.scaler.growthFactor = num(o, "scalerGrowthFactor", c.scaler.growthFactor);
-  c.scaler.backoffFactor = num(o, "scalerBackoffFactor", c.scaler.backoffFactor);
-  c.scaler.growthInterval = static_cast<int64_t>(num(o, "scalerGrowthInterval", double(c.scaler.growthInterval)));
-  c.checkpointEvery = static_cast<int64_t>(num(o, "checkpointEvery", 1));
-  c.logEvery = static_cast<int64_t>(num(o, "logEvery", 10));
-  c.knnEvery = static_cast<int64_t>(num(o, "knnEvery", 0));
-  c.knnK = static_cast<int64_t>(num(o, "knnK", 20));
-  c.knnTemperature = num(o, "knnTemperature", 0.07);
-  c.evalMean = nums(o, "evalMean", c.evalMean);
-  c.evalStd = nums(o, "evalStd", c.evalStd);
-  c.producerThreads = static_cast<int64_t>(num(o, "producerThreads", 1));
-  c.prefetch = static_cast<int64_t>(num(o, "prefetch", 2));
+  for (double h : requiredNumbers(env, o, "projectorHidden", w)) c.projector.hiddenDims.push_back(int64_t(h));
+  c.projector.outputDim = integer("projectorOutput");
+  c.projector.batchNorm = flag("projectorBatchNorm");
+  Napi::Value views = o.Get("views");
+  if (!views.IsArray()) throwJs(env, "ERR_INVALID_ARG", "config.views: expected an array of view pipelines");
+  for (uint32_t i = 0; i < views.As<Napi::Array>().Length(); ++i) c.views.push_back(parseViewAugment(env, views.As<Napi::Array>().Get(i).As<Napi::Object>()));
+  c.numViews = integer("numViews");
+  c.concatViews = flag("concatViews");
+  c.batchSize = integer("batchSize");
+  c.epochs = integer("epochs");
+  c.maxSteps = integer("maxSteps");
+  c.lr = num("lr");
+  c.classifierLr = num("classifierLr");
+  c.weightDecay = num("weightDecay");
+  c.eta = num("eta");
+  c.momentum = num("momentum");
+  c.clipLr = flag("clipLr");
+  c.excludeBiasAndNorm = flag("excludeBiasAndNorm");
+  c.warmupEpochs = num("warmupEpochs");
+  c.warmupStartLr = num("warmupStartLr");
+  c.minLr = num("minLr");
+  Napi::Value loss = o.Get("loss");
+  if (!loss.IsObject()) throwJs(env, "ERR_INVALID_ARG", "config.loss: expected the method's options");
+  c.lossOptions = numberFields(env, loss.As<Napi::Object>(), "config.loss");
+  c.numClasses = integer("numClasses");
+  c.seed = static_cast<uint64_t>(integer("seed"));
+  c.device = str("device");
+  c.channelsLast = flag("channelsLast");
+  c.shuffle = flag("shuffle");
+  c.precision = train::parsePrecision(str("precision"));
+  Napi::Value gs = o.Get("gradScaler");  // null: on for 16-mixed only
+  if (gs.IsBoolean()) c.gradScaler = gs.As<Napi::Boolean>().Value();
+  else if (!gs.IsNull()) throwJs(env, "ERR_INVALID_ARG", "config.gradScaler: expected true, false or null");
+  c.scaler.initScale = num("scalerInitScale");
+  c.scaler.growthFactor = num("scalerGrowthFactor");
+  c.scaler.backoffFactor = num("scalerBackoffFactor");
+  c.scaler.growthInterval = integer("scalerGrowthInterval");
+  c.checkpointEvery = integer("checkpointEvery");
+  c.logEvery = integer("logEvery");
+  c.knnEvery = integer("knnEvery");
+  c.knnK = integer("knnK");
+  c.knnTemperature = num("knnTemperature");
+  c.evalMean = requiredNumbers(env, o, "evalMean", w);
+  c.evalStd = requiredNumbers(env, o, "evalStd", w);
   return c;
 }
 
@@ -192,7 +176,7 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsObject() || !info[3].IsFunction())
       throwJs(env, "ERR_INVALID_ARG", "startTraining(config, data, resume, onEvent)");
-    train::TrainConfig config = parseConfig(info[0].As<Napi::Object>());
+    train::TrainConfig config = parseConfig(env, info[0].As<Napi::Object>());
     Napi::Object dataObj = info[1].As<Napi::Object>();
     train::TrainData data;
     data.images = unwrapTensor(env, dataObj.Get("images"), "images");
@@ -207,10 +191,9 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
     if (info[2].IsObject()) {
       Napi::Object r = info[2].As<Napi::Object>();
       resume = std::make_shared<train::ResumeState>();
-      resume->epoch = static_cast<int64_t>(num(r, "epoch", 0));
-      resume->globalStep = static_cast<int64_t>(num(r, "globalStep", 0));
-      resume->ampScale = num(r, "ampScale", 0);
-      resume->ampGrowthTracker = static_cast<int64_t>(num(r, "ampGrowthTracker", 0));
+      resume->globalStep = requiredInt(env, r, "globalStep", "resume");
+      resume->ampScale = optionalNumber(r, "ampScale", 0);  // absent: no scaler state saved
+      resume->ampGrowthTracker = optionalInt(r, "ampGrowthTracker", 0);
       Napi::Array sd = r.Get("stateDict").As<Napi::Array>();
       for (uint32_t i = 0; i < sd.Length(); ++i) {
         Napi::Array pair = sd.Get(i).As<Napi::Array>();

@@ -13,19 +13,19 @@ namespace tssl::data {
 
 /// One view's pipeline, in solo-learn's order: RandomResizedCrop → ColorJitter (random order, p) →
 /// RandomGrayscale → GaussianBlur (p) → Solarize (p) → HorizontalFlip (p) → Normalize.
+// One view's pipeline; every field is set by the caller (defaults: lib/train-config.ts / lib/augment.ts).
 struct ViewAugment {
-  int64_t size = 32;
-  double scaleMin = 0.08, scaleMax = 1.0;
-  double ratioMin = 3.0 / 4.0, ratioMax = 4.0 / 3.0;
-  bool bicubic = true;  // solo-learn: BICUBIC; EMP-SSL CIFAR patches: bilinear
-  double jitterP = 0.8, brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
-  double grayP = 0.2;
-  double blurP = 0.0, sigmaMin = 0.1, sigmaMax = 2.0;
-  int64_t blurKernel = 0;  // 0: odd size ≈ 10% of the output side (at least 3)
-  double solarizeP = 0.0;
-  double flipP = 0.5;
-  std::vector<double> mean{0.4914, 0.4822, 0.4465};
-  std::vector<double> std{0.2470, 0.2435, 0.2616};
+  int64_t size{};
+  double scaleMin{}, scaleMax{};
+  double ratioMin{}, ratioMax{};
+  bool bicubic{};  // solo-learn: BICUBIC; EMP-SSL CIFAR patches: bilinear
+  double jitterP{}, brightness{}, contrast{}, saturation{}, hue{};
+  double grayP{};
+  double blurP{}, sigmaMin{}, sigmaMax{};
+  int64_t blurKernel{};  // 0: odd size ≈ 10% of the output side (at least 3)
+  double solarizeP{};
+  double flipP{};
+  std::vector<double> mean, std;
 };
 
 struct CropBox {

@@ -1,5 +1,5 @@
 // solo-learn's weighted k-nearest-neighbour classifier (solo/utils/knn.py, WeightedKNNClassifier;
-// shared/reference/solo-learn.md §5), evaluated for a grid of k and temperatures in one pass over the
+// docs/features.md, Weighted kNN), evaluated for a grid of k and temperatures in one pass over the
 // test×train similarities: the top-max(k) neighbours of each test row are found once, every (k, T) is
 // scored from them.
 #pragma once

@@ -1,6 +1,6 @@
 // Linear probe on frozen features: a linear classifier trained with mini-batch SGD (momentum, weight decay,
 // cosine learning-rate decay per epoch) on softmax cross-entropy; the protocol of EMP-SSL's evaluate.py
-// (shared/reference/bagssl.md §2.3) with features standardised by the train set's statistics by default.
+// (docs/features.md, linear probe) with features standardised by the train set's statistics by default.
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,5 +1,5 @@
 // Aggregation of a layer4 feature map into one vector per image. "Local aggregation" (BagSSL appendix C.4,
-// shared/reference/bagssl.md §3) is an average pool with kernel 3, stride 2, no padding, then flatten in
+// the paper's §3 and docs/features.md) is an average pool with kernel 3, stride 2, no padding, then flatten in
 // (C, H', W') order: a solo-learn CIFAR ResNet-18 at 32×32 gives 512×5×5 → 512×2×2 = 2048.
 #pragma once
 #include <ATen/ATen.h>

@@ -1,4 +1,4 @@
-// Bags of fixed-scale patches (BagSSL; EMP-SSL's evaluation, shared/reference/bagssl.md §2): square patches
+// Bags of fixed-scale patches (BagSSL; EMP-SSL's evaluation, docs/features.md, patches): square patches
 // cut from each image on a grid or at random positions, each resized to the model's input size with bilinear
 // interpolation (align_corners = false, no antialiasing, as torch.nn.functional.interpolate by default).
 #pragma once

@@ -29,11 +29,10 @@ class AutocastScope {
   at::ScalarType prevDtype_ = at::kFloat;
 };
 
+/// torch.cuda.amp.GradScaler's options; the values come from the TS schema (its defaults are PyTorch's).
 struct GradScalerOptions {
-  double initScale = 65536.0;
-  double growthFactor = 2.0;
-  double backoffFactor = 0.5;
-  int64_t growthInterval = 2000;
+  double initScale{}, growthFactor{}, backoffFactor{};
+  int64_t growthInterval{};
 };
 
 class GradScaler {

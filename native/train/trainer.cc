@@ -12,14 +12,14 @@
 #include <optional>
 #include <thread>
 
-#include "common/cpu_allocator.h"
 #include "common/device.h"
 #include "common/error.h"
 #include "common/threads.h"
 #include "common/torch_compat.h"
 #include "eval/knn.h"
 #include "features/normalize.h"
-#include "losses/losses.h"
+#include "methods/method.h"
+#include "models/state_dict.h"
 #include "optim/lars.h"
 
 namespace tssl::train {
@@ -129,119 +129,80 @@ at::Tensor evalFeatures(MethodModel& model, const at::Tensor& images, const Trai
   return at::cat(out, 0);
 }
 
-}  // namespace
+constexpr size_t kPrefetch = 2;  // batches the producer may run ahead of the training thread
 
-TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeState* resume,
-                        const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested) {
-  TSSL_CHECK(d.images.defined() && d.images.scalar_type() == at::kByte && d.images.dim() == 4 && d.images.size(3) == 3,
-             "ERR_DATA_FORMAT", "training images must be uint8 (N, H, W, 3)");
-  const int64_t n = d.images.size(0);
-  TSSL_CHECK(c.batchSize >= 2, "ERR_CONFIG", "batchSize must be >= 2, got ", c.batchSize);
-  TSSL_CHECK(n >= c.batchSize, "ERR_CONFIG", "the dataset has ", n, " images, fewer than one batch of ", c.batchSize,
-             " (drop_last)");
-  TSSL_CHECK(!c.views.empty(), "ERR_CONFIG", "no view pipelines configured");
-  const bool hasLabels = d.labels.defined() && c.numClasses > 0;
-  const at::Device dev = resolveDevice(c.device, "config.device");
-  const Precision precision = parsePrecision(c.precision);
-  TSSL_CHECK(precision != Precision::F16Mixed || dev.is_cuda(), "ERR_CONFIG",
-             "precision '16-mixed' needs a CUDA device (", c.device, " given); on CPU use 'bf16-mixed'");
-  const at::ScalarType autocastDtype = precision == Precision::F16Mixed ? at::kHalf : at::kBFloat16;
-  GradScaler scaler(c.scaler, c.gradScaler < 0 ? precision == Precision::F16Mixed : c.gradScaler > 0);
-  int64_t skippedSteps = 0, consecutiveNonFinite = 0;
-  at::manual_seed(c.seed);
-
-  auto model = std::make_shared<MethodModel>(c, hasLabels ? c.numClasses : 0);
-  model->to(dev);
-  if (c.channelsLast) {
-    at::NoGradGuard g;
-    for (auto& p : model->backbone->parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+// ---------------------------------------------------------------------------------------- parameter groups
+// solo-learn's groups, all in one LARS: backbone (lr, wd), projector (lr, wd), classifier (classifier lr, no wd).
+struct ParamGroups {
+  std::unique_ptr<optim::LARS> opt;
+  std::vector<std::string> names;
+  std::vector<double> baseLr;
+  void setLr(int64_t step, double warmupSteps, double totalSteps, const TrainConfig& c) {
+    for (size_t gi = 0; gi < names.size(); ++gi)
+      static_cast<optim::LARSOptions&>(opt->param_groups()[gi].options())
+          .lr(scheduleLr(baseLr[gi], double(step), warmupSteps, totalSteps, c.warmupStartLr, c.minLr));
   }
+  double lr(size_t group) { return static_cast<optim::LARSOptions&>(opt->param_groups()[group].options()).lr(); }
+};
 
-  // solo-learn's param groups, all in one LARS: backbone (lr, wd), projector (lr, wd), classifier (clr, 0).
+ParamGroups makeParamGroups(MethodModel& model, const TrainConfig& c) {
   optim::LARSOptions base(c.lr);
   base.momentum(c.momentum).weight_decay(c.weightDecay).eta(c.eta).clip_lr(c.clipLr).exclude_bias_n_norm(c.excludeBiasAndNorm);
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  std::vector<std::string> groupNames{"backbone", "projector"};
-  std::vector<double> groupBaseLr{c.lr, c.lr};
-  groups.emplace_back(model->backbone->parameters(), std::make_unique<optim::LARSOptions>(base));
-  groups.emplace_back(model->projector->parameters(), std::make_unique<optim::LARSOptions>(base));
-  if (model->classifier) {
+  ParamGroups g;
+  g.names = {"backbone", "projector"};
+  g.baseLr = {c.lr, c.lr};
+  groups.emplace_back(model.backbone->parameters(), std::make_unique<optim::LARSOptions>(base));
+  groups.emplace_back(model.projector->parameters(), std::make_unique<optim::LARSOptions>(base));
+  if (model.classifier) {
     optim::LARSOptions clf = base;
     clf.lr(c.classifierLr).weight_decay(0.0);
-    groups.emplace_back(model->classifier->parameters(), std::make_unique<optim::LARSOptions>(clf));
-    groupNames.push_back("classifier");
-    groupBaseLr.push_back(c.classifierLr);
+    groups.emplace_back(model.classifier->parameters(), std::make_unique<optim::LARSOptions>(clf));
+    g.names.push_back("classifier");
+    g.baseLr.push_back(c.classifierLr);
   }
-  optim::LARS opt(groups, base);
+  g.opt = std::make_unique<optim::LARS>(groups, base);
+  return g;
+}
 
-  const int64_t stepsPerEpoch = n / c.batchSize;  // drop_last
-  const int64_t totalSteps = stepsPerEpoch * c.epochs;
-  const double warmupSteps = c.warmupEpochs * double(stepsPerEpoch);
-  int64_t globalStep = 0;
-
-  auto named = model->named_parameters(true);
-  if (resume) {
-    std::map<std::string, at::Tensor> targets;
-    for (const auto& kv : named) targets.emplace(kv.key(), kv.value());
-    for (const auto& kv : model->named_buffers(true)) targets.emplace(kv.key(), kv.value());
-    at::NoGradGuard g;
-    for (const auto& [k, v] : resume->stateDict) {
-      auto it = targets.find(k);
-      TSSL_CHECK(it != targets.end(), "ERR_CHECKPOINT_KEYS", "resume: the checkpoint has key ", k, " that the model lacks");
-      TSSL_CHECK(it->second.sizes() == v.sizes(), "ERR_CHECKPOINT_KEYS", "resume: ", k, " has shape ",
-                 shapeString(v.sizes().vec()), " but the model has ", shapeString(it->second.sizes().vec()));
-      it->second.copy_(v);
-    }
-    for (const auto& kv : named) {
-      auto it = resume->momentum.find(kv.key());
-      if (it == resume->momentum.end()) continue;
-      auto st = std::make_unique<optim::LARSParamState>();
-      st->momentum_buffer(it->second.to(kv.value().options()).clone());
-      opt.state()[compat::optimizerStateKey(opt.state(), kv.value())] = std::move(st);
-    }
-    globalStep = resume->globalStep;
-    if (resume->ampScale > 0) scaler.load(resume->ampScale, resume->ampGrowthTracker);
+// ---------------------------------------------------------------------------------------- resume
+// Weights and buffers by solo-learn name, LARS momentum by parameter name, the loss scale; the global step.
+int64_t applyResume(const ResumeState& r, MethodModel& model, optim::LARS& opt, GradScaler& scaler) {
+  loadStateDict(model, r.stateDict, KeyPolicy::AllowMissing, "resume: ");
+  for (const auto& kv : model.named_parameters(true)) {
+    auto it = r.momentum.find(kv.key());
+    if (it == r.momentum.end()) continue;
+    auto st = std::make_unique<optim::LARSParamState>();
+    st->momentum_buffer(it->second.to(kv.value().options()).clone());
+    opt.state()[compat::optimizerStateKey(opt.state(), kv.value())] = std::move(st);
   }
+  if (r.ampScale > 0) scaler.load(r.ampScale, r.ampGrowthTracker);
+  return r.globalStep;
+}
 
-  // The fields every event carries.
-  auto makeEvent = [&](const char* type, int64_t epoch) {
-    TrainEvent e;
-    e.type = type;
-    e.epoch = epoch;
-    e.globalStep = globalStep;
-    e.totalSteps = totalSteps;
-    e.stepsPerEpoch = stepsPerEpoch;
-    e.gradScale = scaler.enabled() ? scaler.scale() : 0;
-    e.ampGrowthTracker = scaler.growthTracker();
-    e.skippedSteps = skippedSteps;
-    return e;
-  };
-  auto checkpointEvent = [&](int64_t epoch, bool final, bool aborted) {
-    TrainEvent e = makeEvent("checkpoint", epoch);
-    e.final = final;
-    e.aborted = aborted;
-    at::NoGradGuard g;
-    for (const auto& kv : model->named_parameters(true)) e.stateDict.emplace_back(kv.key(), kv.value().detach().to(at::kCPU).contiguous().clone());
-    for (const auto& kv : model->named_buffers(true)) e.stateDict.emplace_back(kv.key(), kv.value().to(at::kCPU).contiguous().clone());
-    for (const auto& kv : model->named_parameters(true)) {
-      auto it = opt.state().find(compat::optimizerStateKey(opt.state(), kv.value()));
-      if (it != opt.state().end())
-        e.momentum.emplace_back(kv.key(), static_cast<optim::LARSParamState&>(*it->second).momentum_buffer().to(at::kCPU).clone());
-    }
-    for (size_t gi = 0; gi < groupNames.size(); ++gi)
-      e.groupLrs.emplace_back(groupNames[gi], static_cast<optim::LARSOptions&>(opt.param_groups()[gi].options()).lr());
-    emit(std::move(e));
-  };
+// ---------------------------------------------------------------------------------------- batch producer
+// Augments batches in global-step order on its own thread, with a deterministic RNG per step, kPrefetch ahead.
+class BatchProducer {
+ public:
+  BatchProducer(const TrainConfig& c, const TrainData& d, const at::Device& dev, int64_t firstStep, int64_t lastStep,
+                int64_t stepsPerEpoch, const std::function<bool()>& stopRequested)
+      : queue_(kPrefetch), thread_([=, &c, &d, &stopRequested] { run(c, d, dev, firstStep, lastStep, stepsPerEpoch, stopRequested); }) {}
+  ~BatchProducer() { finish(); }
+  bool next(Batch& b) { return queue_.pop(b); }
+  /// Stops the thread (a pending push returns) and rethrows what it failed with, if anything.
+  void finish() {
+    queue_.close();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::exception_ptr error() { return queue_.error(); }
 
-  // Producer: augments batches (globalStep order) on its own thread with a deterministic RNG per step.
-  BatchQueue queue(static_cast<size_t>(std::max<int64_t>(1, c.prefetch)));
-  const int64_t firstStep = globalStep;
-  const int64_t lastStep = c.maxSteps > 0 ? std::min(totalSteps, firstStep + c.maxSteps) : totalSteps;
-  std::thread producer([&] {
+ private:
+  void run(const TrainConfig& c, const TrainData& d, at::Device dev, int64_t firstStep, int64_t lastStep,
+           int64_t stepsPerEpoch, const std::function<bool()>& stopRequested) {
     try {
-      limitThisThread(static_cast<int>(std::max<int64_t>(1, c.producerThreads)));
+      limitThisThread(1);
       at::NoGradGuard g;
+      const int64_t n = d.images.size(0);
       int64_t cachedEpoch = -1;
       std::vector<int64_t> order;
       for (int64_t s = firstStep; s < lastStep; ++s) {
@@ -261,7 +222,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
         at::Tensor raw = d.images.index_select(0, index).to(dev);
         Batch b;
         b.globalStep = s;
-        if (hasLabels) b.labels = d.labels.index_select(0, index).to(dev);
+        if (d.labels.defined() && c.numClasses > 0) b.labels = d.labels.index_select(0, index).to(dev);
         std::mt19937_64 rng(mix(c.seed, 0xA06ULL + uint64_t(s)));
         for (int64_t v = 0; v < c.numViews; ++v) {
           const data::ViewAugment& a = c.views[static_cast<size_t>(v) % c.views.size()];
@@ -270,13 +231,180 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
           b.views.push_back(x);
         }
         b.augmentMs = msSince(t0);
-        if (!queue.push(std::move(b))) break;
+        if (!queue_.push(std::move(b))) break;
       }
     } catch (...) {
-      queue.fail(std::current_exception());
+      queue_.fail(std::current_exception());
     }
-    queue.close();
-  });
+    queue_.close();
+  }
+
+  BatchQueue queue_;
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------------------- one step
+struct StepOutcome {
+  losses::LossResult ssl;  // the method's loss and its terms
+  double loss = 0, classifierLoss = 0;
+  bool finiteGrads = true;
+};
+
+// Forward (under autocast for mixed precision; losses in float32), the method's loss + the online classifier's
+// cross-entropy on detached features, backward through the grad scaler, and the LARS step unless skipped.
+StepOutcome trainStep(MethodModel& model, const methods::Method& method, const Batch& b, const TrainConfig& c,
+                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler) {
+  for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
+  std::vector<at::Tensor> feats, zs;
+  at::Tensor logits;
+  {
+    std::optional<AutocastScope> autocast;
+    if (c.precision != Precision::F32) autocast.emplace(dev.type(), c.precision == Precision::F16Mixed ? at::kHalf : at::kBFloat16);
+    if (c.concatViews) {
+      at::Tensor f = model.backbone->forward(at::cat(b.views, 0));
+      feats.push_back(f);
+      zs = model.projector->forward(f).chunk(c.numViews, 0);
+    } else {
+      for (const auto& x : b.views) {
+        at::Tensor f = model.backbone->forward(x);
+        feats.push_back(f);
+        zs.push_back(model.projector->forward(f));
+      }
+    }
+    if (model.classifier) logits = model.classifier->forward(at::cat(feats, 0).detach());
+  }
+  if (c.precision != Precision::F32) {
+    for (auto& z : zs) z = z.to(at::kFloat);
+    if (logits.defined()) logits = logits.to(at::kFloat);
+  }
+  StepOutcome out;
+  out.ssl = method.loss(zs);
+  at::Tensor total = out.ssl.loss;
+  if (model.classifier) {
+    at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(feats.size())});
+    at::Tensor ce = at::cross_entropy_loss(logits, target, {}, at::Reduction::Mean, -1);
+    total = total + ce;
+    out.classifierLoss = ce.item<double>();
+  }
+  scaler.scaleLoss(total).backward();
+  out.finiteGrads = scaler.unscale(model.parameters());
+  if (out.finiteGrads) opt.step();  // else GradScaler: inf/NaN gradients skip the update and back the scale off
+  scaler.update(!out.finiteGrads);
+  out.loss = out.ssl.loss.item<double>();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------- snapshot
+// A checkpoint event: CPU copies of every parameter and buffer, the momentum buffers, each group's lr.
+void fillSnapshot(TrainEvent& e, MethodModel& model, ParamGroups& groups) {
+  at::NoGradGuard g;
+  for (const auto& kv : model.named_parameters(true)) e.stateDict.emplace_back(kv.key(), kv.value().detach().to(at::kCPU).contiguous().clone());
+  for (const auto& kv : model.named_buffers(true)) e.stateDict.emplace_back(kv.key(), kv.value().to(at::kCPU).contiguous().clone());
+  for (const auto& kv : model.named_parameters(true)) {
+    auto it = groups.opt->state().find(compat::optimizerStateKey(groups.opt->state(), kv.value()));
+    if (it != groups.opt->state().end())
+      e.momentum.emplace_back(kv.key(), static_cast<optim::LARSParamState&>(*it->second).momentum_buffer().to(at::kCPU).clone());
+  }
+  for (size_t gi = 0; gi < groups.names.size(); ++gi) e.groupLrs.emplace_back(groups.names[gi], groups.lr(gi));
+}
+
+// ---------------------------------------------------------------------------------------- statistics
+// Run totals, the epoch's mean loss (Lightning's train_loss_epoch; a resumed epoch averages its remaining
+// steps) and images/s over the steps since the last step event.
+struct RunStats {
+  Clock::time_point start = Clock::now(), windowStart = Clock::now();
+  double sumAug = 0, sumStep = 0, sumWait = 0, epochLossSum = 0;
+  int64_t stepsDone = 0, epochSteps = 0, windowImages = 0;
+  void add(const Batch& b, double stepMs, double waitMs, double loss, int64_t inEpoch, int64_t batchSize) {
+    ++stepsDone;
+    sumAug += b.augmentMs;
+    sumStep += stepMs;
+    sumWait += waitMs;
+    windowImages += batchSize;
+    if (inEpoch == 0) epochLossSum = 0, epochSteps = 0;
+    if (std::isfinite(loss)) epochLossSum += loss, ++epochSteps;
+  }
+  double epochLoss(double last) {
+    const double v = epochSteps > 0 ? epochLossSum / double(epochSteps) : last;
+    epochSteps = 0;
+    return v;
+  }
+  double windowImagesPerSec() {
+    const double v = double(windowImages) / std::max(1e-9, msSince(windowStart) / 1000.0);
+    windowStart = Clock::now();
+    windowImages = 0;
+    return v;
+  }
+  void finish(TrainResult& r, int64_t batchSize) const {
+    r.imagesPerSec = double(stepsDone * batchSize) / std::max(1e-9, msSince(start) / 1000.0);
+    if (stepsDone == 0) return;
+    r.augmentMsPerStep = sumAug / double(stepsDone);
+    r.stepMsPerStep = sumStep / double(stepsDone);
+    r.waitMsPerStep = sumWait / double(stepsDone);
+  }
+};
+
+void checkInputs(const TrainConfig& c, const TrainData& d, const at::Device& dev) {
+  TSSL_CHECK(d.images.defined() && d.images.scalar_type() == at::kByte && d.images.dim() == 4 && d.images.size(3) == 3,
+             "ERR_DATA_FORMAT", "training images must be uint8 (N, H, W, 3)");
+  TSSL_CHECK(c.batchSize >= 2, "ERR_CONFIG", "batchSize must be >= 2, got ", c.batchSize);
+  TSSL_CHECK(d.images.size(0) >= c.batchSize, "ERR_CONFIG", "the dataset has ", d.images.size(0), " images, fewer than one batch of ",
+             c.batchSize, " (drop_last)");
+  TSSL_CHECK(!c.views.empty(), "ERR_CONFIG", "no view pipelines configured");
+  TSSL_CHECK(c.precision != Precision::F16Mixed || dev.is_cuda(), "ERR_CONFIG",
+             "precision '16-mixed' needs a CUDA device (", c.device, " given); on CPU use 'bf16-mixed'");
+}
+
+}  // namespace
+
+TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeState* resume,
+                        const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested) {
+  const at::Device dev = resolveDevice(c.device, "config.device");
+  checkInputs(c, d, dev);
+  const std::unique_ptr<methods::Method> method = methods::makeMethod(c.method, c.lossOptions);  // resolved once
+  const bool hasLabels = d.labels.defined() && c.numClasses > 0;
+  GradScaler scaler(c.scaler, c.gradScaler.value_or(c.precision == Precision::F16Mixed));
+  int64_t skippedSteps = 0, consecutiveNonFinite = 0;
+  at::manual_seed(c.seed);
+
+  auto model = std::make_shared<MethodModel>(c, hasLabels ? c.numClasses : 0);
+  model->to(dev);
+  if (c.channelsLast) {
+    at::NoGradGuard g;
+    for (auto& p : model->backbone->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  ParamGroups groups = makeParamGroups(*model, c);
+
+  const int64_t stepsPerEpoch = d.images.size(0) / c.batchSize;  // drop_last
+  const int64_t totalSteps = stepsPerEpoch * c.epochs;
+  const double warmupSteps = c.warmupEpochs * double(stepsPerEpoch);
+  int64_t globalStep = resume ? applyResume(*resume, *model, *groups.opt, scaler) : 0;
+
+  // The fields every event carries.
+  auto makeEvent = [&](const char* type, int64_t epoch) {
+    TrainEvent e;
+    e.type = type;
+    e.epoch = epoch;
+    e.globalStep = globalStep;
+    e.totalSteps = totalSteps;
+    e.stepsPerEpoch = stepsPerEpoch;
+    e.gradScale = scaler.enabled() ? scaler.scale() : 0;
+    e.ampGrowthTracker = scaler.growthTracker();
+    e.skippedSteps = skippedSteps;
+    return e;
+  };
+  auto checkpoint = [&](int64_t epoch, bool final, bool aborted) {
+    TrainEvent e = makeEvent("checkpoint", epoch);
+    e.final = final;
+    e.aborted = aborted;
+    fillSnapshot(e, *model, groups);
+    emit(std::move(e));
+  };
+
+  const int64_t firstStep = globalStep;
+  const int64_t lastStep = c.maxSteps > 0 ? std::min(totalSteps, firstStep + c.maxSteps) : totalSteps;
+  BatchProducer producer(c, d, dev, firstStep, lastStep, stepsPerEpoch, stopRequested);
 
   applyThreads();
   const bool canKnn = c.knnEvery > 0 && d.valImages.defined() && d.labels.defined() && d.valLabels.defined();
@@ -291,10 +419,9 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       ko.ks.assign(1, c.knnK);
       ko.temperatures.assign(1, c.knnTemperature);
       eval::KnnResult kr = eval::weightedKnn(trainF, d.labels.to(dev), valF, d.valLabels.to(dev), ko);
-      const double t1 = kr.top1.at(0), t5 = kr.top5.at(0);
       TrainEvent k = makeEvent("knn", epochDone);
-      k.top1 = t1;
-      k.top5 = t5;
+      k.top1 = kr.top1.at(0);
+      k.top5 = kr.top5.at(0);
       emit(std::move(k));
     }
     model->train();
@@ -302,149 +429,50 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   // The randomly initialised network's kNN accuracy: the baseline that training must beat.
   if (globalStep == 0) runKnn(0);
   TrainResult result;
-  double sumAug = 0, sumStep = 0, sumWait = 0;
-  double epochLossSum = 0;
-  int64_t epochSteps = 0;
-  int64_t stepsDone = 0;
-  auto runStart = Clock::now();
-  auto windowStart = Clock::now();
-  int64_t windowImages = 0;
-  int64_t epoch = globalStep / stepsPerEpoch;
+  RunStats stats;
   bool aborted = false;
   model->train();
   try {
+    Batch b;
     while (true) {
       auto tw = Clock::now();
-      Batch b;
-      if (!queue.pop(b)) break;
+      if (!producer.next(b)) break;
       const double waitMs = msSince(tw);
       auto ts = Clock::now();
-      const int64_t s = b.globalStep;
-      epoch = s / stepsPerEpoch;
-      double lr = 0;
-      for (size_t gi = 0; gi < groupNames.size(); ++gi) {
-        const double g = scheduleLr(groupBaseLr[gi], double(s), warmupSteps, double(totalSteps), c.warmupStartLr, c.minLr);
-        static_cast<optim::LARSOptions&>(opt.param_groups()[gi].options()).lr(g);
-        if (gi == 0) lr = g;
-      }
-      for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
-
-      std::vector<at::Tensor> feats, zs;
-      at::Tensor logits;
-      {
-        // Mixed precision: backbone, projector and classifier under autocast; losses in float32.
-        std::optional<AutocastScope> autocast;
-        if (precision != Precision::F32) autocast.emplace(dev.type(), autocastDtype);
-        if (c.concatViews) {
-          at::Tensor f = model->backbone->forward(at::cat(b.views, 0));
-          feats.push_back(f);
-          zs = model->projector->forward(f).chunk(c.numViews, 0);
-        } else {
-          for (auto& x : b.views) {
-            at::Tensor f = model->backbone->forward(x);
-            feats.push_back(f);
-            zs.push_back(model->projector->forward(f));
-          }
-        }
-        if (model->classifier) logits = model->classifier->forward(at::cat(feats, 0).detach());
-      }
-      if (precision != Precision::F32) {
-        for (auto& z : zs) z = z.to(at::kFloat);
-        if (logits.defined()) logits = logits.to(at::kFloat);
-      }
-      auto opt_ = [&](const char* k, double dflt) {
-        auto it = c.lossOptions.find(k);
-        return it == c.lossOptions.end() ? dflt : it->second;
-      };
-      losses::LossResult lr_;
-      if (c.method == "vicreg") {
-        losses::VICRegOptions o;
-        o.simWeight = opt_("simWeight", o.simWeight);
-        o.varWeight = opt_("varWeight", o.varWeight);
-        o.covWeight = opt_("covWeight", o.covWeight);
-        lr_ = losses::vicreg(zs.at(0), zs.at(1), o);
-      } else if (c.method == "barlow") {
-        losses::BarlowOptions o;
-        o.lambda = opt_("lambda", o.lambda);
-        o.scale = opt_("scale", o.scale);
-        lr_ = losses::barlow(zs.at(0), zs.at(1), o);
-      } else if (c.method == "simclr") {
-        losses::SimCLROptions o;
-        o.temperature = opt_("temperature", o.temperature);
-        lr_ = losses::simclr(at::stack(zs, 0), o);
-      } else if (c.method == "tcr") {
-        losses::TCROptions o;
-        o.eps = opt_("eps", o.eps);
-        o.lambda = opt_("lambda", o.lambda);
-        lr_ = losses::tcr(at::stack(zs, 0), o);
-      } else {
-        throw Error("ERR_CONFIG", "unknown method " + c.method);
-      }
-      at::Tensor total = lr_.loss;
-      double clfLoss = 0;
-      if (model->classifier) {
-        at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(feats.size())});
-        at::Tensor ce = at::cross_entropy_loss(logits, target, {}, at::Reduction::Mean, -1);
-        total = total + ce;
-        clfLoss = ce.item<double>();
-      }
-      scaler.scaleLoss(total).backward();
-      const bool finiteGrads = scaler.unscale(model->parameters());
-      if (finiteGrads) {
-        opt.step();
-      } else {
-        ++skippedSteps;  // GradScaler: inf/NaN gradients skip the update and back the scale off
-      }
-      scaler.update(!finiteGrads);
-      const double lossValue = lr_.loss.item<double>();
+      const int64_t s = b.globalStep, epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
+      groups.setLr(s, warmupSteps, double(totalSteps), c);
+      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler);
+      if (!out.finiteGrads) ++skippedSteps;
       // With a grad scaler a non-finite loss is one more skipped step (as under Lightning); without one,
       // or when it persists, the run stops with the step named.
-      consecutiveNonFinite = std::isfinite(lossValue) ? 0 : consecutiveNonFinite + 1;
+      consecutiveNonFinite = std::isfinite(out.loss) ? 0 : consecutiveNonFinite + 1;
       TSSL_CHECK(consecutiveNonFinite == 0 || (scaler.enabled() && consecutiveNonFinite < 50), "ERR_TORCH_VALUE",
-                 "the loss became ", lossValue, " at step ", s,
-                 scaler.enabled() ? " for 50 steps in a row" : "", " (lower the learning rate?)");
+                 "the loss became ", out.loss, " at step ", s, scaler.enabled() ? " for 50 steps in a row" : "",
+                 " (lower the learning rate?)");
       const double stepMs = msSince(ts);
       ++globalStep;
-      ++stepsDone;
-      sumAug += b.augmentMs;
-      sumStep += stepMs;
-      sumWait += waitMs;
-      windowImages += c.batchSize;
-      result.lastLoss = lossValue;
-
-      const int64_t inEpoch = s % stepsPerEpoch;
-      // The epoch's mean loss (as Lightning's train_loss_epoch); a resumed epoch averages its remaining steps.
-      if (inEpoch == 0) {
-        epochLossSum = 0;
-        epochSteps = 0;
-      }
-      if (std::isfinite(lossValue)) {
-        epochLossSum += lossValue;
-        ++epochSteps;
-      }
-      if (c.logEvery > 0 && (stepsDone % c.logEvery == 0 || inEpoch == stepsPerEpoch - 1)) {
+      stats.add(b, stepMs, waitMs, out.loss, inEpoch, c.batchSize);
+      result.lastLoss = out.loss;
+      if (c.logEvery > 0 && (stats.stepsDone % c.logEvery == 0 || inEpoch == stepsPerEpoch - 1)) {
         TrainEvent e = makeEvent("step", epoch);
         e.step = inEpoch;
-        e.loss = lossValue;
-        e.classifierLoss = clfLoss;
-        e.lr = lr;
-        for (size_t i = 0; i < lr_.termNames.size(); ++i) e.terms[lr_.termNames[i]] = lr_.terms[int64_t(i)].item<double>();
-        e.imagesPerSec = double(windowImages) / std::max(1e-9, msSince(windowStart) / 1000.0);
+        e.loss = out.loss;
+        e.classifierLoss = out.classifierLoss;
+        e.lr = groups.lr(0);
+        for (size_t i = 0; i < out.ssl.termNames.size(); ++i) e.terms[out.ssl.termNames[i]] = out.ssl.terms[int64_t(i)].item<double>();
+        e.imagesPerSec = stats.windowImagesPerSec();
         e.augmentMs = b.augmentMs;
         e.stepMs = stepMs;
         e.waitMs = waitMs;
         emit(std::move(e));
-        windowStart = Clock::now();
-        windowImages = 0;
       }
       if (inEpoch == stepsPerEpoch - 1) {
         const int64_t done = epoch + 1;
         TrainEvent e = makeEvent("epoch", done);
-        e.loss = epochSteps > 0 ? epochLossSum / double(epochSteps) : lossValue;
-        epochSteps = 0;
+        e.loss = stats.epochLoss(out.loss);
         emit(std::move(e));
         if (c.knnEvery > 0 && (done % c.knnEvery == 0 || done == c.epochs)) runKnn(done);
-        if (c.checkpointEvery > 0 && done % c.checkpointEvery == 0 && done < c.epochs) checkpointEvent(done, false, false);
+        if (c.checkpointEvery > 0 && done % c.checkpointEvery == 0 && done < c.epochs) checkpoint(done, false, false);
       }
       if (stopRequested()) {
         aborted = true;
@@ -452,27 +480,19 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       }
     }
   } catch (...) {
-    queue.close();
-    producer.join();
+    producer.finish();
     throw;
   }
-  queue.close();
-  producer.join();
-  if (auto e = queue.error()) std::rethrow_exception(e);
+  producer.finish();
+  if (auto e = producer.error()) std::rethrow_exception(e);
   if (stopRequested()) aborted = true;
   const int64_t completedEpochs = globalStep / stepsPerEpoch;
-  checkpointEvent(completedEpochs, true, aborted);
+  checkpoint(completedEpochs, true, aborted);
   result.epochs = completedEpochs;
   result.globalStep = globalStep;
   result.aborted = aborted;
   result.skippedSteps = skippedSteps;
-  const double secs = std::max(1e-9, msSince(runStart) / 1000.0);
-  result.imagesPerSec = double(stepsDone * c.batchSize) / secs;
-  if (stepsDone > 0) {
-    result.augmentMsPerStep = sumAug / double(stepsDone);
-    result.stepMsPerStep = sumStep / double(stepsDone);
-    result.waitMsPerStep = sumWait / double(stepsDone);
-  }
+  stats.finish(result, c.batchSize);
   return result;
 }
 

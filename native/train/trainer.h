@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,37 +18,37 @@
 
 namespace tssl::train {
 
+/// The complete run configuration. The binding fills every field from lib/train.ts (toNativeConfig); the
+/// defaults live only in the TS schema (lib/train-config.ts, lib/methods/*.ts), so nothing here has one.
 struct TrainConfig {
-  std::string method = "vicreg";  // vicreg | simclr | tcr | barlow
+  std::string method;                  // a name in native/methods/registry.cc
+  std::map<std::string, double> lossOptions;  // the method's options, all of them (methods/method.h)
   ResNetOptions backbone;
   ProjectorOptions projector;
   /// One pipeline per view; for TCR (EMP-SSL) `views` holds one pipeline applied numViews times.
   std::vector<data::ViewAugment> views;
-  int64_t numViews = 2;
-  bool concatViews = false;  // forward all views in one pass (EMP-SSL) vs per view (solo-learn: BN per crop)
-  int64_t batchSize = 256;
-  bool shuffle = true;  // a seeded permutation per epoch; false: dataset order (reproducible by other tools)
-  int64_t epochs = 1;
-  int64_t maxSteps = 0;  // 0: no limit (tests, benchmarks)
-  double lr = 0.3, classifierLr = 0.1, weightDecay = 1e-4, eta = 0.02, momentum = 0.9;
-  bool clipLr = true, excludeBiasAndNorm = true;
-  double warmupEpochs = 10, warmupStartLr = 3e-5, minLr = 0;
-  std::map<std::string, double> lossOptions;  // simWeight, varWeight, covWeight, temperature, eps, lambda, scale
-  int64_t numClasses = 0;                     // > 0 with labels: online linear classifier
-  uint64_t seed = 5;
-  std::string device = "cpu";
-  bool channelsLast = false;
-  std::string precision = "32";  // 32 | 16-mixed | bf16-mixed
-  int gradScaler = -1;           // -1: on for 16-mixed only; 0: off; 1: on
+  int64_t numViews{};
+  bool concatViews{};  // forward all views in one pass (EMP-SSL) vs per view (solo-learn: BN per crop)
+  int64_t batchSize{};
+  bool shuffle{};  // a seeded permutation per epoch; false: dataset order (reproducible by other tools)
+  int64_t epochs{};
+  int64_t maxSteps{};  // 0: no limit (tests, benchmarks)
+  double lr{}, classifierLr{}, weightDecay{}, eta{}, momentum{};
+  bool clipLr{}, excludeBiasAndNorm{};
+  double warmupEpochs{}, warmupStartLr{}, minLr{};
+  int64_t numClasses{};  // > 0 with labels: online linear classifier
+  uint64_t seed{};
+  std::string device;
+  bool channelsLast{};
+  Precision precision = Precision::F32;
+  std::optional<bool> gradScaler;  // unset: on for 16-mixed only
   GradScalerOptions scaler;
-  int64_t checkpointEvery = 1;  // epochs; 0: only at the end / on abort
-  int64_t logEvery = 10;        // steps
-  int64_t knnEvery = 0;         // epochs; 0: off
-  int64_t knnK = 20;
-  double knnTemperature = 0.07;
-  std::vector<double> evalMean{0.4914, 0.4822, 0.4465}, evalStd{0.2470, 0.2435, 0.2616};
-  int64_t producerThreads = 1;
-  int64_t prefetch = 2;
+  int64_t checkpointEvery{};  // epochs; 0: only at the end / on abort
+  int64_t logEvery{};         // steps
+  int64_t knnEvery{};         // epochs; 0: off
+  int64_t knnK{};
+  double knnTemperature{};
+  std::vector<double> evalMean, evalStd;
 };
 
 struct TrainData {
@@ -60,7 +61,6 @@ struct TrainData {
 struct ResumeState {
   std::vector<std::pair<std::string, at::Tensor>> stateDict;
   std::map<std::string, at::Tensor> momentum;
-  int64_t epoch = 0;  // epochs already completed
   int64_t globalStep = 0;
   double ampScale = 0;  // 0: none saved (start from the configured initial scale)
   int64_t ampGrowthTracker = 0;

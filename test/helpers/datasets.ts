@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { readNpyFile, writeNpyFile } from '../../lib/npy.js';
+import { PYTHON } from './python.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 export const DATASETS = join(ROOT, '.cache', 'datasets');
@@ -9,7 +10,7 @@ export const DATASETS = join(ROOT, '.cache', 'datasets');
 /** The bundled real datasets (scikit-learn digits and photos), exported on demand like setup.sh does. */
 export function datasets(): string {
   if (!existsSync(join(DATASETS, 'digits-train.npy'))) {
-    execFileSync('/usr/bin/python3', [join(ROOT, 'scripts', 'export-datasets.py'), DATASETS], { stdio: 'inherit' });
+    execFileSync(PYTHON, [join(ROOT, 'scripts', 'export-datasets.py'), DATASETS], { stdio: 'inherit' });
   }
   return DATASETS;
 }

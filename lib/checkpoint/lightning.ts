@@ -1,0 +1,202 @@
+/**
+ * The solo-learn / PyTorch Lightning checkpoint layout of a training run, in both directions: what
+ * `torch-ssl train` writes (state_dict under backbone.* / projector.* / classifier.*, LARS momentum in
+ * optimizer_states, the warmup-cosine scheduler's state, the grad scaler's, parameter_names, a torch_ssl
+ * entry, args.json beside it) and what `resume` and `backbone.init` read back. Files Python's
+ * `torch.load(..., weights_only=True)` reads and solo-learn's own loaders accept (docs/training.md).
+ */
+import { join } from 'node:path';
+import { TorchSslError } from '../errors.js';
+import { writeAll, writeAtomically } from '../io.js';
+import type { NativeTensor } from '../native.js';
+import { Tensor } from '../tensor.js';
+import { DTYPE_BYTES, typedArrayFor } from '../dtype.js';
+import type { TrainConfig } from '../train-config.js';
+import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './index.js';
+import { dictGet } from './pyvalue.js';
+import { loadCheckpoint } from './load.js';
+
+/** A checkpoint event of the native trainer. */
+export interface RawCheckpoint {
+  type: 'checkpoint';
+  epoch: number;
+  globalStep: number;
+  final: boolean;
+  aborted: boolean;
+  stateDict: [string, NativeTensor][];
+  momentum: [string, NativeTensor][];
+  groupLrs: Record<string, number>;
+  gradScale?: number;
+  ampGrowthTracker?: number;
+}
+
+/** A resolved training config (what resolveTrainConfig returns). */
+type RunConfig = TrainConfig & { method: string };
+
+/**
+ * A checkpoint snapshot's elements, viewed in place (no copy on the JS thread) when the writer reaches
+ * it. The trainer cloned these tensors for this event alone, so nothing mutates them.
+ */
+function tensorData(t: NativeTensor) {
+  const w = new Tensor(t);
+  const dtype = w.dtype;
+  return {
+    dtype,
+    shape: w.shape,
+    load: () => {
+      const buf = t.toSharedBuffer();
+      w.dispose();
+      return typedArrayFor(dtype, buf, 0, buf.byteLength / DTYPE_BYTES[dtype]);
+    },
+  };
+}
+
+/** Writes one training checkpoint (solo-learn / Lightning layout) atomically at `path`. */
+export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c: RunConfig, stepsPerEpoch: number, version: string): Promise<void> {
+  const stateDict = new Map<string, WritableValue>(e.stateDict.map(([k, t]) => [k, tensorData(t)]));
+  const parameterNames = e.stateDict.map(([k]) => k).filter((k) => !/running_|num_batches_tracked/.test(k));
+  const momentumByName = new Map(e.momentum);
+  const state = new Map<number, WritableValue>();
+  parameterNames.forEach((n, i) => {
+    const m = momentumByName.get(n);
+    if (m) state.set(i, new Map([['momentum_buffer', tensorData(m)]]));
+  });
+  const groups = Object.entries(e.groupLrs).map(([groupName, lr]) => {
+    const idx = parameterNames.map((n, i) => [n, i] as const).filter(([n]) => n.startsWith(`${groupName}.`)).map(([, i]) => i);
+    return {
+      name: groupName,
+      lr,
+      momentum: c.optimizer.momentum,
+      dampening: 0,
+      weight_decay: groupName === 'classifier' ? 0 : c.optimizer.weightDecay!,
+      nesterov: false,
+      eta: c.optimizer.eta,
+      eps: 1e-8,
+      clip_lr: c.optimizer.clipLr,
+      exclude_bias_n_norm: c.optimizer.excludeBiasAndNorm,
+      params: idx,
+    };
+  });
+  await writeTorchFile(path, {
+    epoch: e.epoch,
+    global_step: e.globalStep,
+    'pytorch-lightning_version': `torch-ssl ${version}`,
+    state_dict: stateDict,
+    optimizer_states: [{ state, param_groups: groups }],
+    lr_schedulers: [
+      {
+        warmup_epochs: c.scheduler.warmupEpochs * stepsPerEpoch,
+        max_epochs: c.epochs * stepsPerEpoch,
+        warmup_start_lr: c.scheduler.warmupStartLr,
+        eta_min: c.scheduler.minLr,
+        base_lrs: groups.map((g) => (g.name === 'classifier' ? c.optimizer.classifierLr : c.optimizer.lr!)),
+        last_epoch: e.globalStep,
+      },
+    ],
+    parameter_names: parameterNames,
+    ...(e.gradScale
+      ? {
+          native_amp_scaling_state: {
+            scale: e.gradScale,
+            growth_factor: c.gradScaler.growthFactor,
+            backoff_factor: c.gradScaler.backoffFactor,
+            growth_interval: c.gradScaler.growthInterval,
+            _growth_tracker: e.ampGrowthTracker ?? 0,
+          },
+        }
+      : {}),
+    torch_ssl: { version, method: c.method, precision: c.precision },
+  });
+}
+
+/** Writes args.json (solo-learn's run description) atomically into `dir`; returns its path. */
+export async function writeArgsJson(dir: string, args: Record<string, unknown>): Promise<string> {
+  const path = join(dir, 'args.json');
+  await writeAtomically(path, (fh) => writeAll(fh, Buffer.from(JSON.stringify(args, null, 2), 'utf8')));
+  return path;
+}
+
+/**
+ * What `resume` needs from a checkpoint, checked before anything trains: written by this trainer (its
+ * `torch_ssl` entry), for the same method, with the projector, the optimizer state and the parameter
+ * names; a backbone from elsewhere belongs in `backbone.init`.
+ */
+function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: string[]): void {
+  const missing: string[] = [];
+  const mark = dictGet(root as never, 'torch_ssl') as unknown;
+  if (mark === undefined || mark === null) missing.push('the torch_ssl entry (written by torch-ssl train)');
+  if (!sdKeys.some((k) => k.startsWith('projector.'))) missing.push('projector weights');
+  if (!sdKeys.some((k) => k.startsWith('backbone.'))) missing.push('backbone weights under backbone.*');
+  const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
+  if (!opt || !(dictGet(opt as never, 'state') instanceof Map)) missing.push('the optimizer state (optimizer_states[0].state)');
+  if (!Array.isArray(dictGet(root as never, 'parameter_names'))) missing.push('parameter_names');
+  if (typeof dictGet(root as never, 'global_step') !== 'number' && typeof dictGet(root as never, 'global_step') !== 'bigint') missing.push('global_step');
+  if (missing.length > 0) {
+    throw new TorchSslError(
+      'ERR_CHECKPOINT_FORMAT',
+      `config.resume ${path} is not a training checkpoint of torch-ssl train: it lacks ${missing.join(', ')}. To start a new run from its backbone, use backbone.init instead`,
+      { file: path, missing },
+    );
+  }
+  const method = dictGet(mark as never, 'method');
+  if (typeof method === 'string' && method !== c.method) {
+    throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained with method ${method}, but config.method is ${c.method}`, { file: path });
+  }
+}
+
+export async function readResume(path: string, c: TrainConfig) {
+  const file = await readTorchFile(path);
+  try {
+    const root = file.root;
+    const sd = tensorMap(dictGet(root as never, 'state_dict') as never);
+    if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `config.resume ${path}: no state_dict to resume from; to start from a backbone use backbone.init`, { file: path });
+    checkResumable(path, root, c, [...sd.keys()]);
+    const stateDict: [string, NativeTensor][] = [];
+    for (const [k, ref] of sd) stateDict.push([k, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
+    const names = dictGet(root as never, 'parameter_names') as string[] | undefined;
+    const momentum: [string, NativeTensor][] = [];
+    const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
+    const state = opt ? (dictGet(opt as never, 'state') as Map<number, unknown> | undefined) : undefined;
+    if (names && state) {
+      for (const [idx, s] of state) {
+        const ref = dictGet(s as never, 'momentum_buffer') as { read(): Promise<never>; shape: number[]; dtype: never } | undefined;
+        const name = names[Number(idx)];
+        if (ref && name) momentum.push([name, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
+      }
+    }
+    // GradScaler.state_dict() (scale, growth factors, _growth_tracker): Lightning 1.x's key, which this
+    // trainer writes, or the precision plugin's class name that Lightning >= 1.6 / 2.x use.
+    const amp = (['native_amp_scaling_state', 'MixedPrecision', 'MixedPrecisionPlugin', 'NativeMixedPrecisionPlugin'] as const)
+      .map((k) => dictGet(root as never, k) as unknown)
+      .find((v) => v !== undefined && v !== null);
+    const ampScale = amp ? Number(dictGet(amp as never, 'scale') ?? 0) : 0;
+    const ampGrowthTracker = amp ? Number(dictGet(amp as never, '_growth_tracker') ?? 0) : 0;
+    return {
+      globalStep: Number(dictGet(root as never, 'global_step') ?? 0),
+      stateDict,
+      momentum,
+      ...(ampScale > 0 ? { ampScale, ampGrowthTracker } : {}),
+    };
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * `backbone.init`: any checkpoint loadCheckpoint reads (solo-learn, torchvision, torch-ssl); its backbone's
+ * weights and BatchNorm buffers start a new run (epoch 0, step 0, fresh projector and momentum).
+ */
+export async function readBackboneInit(path: string, c: TrainConfig) {
+  const loaded = await loadCheckpoint(path, { heads: false });
+  try {
+    const { depth, stem } = loaded.backbone;
+    if (depth !== c.backbone.depth || stem !== c.backbone.stem) {
+      throw new TorchSslError('ERR_CONFIG', `config.backbone.init ${path} holds a ResNet-${depth} (${stem} stem), but config.backbone is ResNet-${c.backbone.depth} (${c.backbone.stem} stem)`, { file: path });
+    }
+    const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [`backbone.${k}`, t.clone().handle]);
+    return { globalStep: 0, stateDict, momentum: [] as [string, NativeTensor][] };
+  } finally {
+    loaded.dispose();
+  }
+}
+

@@ -1,0 +1,31 @@
+// VICReg (Bardes, Ponce, LeCun 2022), as solo-learn trains it: two views; the loss of native/losses/vicreg.cc.
+// Options: simWeight, varWeight, covWeight. Logged terms: sim, var, cov.
+#include "common/error.h"
+#include "methods/method.h"
+
+namespace tssl::methods {
+namespace {
+class VICReg final : public Method {
+ public:
+  explicit VICReg(losses::VICRegOptions o) : o_(o) {}
+  const char* name() const override { return "vicreg"; }
+  int64_t views() const override { return 2; }
+  losses::LossResult loss(const std::vector<at::Tensor>& zs) const override {
+    TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "vicreg takes 2 views, got ", zs.size());
+    return losses::vicreg(zs[0], zs[1], o_);
+  }
+
+ private:
+  losses::VICRegOptions o_;
+};
+}  // namespace
+
+std::unique_ptr<Method> makeVICReg(OptionReader& r) {
+  losses::VICRegOptions o;
+  o.simWeight = r.take("simWeight");
+  o.varWeight = r.take("varWeight");
+  o.covWeight = r.take("covWeight");
+  return std::make_unique<VICReg>(o);
+}
+
+}  // namespace tssl::methods
