@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cmath>
 
+#include <tuple>
+
 #include "bindings/common.h"
 #include "bindings/options.h"
 #include "common/error.h"
@@ -23,13 +25,18 @@ Napi::Array toArray(Napi::Env env, const std::vector<double>& v) {
   return a;
 }
 
+/// (trainFeatures, trainLabels, testFeatures, testLabels, options, …): the four tensors, each checked.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> featureSets(Napi::Env env, const Napi::CallbackInfo& info) {
+  if (info.Length() < 5 || !info[4].IsObject()) throwJs(env, "ERR_INVALID_ARG", "expects (trainFeatures, trainLabels, testFeatures, testLabels, options)");
+  return {unwrapTensor(env, info[0], "trainFeatures"), unwrapTensor(env, info[1], "trainLabels"), unwrapTensor(env, info[2], "testFeatures"),
+          unwrapTensor(env, info[3], "testLabels")};
+}
+
 Napi::Value knnGrid(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    at::Tensor trainF = unwrapTensor(env, info[0], "trainFeatures");
-    at::Tensor trainL = unwrapTensor(env, info[1], "trainLabels");
-    at::Tensor testF = unwrapTensor(env, info[2], "testFeatures");
-    at::Tensor testL = unwrapTensor(env, info[3], "testLabels");
+    at::Tensor trainF, trainL, testF, testL;  // named tensors (lambdas below capture them; C++17 cannot capture bindings)
+    std::tie(trainF, trainL, testF, testL) = featureSets(env, info);
     Napi::Object o = info[4].As<Napi::Object>();
     eval::KnnOptions opts;
     opts.ks.clear();
@@ -64,10 +71,8 @@ Napi::Value knnGrid(const Napi::CallbackInfo& info) {
 Napi::Value linearProbe(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    at::Tensor trainF = unwrapTensor(env, info[0], "trainFeatures");
-    at::Tensor trainL = unwrapTensor(env, info[1], "trainLabels");
-    at::Tensor testF = unwrapTensor(env, info[2], "testFeatures");
-    at::Tensor testL = unwrapTensor(env, info[3], "testLabels");
+    at::Tensor trainF, trainL, testF, testL;  // named tensors (lambdas below capture them; C++17 cannot capture bindings)
+    std::tie(trainF, trainL, testF, testL) = featureSets(env, info);
     Napi::Object o = info[4].As<Napi::Object>();
     eval::LinearProbeOptions opts;
     opts.epochs = static_cast<int64_t>(optionalNumber(o, "epochs", static_cast<double>(opts.epochs)));
