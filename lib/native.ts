@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import { TorchSslError } from './errors.js';
 import type { NativeTrainConfig, NativeView } from './train-config.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 export interface NativeTensor {
   readonly shape: number[];
   readonly dtype: string;
@@ -25,7 +24,9 @@ export interface NativeTensor {
   item(): number | boolean;
   backward(gradient?: NativeTensor): Promise<void>;
   dispose(): void;
-  op(name: string, ...args: unknown[]): any;
+  /** Tensor ops by name (native/bindings/tensor.cc): a new tensor, or a boolean for 'isfinite'. */
+  op(name: 'isfinite'): boolean;
+  op(name: string, ...args: unknown[]): NativeTensor;
   to(device?: string, dtype?: string): NativeTensor;
 }
 

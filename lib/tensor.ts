@@ -186,7 +186,7 @@ export class Tensor {
   }
   /** True when every element is finite. */
   isFinite(): boolean {
-    return callNative(() => this.handle.op('isfinite')) as boolean;
+    return callNative(() => this.handle.op('isfinite'));
   }
   /** A copy on another device and/or with another dtype. */
   to(target: string | { device?: string; dtype?: DType }): Tensor {

@@ -75,14 +75,16 @@ Napi::Value linearProbe(const Napi::CallbackInfo& info) {
     std::tie(trainF, trainL, testF, testL) = featureSets(env, info);
     Napi::Object o = info[4].As<Napi::Object>();
     eval::LinearProbeOptions opts;
-    opts.epochs = static_cast<int64_t>(optionalNumber(o, "epochs", static_cast<double>(opts.epochs)));
-    opts.lr = optionalNumber(o, "lr", opts.lr);
-    opts.batchSize = static_cast<int64_t>(optionalNumber(o, "batchSize", static_cast<double>(opts.batchSize)));
-    opts.momentum = optionalNumber(o, "momentum", opts.momentum);
-    opts.weightDecay = optionalNumber(o, "weightDecay", opts.weightDecay);
-    opts.seed = static_cast<uint64_t>(optionalNumber(o, "seed", 0));
-    if (o.Get("standardize").IsBoolean()) opts.standardize = o.Get("standardize").As<Napi::Boolean>().Value();
-    if (o.Get("evalEveryEpoch").IsBoolean()) opts.evalEveryEpoch = o.Get("evalEveryEpoch").As<Napi::Boolean>().Value();
+    // Every option is required: the defaults are LINEAR_PROBE_DEFAULTS (lib/eval.ts).
+    const char* w = "linearProbe options";
+    opts.epochs = requiredInt(env, o, "epochs", w);
+    opts.lr = requiredNumber(env, o, "lr", w);
+    opts.batchSize = requiredInt(env, o, "batchSize", w);
+    opts.momentum = requiredNumber(env, o, "momentum", w);
+    opts.weightDecay = requiredNumber(env, o, "weightDecay", w);
+    opts.seed = static_cast<uint64_t>(requiredInt(env, o, "seed", w));
+    opts.standardize = requiredBool(env, o, "standardize", w);
+    opts.evalEveryEpoch = requiredBool(env, o, "evalEveryEpoch", w);
     // An optional stop flag from newStopFlag(): raised by an AbortSignal, polled between epochs.
     std::shared_ptr<std::atomic<bool>> stop;
     if (info.Length() > 5 && info[5].IsExternal()) stop = *info[5].As<Napi::External<std::shared_ptr<std::atomic<bool>>>>().Data();

@@ -208,12 +208,13 @@ Napi::Value createResNet(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Object o = info[0].As<Napi::Object>();
     ResNetOptions opts;
-    opts.depth = static_cast<int>(optionalInt(o, "depth", 18));
-    std::string stem = o.Get("stem").IsString() ? o.Get("stem").As<Napi::String>().Utf8Value() : "imagenet";
+    const char* w = "createResNet options";  // all required: lib/models.ts resnet() validates and defaults
+    opts.depth = static_cast<int>(requiredInt(info.Env(), o, "depth", w));
+    const std::string stem = requiredString(info.Env(), o, "stem", w);
     if (stem != "cifar" && stem != "imagenet") throwJs(info.Env(), "ERR_INVALID_ARG", "stem must be 'cifar' or 'imagenet'");
     opts.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
-    opts.numClasses = optionalInt(o, "numClasses", 0);
-    opts.zeroInitResidual = o.Get("zeroInitResidual").ToBoolean().Value();
+    opts.numClasses = requiredInt(info.Env(), o, "numClasses", w);
+    opts.zeroInitResidual = requiredBool(info.Env(), o, "zeroInitResidual", w);
     auto net = std::make_shared<ResNetImpl>(opts);
     auto st = std::make_shared<ModuleState>();
     st->module = net;
@@ -228,14 +229,12 @@ Napi::Value createProjector(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Object o = info[0].As<Napi::Object>();
     ProjectorOptions opts;
-    opts.inputDim = optionalInt(o, "inputDim", 512);
-    opts.outputDim = optionalInt(o, "outputDim", 2048);
-    opts.batchNorm = o.Get("batchNorm").ToBoolean().Value();
+    const char* w = "createProjector options";  // all required: lib/models.ts projector() resolves presets and defaults
+    opts.inputDim = requiredInt(info.Env(), o, "inputDim", w);
+    opts.outputDim = requiredInt(info.Env(), o, "outputDim", w);
+    opts.batchNorm = requiredBool(info.Env(), o, "batchNorm", w);
     opts.hiddenDims.clear();
-    if (o.Get("hiddenDims").IsArray()) {
-      Napi::Array h = o.Get("hiddenDims").As<Napi::Array>();
-      for (uint32_t i = 0; i < h.Length(); ++i) opts.hiddenDims.push_back(h.Get(i).As<Napi::Number>().Int64Value());
-    }
+    for (double h : requiredNumbers(info.Env(), o, "hiddenDims", w)) opts.hiddenDims.push_back(static_cast<int64_t>(h));
     auto seq = makeProjector(opts);
     auto st = std::make_shared<ModuleState>();
     st->module = seq.ptr();

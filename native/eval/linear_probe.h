@@ -10,16 +10,17 @@
 namespace tssl::eval {
 
 struct LinearProbeOptions {
-  int64_t epochs = 100;
-  double lr = 0.1;
-  int64_t batchSize = 256;
-  double momentum = 0.9;
-  double weightDecay = 5e-5;
+  // Set by the caller (defaults: LINEAR_PROBE_DEFAULTS in lib/eval.ts).
+  int64_t epochs{};
+  double lr{};
+  int64_t batchSize{};
+  double momentum{};
+  double weightDecay{};
   /// Subtract the train mean and divide by the train std (per dimension) before training and testing.
-  bool standardize = true;
-  uint64_t seed = 0;
+  bool standardize{};
+  uint64_t seed{};
   /// Evaluate the test set after every epoch (history); the reported accuracy is always the last epoch's.
-  bool evalEveryEpoch = true;
+  bool evalEveryEpoch{};
   /// Polled between epochs; returning true stops the run with ERR_ABORTED.
   std::function<bool()> shouldStop;
 };
