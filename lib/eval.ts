@@ -6,7 +6,7 @@
  */
 import { readLabelsNpy } from './data/index.js';
 import { invalidArg, TorchSslError } from './errors.js';
-import { checkKeys } from './strict-keys.js';
+import { checkKeys, withDefaults } from './strict-keys.js';
 import { native, type NativeKnnGrid, type NativeTensor } from './native.js';
 import { awaitNative, readNpy, Tensor } from './tensor.js';
 
@@ -216,7 +216,7 @@ export const LINEAR_PROBE_DEFAULTS = { epochs: 100, lr: 0.1, batchSize: 256, mom
 /** Trains a linear classifier on frozen train features and reports its test accuracy (docs/features.md). */
 export async function linearProbe(opts: LinearProbeOptions): Promise<LinearProbeResult> {
   checkOptions(opts, LINEAR_KEYS, 'linearProbe options');
-  const o = { ...LINEAR_PROBE_DEFAULTS, ...opts };
+  const o = withDefaults(LINEAR_PROBE_DEFAULTS, opts);
   checkPositive('epochs', o.epochs, true);
   checkPositive('lr', o.lr, false);
   checkPositive('batchSize', o.batchSize, true);

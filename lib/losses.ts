@@ -3,6 +3,7 @@
  * backward (docs/losses.md). Each returns a differentiable scalar `LossTensor` whose `terms` hold the
  * unweighted components for logging. Defaults are solo-learn's (and the BagSSL seed's for TCR).
  */
+import { withDefaults } from './strict-keys.js';
 import { METHOD_REGISTRY } from './methods/index.js';
 import { invalidArg } from './errors.js';
 import { native, type NativeTensor } from './native.js';
@@ -44,12 +45,9 @@ export interface BarlowOptions {
 }
 
 /** Each loss function's defaults, from the method files (lib/methods/*.ts). */
-export const LOSS_DEFAULTS = {
-  vicreg: METHOD_REGISTRY.vicreg.lossDefaults,
-  simclr: METHOD_REGISTRY.simclr.lossDefaults,
-  tcr: METHOD_REGISTRY.tcr.lossDefaults,
-  barlow: METHOD_REGISTRY.barlow.lossDefaults,
-} as const;
+export const LOSS_DEFAULTS = Object.fromEntries(Object.values(METHOD_REGISTRY).map((m) => [m.name, m.lossDefaults])) as {
+  readonly [K in keyof typeof METHOD_REGISTRY]: (typeof METHOD_REGISTRY)[K]['lossDefaults'];
+};
 
 function checkNumber(name: string, v: unknown, positive: boolean): void {
   if (v === undefined) return;
@@ -77,14 +75,14 @@ function vicreg(z1: Tensor, z2: Tensor, opts: VICRegOptions = {}): Promise<LossT
   checkNumber('simWeight', opts.simWeight, false);
   checkNumber('varWeight', opts.varWeight, false);
   checkNumber('covWeight', opts.covWeight, false);
-  return run('vicreg', [z1, z2], { ...LOSS_DEFAULTS.vicreg, ...opts });
+  return run('vicreg', [z1, z2], withDefaults(LOSS_DEFAULTS.vicreg, opts));
 }
 
 /** solo-learn NT-Xent over V views: zs is (V, N, D). */
 function simclr(zs: Tensor, opts: SimCLROptions = {}): Promise<LossTensor> {
   checkTensor('zs', zs);
   checkNumber('temperature', opts.temperature, true);
-  return run('simclr', [zs], { ...LOSS_DEFAULTS.simclr, ...opts });
+  return run('simclr', [zs], withDefaults(LOSS_DEFAULTS.simclr, opts));
 }
 
 /** EMP-SSL total coding rate over V patches/views: zs is (V, N, D). */
@@ -92,7 +90,7 @@ function tcr(zs: Tensor, opts: TCROptions = {}): Promise<LossTensor> {
   checkTensor('zs', zs);
   checkNumber('eps', opts.eps, true);
   checkNumber('lambda', opts.lambda, false);
-  return run('tcr', [zs], { ...LOSS_DEFAULTS.tcr, ...opts });
+  return run('tcr', [zs], withDefaults(LOSS_DEFAULTS.tcr, opts));
 }
 
 /** solo-learn Barlow Twins on two (N, D) projections. */
@@ -101,7 +99,7 @@ function barlow(z1: Tensor, z2: Tensor, opts: BarlowOptions = {}): Promise<LossT
   checkTensor('z2', z2);
   checkNumber('lambda', opts.lambda, false);
   checkNumber('scale', opts.scale, true);
-  return run('barlow', [z1, z2], { ...LOSS_DEFAULTS.barlow, ...opts });
+  return run('barlow', [z1, z2], withDefaults(LOSS_DEFAULTS.barlow, opts));
 }
 
 export const losses = { vicreg, simclr, tcr, barlow };

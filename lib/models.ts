@@ -162,11 +162,10 @@ export function resnet(opts: ResNetOptions): ResNet {
 }
 
 /** Projector layouts: each method's (lib/methods/*.ts) and the BagSSL seed's heads (appendix C). */
+type ProjectorLayout = { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean };
+type MethodProjectors = { readonly [K in keyof typeof METHOD_REGISTRY]: ProjectorLayout };
 export const PROJECTOR_PRESETS = {
-  vicreg: projectorOf(METHOD_REGISTRY.vicreg),
-  barlow: projectorOf(METHOD_REGISTRY.barlow),
-  simclr: projectorOf(METHOD_REGISTRY.simclr),
-  tcr: projectorOf(METHOD_REGISTRY.tcr),
+  ...(Object.fromEntries(Object.values(METHOD_REGISTRY).map((m) => [m.name, projectorOf(m)])) as MethodProjectors),
   /** BagSSL seed C.1, CIFAR-10: 4096 hidden → 128, BN + ReLU between. */
   'bagssl-cifar10': { hiddenDims: [4096], outputDim: 128, batchNorm: true },
   /** BagSSL seed C.1, CIFAR-100: 4096 hidden → 512. */
@@ -174,7 +173,7 @@ export const PROJECTOR_PRESETS = {
   /** BagSSL seed C.2/C.3, ImageNet(-100): three layers of 8192. */
   'bagssl-imagenet': { hiddenDims: [8192, 8192], outputDim: 8192, batchNorm: true },
 } as const;
-function projectorOf(m: { projector: { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean } }): { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean } {
+function projectorOf(m: { projector: ProjectorLayout }): ProjectorLayout {
   return { hiddenDims: m.projector.hiddenDims, outputDim: m.projector.outputDim, batchNorm: m.projector.batchNorm };
 }
 export type ProjectorPreset = keyof typeof PROJECTOR_PRESETS;

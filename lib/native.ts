@@ -54,7 +54,7 @@ export interface NativeAddon {
   buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; cudaBuild: boolean; parallelInfo: string; mkldnn: boolean };
   cpuCacheInfo(): CpuCacheInfo;
   releaseCpuCache(): void;
-  createResNet(o: { depth: number; stem: string; numClasses?: number; zeroInitResidual?: boolean }): NativeModule;
+  createResNet(o: { depth: number; stem: string; numClasses: number; zeroInitResidual: boolean }): NativeModule;
   createProjector(o: { inputDim: number; hiddenDims: number[]; outputDim: number; batchNorm: boolean }): NativeModule;
   createOptimizer(kind: 'lars' | 'sgd', groups: { params: NativeTensor[]; options: Record<string, unknown> }[], defaults: Record<string, unknown>): NativeOptimizer;
   computeLoss(name: string, tensors: NativeTensor[], options: Record<string, number>): Promise<{ loss: NativeTensor; terms: Record<string, number> }>;

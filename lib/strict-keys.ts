@@ -106,3 +106,9 @@ export function findUnknownKey(value: unknown, schema: z.ZodType, parent: string
   }
   return undefined;
 }
+
+/** `{ ...defaults, ...opts }` where an option given as `undefined` keeps its default (as if it were absent). */
+export function withDefaults<D extends object, O extends object>(defaults: D, opts: O): D & O {
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+  return { ...defaults, ...given } as D & O;
+}

@@ -139,7 +139,7 @@ export type TrainConfig = z.output<typeof TrainConfigSchema>;
 export const METHOD_DEFAULTS: Record<Method, { lr: number; weightDecay: number; views: number; augmentation: string; projector: keyof typeof PROJECTOR_PRESETS; loss: Record<string, number>; concatViews: boolean }> = Object.fromEntries(
   METHODS.map((name) => {
     const m = methodSpec(name);
-    return [name, { lr: m.train.lr, weightDecay: m.train.weightDecay, views: m.views.default, augmentation: m.augmentation.name, projector: m.projector.name as keyof typeof PROJECTOR_PRESETS, loss: { ...m.train.loss }, concatViews: m.concatViews }];
+    return [name, { lr: m.train.lr, weightDecay: m.train.weightDecay, views: m.views.default, augmentation: m.augmentation.name, projector: name as keyof typeof PROJECTOR_PRESETS, loss: { ...m.train.loss }, concatViews: m.concatViews }];
   }),
 ) as never;
 

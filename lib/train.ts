@@ -253,6 +253,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
 
   const onEvent = (raw: { type: string } & Record<string, unknown>) => {
     if (raw.type === 'checkpoint') {
+      logger?.onEvent(raw as never); // metrics.csv is rewritten with each checkpoint
       const e = raw as unknown as RawCheckpoint;
       writes = writes.then(() => (writeError === undefined ? writeCheckpoint(e) : undefined)).catch((err) => {
         // A checkpoint that cannot be written stops the run now, not after the remaining epochs.

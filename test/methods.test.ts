@@ -18,7 +18,7 @@ describe('method registry', () => {
     for (const name of METHODS) {
       const m = METHOD_REGISTRY[name];
       expect(METHOD_DEFAULTS[name]).toMatchObject({ lr: m.train.lr, weightDecay: m.train.weightDecay, views: m.views.default, concatViews: m.concatViews, loss: m.train.loss });
-      expect(PROJECTOR_PRESETS[m.projector.name as keyof typeof PROJECTOR_PRESETS]).toMatchObject({ outputDim: m.projector.outputDim, batchNorm: m.projector.batchNorm });
+      expect(PROJECTOR_PRESETS[name]).toMatchObject({ outputDim: m.projector.outputDim, batchNorm: m.projector.batchNorm });
       expect(AUGMENTATION_PRESETS[m.augmentation.name]).toEqual(m.augmentation.views);
       expect(LOSS_DEFAULTS[name]).toEqual(m.lossDefaults);
       expect(Object.keys(m.train.loss).sort()).toEqual(Object.keys(m.lossOptions).sort());
@@ -54,6 +54,17 @@ describe('method registry', () => {
     new Tensor(r.loss).dispose();
     a.dispose();
     b.dispose();
+  });
+
+  it('an option given as undefined keeps its default (it is not sent to the engine as missing)', async () => {
+    const { losses } = await import('../lib/losses.js');
+    const zs = Tensor.from(Float32Array.from({ length: 2 * 8 * 4 }, (_, i) => Math.cos(i * 0.7)), [2, 8, 4]);
+    const a = await losses.simclr(zs, { temperature: undefined });
+    const b = await losses.simclr(zs, {});
+    expect(a.item()).toBe(b.item());
+    a.dispose();
+    b.dispose();
+    zs.dispose();
   });
 
   it('the training binding requires every config field: a missing one is ERR_INVALID_ARG naming it', () => {

@@ -127,12 +127,17 @@ describe('run logs', () => {
 
   it('a resumed run continues metrics.csv from its step; a new event file is added beside the first', async () => {
     const dir = join(work, 'resume');
-    const base = { method: 'vicreg' as const, data: { train: data }, projector: { hiddenDims: [64], outputDim: 32 }, augmentation: [{ size: 16 }], batchSize: 16, logEvery: 1, checkpoint: { dir }, seed: 3 };
+    const base = { method: 'vicreg' as const, data: { train: data, normalization: 'emp-ssl' as const }, projector: { hiddenDims: [64], outputDim: 32 }, augmentation: [{ size: 16 }], batchSize: 16, logEvery: 1, checkpoint: { dir }, seed: 3 };
     const first = await train({ ...base, epochs: 2, maxSteps: 2 });
     await new Promise((res) => setTimeout(res, 1100)); // event files are named by the second
     const second = await train({ ...base, epochs: 2, resume: first.checkpoint });
     const steps = readMetricsCsv(second.metricsCsv).rows.filter((row) => 'train/loss' in row.values).map((row) => row.step);
     expect(steps).toEqual([1, 2, 3, 4]);
     expect(readdirSync(dir).filter((f) => f.startsWith('events.out.tfevents.'))).toHaveLength(2);
+    // The statistics the run recorded by name (args.json data.normalization 'emp-ssl') are what loading reports.
+    const { loadCheckpoint } = await import('../lib/checkpoint/load.js');
+    const loaded = await loadCheckpoint(second.checkpoint);
+    expect(loaded.info.normalization).toEqual({ mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+    loaded.dispose();
   });
 });

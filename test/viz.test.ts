@@ -164,6 +164,9 @@ describe('patchKnn', () => {
     const data = fixturePath('viz', 'digits60.npy');
     await expectError(patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 4 }, stride: 1, memoryMb: 1 }), 'ERR_INVALID_ARG', 'MiB, more than memoryMb 1');
     await expectError(patchKnn(ck, data, { query: { image: 60, x: 0, y: 0, size: 16 } }), 'ERR_INVALID_ARG', 'query image 60 is not among the 60 images');
+    // Both spaces keep a bank each: 540 patches × (512 + 64) dims × 4 bytes = 1.19 MiB > 1.1, where either alone fits.
+    await expectError(patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 16 }, stride: 8, space: 'both', memoryMb: 1.1 }), 'ERR_INVALID_ARG', '512 + 64 dims', 'needs 1.2 MiB, more than memoryMb 1.1');
+    await expectError(patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 16 }, tile: 10 }), 'ERR_INVALID_ARG', 'an integer ≥ 20');
     await expectError(patchKnn(ck, data, { query: { image: 0, x: 20, y: 0, size: 16 } }), 'ERR_INVALID_ARG', 'does not fit in the 32×32 images');
   });
 });

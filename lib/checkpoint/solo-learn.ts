@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TorchSslError } from '../errors.js';
-import { normalizationForDataset } from '../data/normalization.js';
+import { isNormalizationName, NORMALIZATIONS, normalizationForDataset } from '../data/normalization.js';
 import { PyGlobal, PyObject, PySlice, dictGet, getPyState, isTuple, type PyValue } from './pyvalue.js';
 import { TensorRef } from './tensor-ref.js';
 import { findTensors, readTorchFile, type TorchFile } from './torch-file.js';
@@ -273,7 +273,8 @@ function analyseBackbone(bb: Map<string, TensorRef>): Pick<CheckpointInfo, 'dept
 }
 
 function explicitNormalization(v: unknown): Normalization | null {
-  if (typeof v === 'string') return copyOf(normalizationForDataset(v));
+  // A statistics name torch-ssl recorded (e.g. 'emp-ssl', 'cifar-eval'), else a dataset name.
+  if (typeof v === 'string') return copyOf(isNormalizationName(v) ? NORMALIZATIONS[v] : normalizationForDataset(v));
   if (v !== null && typeof v === 'object') {
     const { mean, std } = v as { mean?: unknown; std?: unknown };
     const triple = (x: unknown): x is [number, number, number] => Array.isArray(x) && x.length === 3 && x.every((n) => typeof n === 'number' && Number.isFinite(n));

@@ -25,7 +25,8 @@ export interface MethodSpec<Name extends string = string, LossKeys extends strin
   views: { default: number; exactly?: number };
   /** Forward all views in one pass (EMP-SSL's patches share BatchNorm statistics) instead of one pass per view. */
   concatViews: boolean;
-  projector: { name: string; hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean; doc: string };
+  /** The projector preset of the method's name (PROJECTOR_PRESETS[name]). */
+  projector: { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean; doc: string };
   augmentation: { name: string; views: readonly ViewPreset[]; doc: string };
   /** The training recipe's defaults (solo-learn's CIFAR configs; EMP-SSL / the BagSSL seed for TCR). */
   train: { lr: number; weightDecay: number; loss: Record<LossKeys, number> };

@@ -7,7 +7,7 @@ export const simclr = defineMethod({
   lossDefaults: { temperature: 0.1 },
   views: { default: 2 },
   concatViews: false,
-  projector: { name: 'simclr', hiddenDims: [2048], outputDim: 256, batchNorm: false, doc: 'solo-learn SimCLR: Linear-ReLU → Linear, 2048 → 256, no BN.' },
+  projector: { hiddenDims: [2048], outputDim: 256, batchNorm: false, doc: 'solo-learn SimCLR: Linear-ReLU → Linear, 2048 → 256, no BN.' },
   augmentation: {
     name: 'solo-symmetric',
     views: [{ jitter: { p: 0.8, brightness: 0.8, contrast: 0.8, saturation: 0.8, hue: 0.2 }, blur: { p: 0.5, sigma: [0.1, 2], kernel: 0 } }],

@@ -13,7 +13,7 @@ export const tcr = defineMethod({
   lossDefaults: { eps: 0.2, lambda: 30 },
   views: { default: 20 },
   concatViews: true,
-  projector: { name: 'tcr', hiddenDims: [4096, 4096], outputDim: 1024, batchNorm: true, doc: 'EMP-SSL (TCR): 4096 pre-feature + 4096 hidden, BN, → 1024.' },
+  projector: { hiddenDims: [4096, 4096], outputDim: 1024, batchNorm: true, doc: 'EMP-SSL (TCR): 4096 pre-feature + 4096 hidden, BN, → 1024.' },
   augmentation: {
     name: 'emp-ssl-patches',
     views: [

@@ -107,15 +107,16 @@ export function drawBox(image: RgbImage, x: number, y: number, w: number, h: num
   }
 }
 
-/** Copies `src` into `dst` with its top-left corner at (x, y). */
+/** Copies `src` into `dst` with its top-left corner at (x, y); what falls outside `dst` is clipped. */
 export function paste(dst: RgbImage, src: RgbImage, x: number, y: number): void {
+  const skip = Math.max(0, -x);
+  const cols = Math.min(src.width, dst.width - x) - skip;
+  if (cols <= 0) return;
   for (let row = 0; row < src.height; row++) {
     const ty = y + row;
     if (ty < 0 || ty >= dst.height) continue;
-    const from = row * src.width * 3;
-    const cols = Math.min(src.width, dst.width - x);
-    if (cols <= 0) continue;
-    dst.data.set(src.data.subarray(from, from + cols * 3), (ty * dst.width + x) * 3);
+    const from = (row * src.width + skip) * 3;
+    dst.data.set(src.data.subarray(from, from + cols * 3), (ty * dst.width + x + skip) * 3);
   }
 }
 

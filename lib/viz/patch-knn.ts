@@ -122,7 +122,8 @@ export async function patchKnn(model: FeatureModel, dataset: string | ImageSourc
   if (!(typeof memoryMb === 'number' && memoryMb > 0)) throw invalidArg('memoryMb', 'a positive number', memoryMb);
   if (opts.limit !== undefined && !posInt(opts.limit)) throw invalidArg('limit', 'a positive integer', opts.limit);
   const tile = opts.tile ?? Math.max(48, 2 * q.size);
-  if (!posInt(tile) || tile < 8) throw invalidArg('tile', 'an integer ≥ 8', tile);
+  const minTile = q.size + 2 * Math.max(2, Math.round(tile / 24));
+  if (!posInt(tile) || tile < minTile) throw invalidArg('tile', `an integer ≥ ${minTile} (the patch side plus its frame)`, tile);
   const space = opts.space ?? 'embedding';
   if (space !== 'embedding' && space !== 'projection' && space !== 'both') throw invalidArg('space', "'embedding', 'projection' or 'both'", space);
   const spaces: PatchSpace[] = space === 'both' ? ['embedding', 'projection'] : [space];
@@ -143,13 +144,14 @@ export async function patchKnn(model: FeatureModel, dataset: string | ImageSourc
     const cols = Math.floor((width - q.size) / stride) + 1;
     const perImage = rows * cols;
     const patches = count * perImage;
-    // The widest space decides the bank's size: the projector's output dimension or the backbone's.
-    const maxDim = Math.max(model.backbone.featureDim, spaces.includes('projection') ? model.projector!.outputDim : 0);
-    const bytes = patches * maxDim * 4;
+    // One bank per space: the backbone's width for embedding, the projector's output for projection.
+    const dims = spaces.map((s) => (s === 'embedding' ? model.backbone.featureDim : model.projector!.outputDim));
+    const totalDim = dims.reduce((a, b) => a + b, 0);
+    const bytes = patches * totalDim * 4;
     if (bytes > memoryMb * 2 ** 20) {
       throw new TorchSslError(
         'ERR_INVALID_ARG',
-        `the patch bank (${count} images × ${perImage} patches × ${maxDim} dims, float32) needs ${(bytes / 2 ** 20).toFixed(0)} MiB, more than memoryMb ${memoryMb}: raise it, or take fewer images (limit) or a larger stride`,
+        `the patch bank (${count} images × ${perImage} patches × ${dims.join(' + ')} dims, float32) needs ${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MiB, more than memoryMb ${memoryMb}: raise it, or take fewer images (limit) or a larger stride`,
       );
     }
     const labels = source.labels ? source.labels.subarray(0, count) : undefined;

@@ -29,10 +29,15 @@ export interface EmbedPatchesOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Model input side for a checkpoint: its run's crop size when recorded, else 32 (CIFAR stem) or 224. */
+/**
+ * Model input side for a checkpoint: its run's training crop when recorded (torch-ssl's args.json
+ * resolvedViews / augmentation, solo-learn's augmentations[].crop_size), else the image side it trained on
+ * (data.size), else 32 for the CIFAR stem and 224 otherwise.
+ */
 export function modelInputSize(model: FeatureModel & { info?: { config?: Record<string, unknown> | null; stem?: string | null } }): number {
-  const cfg = model.info?.config as { data?: { size?: unknown }; augmentation?: { size?: unknown }[]; augmentations?: { crop_size?: unknown }[] } | null | undefined;
-  const fromRun = cfg?.data?.size ?? (Array.isArray(cfg?.augmentation) ? cfg.augmentation[0]?.size : undefined) ?? (Array.isArray(cfg?.augmentations) ? cfg.augmentations[0]?.crop_size : undefined);
+  const cfg = model.info?.config as { data?: { size?: unknown }; resolvedViews?: { size?: unknown }[]; augmentation?: { size?: unknown }[]; augmentations?: { crop_size?: unknown }[] } | null | undefined;
+  const first = <T>(v: T[] | undefined): T | undefined => (Array.isArray(v) ? v[0] : undefined);
+  const fromRun = first(cfg?.resolvedViews)?.size ?? first(cfg?.augmentation)?.size ?? first(cfg?.augmentations)?.crop_size ?? cfg?.data?.size;
   if (typeof fromRun === 'number' && Number.isSafeInteger(fromRun) && fromRun > 0) return fromRun;
   return model.info?.stem === 'imagenet' ? 224 : 32;
 }
@@ -42,15 +47,37 @@ export function modelInputSize(model: FeatureModel & { info?: { config?: Record<
  * (boxes.length × D) row-major Float32Array and D.
  */
 export async function embedPatches(model: FeatureModel, images: readonly RgbImage[], boxes: readonly PatchBox[], opts: EmbedPatchesOptions): Promise<{ features: Float32Array; dim: number }> {
-  const { size, resize } = opts;
+  const { size } = opts;
   if (boxes.length === 0) return { features: new Float32Array(0), dim: 0 };
-  const pixels = new Uint8Array(boxes.length * size * size * 3);
-  boxes.forEach((b, i) => {
+  for (const b of boxes) {
     const img = images[b.image];
     if (img === undefined) throw invalidArg('patch image', `an index below ${images.length}`, b.image);
     if (b.x < 0 || b.y < 0 || b.x + size > img.width || b.y + size > img.height) {
       throw new TorchSslError('ERR_INVALID_ARG', `patch at x ${b.x}, y ${b.y}, size ${size} does not lie inside the ${img.width}×${img.height} image`);
     }
+  }
+  // Cut and embed PATCH_CHUNK patches at a time: the pixel copies stay bounded whatever the number of patches.
+  let features: Float32Array | undefined;
+  let dim = 0;
+  for (let start = 0; start < boxes.length; start += PATCH_CHUNK) {
+    const part = await embedChunk(model, images, boxes.slice(start, start + PATCH_CHUNK), opts);
+    if (features === undefined) {
+      dim = part.dim;
+      features = new Float32Array(boxes.length * dim);
+    }
+    features.set(part.features, start * dim);
+  }
+  return { features: features!, dim };
+}
+
+/** Patches per extraction call. */
+const PATCH_CHUNK = 1024;
+
+async function embedChunk(model: FeatureModel, images: readonly RgbImage[], boxes: readonly PatchBox[], opts: EmbedPatchesOptions): Promise<{ features: Float32Array; dim: number }> {
+  const { size, resize } = opts;
+  const pixels = new Uint8Array(boxes.length * size * size * 3);
+  boxes.forEach((b, i) => {
+    const img = images[b.image]!;
     for (let row = 0; row < size; row++) {
       const from = ((b.y + row) * img.width + b.x) * 3;
       pixels.set(img.data.subarray(from, from + size * 3), (i * size + row) * size * 3);

@@ -6,6 +6,9 @@
  *   epoch, online kNN and checkpoint, and when the run ends, so a reader never sees half a file.
  * - `events.out.tfevents.<time>.<host>.<pid>.0`: the same values as TensorBoard scalars, appended as they come.
  *
+ * The epoch column: a step row's epoch is the 0-based epoch the step belongs to; an epoch-end row
+ * (train/loss_epoch) and an online-kNN row give the number of epochs completed (kNN before training: 0).
+ *
  * Metric names: train/loss, train/<loss term>, train/class_loss, train/lr, train/grad_scale, perf/images_per_sec,
  * perf/augment_ms, perf/step_ms, perf/wait_ms (step events); train/loss_epoch (epoch events); knn/top1,
  * knn/top5 (online kNN, percent).

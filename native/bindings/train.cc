@@ -36,6 +36,7 @@ data::ViewAugment parseViewAugment(Napi::Env env, const Napi::Object& o) {
   a.flipP = requiredNumber(env, o, "flipP", w);
   a.mean = requiredNumbers(env, o, "mean", w);
   a.std = requiredNumbers(env, o, "std", w);
+  if (a.mean.size() != 3 || a.std.size() != 3) throwJs(env, "ERR_INVALID_ARG", "view.mean and view.std: expected 3 numbers each (R, G, B)");
   return a;
 }
 
@@ -103,6 +104,7 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   c.knnTemperature = num("knnTemperature");
   c.evalMean = requiredNumbers(env, o, "evalMean", w);
   c.evalStd = requiredNumbers(env, o, "evalStd", w);
+  if (c.evalMean.size() != 3 || c.evalStd.size() != 3) throwJs(env, "ERR_INVALID_ARG", "config.evalMean and config.evalStd: expected 3 numbers each (R, G, B)");
   return c;
 }
 

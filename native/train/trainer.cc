@@ -433,9 +433,9 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   bool aborted = false;
   model->train();
   try {
-    Batch b;
     while (true) {
       auto tw = Clock::now();
+      Batch b;  // per step: the previous batch's tensors are freed before the next one is awaited
       if (!producer.next(b)) break;
       const double waitMs = msSince(tw);
       auto ts = Clock::now();
