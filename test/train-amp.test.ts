@@ -1,13 +1,14 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readTorchFile, tensorMap } from '../lib/checkpoint/index.js';
 import { train, type StepEvent } from '../lib/train.js';
 import { digitsSubset } from './helpers/datasets.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tssl-amp-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function params(path: string, names: string[]): Promise<Map<string, Float32Array>> {
   const f = await readTorchFile(path);

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { train, resolveTrainConfig, type StepEvent } from '../lib/train.js';
 import { readTorchFile } from '../lib/checkpoint/index.js';
 import { digitsSubset } from './helpers/datasets.js';
@@ -11,6 +11,7 @@ import { PYTHON } from './helpers/python.js';
 
 let data: string;
 const work = mkdtempSync(join(tmpdir(), 'tssl-train-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 beforeAll(async () => {
   data = await digitsSubset(work, 32);
 });

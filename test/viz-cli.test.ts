@@ -1,12 +1,12 @@
 // The picture commands end to end on a real (tiny) training run: heatmap and patch-knn on its checkpoint, then
 // the HTML report of the run, opened in headless Chromium (Debian's) with no console errors, charts drawn,
 // pictures loaded, and a screenshot written to .cache/test-output/report.png.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register as registerHeatmap } from '../lib/cli/heatmap.js';
 import { register as registerPatchKnn } from '../lib/cli/patch-knn.js';
 import { register as registerReport } from '../lib/cli/report.js';
@@ -17,6 +17,7 @@ import { digitsSubset } from './helpers/datasets.js';
 const { run: cli, fails: cliError } = cliRunner(registerHeatmap, registerPatchKnn, registerReport);
 
 const work = mkdtempSync(join(tmpdir(), 'tssl-viz-cli-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 const run = join(work, 'run');
 let data: string;
 let ckpt: string;

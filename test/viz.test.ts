@@ -127,7 +127,7 @@ describe('patchKnn', () => {
   });
 
   it('a CIFAR-10 binary folder and an image folder of the same images give the same neighbours as the .npy', async () => {
-    const { mkdtempSync, mkdirSync, writeFileSync } = await import('node:fs');
+    const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const pixels = (await fixtureArray('viz', 'digits60')).data as unknown as Uint8Array;
@@ -158,6 +158,7 @@ describe('patchKnn', () => {
     const order = Array.from({ length: 60 }, (_, i) => i).sort((a, b) => labels[a]! - labels[b]! || a - b);
     const viaFolder = await ask(folder, order.indexOf(q.image));
     expect(viaFolder.results[0]!.neighbours.map((n) => ({ ...n, image: order[n.image] }))).toEqual(npy.results[0]!.neighbours);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('checks the bank against the memory budget before any work, and the query against the data', async () => {
