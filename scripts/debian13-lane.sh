@@ -94,7 +94,9 @@ else
   echo "debian13-lane: using the cached root $root"
 fi
 
-# The working tree, fresh: what a clone holds plus uncommitted edits, never node_modules/build/caches.
+# The working tree, fresh: what a clone holds plus uncommitted edits, never node_modules/build/caches. Test
+# folders an interrupted earlier run left in the cached root's /tmp go too (a ResNet checkpoint is ~90 MB).
+rm -rf "$root"/tmp/tssl-*
 work="$root/work/torch-ssl"
 rm -rf "$work"
 mkdir -p "$work"
