@@ -155,8 +155,9 @@ export async function patchHeatmap(model: FeatureModel, image: RgbImage | string
   const maps: HeatmapMap[] = [];
   const panels: RgbImage[] = [];
   try {
+    const embedded = await embedPatches(model, [img], boxes, { size, resize, spaces, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
     for (const s of spaces) {
-      const { features, dim } = await embedPatches(model, [img], boxes, { size, resize, space: s, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
+      const { features, dim } = embedded[s]!;
       normalizeRows(features, dim);
       const sim = new Float32Array(rows * cols);
       for (let p = 0; p < rows * cols; p++) {

@@ -159,9 +159,10 @@ export async function patchKnn(model: FeatureModel, dataset: string | ImageSourc
     const queryImage = await readImage(source, q.image);
 
     const banks = new Map<PatchSpace, { features: Float32Array; dim: number; query: Float32Array }>();
+    const qe = await embedPatches(model, [queryImage], [{ image: 0, x: q.x, y: q.y }], { size: q.size, resize, spaces, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
     for (const s of spaces) {
-      const qe = await embedPatches(model, [queryImage], [{ image: 0, x: q.x, y: q.y }], { size: q.size, resize, space: s, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
-      banks.set(s, { features: new Float32Array(patches * qe.dim), dim: qe.dim, query: normalizeRows(qe.features, qe.dim) });
+      const { features, dim } = qe[s]!;
+      banks.set(s, { features: new Float32Array(patches * dim), dim, query: normalizeRows(features, dim) });
     }
     const imagesPerChunk = Math.max(1, Math.floor(2048 / perImage));
     for (let start = 0; start < count; start += imagesPerChunk) {
@@ -170,10 +171,10 @@ export async function patchKnn(model: FeatureModel, dataset: string | ImageSourc
       const imgs = batchImages(b.pixels as Uint8Array, b.count, width, height);
       const boxes: PatchBox[] = [];
       for (let i = 0; i < imgs.length; i++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) boxes.push({ image: i, x: c * stride, y: r * stride });
+      const e = await embedPatches(model, imgs, boxes, { size: q.size, resize, spaces, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
       for (const s of spaces) {
         const bank = banks.get(s)!;
-        const e = await embedPatches(model, imgs, boxes, { size: q.size, resize, space: s, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
-        bank.features.set(normalizeRows(e.features, e.dim), start * perImage * bank.dim);
+        bank.features.set(normalizeRows(e[s]!.features, bank.dim), start * perImage * bank.dim);
       }
       opts.onProgress?.({ done: end, total: count });
     }

@@ -22,7 +22,8 @@ export interface EmbedPatchesOptions {
   size: number;
   /** Side each patch is resized to before the backbone. */
   resize: number;
-  space: PatchSpace;
+  /** The spaces wanted; the backbone runs once, the projector on its output when 'projection' is asked for. */
+  spaces: readonly PatchSpace[];
   normalize?: NormalizeOption | undefined;
   /** Patches per forward pass (default 256). */
   batchSize?: number | undefined;
@@ -46,9 +47,10 @@ export function modelInputSize(model: FeatureModel & { info?: { config?: Record<
  * Embeds the `boxes` (all `size`×`size`) of `images` (one RgbImage each, indexed by `box.image`): a
  * (boxes.length × D) row-major Float32Array and D.
  */
-export async function embedPatches(model: FeatureModel, images: readonly RgbImage[], boxes: readonly PatchBox[], opts: EmbedPatchesOptions): Promise<{ features: Float32Array; dim: number }> {
+export type PatchEmbeddings = Partial<Record<PatchSpace, { features: Float32Array; dim: number }>>;
+
+export async function embedPatches(model: FeatureModel, images: readonly RgbImage[], boxes: readonly PatchBox[], opts: EmbedPatchesOptions): Promise<PatchEmbeddings> {
   const { size } = opts;
-  if (boxes.length === 0) return { features: new Float32Array(0), dim: 0 };
   for (const b of boxes) {
     const img = images[b.image];
     if (img === undefined) throw invalidArg('patch image', `an index below ${images.length}`, b.image);
@@ -56,24 +58,22 @@ export async function embedPatches(model: FeatureModel, images: readonly RgbImag
       throw new TorchSslError('ERR_INVALID_ARG', `patch at x ${b.x}, y ${b.y}, size ${size} does not lie inside the ${img.width}×${img.height} image`);
     }
   }
+  const out: PatchEmbeddings = {};
   // Cut and embed PATCH_CHUNK patches at a time: the pixel copies stay bounded whatever the number of patches.
-  let features: Float32Array | undefined;
-  let dim = 0;
   for (let start = 0; start < boxes.length; start += PATCH_CHUNK) {
     const part = await embedChunk(model, images, boxes.slice(start, start + PATCH_CHUNK), opts);
-    if (features === undefined) {
-      dim = part.dim;
-      features = new Float32Array(boxes.length * dim);
+    for (const [space, e] of Object.entries(part) as [PatchSpace, { features: Float32Array; dim: number }][]) {
+      const into = (out[space] ??= { features: new Float32Array(boxes.length * e.dim), dim: e.dim });
+      into.features.set(e.features, start * e.dim);
     }
-    features.set(part.features, start * dim);
   }
-  return { features: features!, dim };
+  return out;
 }
 
 /** Patches per extraction call. */
 const PATCH_CHUNK = 1024;
 
-async function embedChunk(model: FeatureModel, images: readonly RgbImage[], boxes: readonly PatchBox[], opts: EmbedPatchesOptions): Promise<{ features: Float32Array; dim: number }> {
+async function embedChunk(model: FeatureModel, images: readonly RgbImage[], boxes: readonly PatchBox[], opts: EmbedPatchesOptions): Promise<PatchEmbeddings> {
   const { size, resize } = opts;
   const pixels = new Uint8Array(boxes.length * size * size * 3);
   boxes.forEach((b, i) => {
@@ -88,15 +88,24 @@ async function embedChunk(model: FeatureModel, images: readonly RgbImage[], boxe
     // One patch per "image": a grid of one size×size patch at stride size, resized to `resize`.
     const r = await extractFeatures(model, t, {
       patches: { size, stride: size, resize },
-      space: opts.space,
       ...(opts.normalize !== undefined ? { normalize: opts.normalize } : {}),
       batchSize: opts.batchSize ?? 256,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    const dim = r.features.shape[1]!;
-    const features = r.features.toTypedArray() as Float32Array;
-    r.features.dispose();
-    return { features, dim };
+    const out: PatchEmbeddings = {};
+    try {
+      const embedding = { features: r.features.toTypedArray() as Float32Array, dim: r.features.shape[1]! };
+      if (opts.spaces.includes('embedding')) out.embedding = embedding;
+      if (opts.spaces.includes('projection')) {
+        // The projector on the pooled vectors, as extractFeatures' projection space does: no second backbone pass.
+        const z = await model.projector!.forward(r.features, { grad: false });
+        out.projection = { features: z.toTypedArray() as Float32Array, dim: z.shape[1]! };
+        z.dispose();
+      }
+    } finally {
+      r.features.dispose();
+    }
+    return out;
   } finally {
     t.dispose();
   }
