@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_DATA_FORMAT' // an input data source is malformed
   | 'ERR_CONFIG' // a training config failed validation
   | 'ERR_ABORTED' // an AbortSignal fired
+  | 'ERR_DISTRIBUTED' // a data-parallel job failed: rendezvous time-out, a rank that died, ranks that disagree
   | 'ERR_IO'; // a file could not be read or written
 
 export class TorchSslError extends Error {

@@ -124,6 +124,12 @@ export interface NativeTrainResult {
   waitMsPerStep: number;
   /** Optimizer steps the grad scaler skipped (inf/NaN gradients); 0 without a scaler. */
   skippedSteps: number;
+  /** Data-parallel runs: this process's rank and the world size (0 and 1 otherwise), and the gradient
+   *  all-reduce per step: its whole span and the part backward did not hide (ms). */
+  rank: number;
+  worldSize: number;
+  commMsPerStep: number;
+  commWaitMsPerStep: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

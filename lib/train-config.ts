@@ -131,6 +131,30 @@ export const TrainConfigSchema = z.object({
   logEvery: z.number().int().positive().default(10),
   /** A checkpoint written by torch-ssl train to continue from. */
   resume: z.string().optional(),
+  /**
+   * This run is one rank of a c10d data-parallel job (docs/distributed.md). torchrun's environment variables
+   * (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) fill what is not given here; `torch-ssl train
+   * --nproc N` sets them for its workers. `batchSize` is per rank, as under DDP.
+   */
+  dist: z
+    .object({
+      worldSize: z.number().int().positive().optional(),
+      rank: z.number().int().min(0).optional(),
+      localRank: z.number().int().min(0).optional(),
+      masterAddr: z.string().min(1).optional(),
+      masterPort: z.number().int().min(1).max(65535).optional(),
+      /** gloo (CPU) or nccl (CUDA); default: nccl on a CUDA device, else gloo. */
+      backend: z.enum(['gloo', 'nccl']).optional(),
+      /** Seconds a collective may wait for a peer (PyTorch's default, 30 min: rank 0's kNN runs while the others wait). */
+      timeout: positive.default(1800),
+      /** Seconds every rank has to arrive at the rendezvous. */
+      rendezvousTimeout: positive.default(300),
+      /** BatchNorm statistics over the global batch (nn.SyncBatchNorm). */
+      syncBatchNorm: z.boolean().default(false),
+      /** Gradient buckets of about this many MB, all-reduced while backward runs (DDP's bucket_cap_mb). */
+      bucketMb: z.number().int().positive().default(25),
+    })
+    .optional(),
 });
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
@@ -290,6 +314,24 @@ export interface NativeTrainConfig {
   knnTemperature: number;
   evalMean: number[];
   evalStd: number[];
+  /** null: a single-process run. */
+  dist: NativeDist | null;
+}
+
+/** One rank's place in a data-parallel job, as native/distributed/group.h reads it. */
+export interface NativeDist {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  masterAddr: string;
+  masterPort: number;
+  backend: 'gloo' | 'nccl';
+  timeoutSec: number;
+  rendezvousTimeoutSec: number;
+  /** Every rank must agree on it: the engine config without the rank's own fields, and the data's shape. */
+  configDigest: string;
+  syncBatchNorm: boolean;
+  bucketMb: number;
 }
 
 /** One view pipeline as the engine reads it (native/data/augment.h ViewAugment). */
@@ -386,5 +428,6 @@ export function toNativeConfig(c: ReturnType<typeof resolveTrainConfig>, norm: {
     knnTemperature: c.knn.temperature,
     evalMean: [...norm.mean],
     evalStd: [...norm.std],
+    dist: null,
   };
 }

@@ -16,6 +16,7 @@ import { resolveTrainConfig, toNativeConfig, type TrainConfig, type TrainConfigI
 import { checkKeys } from './strict-keys.js';
 import { RunLogger } from './viz/run-log.js';
 import { PACKAGE } from './version.js';
+import { configDigest, deviceForRank, resolveDist, toNativeDist } from './distributed.js';
 import { readBackboneInit, readResume, writeArgsJson, writeTrainingCheckpoint, type RawCheckpoint } from './checkpoint/lightning.js';
 
 const version = PACKAGE.version;
@@ -40,6 +41,10 @@ export interface StepEvent {
    *  optimizer steps skipped so far because gradients overflowed. */
   gradScale?: number;
   skippedSteps?: number;
+  /** Data-parallel runs: this step's gradient all-reduce, from its first bucket to the last, and the part of it
+   *  that backward did not hide (the wait after backward). */
+  commMs?: number;
+  commWaitMs?: number;
 }
 export interface EpochEvent {
   type: 'epoch';
@@ -196,6 +201,10 @@ export async function train(configInput: TrainConfigInput | Record<string, unkno
 
 async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>, opts: TrainOptions): Promise<TrainResult> {
   const c = resolveTrainConfig(configInput);
+  const place = resolveDist(c);
+  c.device = deviceForRank(c.device, place);
+  // Rank 0 alone writes checkpoints, args.json and the run logs, and reports progress (the others train).
+  const lead = !place || place.rank === 0;
   await preloadNative();
   if (c.threads > 0) setNumThreads(c.threads);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
@@ -219,20 +228,35 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   const datasetName = known ?? 'custom';
   c.data.normalization ??= known ?? 'cifar10';
   const norm = typeof c.data.normalization === 'string' ? NORMALIZATIONS[c.data.normalization] : c.data.normalization;
-  const resume = c.resume ? await readResume(c.resume, c) : c.backbone.init ? await readBackboneInit(c.backbone.init, c) : null;
+  const worldSize = place?.worldSize ?? 1;
+  const resume = c.resume ? await readResume(c.resume, c, worldSize) : c.backbone.init ? await readBackboneInit(c.backbone.init, c) : null;
+  const stepsPerEpoch = Math.floor(Math.floor(train.images.shape[0]! / worldSize) / c.batchSize);
 
   const name = c.checkpoint.name ?? `${c.method}-resnet${c.backbone.depth}-${basename(c.data.train).replace(/\.[^.]*$/, '')}`;
-  try {
-    await mkdir(c.checkpoint.dir, { recursive: true });
-  } catch (err) {
-    throw new TorchSslError('ERR_IO', `config.checkpoint.dir ${c.checkpoint.dir}: cannot create the folder (${(err as Error).message})`, { file: c.checkpoint.dir });
+  let removedTemporaries: string[] = [];
+  let argsJson = '';
+  if (lead) {
+    try {
+      await mkdir(c.checkpoint.dir, { recursive: true });
+    } catch (err) {
+      throw new TorchSslError('ERR_IO', `config.checkpoint.dir ${c.checkpoint.dir}: cannot create the folder (${(err as Error).message})`, { file: c.checkpoint.dir });
+    }
+    // What a killed run left behind (its process is gone) is removed; a checkpoint must fit before step one.
+    removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
+    await checkDiskSpace(c.checkpoint.dir, estimateCheckpointBytes(c, train.numClasses));
+    argsJson = await writeArgsJson(c.checkpoint.dir, {
+      ...c,
+      name,
+      torch_ssl_version: version,
+      method_kwargs: c.loss,
+      backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone },
+      data: { ...c.data, dataset: datasetName, num_classes: train.numClasses },
+      ...(place ? { dist: { ...c.dist, world_size: place.worldSize, backend: place.backend }, num_nodes_x_devices: place.worldSize } : {}),
+    });
   }
-  // What a killed run left behind (its process is gone) is removed; a checkpoint must fit before step one.
-  const removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
-  await checkDiskSpace(c.checkpoint.dir, estimateCheckpointBytes(c, train.numClasses));
-  const argsJson = await writeArgsJson(c.checkpoint.dir, { ...c, name, torch_ssl_version: version, method_kwargs: c.loss, backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone }, data: { ...c.data, dataset: datasetName, num_classes: train.numClasses } });
 
   const nativeConfig = toNativeConfig(c, norm, train.labels ? train.numClasses : 0);
+  if (place) nativeConfig.dist = toNativeDist(place, configDigest(nativeConfig, place, train.images.shape));
   const data = { images: train.images.handle, labels: train.labels?.handle, valImages: val?.images.handle, valLabels: val?.labels?.handle };
 
   // Events reach JS through the loop only after startTraining returns (thread-safe function calls).
@@ -246,7 +270,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
 
   const writeCheckpoint = async (e: RawCheckpoint) => {
     const path = join(c.checkpoint.dir, `${name}-ep=${e.epoch}${e.aborted ? '-aborted' : ''}.ckpt`);
-    await writeTrainingCheckpoint(path, e, c, Math.floor(train.images.shape[0]! / c.batchSize), version);
+    await writeTrainingCheckpoint(path, e, c, stepsPerEpoch, version, worldSize);
     lastCheckpoint = path;
     opts.onProgress?.({ type: 'checkpoint', epoch: e.epoch, globalStep: e.globalStep, path, final: e.final, aborted: e.aborted });
   };
@@ -269,7 +293,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   };
 
   const run = native().startTraining(nativeConfig, data, resume, onEvent);
-  logger = new RunLogger(c.checkpoint.dir, { resumeStep: c.resume && resume ? resume.globalStep : undefined });
+  if (lead) logger = new RunLogger(c.checkpoint.dir, { resumeStep: c.resume && resume ? resume.globalStep : undefined });
   abortRun = () => run.abort();
   const onAbort = () => run.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -277,10 +301,10 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     const r = await run.done;
     await writes;
     if (writeError) throw writeError;
-    await logger.close();
-    return { ...r, checkpoint: lastCheckpoint, argsJson, metricsCsv: logger.csvPath, eventsFile: logger.eventsPath, knn, losses, removedTemporaries };
+    await logger?.close();
+    return { ...r, checkpoint: lastCheckpoint, argsJson, metricsCsv: logger?.csvPath ?? '', eventsFile: logger?.eventsPath ?? '', knn, losses, removedTemporaries };
   } finally {
-    await logger.close().catch(() => undefined); // idempotent after success; after a failure the logs are best effort
+    await logger?.close().catch(() => undefined); // idempotent after success; after a failure the logs are best effort
     opts.signal?.removeEventListener('abort', onAbort);
     train.images.dispose();
     train.labels?.dispose();

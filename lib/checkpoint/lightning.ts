@@ -52,7 +52,7 @@ function tensorData(t: NativeTensor) {
 }
 
 /** Writes one training checkpoint (solo-learn / Lightning layout) atomically at `path`. */
-export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c: RunConfig, stepsPerEpoch: number, version: string): Promise<void> {
+export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c: RunConfig, stepsPerEpoch: number, version: string, worldSize = 1): Promise<void> {
   const stateDict = new Map<string, WritableValue>(e.stateDict.map(([k, t]) => [k, tensorData(t)]));
   const parameterNames = e.stateDict.map(([k]) => k).filter((k) => !/running_|num_batches_tracked/.test(k));
   const momentumByName = new Map(e.momentum);
@@ -105,7 +105,7 @@ export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c:
           },
         }
       : {}),
-    torch_ssl: { version, method: c.method, precision: c.precision },
+    torch_ssl: { version, method: c.method, precision: c.precision, world_size: worldSize },
   });
 }
 
@@ -121,7 +121,7 @@ export async function writeArgsJson(dir: string, args: Record<string, unknown>):
  * `torch_ssl` entry), for the same method, with the projector, the optimizer state and the parameter
  * names; a backbone from elsewhere belongs in `backbone.init`.
  */
-function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: string[]): void {
+function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: string[], worldSize: number): void {
   const missing: string[] = [];
   const mark = dictGet(root as never, 'torch_ssl') as unknown;
   if (mark === undefined || mark === null) missing.push('the torch_ssl entry (written by torch-ssl train)');
@@ -142,15 +142,20 @@ function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: str
   if (typeof method === 'string' && method !== c.method) {
     throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained with method ${method}, but config.method is ${c.method}`, { file: path });
   }
+  // The data each rank reads and the steps per epoch depend on the world size: resume with the same one.
+  const savedWorld = Number(dictGet(mark as never, 'world_size') ?? 1);
+  if (savedWorld !== worldSize) {
+    throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained by ${savedWorld} process${savedWorld === 1 ? '' : 'es'}, but this run has ${worldSize} (world size): resume with the same number`, { file: path });
+  }
 }
 
-export async function readResume(path: string, c: TrainConfig) {
+export async function readResume(path: string, c: TrainConfig, worldSize = 1) {
   const file = await readTorchFile(path);
   try {
     const root = file.root;
     const sd = tensorMap(dictGet(root as never, 'state_dict') as never);
     if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `config.resume ${path}: no state_dict to resume from; to start from a backbone use backbone.init`, { file: path });
-    checkResumable(path, root, c, [...sd.keys()]);
+    checkResumable(path, root, c, [...sd.keys()], worldSize);
     const stateDict: [string, NativeTensor][] = [];
     for (const [k, ref] of sd) stateDict.push([k, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
     const names = dictGet(root as never, 'parameter_names') as string[] | undefined;

@@ -10,7 +10,9 @@ import cliProgress from 'cli-progress';
 import YAML from 'yaml';
 import { TorchSslError } from '../errors.js';
 import { train, type TrainEvent } from '../train.js';
-import { applyOverrides } from '../train-config.js';
+import { applyOverrides, resolveTrainConfig } from '../train-config.js';
+import { launchLocal, resolveDist } from '../distributed.js';
+import { oneNumber } from './flags.js';
 import { eta, logIntervalMs, withInterrupt } from './progress.js';
 
 async function readConfig(path: string): Promise<Record<string, unknown>> {
@@ -37,10 +39,40 @@ export function register(program: Command): void {
     .option('--set <key=value...>', 'override config fields, e.g. --set optimizer.lr=0.1 epochs=5', [])
     .option('--resume <checkpoint>', 'continue a run from a checkpoint it wrote')
     .option('--json', 'print the result as JSON on the last line')
-    .action(async (opts: { config: string; set: string[]; resume?: string; json?: boolean }) => {
+    .option('--nproc <n>', 'start N data-parallel workers on this machine (c10d; docs/distributed.md)')
+    .option('--nnodes <n>', 'machines in the job (with --nproc; MASTER_ADDR / MASTER_PORT set on each)')
+    .option('--node-rank <i>', "this machine's index in the job, 0 to nnodes-1 (with --nproc)")
+    .action(async (opts: { config: string; set: string[]; resume?: string; json?: boolean; nproc?: string; nnodes?: string; nodeRank?: string }) => {
       let config = await readConfig(opts.config);
       config = applyOverrides(config, opts.set ?? [], (s) => YAML.parse(s));
       if (opts.resume) config.resume = opts.resume;
+      if (opts.nproc === undefined && (opts.nnodes !== undefined || opts.nodeRank !== undefined)) throw new TorchSslError('ERR_INVALID_ARG', '--nnodes and --node-rank go with --nproc (workers per machine)');
+      if (opts.nproc !== undefined) {
+        const positive = (n: number) => Number.isInteger(n) && n > 0;
+        const nproc = oneNumber('--nproc', opts.nproc, true, positive, 'a positive integer');
+        const nnodes = opts.nnodes === undefined ? Number(process.env.NNODES ?? 1) : oneNumber('--nnodes', opts.nnodes, true, positive, 'a positive integer');
+        const nodeRank = opts.nodeRank === undefined ? Number(process.env.NODE_RANK ?? 0) : oneNumber('--node-rank', opts.nodeRank, true, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+        // The config is checked here, once, before any worker starts (a typo fails in the launcher, not N times).
+        const resolved = resolveTrainConfig(config);
+        resolveDist(resolved, { ...process.env, WORLD_SIZE: String(nproc * nnodes), RANK: String(nodeRank * nproc), LOCAL_RANK: '0' });
+        const argv = process.argv.slice(2);
+        const args: string[] = [];
+        for (let i = 0; i < argv.length; i++) {
+          const a = argv[i]!;
+          if (['--nproc', '--nnodes', '--node-rank'].includes(a)) i++;
+          else if (!/^--(nproc|nnodes|node-rank)=/.test(a)) args.push(a);
+        }
+        process.stderr.write(`launching ${nproc} worker${nproc > 1 ? 's' : ''}${nnodes > 1 ? ` on machine ${nodeRank} of ${nnodes}` : ''} (world size ${nproc * nnodes}); rank 0 reports\n`);
+        const r = await launchLocal({ nproc, nnodes, nodeRank, command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] });
+        process.exitCode = r.exitCode;
+        return;
+      }
+      // A worker of `--nproc`: its launcher gone (killed), it stops as on Ctrl-C instead of training on alone.
+      const orphaned = () => {
+        process.kill(process.pid, 'SIGTERM');
+        setTimeout(() => process.exit(1), 30_000).unref();
+      };
+      if (process.env.TORCH_SSL_LAUNCHED === '1' && process.connected) process.once('disconnect', orphaned);
       const tty = process.stderr.isTTY === true;
       const bar = tty
         ? new cliProgress.SingleBar(
@@ -82,7 +114,11 @@ export function register(program: Command): void {
           process.stderr.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
         }
       };
-      const result = await withInterrupt((signal) => train(config, { onProgress, signal })).finally(() => bar?.stop());
+      const result = await withInterrupt((signal) => train(config, { onProgress, signal })).finally(() => {
+        bar?.stop();
+        process.off('disconnect', orphaned);
+        if (process.connected) process.disconnect(); // a launched worker: let the process exit
+      });
       const summary = `${result.aborted ? 'interrupted' : 'done'}: ${result.globalStep} steps, ${result.epochs} epochs, last loss ${result.lastLoss.toFixed(4)}, ${result.imagesPerSec.toFixed(1)} images/s (augment ${result.augmentMsPerStep.toFixed(0)} ms/step on the producer thread, step ${result.stepMsPerStep.toFixed(0)} ms, waited ${result.waitMsPerStep.toFixed(0)} ms)\ncheckpoint: ${result.checkpoint}`;
       if (result.removedTemporaries.length > 0) console.log(`removed ${result.removedTemporaries.length} temporary file(s) an interrupted earlier run left in ${String((config.checkpoint as { dir?: string } | undefined)?.dir ?? 'trained_models')}`);
       console.log(summary);

@@ -105,6 +105,26 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   c.evalMean = requiredNumbers(env, o, "evalMean", w);
   c.evalStd = requiredNumbers(env, o, "evalStd", w);
   if (c.evalMean.size() != 3 || c.evalStd.size() != 3) throwJs(env, "ERR_INVALID_ARG", "config.evalMean and config.evalStd: expected 3 numbers each (R, G, B)");
+  Napi::Value dv = o.Get("dist");  // null: a single-process run
+  if (dv.IsObject()) {
+    const Napi::Object d = dv.As<Napi::Object>();
+    const char* dw = "config.dist";
+    dist::DistOptions x;
+    x.rank = requiredInt(env, d, "rank", dw);
+    x.worldSize = requiredInt(env, d, "worldSize", dw);
+    x.localRank = requiredInt(env, d, "localRank", dw);
+    x.masterAddr = requiredString(env, d, "masterAddr", dw);
+    x.masterPort = requiredInt(env, d, "masterPort", dw);
+    x.backend = requiredString(env, d, "backend", dw);
+    x.timeoutSec = requiredNumber(env, d, "timeoutSec", dw);
+    x.rendezvousTimeoutSec = requiredNumber(env, d, "rendezvousTimeoutSec", dw);
+    x.configDigest = requiredString(env, d, "configDigest", dw);
+    x.syncBatchNorm = requiredBool(env, d, "syncBatchNorm", dw);
+    x.bucketMb = requiredInt(env, d, "bucketMb", dw);
+    c.dist = x;
+  } else if (!dv.IsNull()) {
+    throwJs(env, "ERR_INVALID_ARG", "config.dist: expected an object or null");
+  }
   return c;
 }
 
@@ -152,6 +172,8 @@ Napi::Object eventToJs(Napi::Env env, const train::TrainEvent& e) {
     o.Set("augmentMs", e.augmentMs);
     o.Set("stepMs", e.stepMs);
     o.Set("waitMs", e.waitMs);
+    o.Set("commMs", e.commMs);
+    o.Set("commWaitMs", e.commWaitMs);
     Napi::Object t = Napi::Object::New(env);
     for (const auto& [k, v] : e.terms) t.Set(k, v);
     o.Set("terms", t);
@@ -233,6 +255,10 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
           r.Set("augmentMsPerStep", m->result.augmentMsPerStep);
           r.Set("stepMsPerStep", m->result.stepMsPerStep);
           r.Set("waitMsPerStep", m->result.waitMsPerStep);
+          r.Set("commMsPerStep", m->result.commMsPerStep);
+          r.Set("commWaitMsPerStep", m->result.commWaitMsPerStep);
+          r.Set("rank", double(m->result.rank));
+          r.Set("worldSize", double(m->result.worldSize));
           r.Set("skippedSteps", double(m->result.skippedSteps));
           run->deferred->Resolve(r);
         } else {

@@ -1,6 +1,7 @@
 // Barlow Twins (Zbontar et al. 2021), as solo-learn trains it: two views; native/losses/barlow.cc.
 // Options: lambda, scale. Logged terms: onDiag, offDiag.
 #include "common/error.h"
+#include "distributed/autograd.h"
 #include "methods/method.h"
 
 namespace tssl::methods {
@@ -13,6 +14,27 @@ class Barlow final : public Method {
   losses::LossResult loss(const std::vector<at::Tensor>& zs) const override {
     TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "barlow takes 2 views, got ", zs.size());
     return losses::barlow(zs[0], zs[1], o_);
+  }
+  // solo-learn across processes: each rank standardises its own batch, and the cross-correlation is
+  // all-reduced and divided by the world size (its gradient reaches the local batch divided by it too).
+  losses::LossResult loss(const std::vector<at::Tensor>& zs, dist::Group& group) const override {
+    TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "barlow takes 2 views, got ", zs.size());
+    auto standardise = [](const at::Tensor& z) {
+      const at::Tensor zf = z.to(at::kFloat);
+      const at::Tensor mean = zf.mean(0, true);
+      const at::Tensor var = (zf - mean).pow(2).mean(0, true);
+      return (zf - mean) / at::sqrt(var + 1e-5);
+    };
+    const at::Tensor a = standardise(zs[0]), b = standardise(zs[1]);
+    const at::Tensor c = dist::meanWithLocalGrad(at::matmul(a.t(), b) / double(a.size(0)), group);
+    const at::Tensor diag = c.diagonal();
+    const at::Tensor on = (diag - 1).pow(2).sum();
+    const at::Tensor off = c.pow(2).sum() - diag.pow(2).sum();
+    losses::LossResult r;
+    r.loss = o_.scale * (on + o_.lambda * off);
+    r.terms = at::stack({on.detach(), off.detach()});
+    r.termNames = {"onDiag", "offDiag"};
+    return r;
   }
 
  private:

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed/group.h"
 #include "losses/losses.h"
 
 namespace tssl::methods {
@@ -27,6 +28,10 @@ class Method {
   virtual int64_t views() const = 0;
   /// `zs`: one (N, D) projection per view, float32 (or the views stacked as one (V, N, D) tensor).
   virtual losses::LossResult loss(const std::vector<at::Tensor>& zs) const = 0;
+  /// The same loss as one rank of a data-parallel job sees it, as solo-learn computes it across processes
+  /// (local terms on the rank's batch, batch statistics over the global batch through dist/autograd.h).
+  /// `(1/W) Σ_ranks` of its gradients equals the single-process gradient on the concatenated batch.
+  virtual losses::LossResult loss(const std::vector<at::Tensor>& zs, dist::Group& group) const = 0;
 };
 
 /// Reads a method's options: each `take` removes a key (ERR_CONFIG when missing); `finish` refuses leftovers.

@@ -1,6 +1,7 @@
 // VICReg (Bardes, Ponce, LeCun 2022), as solo-learn trains it: two views; the loss of native/losses/vicreg.cc.
 // Options: simWeight, varWeight, covWeight. Logged terms: sim, var, cov.
 #include "common/error.h"
+#include "distributed/autograd.h"
 #include "methods/method.h"
 
 namespace tssl::methods {
@@ -13,6 +14,18 @@ class VICReg final : public Method {
   losses::LossResult loss(const std::vector<at::Tensor>& zs) const override {
     TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "vicreg takes 2 views, got ", zs.size());
     return losses::vicreg(zs[0], zs[1], o_);
+  }
+  // solo-learn: the invariance term on the local batch, variance and covariance on the gathered batch.
+  losses::LossResult loss(const std::vector<at::Tensor>& zs, dist::Group& group) const override {
+    TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "vicreg takes 2 views, got ", zs.size());
+    const at::Tensor sim = at::mse_loss(zs[0], zs[1]);
+    losses::VICRegOptions global = o_;
+    global.simWeight = 0;
+    losses::LossResult r = losses::vicreg(dist::gatherWithGrad(zs[0], group), dist::gatherWithGrad(zs[1], group), global);
+    r.loss = r.loss + o_.simWeight * sim;
+    r.terms = r.terms.clone();
+    r.terms[0] = sim.detach().to(r.terms.scalar_type());  // terms: sim (local), var, cov (global)
+    return r;
   }
 
  private:

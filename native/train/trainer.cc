@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/threads.h"
 #include "common/torch_compat.h"
+#include "distributed/reducer.h"
 #include "eval/knn.h"
 #include "features/normalize.h"
 #include "methods/method.h"
@@ -187,6 +188,15 @@ class BatchProducer {
   BatchProducer(const TrainConfig& c, const TrainData& d, const at::Device& dev, int64_t firstStep, int64_t lastStep,
                 int64_t stepsPerEpoch, const std::function<bool()>& stopRequested)
       : queue_(kPrefetch), thread_([=, &c, &d, &stopRequested] { run(c, d, dev, firstStep, lastStep, stepsPerEpoch, stopRequested); }) {}
+  /// DistributedSampler's shard with drop_last: the epoch's order cut to a multiple of the world size, then
+  /// every world-size-th index from the rank's own.
+  static std::vector<int64_t> shard(std::vector<int64_t> order, int64_t rank, int64_t world) {
+    if (world <= 1) return order;
+    const int64_t per = int64_t(order.size()) / world;
+    std::vector<int64_t> mine(static_cast<size_t>(per));
+    for (int64_t i = 0; i < per; ++i) mine[size_t(i)] = order[size_t(rank + i * world)];
+    return mine;
+  }
   ~BatchProducer() { finish(); }
   bool next(Batch& b) { return queue_.pop(b); }
   /// Stops the thread (a pending push returns) and rethrows what it failed with, if anything.
@@ -203,6 +213,7 @@ class BatchProducer {
       limitThisThread(1);
       at::NoGradGuard g;
       const int64_t n = d.images.size(0);
+      const int64_t rank = c.dist ? c.dist->rank : 0, world = c.dist ? c.dist->worldSize : 1;
       int64_t cachedEpoch = -1;
       std::vector<int64_t> order;
       for (int64_t s = firstStep; s < lastStep; ++s) {
@@ -215,6 +226,7 @@ class BatchProducer {
             order.resize(static_cast<size_t>(n));
             for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
           }
+          order = shard(std::move(order), rank, world);
           cachedEpoch = epoch;
         }
         auto t0 = Clock::now();
@@ -223,7 +235,8 @@ class BatchProducer {
         Batch b;
         b.globalStep = s;
         if (d.labels.defined() && c.numClasses > 0) b.labels = d.labels.index_select(0, index).to(dev);
-        std::mt19937_64 rng(mix(c.seed, 0xA06ULL + uint64_t(s)));
+        // Each rank draws its own augmentations (rank 0 the same as a single-process run).
+        std::mt19937_64 rng(rank == 0 ? mix(c.seed, 0xA06ULL + uint64_t(s)) : mix(mix(c.seed, 0xA06ULL + uint64_t(s)), 0xD157ULL + uint64_t(rank)));
         for (int64_t v = 0; v < c.numViews; ++v) {
           const data::ViewAugment& a = c.views[static_cast<size_t>(v) % c.views.size()];
           at::Tensor x = data::augmentBatch(raw, a, rng);
@@ -253,7 +266,7 @@ struct StepOutcome {
 // Forward (under autocast for mixed precision; losses in float32), the method's loss + the online classifier's
 // cross-entropy on detached features, backward through the grad scaler, and the LARS step unless skipped.
 StepOutcome trainStep(MethodModel& model, const methods::Method& method, const Batch& b, const TrainConfig& c,
-                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler) {
+                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler, dist::Group* group, dist::GradReducer* reducer) {
   for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
   std::vector<at::Tensor> feats, zs;
   at::Tensor logits;
@@ -278,7 +291,7 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
     if (logits.defined()) logits = logits.to(at::kFloat);
   }
   StepOutcome out;
-  out.ssl = method.loss(zs);
+  out.ssl = group ? method.loss(zs, *group) : method.loss(zs);
   at::Tensor total = out.ssl.loss;
   if (model.classifier) {
     at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(feats.size())});
@@ -286,7 +299,9 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
     total = total + ce;
     out.classifierLoss = ce.item<double>();
   }
+  if (reducer) reducer->begin();
   scaler.scaleLoss(total).backward();
+  if (reducer) reducer->finish();  // every rank now holds the same averaged gradients
   out.finiteGrads = scaler.unscale(model.parameters());
   if (out.finiteGrads) opt.step();  // else GradScaler: inf/NaN gradients skip the update and back the scale off
   scaler.update(!out.finiteGrads);
@@ -313,7 +328,7 @@ void fillSnapshot(TrainEvent& e, MethodModel& model, ParamGroups& groups) {
 // steps) and images/s over the steps since the last step event.
 struct RunStats {
   Clock::time_point start = Clock::now(), windowStart = Clock::now();
-  double sumAug = 0, sumStep = 0, sumWait = 0, epochLossSum = 0;
+  double sumAug = 0, sumStep = 0, sumWait = 0, epochLossSum = 0, sumComm = 0, sumCommWait = 0;
   int64_t stepsDone = 0, epochSteps = 0, windowImages = 0;
   void add(const Batch& b, double stepMs, double waitMs, double loss, int64_t inEpoch, int64_t batchSize) {
     ++stepsDone;
@@ -341,6 +356,8 @@ struct RunStats {
     r.augmentMsPerStep = sumAug / double(stepsDone);
     r.stepMsPerStep = sumStep / double(stepsDone);
     r.waitMsPerStep = sumWait / double(stepsDone);
+    r.commMsPerStep = sumComm / double(stepsDone);
+    r.commWaitMsPerStep = sumCommWait / double(stepsDone);
   }
 };
 
@@ -348,8 +365,9 @@ void checkInputs(const TrainConfig& c, const TrainData& d, const at::Device& dev
   TSSL_CHECK(d.images.defined() && d.images.scalar_type() == at::kByte && d.images.dim() == 4 && d.images.size(3) == 3,
              "ERR_DATA_FORMAT", "training images must be uint8 (N, H, W, 3)");
   TSSL_CHECK(c.batchSize >= 2, "ERR_CONFIG", "batchSize must be >= 2, got ", c.batchSize);
-  TSSL_CHECK(d.images.size(0) >= c.batchSize, "ERR_CONFIG", "the dataset has ", d.images.size(0), " images, fewer than one batch of ",
-             c.batchSize, " (drop_last)");
+  const int64_t world = c.dist ? c.dist->worldSize : 1;
+  TSSL_CHECK(d.images.size(0) / world >= c.batchSize, "ERR_CONFIG", "the dataset has ", d.images.size(0), " images, fewer than one batch of ",
+             c.batchSize, world > 1 ? concat(" per rank × ", world, " ranks") : std::string(), " (drop_last)");
   TSSL_CHECK(!c.views.empty(), "ERR_CONFIG", "no view pipelines configured");
   TSSL_CHECK(c.precision != Precision::F16Mixed || dev.is_cuda(), "ERR_CONFIG",
              "precision '16-mixed' needs a CUDA device (", c.device, " given); on CPU use 'bf16-mixed'");
@@ -361,6 +379,10 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
                         const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested) {
   const at::Device dev = resolveDevice(c.device, "config.device");
   checkInputs(c, d, dev);
+  // Data-parallel: the rendezvous comes first (a missing rank is named before any work starts).
+  std::shared_ptr<dist::Group> group = c.dist ? dist::connect(*c.dist, dev) : nullptr;
+  const bool lead = !group || group->rank() == 0;  // rank 0 alone reports, evaluates and checkpoints
+  const int64_t world = group ? group->size() : 1;
   const std::unique_ptr<methods::Method> method = methods::makeMethod(c.method, c.lossOptions);  // resolved once
   const bool hasLabels = d.labels.defined() && c.numClasses > 0;
   GradScaler scaler(c.scaler, c.gradScaler.value_or(c.precision == Precision::F16Mixed));
@@ -376,10 +398,23 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   }
   ParamGroups groups = makeParamGroups(*model, c);
 
-  const int64_t stepsPerEpoch = d.images.size(0) / c.batchSize;  // drop_last
+  const int64_t stepsPerEpoch = d.images.size(0) / world / c.batchSize;  // drop_last (of the sampler and the loader)
   const int64_t totalSteps = stepsPerEpoch * c.epochs;
   const double warmupSteps = c.warmupEpochs * double(stepsPerEpoch);
   int64_t globalStep = resume ? applyResume(*resume, *model, *groups.opt, scaler) : 0;
+  std::unique_ptr<dist::GradReducer> reducer;
+  if (group) {
+    // Identical weights everywhere: rank 0's parameters and buffers, as DDP's constructor broadcasts them.
+    at::NoGradGuard g;
+    auto share = [&](const at::Tensor& t) {
+      at::Tensor tmp = t.contiguous().clone();
+      group->broadcast(tmp, 0);
+      t.copy_(tmp);
+    };
+    for (const auto& p : model->parameters()) share(p);
+    for (const auto& b : model->buffers()) share(b);
+    if (world > 1) reducer = std::make_unique<dist::GradReducer>(model->parameters(), *group, c.dist->bucketMb);
+  }
 
   // The fields every event carries.
   auto makeEvent = [&](const char* type, int64_t epoch) {
@@ -395,6 +430,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
     return e;
   };
   auto checkpoint = [&](int64_t epoch, bool final, bool aborted) {
+    if (!lead) return;
     TrainEvent e = makeEvent("checkpoint", epoch);
     e.final = final;
     e.aborted = aborted;
@@ -404,10 +440,13 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
 
   const int64_t firstStep = globalStep;
   const int64_t lastStep = c.maxSteps > 0 ? std::min(totalSteps, firstStep + c.maxSteps) : totalSteps;
-  BatchProducer producer(c, d, dev, firstStep, lastStep, stepsPerEpoch, stopRequested);
+  // Under data parallelism every rank must run the same steps: the producer never stops on its own, the
+  // ranks agree on a stop after each step.
+  const std::function<bool()> neverStop = [] { return false; };
+  BatchProducer producer(c, d, dev, firstStep, lastStep, stepsPerEpoch, group ? neverStop : stopRequested);
 
   applyThreads();
-  const bool canKnn = c.knnEvery > 0 && d.valImages.defined() && d.labels.defined() && d.valLabels.defined();
+  const bool canKnn = lead && c.knnEvery > 0 && d.valImages.defined() && d.labels.defined() && d.valLabels.defined();
   auto runKnn = [&](int64_t epochDone) {
     if (!canKnn) return;
     model->eval();
@@ -441,7 +480,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       auto ts = Clock::now();
       const int64_t s = b.globalStep, epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
       groups.setLr(s, warmupSteps, double(totalSteps), c);
-      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler);
+      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, group.get(), reducer.get());
       if (!out.finiteGrads) ++skippedSteps;
       // With a grad scaler a non-finite loss is one more skipped step (as under Lightning); without one,
       // or when it persists, the run stops with the step named.
@@ -452,8 +491,9 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       const double stepMs = msSince(ts);
       ++globalStep;
       stats.add(b, stepMs, waitMs, out.loss, inEpoch, c.batchSize);
+      if (reducer) stats.sumComm += reducer->commMs(), stats.sumCommWait += reducer->exposedMs();
       result.lastLoss = out.loss;
-      if (c.logEvery > 0 && (stats.stepsDone % c.logEvery == 0 || inEpoch == stepsPerEpoch - 1)) {
+      if (lead && c.logEvery > 0 && (stats.stepsDone % c.logEvery == 0 || inEpoch == stepsPerEpoch - 1)) {
         TrainEvent e = makeEvent("step", epoch);
         e.step = inEpoch;
         e.loss = out.loss;
@@ -464,17 +504,19 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
         e.augmentMs = b.augmentMs;
         e.stepMs = stepMs;
         e.waitMs = waitMs;
+        if (reducer) e.commMs = reducer->commMs(), e.commWaitMs = reducer->exposedMs();
         emit(std::move(e));
       }
       if (inEpoch == stepsPerEpoch - 1) {
         const int64_t done = epoch + 1;
         TrainEvent e = makeEvent("epoch", done);
         e.loss = stats.epochLoss(out.loss);
-        emit(std::move(e));
+        if (lead) emit(std::move(e));
         if (c.knnEvery > 0 && (done % c.knnEvery == 0 || done == c.epochs)) runKnn(done);
         if (c.checkpointEvery > 0 && done % c.checkpointEvery == 0 && done < c.epochs) checkpoint(done, false, false);
       }
-      if (stopRequested()) {
+      // A stop asked for on any rank (Ctrl-C, abort) stops every rank after the same step.
+      if (group ? group->any(stopRequested()) : stopRequested()) {
         aborted = true;
         break;
       }
@@ -485,13 +527,16 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   }
   producer.finish();
   if (auto e = producer.error()) std::rethrow_exception(e);
-  if (stopRequested()) aborted = true;
+  if (!group && stopRequested()) aborted = true;
   const int64_t completedEpochs = globalStep / stepsPerEpoch;
   checkpoint(completedEpochs, true, aborted);
+  if (group) group->any(false);  // the ranks leave together (rank 0 serves the store until all are done)
   result.epochs = completedEpochs;
   result.globalStep = globalStep;
   result.aborted = aborted;
   result.skippedSteps = skippedSteps;
+  result.rank = group ? group->rank() : 0;
+  result.worldSize = world;
   stats.finish(result, c.batchSize);
   return result;
 }

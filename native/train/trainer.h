@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "data/augment.h"
+#include "distributed/group.h"
 #include "train/amp.h"
 #include "models/projector.h"
 #include "models/resnet.h"
@@ -49,6 +50,8 @@ struct TrainConfig {
   int64_t knnK{};
   double knnTemperature{};
   std::vector<double> evalMean, evalStd;
+  /// Set: this run is one rank of a c10d data-parallel job (batchSize is per rank, as under DDP).
+  std::optional<dist::DistOptions> dist;
 };
 
 struct TrainData {
@@ -73,6 +76,7 @@ struct TrainEvent {
   std::map<std::string, double> terms;
   double top1 = 0, top5 = 0;
   double gradScale = 0;  // the loss scale (0 without a grad scaler)
+  double commMs = 0, commWaitMs = 0;  // data-parallel: gradient all-reduce time, and the part backward did not hide
   int64_t skippedSteps = 0, ampGrowthTracker = 0;
   bool final = false, aborted = false;
   std::vector<std::pair<std::string, at::Tensor>> stateDict;  // checkpoint
@@ -85,6 +89,8 @@ struct TrainResult {
   bool aborted = false;
   int64_t skippedSteps = 0;  // optimizer steps the grad scaler skipped (inf/NaN gradients)
   double lastLoss = 0, imagesPerSec = 0, augmentMsPerStep = 0, stepMsPerStep = 0, waitMsPerStep = 0;
+  double commMsPerStep = 0, commWaitMsPerStep = 0;  // data-parallel runs
+  int64_t rank = 0, worldSize = 1;
 };
 
 TrainResult runTraining(const TrainConfig& config, const TrainData& data, const ResumeState* resume,
