@@ -4,6 +4,7 @@
 #include <torch/nn/init.h>
 
 #include "common/error.h"
+#include "models/batch_norm.h"
 
 namespace tssl {
 namespace {
@@ -26,9 +27,9 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor out = bn1->forward(conv1->forward(x)).relu_();
-  out = bn2->forward(conv2->forward(out));
-  out += downsample ? downsample->forward(x) : x;
+  at::Tensor out = batchNorm(*bn1, conv1->forward(x)).relu_();
+  out = batchNorm(*bn2, conv2->forward(out));
+  out += downsample ? forwardSequential(downsample, x) : x;
   return out.relu_();
 }
 
@@ -43,10 +44,10 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
-  at::Tensor out = bn1->forward(conv1->forward(x)).relu_();
-  out = bn2->forward(conv2->forward(out)).relu_();
-  out = bn3->forward(conv3->forward(out));
-  out += downsample ? downsample->forward(x) : x;
+  at::Tensor out = batchNorm(*bn1, conv1->forward(x)).relu_();
+  out = batchNorm(*bn2, conv2->forward(out)).relu_();
+  out = batchNorm(*bn3, conv3->forward(out));
+  out += downsample ? forwardSequential(downsample, x) : x;
   return out.relu_();
 }
 
@@ -130,7 +131,7 @@ at::Tensor ResNetImpl::featureMap(const at::Tensor& input) {
   // Follow the weights' memory format: channels_last weights want channels_last activations.
   if (w.is_contiguous(at::MemoryFormat::ChannelsLast) && !w.is_contiguous())
     x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  x = bn1->forward(conv1->forward(x)).relu_();
+  x = batchNorm(*bn1, conv1->forward(x)).relu_();
   if (options_.stem == Stem::ImageNet)
     x = torch::nn::functional::max_pool2d(x, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
   x = layer1->forward(x);

@@ -17,9 +17,11 @@
 #include "common/threads.h"
 #include "common/torch_compat.h"
 #include "distributed/reducer.h"
+#include "distributed/sync_batchnorm.h"
 #include "eval/knn.h"
 #include "features/normalize.h"
 #include "methods/method.h"
+#include "models/batch_norm.h"
 #include "models/state_dict.h"
 #include "optim/lars.h"
 
@@ -266,22 +268,24 @@ struct StepOutcome {
 // Forward (under autocast for mixed precision; losses in float32), the method's loss + the online classifier's
 // cross-entropy on detached features, backward through the grad scaler, and the LARS step unless skipped.
 StepOutcome trainStep(MethodModel& model, const methods::Method& method, const Batch& b, const TrainConfig& c,
-                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler, dist::Group* group, dist::GradReducer* reducer) {
+                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler, dist::Group* group, dist::GradReducer* reducer,
+                      BatchNormOverride* syncBatchNorm) {
   for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
   std::vector<at::Tensor> feats, zs;
   at::Tensor logits;
   {
+    BatchNormOverrideScope bn(syncBatchNorm);  // null: each BatchNorm layer's own forward
     std::optional<AutocastScope> autocast;
     if (c.precision != Precision::F32) autocast.emplace(dev.type(), c.precision == Precision::F16Mixed ? at::kHalf : at::kBFloat16);
     if (c.concatViews) {
       at::Tensor f = model.backbone->forward(at::cat(b.views, 0));
       feats.push_back(f);
-      zs = model.projector->forward(f).chunk(c.numViews, 0);
+      zs = forwardSequential(model.projector, f).chunk(c.numViews, 0);
     } else {
       for (const auto& x : b.views) {
         at::Tensor f = model.backbone->forward(x);
         feats.push_back(f);
-        zs.push_back(model.projector->forward(f));
+        zs.push_back(forwardSequential(model.projector, f));
       }
     }
     if (model.classifier) logits = model.classifier->forward(at::cat(feats, 0).detach());
@@ -403,6 +407,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   const double warmupSteps = c.warmupEpochs * double(stepsPerEpoch);
   int64_t globalStep = resume ? applyResume(*resume, *model, *groups.opt, scaler) : 0;
   std::unique_ptr<dist::GradReducer> reducer;
+  std::unique_ptr<dist::SyncBatchNorm> syncBatchNorm;
   if (group) {
     // Identical weights everywhere: rank 0's parameters and buffers, as DDP's constructor broadcasts them.
     at::NoGradGuard g;
@@ -414,6 +419,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
     for (const auto& p : model->parameters()) share(p);
     for (const auto& b : model->buffers()) share(b);
     if (world > 1) reducer = std::make_unique<dist::GradReducer>(model->parameters(), *group, c.dist->bucketMb);
+    if (c.dist->syncBatchNorm) syncBatchNorm = std::make_unique<dist::SyncBatchNorm>(*group);
   }
 
   // The fields every event carries.
@@ -480,7 +486,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       auto ts = Clock::now();
       const int64_t s = b.globalStep, epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
       groups.setLr(s, warmupSteps, double(totalSteps), c);
-      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, group.get(), reducer.get());
+      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, group.get(), reducer.get(), syncBatchNorm.get());
       if (!out.finiteGrads) ++skippedSteps;
       // With a grad scaler a non-finite loss is one more skipped step (as under Lightning); without one,
       // or when it persists, the run stops with the step named.
