@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { root } from './common.mjs';
 
-const all = ['forward', 'losses', 'optim', 'train', 'cold-start', 'extract', 'knn'];
+const all = ['forward', 'losses', 'optim', 'train', 'cold-start', 'extract', 'knn', 'distributed'];
 const picked = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
 for (const name of picked) {
   if (!all.includes(name)) throw new Error(`unknown benchmark ${name} (known: ${all.join(', ')})`);

@@ -10,7 +10,7 @@
  * (train/loss_epoch) and an online-kNN row give the number of epochs completed (kNN before training: 0).
  *
  * Metric names: train/loss, train/<loss term>, train/class_loss, train/lr, train/grad_scale, perf/images_per_sec,
- * perf/augment_ms, perf/step_ms, perf/wait_ms (step events); train/loss_epoch (epoch events); knn/top1,
+ * perf/augment_ms, perf/step_ms, perf/wait_ms, perf/comm_ms and perf/comm_wait_ms (data-parallel runs) (step events); train/loss_epoch (epoch events); knn/top1,
  * knn/top5 (online kNN, percent).
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -23,7 +23,7 @@ export const METRICS_CSV = 'metrics.csv';
 
 /** The fields of a training event this logger reads (a structural subset of TrainEvent). */
 export type LoggedEvent =
-  | { type: 'step'; epoch: number; globalStep: number; loss: number; classifierLoss?: number; terms?: Record<string, number>; lr: number; imagesPerSec: number; augmentMs: number; stepMs: number; waitMs: number; gradScale?: number | undefined }
+  | { type: 'step'; epoch: number; globalStep: number; loss: number; classifierLoss?: number; terms?: Record<string, number>; lr: number; imagesPerSec: number; augmentMs: number; stepMs: number; waitMs: number; gradScale?: number | undefined; commMs?: number; commWaitMs?: number }
   | { type: 'epoch'; epoch: number; globalStep: number; loss: number }
   | { type: 'knn'; epoch: number; globalStep: number; top1: number; top5: number }
   | { type: string; epoch?: number; globalStep?: number };
@@ -105,6 +105,7 @@ export class RunLogger {
         'perf/augment_ms': s.augmentMs,
         'perf/step_ms': s.stepMs,
         'perf/wait_ms': s.waitMs,
+        ...(s.commMs ? { 'perf/comm_ms': s.commMs, 'perf/comm_wait_ms': s.commWaitMs } : {}),
       });
     } else if (e.type === 'epoch') {
       const s = e as Extract<LoggedEvent, { type: 'epoch'; loss: number }>;
