@@ -353,6 +353,37 @@ describe('faults: a clear ERR_DISTRIBUTED, no hang, no half-written checkpoint',
     expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toHaveLength(0);
   });
 
+  it('a 2-process run resumed from its epoch-1 checkpoint ends with the weights of the run that was not stopped', async () => {
+    const full = join(work, 'resume-full');
+    const cfg = (dir: string, extra: Record<string, unknown>) => ddpConfig('vicreg', dir, { resume: undefined, checkpoint: { dir, every: 1 }, epochs: 2, ...extra });
+    const a = runCli(['train', '--config', writeConfig('resume-full', cfg(full, {})), '--nproc', '2', '--json']);
+    expect(a.status, a.stderr).toBe(0);
+    const part = join(work, 'resume-part');
+    const b = runCli(['train', '--config', writeConfig('resume-part', cfg(part, { resume: join(full, 'vicreg-resnet18-images-ep=1.ckpt') })), '--nproc', '2', '--json']);
+    expect(b.status, b.stderr).toBe(0);
+    const rb = JSON.parse(b.stdout.trim().split('\n').at(-1)!) as { globalStep: number; checkpoint: string };
+    expect(rb.globalStep).toBe(4);
+    const names = meta().parameters;
+    const wa = await params(join(full, 'vicreg-resnet18-images-ep=2.ckpt'), names);
+    const wb = await params(rb.checkpoint, names);
+    for (const n of names) expect(relError(wb.get(n)!, wa.get(n)!), n).toBeLessThan(1e-6);
+  });
+
+  it('the launcher refuses its flags without --nproc and a bad --master-port, before starting anything', () => {
+    const cfg = writeConfig('flags', quick(join(work, 'flags')));
+    const a = runCli(['train', '--config', cfg, '--nnodes', '2']);
+    expect(a.status).toBe(1);
+    expect(a.stderr).toMatch(/ERR_INVALID_ARG.*--nnodes, --node-rank, --master-addr and --master-port go with --nproc/);
+    const b = runCli(['train', '--config', cfg, '--nproc', '2', '--master-port', '70000']);
+    expect(b.status).toBe(1);
+    expect(b.stderr).toMatch(/--master-port/);
+    expect(b.stderr).not.toMatch(/launching/);
+    const c = runCli(['train', '--config', writeConfig('flags-typo', { ...quick(join(work, 'flags')), dist: { rendezvousTimeot: 3 } }), '--nproc', '2']);
+    expect(c.status).toBe(1);
+    expect(c.stderr).toMatch(/config.dist.rendezvousTimeot: unknown key; did you mean config.dist.rendezvousTimeout\?/);
+    expect(c.stderr).not.toMatch(/launching/);
+  });
+
   it('resume needs the world size the checkpoint was trained with', () => {
     const r = runCli(['train', '--config', writeConfig('resume-world', ddpConfig('vicreg', join(work, 'resume-world')))]);
     expect(r.status).toBe(1);

@@ -42,28 +42,38 @@ export function register(program: Command): void {
     .option('--nproc <n>', 'start N data-parallel workers on this machine (c10d; docs/distributed.md)')
     .option('--nnodes <n>', 'machines in the job (with --nproc; MASTER_ADDR / MASTER_PORT set on each)')
     .option('--node-rank <i>', "this machine's index in the job, 0 to nnodes-1 (with --nproc)")
-    .action(async (opts: { config: string; set: string[]; resume?: string; json?: boolean; nproc?: string; nnodes?: string; nodeRank?: string }) => {
+    .option('--master-addr <host>', "rank 0's machine, reachable by every worker (MASTER_ADDR; default 127.0.0.1)")
+    .option('--master-port <port>', 'the rendezvous port on it (MASTER_PORT; default: a free port on one machine)')
+    .action(async (opts: { config: string; set: string[]; resume?: string; json?: boolean; nproc?: string; nnodes?: string; nodeRank?: string; masterAddr?: string; masterPort?: string }) => {
       let config = await readConfig(opts.config);
       config = applyOverrides(config, opts.set ?? [], (s) => YAML.parse(s));
       if (opts.resume) config.resume = opts.resume;
-      if (opts.nproc === undefined && (opts.nnodes !== undefined || opts.nodeRank !== undefined)) throw new TorchSslError('ERR_INVALID_ARG', '--nnodes and --node-rank go with --nproc (workers per machine)');
+      if (opts.nproc === undefined && (opts.nnodes !== undefined || opts.nodeRank !== undefined || opts.masterAddr !== undefined || opts.masterPort !== undefined))
+        throw new TorchSslError('ERR_INVALID_ARG', '--nnodes, --node-rank, --master-addr and --master-port go with --nproc (workers per machine); a single worker reads MASTER_ADDR / MASTER_PORT or config.dist');
       if (opts.nproc !== undefined) {
         const positive = (n: number) => Number.isInteger(n) && n > 0;
         const nproc = oneNumber('--nproc', opts.nproc, true, positive, 'a positive integer');
         const nnodes = opts.nnodes === undefined ? Number(process.env.NNODES ?? 1) : oneNumber('--nnodes', opts.nnodes, true, positive, 'a positive integer');
         const nodeRank = opts.nodeRank === undefined ? Number(process.env.NODE_RANK ?? 0) : oneNumber('--node-rank', opts.nodeRank, true, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+        const env = { ...process.env };
+        if (opts.masterAddr !== undefined) {
+          if (opts.masterAddr.trim() === '') throw new TorchSslError('ERR_INVALID_ARG', '--master-addr: expected a host name or address');
+          env.MASTER_ADDR = opts.masterAddr;
+        }
+        if (opts.masterPort !== undefined) env.MASTER_PORT = String(oneNumber('--master-port', opts.masterPort, true, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a TCP port (1–65535)'));
         // The config is checked here, once, before any worker starts (a typo fails in the launcher, not N times).
         const resolved = resolveTrainConfig(config);
-        resolveDist(resolved, { ...process.env, WORLD_SIZE: String(nproc * nnodes), RANK: String(nodeRank * nproc), LOCAL_RANK: '0' });
+        resolveDist(resolved, { ...env, WORLD_SIZE: String(nproc * nnodes), RANK: String(nodeRank * nproc), LOCAL_RANK: '0' });
         const argv = process.argv.slice(2);
         const args: string[] = [];
         for (let i = 0; i < argv.length; i++) {
           const a = argv[i]!;
-          if (['--nproc', '--nnodes', '--node-rank'].includes(a)) i++;
-          else if (!/^--(nproc|nnodes|node-rank)=/.test(a)) args.push(a);
+          // The launcher's own flags stay with it; the workers get the rest (and the rendezvous in their environment).
+          if (['--nproc', '--nnodes', '--node-rank', '--master-addr', '--master-port'].includes(a)) i++;
+          else if (!/^--(nproc|nnodes|node-rank|master-addr|master-port)=/.test(a)) args.push(a);
         }
         process.stderr.write(`launching ${nproc} worker${nproc > 1 ? 's' : ''}${nnodes > 1 ? ` on machine ${nodeRank} of ${nnodes}` : ''} (world size ${nproc * nnodes}); rank 0 reports\n`);
-        const r = await launchLocal({ nproc, nnodes, nodeRank, command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] });
+        const r = await launchLocal({ nproc, nnodes, nodeRank, env, command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] });
         process.exitCode = r.exitCode;
         return;
       }
