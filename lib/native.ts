@@ -51,7 +51,7 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;
-  buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; cudaBuild: boolean; parallelInfo: string; mkldnn: boolean };
+  buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; cudaBuild: boolean; parallelInfo: string; mkldnn: boolean; distributedBackends: string[] };
   cpuCacheInfo(): CpuCacheInfo;
   releaseCpuCache(): void;
   createResNet(o: { depth: number; stem: string; numClasses: number; zeroInitResidual: boolean }): NativeModule;

@@ -24,6 +24,9 @@ describe('CUDA build information', () => {
     expect(cuda.isAvailable()).toBe(info.cudaAvailable);
     expect(cuda.deviceCount()).toBe(info.cudaDeviceCount);
     if (!info.cudaBuild) expect(info.cudaDeviceCount).toBe(0);
+    // Data-parallel backends: gloo always; nccl compiled into the CUDA variant (ProcessGroupNCCL), even here.
+    expect(info.distributedBackends).toContain('gloo');
+    expect(info.distributedBackends.includes('nccl')).toBe(info.cudaBuild);
   });
 
   it.runIf(noGpu)('without a usable GPU: isAvailable() is false and every device: "cuda" is ERR_TORCH_DEVICE saying why', async () => {

@@ -174,6 +174,14 @@ std::shared_ptr<::gloo::transport::Device> glooDevice(const DistOptions& o) {
 
 }  // namespace
 
+std::vector<std::string> backends() {
+#if defined(TSSL_WITH_CUDA) && defined(USE_C10D_NCCL)
+  return {"gloo", "nccl"};
+#else
+  return {"gloo"};
+#endif
+}
+
 std::shared_ptr<Group> connect(const DistOptions& o, const at::Device& device) {
   TSSL_CHECK(o.worldSize >= 1 && o.rank >= 0 && o.rank < o.worldSize, "ERR_DISTRIBUTED", "RANK ", o.rank, " is outside WORLD_SIZE ", o.worldSize);
   TSSL_CHECK(o.backend == "gloo" || o.backend == "nccl", "ERR_DISTRIBUTED", "unknown backend '", o.backend, "' (gloo or nccl)");

@@ -53,4 +53,7 @@ class Group {
 /// time-out, the first disagreeing rank on a mismatch), then the backend connects.
 std::shared_ptr<Group> connect(const DistOptions& options, const at::Device& device);
 
+/// The backends this build can use: gloo, and nccl in a CUDA build whose LibTorch has c10d NCCL.
+std::vector<std::string> backends();
+
 }  // namespace tssl::dist
