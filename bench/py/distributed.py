@@ -5,11 +5,15 @@ per-rank batch), views made in the loop (a crop of the whole image and a random 
 configured: this bench measures the data-parallel step, not augmentation). Prints rank 0's mean step time over
 steps 2..N+1 as JSON."""
 import json
+import os
 import socket
 import sys
 import time
 
 import numpy as np
+
+# PyTorch 2.4+ serves the TCP store with libuv by default; Debian's 2.6 is built without it.
+os.environ.setdefault("USE_LIBUV", "0")
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp

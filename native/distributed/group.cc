@@ -105,6 +105,16 @@ class GroupImpl final : public Group {
 
 std::string where(const DistOptions& o) { return concat(o.masterAddr, ":", o.masterPort); }
 
+// LibTorch 2.4+ serves the store with libuv by default, and refuses to where it was built without libuv
+// (Debian's 2.6: "use_libuv was requested but PyTorch was build without libuv support"). The classic server
+// works everywhere; 1.13's options have no such field.
+template <class Options>
+auto classicServer(Options& o, int) -> decltype(o.useLibUV = false, void()) {
+  o.useLibUV = false;
+}
+template <class Options>
+void classicServer(Options&, long) {}
+
 bool isLoopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1"; }
 
 c10::intrusive_ptr<c10d::TCPStore> openStore(const DistOptions& o) {
@@ -113,6 +123,7 @@ c10::intrusive_ptr<c10d::TCPStore> openStore(const DistOptions& o) {
   so.isServer = o.rank == 0;
   so.waitWorkers = false;
   so.timeout = Millis(static_cast<int64_t>(o.rendezvousTimeoutSec * 1000));
+  classicServer(so, 0);
   try {
     return c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
   } catch (const std::exception& e) {
