@@ -91,8 +91,8 @@ function csvLosses(dir: string): number[] {
 
 describe('data-parallel training equals PyTorch DDP (2 processes, gloo on loopback)', () => {
   // Float32 training here is chaotic after a few LARS steps: PyTorch's own job with 2 intra-op threads instead of
-  // 1 (t2 vs t1) drifts by up to ~1.5 % in loss by step 2. The first step must agree to float32 rounding; after
-  // that, torch-ssl may deviate from t1 by no more than twice the largest deviation of PyTorch from itself so far
+  // 1 (t2 vs t1) drifts by up to ~1.5 % in loss by step 2. The first two steps must agree to float32 rounding;
+  // after that, torch-ssl may deviate from t1 by no more than twice the largest deviation of PyTorch from itself so far
   // (the drift is chaotic: t2 can come back near t1 by chance after it has left it), or 2e-4.
   const relDev = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
   async function equalsPyTorch(method: string, tag: string, extra: Record<string, unknown>) {
@@ -108,9 +108,11 @@ describe('data-parallel training equals PyTorch DDP (2 processes, gloo on loopba
     const t2 = fixtureJson<number[]>('ddp', `t2-${tag}-losses-rank0.json`);
     const ours = csvLosses(dir);
     expect(ours).toHaveLength(t1.length);
+    // Steps 0 and 1 (the loss after one data-parallel update) agree to float32 rounding (measured: 0 and ≤ 1.4e-6).
     expect(relDev(ours[0]!, t1[0]!), 'step 0').toBeLessThan(2e-5);
+    expect(relDev(ours[1]!, t1[1]!), 'step 1').toBeLessThan(2e-5);
     let torchDrift = 0;
-    for (let i = 1; i < t1.length; i++) {
+    for (let i = 2; i < t1.length; i++) {
       torchDrift = Math.max(torchDrift, relDev(t2[i]!, t1[i]!));
       expect(relDev(ours[i]!, t1[i]!), `step ${i}: ${ours[i]} vs ${t1[i]} (PyTorch t2: ${t2[i]})`).toBeLessThanOrEqual(Math.max(2e-4, 2 * torchDrift));
     }
