@@ -33,15 +33,15 @@ root="$cache/trixie-$mode"
 # What the root is made with: Node and npm, then setup.sh's own packages (installed here once so that the
 # cached root makes set-up fast; setup.sh would install whatever is missing anyway).
 common=(nodejs npm ca-certificates libopenblas0-pthread python3-numpy python3-sklearn python3-pil python3-omegaconf dataset-fashion-mnist python3-matplotlib
-        python3-protobuf python3-crcmod chromium libgloo-dev cmake ninja-build g++ make util-linux)
+        python3-protobuf python3-crcmod chromium cmake ninja-build g++ make util-linux)
 if [ "$mode" = cpu ]; then
-  packages=("${common[@]}" libtorch-dev python3-torch python3-torchvision)
+  packages=("${common[@]}" libtorch-dev python3-torch python3-torchvision libgloo-dev)
   later=()
   components="main"
 else
   # Installed after the cuDNN placeholder (below); python3-torchvision needs python3-torch | python3-torch-cuda.
   packages=("${common[@]}")
-  later=(libtorch-cuda-dev python3-torch-cuda python3-torchvision nvidia-cuda-toolkit libnccl-dev)
+  later=(libtorch-cuda-dev python3-torch-cuda python3-torchvision nvidia-cuda-toolkit libnccl-dev libgloo-cuda-dev)
   components="main contrib non-free non-free-firmware"
 fi
 want="$components :: ${packages[*]} :: ${later[*]}"
