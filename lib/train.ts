@@ -115,7 +115,8 @@ export interface TrainOptions {
 
 /** What the run did (NativeTrainResult: epochs, globalStep, aborted, lastLoss, images/s, ms per step, skippedSteps) and what it wrote. */
 export interface TrainResult extends NativeTrainResult {
-  /** The last checkpoint written (solo-learn layout; loadCheckpoint / extract / Python torch.load read it). */
+  /** The last checkpoint written (solo-learn layout; loadCheckpoint / extract / Python torch.load read it).
+   *  In a data-parallel run rank 0 alone writes: on the other ranks this, argsJson and the log paths are ''. */
   checkpoint: string;
   argsJson: string;
   /** Every logged value as CSV (Lightning CSVLogger's layout) and as TensorBoard scalars, next to the checkpoints. */
