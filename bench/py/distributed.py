@@ -114,6 +114,7 @@ def main():
     mp.spawn(worker, args=(port, out), nprocs=world, join=True)
     with open(out) as f:
         r = json.load(f)
+    os.remove(out)
     r["imagesPerSec"] = world * batch / (r["stepMs"] / 1000)
     print(json.dumps(r))
 
