@@ -222,7 +222,8 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     });
   }
   const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);
-  const val = c.data.val ? await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit) : undefined;
+  // Only rank 0 runs the online kNN: the other ranks of a data-parallel run do not load the validation set.
+  const val = c.data.val && lead ? await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit) : undefined;
   // The data set's own statistics when the source knows them; else CIFAR-10's, recorded as such (the
   // checkpoint then says dataset "custom" with the statistics it was trained with, not "cifar10").
   const known = train.normalization === 'cifar-eval' ? 'cifar10' : train.normalization;
