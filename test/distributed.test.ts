@@ -7,12 +7,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readTorchFile, tensorMap } from '../lib/checkpoint/index.js';
 import { configDigest, freePort, resolveDist } from '../lib/distributed.js';
 import { TorchSslError } from '../lib/errors.js';
 import { resolveTrainConfig, toNativeConfig } from '../lib/train-config.js';
 import { NORMALIZATIONS } from '../lib/data/normalization.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
+import { stateDictFloats } from './helpers/checkpoints.js';
 
 const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
 const work = mkdtempSync(join(tmpdir(), 'tssl-ddp-'));
@@ -69,17 +69,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function params(path: string, names: string[]): Promise<Map<string, Float32Array>> {
-  const f = await readTorchFile(path);
-  try {
-    const sd = tensorMap((f.root as Map<string, unknown>).get('state_dict') as never)!;
-    const out = new Map<string, Float32Array>();
-    for (const n of names) out.set(n, Float32Array.from((await sd.get(n)!.read()) as ArrayLike<number>));
-    return out;
-  } finally {
-    await f.close();
-  }
-}
+const params = stateDictFloats;
 
 function csvLosses(dir: string): number[] {
   const [head, ...rows] = readFileSync(join(dir, 'metrics.csv'), 'utf8').trim().split('\n');
@@ -161,16 +151,7 @@ describe('SyncBatchNorm: 2 processes × batch 16 take the step 1 process × batc
   async function step(method: string, name: string, config: Record<string, unknown>, nproc?: number) {
     const r = runCli(['train', '--config', writeConfig(name, config), ...(nproc ? ['--nproc', String(nproc)] : []), '--json']);
     expect(r.status, r.stderr).toBe(0);
-    const file = (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { checkpoint: string }).checkpoint;
-    const f = await readTorchFile(file);
-    try {
-      const sd = tensorMap((f.root as Map<string, unknown>).get('state_dict') as never)!;
-      const out = new Map<string, Float32Array>();
-      for (const [k, ref] of sd) if (ref.dtype === 'float32') out.set(k, Float32Array.from((await ref.read()) as ArrayLike<number>));
-      return out;
-    } finally {
-      await f.close();
-    }
+    return stateDictFloats((JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { checkpoint: string }).checkpoint);
   }
   for (const method of ['vicreg', 'simclr']) {
     it(`${method}: the same updates and running statistics (and without SyncBatchNorm, not)`, async () => {

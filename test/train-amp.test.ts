@@ -2,25 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readTorchFile, tensorMap } from '../lib/checkpoint/index.js';
+import { readTorchFile } from '../lib/checkpoint/index.js';
 import { train, type StepEvent } from '../lib/train.js';
 import { digitsSubset } from './helpers/datasets.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
+import { stateDictFloats } from './helpers/checkpoints.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tssl-amp-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function params(path: string, names: string[]): Promise<Map<string, Float32Array>> {
-  const f = await readTorchFile(path);
-  try {
-    const sd = tensorMap((f.root as Map<string, unknown>).get('state_dict') as never)!;
-    const out = new Map<string, Float32Array>();
-    for (const n of names) out.set(n, Float32Array.from((await sd.get(n)!.read()) as ArrayLike<number>));
-    return out;
-  } finally {
-    await f.close();
-  }
-}
+const params = stateDictFloats;
 
 // scripts/fixtures/train_step.py: the same VICReg step in PyTorch, float32 and under torch.autocast('cpu', bf16).
 // Deterministic views (the image; its mirror image), one batch = the whole set, so shuffling does not matter.

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-# PyTorch 2.4+ serves the TCP store with libuv by default; Debian's 2.6 is built without it.
-os.environ.setdefault("USE_LIBUV", "0")
+sys.path.insert(0, __file__.rsplit("/", 3)[0] + "/scripts/fixtures")
+from _distributed import gather  # noqa: E402  (first: it sets USE_LIBUV before torch.distributed starts a store)
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -21,7 +21,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-sys.path.insert(0, __file__.rsplit("/", 3)[0] + "/scripts/fixtures")
 from optim import LARS  # noqa: E402
 
 world, batch, steps, data_path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -29,24 +28,9 @@ MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
 STD = torch.tensor([0.247, 0.2435, 0.2616]).view(1, 3, 1, 1)
 
 
-class GatherLayer(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        out = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(out, x)
-        return tuple(out)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        g = torch.stack(grads)
-        dist.all_reduce(g)
-        return g[dist.get_rank()]
-
-
 def vicreg(z1, z2):
     sim = F.mse_loss(z1, z2)
-    z1 = torch.cat(GatherLayer.apply(z1))
-    z2 = torch.cat(GatherLayer.apply(z2))
+    z1, z2 = gather(z1), gather(z2)
     n, d = z1.shape
     var = torch.mean(F.relu(1 - torch.sqrt(z1.var(0) + 1e-4))) + torch.mean(F.relu(1 - torch.sqrt(z2.var(0) + 1e-4)))
     z1, z2 = z1 - z1.mean(0), z2 - z2.mean(0)

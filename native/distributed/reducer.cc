@@ -4,7 +4,8 @@
 
 namespace tssl::dist {
 
-GradReducer::GradReducer(std::vector<at::Tensor> params, Group& group, int64_t bucketMb) : params_(std::move(params)), group_(group) {
+GradReducer::GradReducer(std::vector<at::Tensor> params, Group& group, int64_t bucketMb)
+    : params_(std::move(params)), group_(group), scale_(1.0 / double(group.size())) {
   const int64_t cap = std::max<int64_t>(1, bucketMb) * 1024 * 1024;
   const int64_t firstCap = std::min<int64_t>(cap, 1024 * 1024);  // DDP's first bucket: 1 MB
   bucketOf_.resize(params_.size());
@@ -65,7 +66,7 @@ void GradReducer::onGrad(size_t k, const at::Tensor& grad) {
   const size_t slot = slotOf_[k];
   at::Tensor view = b.flat.narrow(0, b.offsets[slot], params_[k].numel()).view(params_[k].sizes());
   at::NoGradGuard ng;
-  at::mul_out(view, grad.detach(), at::scalar_tensor(1.0 / double(group_.size()), grad.options()));
+  view.copy_(grad.detach()).mul_(scale_);
   ++b.ready;
   launchReady();
 }

@@ -45,6 +45,7 @@ class GradReducer {
 
   std::vector<at::Tensor> params_;
   Group& group_;
+  at::Scalar scale_;  // 1 / world size
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucketOf_, slotOf_;
   std::vector<bool> got_;
