@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const srcDir = join(root, 'scripts', 'fixtures');
-const cacheDir = join(root, '.cache', 'fixtures');
+// $TORCH_SSL_FIXTURES moves the cache (scripts/emulate-avx2.sh keeps references made under its emulation apart).
+const cacheDir = process.env.TORCH_SSL_FIXTURES ? resolve(process.env.TORCH_SSL_FIXTURES) : join(root, '.cache', 'fixtures');
 // Debian's python3 has python3-torch; a pyenv python first on PATH does not.
 const python = process.env.TORCH_SSL_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 const only = process.argv.slice(2);

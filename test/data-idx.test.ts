@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST_CLASSES, IdxImageSource, NORMALIZATIONS, openImageSource, readIdxLabels } from '../lib/data/index.js';
 import { expectError } from './helpers/errors.js';
 import { readNpyFile } from '../lib/npy.js';
+import { FIXTURES } from './helpers/fixtures.js';
 
 const FM = '/usr/share/datasets/fashion-mnist';
-const fx = resolve(import.meta.dirname, '..', '.cache', 'fixtures', 'idx');
+const fx = join(FIXTURES, 'idx');
 let work: string;
 
 beforeAll(() => {

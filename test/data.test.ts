@@ -20,9 +20,10 @@ import {
 } from '../lib/data/index.js';
 import { expectError } from './helpers/errors.js';
 import { readNpyFile } from '../lib/npy.js';
+import { FIXTURES } from './helpers/fixtures.js';
 import { PYTHON } from './helpers/python.js';
 
-const fx = resolve(import.meta.dirname, '..', '.cache', 'fixtures', 'images');
+const fx = join(FIXTURES, 'images');
 let work: string;
 
 beforeAll(() => {

@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DType, type TypedArray } from '../lib/dtype.js';
 import { TorchSslError } from '../lib/errors.js';
 import { NpyFileReader, NpyStreamWriter, parseNpy, parseNpyHeader, readNpyFile, serializeNpyHeader, writeNpyFile } from '../lib/npy.js';
+import { FIXTURES } from './helpers/fixtures.js';
 import { PYTHON } from './helpers/python.js';
 
-const fixtures = resolve(import.meta.dirname, '..', '.cache', 'fixtures', 'npy');
+const fixtures = join(FIXTURES, 'npy');
 
 interface Case {
   name: string;

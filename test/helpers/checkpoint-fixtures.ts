@@ -5,10 +5,11 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TypedArray } from '../../lib/dtype.js';
+import { FIXTURES } from './fixtures.js';
 import { PYTHON } from './python.js';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const fixturesDir = join(root, '.cache', 'fixtures', 'checkpoints');
+export const fixturesDir = join(FIXTURES, 'checkpoints');
 export const python = process.env.TORCH_SSL_PYTHON ?? PYTHON;
 
 let ensured = false;

@@ -3,7 +3,10 @@ import { join, resolve } from 'node:path';
 import { readNpyFile } from '../../lib/npy.js';
 import { Tensor } from '../../lib/tensor.js';
 
-export const FIXTURES = resolve(import.meta.dirname, '..', '..', '.cache', 'fixtures');
+/** Where scripts/fixtures.mjs writes the PyTorch references: .cache/fixtures, or $TORCH_SSL_FIXTURES (scripts/emulate-avx2.sh keeps its own). */
+export const FIXTURES = process.env.TORCH_SSL_FIXTURES
+  ? resolve(process.env.TORCH_SSL_FIXTURES)
+  : resolve(import.meta.dirname, '..', '..', '.cache', 'fixtures');
 
 export function fixturePath(...parts: string[]): string {
   const p = join(FIXTURES, ...parts);
