@@ -144,8 +144,11 @@ describe('data-parallel training equals PyTorch DDP (2 processes, gloo on loopba
 // for SyncBatchNorm is the 1-process step on the whole batch, whose BatchNorm is torch.nn.BatchNorm's (the
 // float32 trainer step equals PyTorch's: test/train-amp.test.ts; and the DDP tests above).
 // One step of this small model (16×16 images, 2×2 maps in layer4, LARS) is itself sensitive to float32
-// rounding: the same 1-process step with 2 threads instead of 1 moves some updates by up to ~5 %. The 2-process
-// step must stay within twice that noise, parameter by parameter; without SyncBatchNorm it is far outside.
+// rounding: the same 1-process step with 2, 3 or 4 threads instead of 1 (another summation order, nothing
+// else) moves some updates by up to ~8 %, and which parameters move most depends on the CPU's kernels (AVX-512
+// or AVX2: scripts/emulate-avx2.sh). The 2-process step is one more summation order: parameter by parameter it
+// must stay within three times the largest of those three deviations. Without SyncBatchNorm, 90 % of the
+// parameters are far outside (63 and 64 of 65 here, on either kind of CPU).
 describe('SyncBatchNorm: 2 processes × batch 16 take the step 1 process × batch 32 takes', () => {
   const oneStep = (method: string, dir: string, extra: Record<string, unknown>) => ddpConfig(method, dir, { maxSteps: 1, ...extra });
   async function step(method: string, name: string, config: Record<string, unknown>, nproc?: number) {
@@ -157,7 +160,9 @@ describe('SyncBatchNorm: 2 processes × batch 16 take the step 1 process × batc
     it(`${method}: the same updates and running statistics (and without SyncBatchNorm, not)`, async () => {
       const singleConfig = (name: string, threads: number) => oneStep(method, join(work, name), { batchSize: 32, threads, resume: fixturePath('ddp', `init-${method}-single.ckpt`) });
       const single = await step(method, `one-${method}`, singleConfig(`one-${method}`, 1));
-      const single2 = await step(method, `one2-${method}`, singleConfig(`one2-${method}`, 2));
+      // The same step in other summation orders: how far rounding alone moves each update.
+      const reorders: Awaited<ReturnType<typeof step>>[] = [];
+      for (const threads of [2, 3, 4]) reorders.push(await step(method, `one${threads}-${method}`, singleConfig(`one${threads}-${method}`, threads)));
       const synced = await step(method, `two-${method}`, oneStep(method, join(work, `two-${method}`), { dist: { syncBatchNorm: true } }), 2);
       const plain = await step(method, `plain-${method}`, oneStep(method, join(work, `plain-${method}`), {}), 2);
       const init = await params(fixturePath('ddp', `init-${method}.ckpt`), meta().parameters);
@@ -166,11 +171,12 @@ describe('SyncBatchNorm: 2 processes × batch 16 take the step 1 process × batc
       for (const n of names) {
         const d = (m: Map<string, Float32Array>) => m.get(n)!.map((v, i) => v - init.get(n)![i]!);
         const ref = d(single);
-        const noise = relError(d(single2), ref, 1e-6);
-        expect(relError(d(synced), ref, 1e-6), `${n} (1 process, 2 threads vs 1: ${noise.toExponential(1)})`).toBeLessThanOrEqual(Math.max(3e-3, 2 * noise));
-        if (relError(d(plain), ref, 1e-6) > Math.max(3e-3, 2 * noise)) plainFar += 1;
+        const noise = Math.max(...reorders.map((r) => relError(d(r), ref, 1e-6)));
+        const bound = Math.max(3e-3, 3 * noise);
+        expect(relError(d(synced), ref, 1e-6), `${n} (1 process, 2–4 threads vs 1: up to ${noise.toExponential(1)})`).toBeLessThanOrEqual(bound);
+        if (relError(d(plain), ref, 1e-6) > bound) plainFar += 1;
       }
-      expect(plainFar).toBeGreaterThan(names.length / 2); // per-rank statistics take another step
+      expect(plainFar).toBeGreaterThanOrEqual(0.9 * names.length); // per-rank statistics take another step
       for (const n of [...single.keys()].filter((k) => /running_(mean|var)$/.test(k))) expect(relError(synced.get(n)!, single.get(n)!, 1e-3), n).toBeLessThan(1e-4);
     });
   }
