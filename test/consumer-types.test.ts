@@ -3,7 +3,7 @@
 // checked too, and only what `npm install torch-ssl` would put in node_modules (dist, package.json and the
 // runtime dependencies; no devDependencies).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,10 @@ const work = mkdtempSync(join(tmpdir(), 'tssl-consumer-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('published types', () => {
-  it('compile in a fresh `tsc --init` project without skipLibCheck; results are typed without casts', () => {
+  // The consumer project: made once, used by both tests.
+  let made = false;
+  function consumer(): void {
+    if (made) return;
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     const nm = join(work, 'node_modules');
     mkdirSync(join(nm, 'torch-ssl'), { recursive: true });
@@ -26,6 +29,11 @@ describe('published types', () => {
     }
     writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
     execFileSync(tsc, ['--init'], { cwd: work, stdio: 'ignore' });
+    made = true;
+  }
+
+  it('compile in a fresh `tsc --init` project without skipLibCheck; results are typed without casts', () => {
+    consumer();
     writeFileSync(
       join(work, 'index.ts'),
       [
@@ -44,5 +52,37 @@ describe('published types', () => {
     const r = spawnSync(tsc, ['--noEmit', '-p', '.', '--skipLibCheck', 'false'], { cwd: work, encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
+  }, 60_000);
+
+  // A user copies the docs' imports as they are: each must name a path the package exports and names it
+  // exports, and type-check under the same settings (type-only names need `import type` there).
+  it('every import of torch-ssl in README.md and docs/*.md resolves and type-checks in that project', () => {
+    consumer();
+    const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+    const imports: string[] = [];
+    for (const doc of docs) {
+      const text = readFileSync(join(root, doc), 'utf8');
+      for (const block of text.matchAll(/```(?:ts|js|mjs|typescript|javascript)\n([\s\S]*?)```/g)) {
+        for (const m of block[1]!.matchAll(/^import\s[\s\S]*?\sfrom\s+['"]([^'"]+)['"];?/gm)) {
+          const spec = m[1]!;
+          if (spec.startsWith('node:')) continue;
+          expect(spec, `${doc}: ${m[0]}`).toMatch(/^torch-ssl(\/|$)/); // not an internal path of this repository
+          imports.push(`// ${doc}\n${m[0]}\n`);
+        }
+      }
+    }
+    expect(imports.length).toBeGreaterThanOrEqual(5);
+    const dir = join(work, 'docs-imports');
+    mkdirSync(dir, { recursive: true });
+    imports.forEach((src, i) => writeFileSync(join(dir, `import-${i}.ts`), `${src}export {};\n`));
+    const r = spawnSync(tsc, ['--noEmit', '-p', '.', '--skipLibCheck', 'false'], { cwd: work, encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    // And Node resolves each path at run time (the exports map's "default" entries).
+    for (const spec of new Set(imports.map((src) => /from\s+['"]([^'"]+)['"]/.exec(src)![1]!))) {
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(spec)}); console.log(Object.keys(m).length);`], { cwd: work, encoding: 'utf8' });
+      expect(run.stderr, spec).toBe('');
+      expect(Number(run.stdout.trim()), spec).toBeGreaterThan(0);
+    }
   }, 60_000);
 });
