@@ -115,6 +115,32 @@ describe('CLI messages', () => {
     expect(readdirSync(dir)).toEqual(['images.npy']);
   });
 
+  it('--labels-out that cannot be written after extracting: ERR_IO naming it, and neither file is left (nor a temporary)', async () => {
+    const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
+    const dir = join(work, 'labels-fail');
+    mkdirSync(dir, { recursive: true });
+    const out = join(dir, 'f.npy');
+    const labelsOut = join(dir, 'l.npy');
+    // digits-train.npy has its labels beside it. Once extraction has started (its staging file exists, so the
+    // checks before the work have passed), a folder takes the labels' name: their write fails at the end.
+    const p = spawn(process.execPath, [cli, 'extract', '--checkpoint', fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), '--input', join(datasets(), 'digits-train.npy'), '--limit', '256', '--batch-size', '16', '--out', out, '--labels-out', labelsOut], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const watch = setInterval(() => {
+      if (!existsSync(labelsOut) && readdirSync(dir).some((f) => f.includes('.pending-'))) {
+        mkdirSync(join(labelsOut, 'occupied'), { recursive: true });
+        clearInterval(watch);
+      }
+    }, 5);
+    const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    clearInterval(watch);
+    expect(existsSync(join(labelsOut, 'occupied')), 'the folder was put in the way during extraction').toBe(true);
+    expect(code, stderr).toBe(1);
+    expect(stderr).toContain(`ERR_IO: --labels-out ${labelsOut}: cannot write the labels (a folder of that name is in the way); --out ${out} was not written either`);
+    expect(existsSync(out)).toBe(false); // the features were not committed without their labels
+    expect(readdirSync(dir).sort()).toEqual(['l.npy']); // only the folder the test made: no staging file, no temporary
+  }, 60_000);
+
   it('help: every command has examples, marks required options, shows defaults as values and lists --threads', async () => {
     const { buildProgram } = await import('../lib/cli/index.js');
     const program = buildProgram();

@@ -123,7 +123,13 @@ export function register(program: Command): void {
           }),
         );
         bar.finish();
-        if (labelsOut !== undefined) await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels!, (v) => BigInt(v)) });
+        if (labelsOut !== undefined) {
+          try {
+            await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels!, (v) => BigInt(v)) });
+          } catch (err) {
+            throw new TorchSslError('ERR_IO', `--labels-out ${labelsOut}: cannot write the labels (${writeFailure(err)}); --out ${out} was not written either`, { file: labelsOut, flag: '--labels-out' });
+          }
+        }
         try {
           await rename(staging, out);
         } catch (err) {
@@ -142,4 +148,23 @@ export function register(program: Command): void {
         model.dispose();
       }
     });
+}
+
+/** Why a write failed, in a person's words (the errno when there is one). */
+function writeFailure(err: unknown): string {
+  const errno = err instanceof TorchSslError ? (err.details?.errno as string | undefined) : (err as NodeJS.ErrnoException).code;
+  switch (errno) {
+    case 'EISDIR':
+      return 'a folder of that name is in the way';
+    case 'ENOSPC':
+      return 'the disk is full';
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return 'permission denied';
+    case 'ENOENT':
+      return 'its folder no longer exists';
+    default:
+      return (err as Error).message;
+  }
 }
