@@ -1,7 +1,7 @@
 // Long CLI work reports progress in plain logs too (issue: `extract` printed nothing and `train` one line per
 // epoch when the output was not a terminal).
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -57,5 +57,28 @@ describe('progress in logs', () => {
     const steps = r.stderr.split('\n').filter((l) => l.startsWith('step '));
     expect(steps.length).toBeGreaterThanOrEqual(3);
     expect(steps.at(-1)).toMatch(/^step 4\/4 \(100%\), epoch \d+: loss [\d.]+, lr [\d.e+-]+, [\d.]+ images\/s, ETA 0 s$/);
+  }, 120_000);
+
+  it('Ctrl-C during torch-ssl train stops after the step, writes the -aborted checkpoint and exits 130', async () => {
+    const data = await digitsSubset(work, 32);
+    const dir = join(work, 'sigint-run');
+    const config = join(work, 'sigint.json');
+    writeFileSync(config, JSON.stringify({ method: 'vicreg', data: { train: data }, projector: { hiddenDims: [32], outputDim: 16 }, augmentation: [{ size: 16 }], batchSize: 8, epochs: 50, checkpoint: { dir, name: 'run', every: 0 }, logEvery: 1 }));
+    const p = spawn(process.execPath, [cli, 'train', '--config', config], { env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/^step 2\//m.test(stderr) && !p.killed) p.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    expect(code, stderr).toBe(130);
+    const steps = Number(/^interrupted: (\d+) steps/m.exec(stdout)?.[1]);
+    expect(steps, stdout).toBeGreaterThanOrEqual(2);
+    expect(steps).toBeLessThan(50 * 4); // 50 epochs of 4 steps were asked for
+    const files = readdirSync(dir);
+    expect(files.filter((f) => f.endsWith('.ckpt'))).toEqual([expect.stringMatching(/^run-ep=\d+-aborted\.ckpt$/)]);
+    expect(files.filter((f) => f.includes('.tmp'))).toEqual([]);
   }, 120_000);
 });

@@ -68,6 +68,16 @@ describe('train() keeps runs safe', () => {
     expect((e as TorchSslError).code).toBe('ERR_IO');
     expect((e as Error).message).toMatch(/MiB free, a checkpoint of this model needs about \d+ MiB/);
     expect(existsSync(r.checkpoint)).toBe(true);
+    // train() itself asks before it starts: a projector whose checkpoint (~35 TB) no disk holds is refused
+    // before a model is built or a file written (the space check comes before args.json).
+    const huge = join(work, 'huge');
+    const t0 = performance.now();
+    const h = (await train(tiny(huge, { projector: { hiddenDims: [2 ** 21], outputDim: 2 ** 21 } })).catch((x: unknown) => x)) as TorchSslError;
+    expect(h).toBeInstanceOf(TorchSslError);
+    expect(h.code).toBe('ERR_IO');
+    expect(h.message).toMatch(new RegExp(`${huge.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* MiB free, a checkpoint of this model needs about \\d+ MiB`));
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    expect(readdirSync(huge)).toEqual([]);
   }, 120_000);
 
   it('resume refuses a checkpoint this trainer did not write, or of another method, and says what is missing', async () => {
