@@ -1,7 +1,7 @@
 // CLI errors in the user's words: the flag and the file as typed, what would be accepted, no API parameter
 // names and no "of type string" tails; Ctrl-C exits 130 without partial output.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -90,7 +90,7 @@ describe('CLI messages', () => {
     expect(e.message).toContain('--batch-size: expected one value');
   });
 
-  it('outputs are checked before any work: a missing folder, a directory as --out, export too', async () => {
+  it('outputs are checked before any work: a missing folder, a directory as --out, a folder not writable, export too', async () => {
     const base = ['extract', '--checkpoint', join(work, 'not-read.ckpt'), '--input', 'x.npy'];
     let e = await cliError(...base, '--out', join(work, 'no-such-folder', 'f.npy'));
     expect(e.message).toBe(`--out ${join(work, 'no-such-folder', 'f.npy')}: the folder ${join(work, 'no-such-folder')} does not exist`);
@@ -103,6 +103,26 @@ describe('CLI messages', () => {
     registerExport(program);
     const err = await program.parseAsync(['node', 'torch-ssl', 'export', '--checkpoint', join(work, 'not-read.ckpt'), '--out', join(work, 'none', 'x.pth')]).catch((x: unknown) => x);
     expect((err as Error).message).toContain(`the folder ${join(work, 'none')} does not exist`);
+    // A folder nobody may write to: read-only by mode, or for root (whom modes do not stop) immutable.
+    const locked = join(work, 'locked');
+    mkdirSync(locked);
+    const root = process.getuid?.() === 0;
+    let why = '';
+    if (root) {
+      const r = spawnSync('chattr', ['+i', locked], { encoding: 'utf8' });
+      if (r.status !== 0) why = String(r.error ?? r.stderr);
+    } else chmodSync(locked, 0o555);
+    if (why) {
+      console.warn(`chattr +i did not work here (${why}): the read-only folder case is not checked`);
+    } else {
+      try {
+        e = await cliError(...base, '--out', join(locked, 'f.npy'));
+        expect(e.message).toBe(`--out ${join(locked, 'f.npy')}: the folder ${locked} is not writable`);
+      } finally {
+        if (root) spawnSync('chattr', ['-i', locked]);
+        else chmodSync(locked, 0o755);
+      }
+    }
   });
 
   it('--labels-out on an input without labels fails before extracting and leaves no features file', async () => {
