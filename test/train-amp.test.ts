@@ -43,7 +43,7 @@ const small = {
 };
 
 describe('mixed precision training', () => {
-  const ref = fixtureJson<{ fp32: number; bf16: number; probes: string[] }>('train_step', 'losses.json');
+  const ref = fixtureJson<{ fp32: number; fp32_16: number; bf16_16: number; probes: string[] }>('train_step', 'losses.json');
 
   async function ourStep(precision: '32' | 'bf16-mixed', extra: Record<string, unknown> = {}) {
     const steps: StepEvent[] = [];
@@ -54,7 +54,7 @@ describe('mixed precision training', () => {
     for (const n of ref.probes) deltas.set(n, after.get(n)!.map((v, i) => v - init.get(n)![i]!));
     return { r, steps, deltas };
   }
-  async function refDelta(mode: 'fp32' | 'bf16', name: string) {
+  async function refDelta(mode: 'fp32' | 'fp32_16' | 'bf16_16', name: string) {
     return (await fixtureArray('train_step', mode, name)).data;
   }
 
@@ -66,15 +66,21 @@ describe('mixed precision training', () => {
     for (const n of ref.probes) expect(relError(deltas.get(n)!, await refDelta('fp32', n), 1e-5), n).toBeLessThan(2e-3);
   });
 
+  // On the fixture's 16 images at 16×16 (the same initial model): bf16 emulated in software (AVX2-only CPUs)
+  // takes ~90 s for the 64 × 32×32 step and seconds for this one.
   it('bf16-mixed runs the model under CPU autocast exactly as torch.autocast does, not in float32', async () => {
-    const { r, deltas } = await ourStep('bf16-mixed');
-    expect(Math.abs(r.lastLoss - ref.bf16) / ref.bf16).toBeLessThan(1e-5);
+    const { r, deltas } = await ourStep('bf16-mixed', { ...small, data: { train: fixturePath('train_step', 'images16.npy'), shuffle: false } });
+    expect(Math.abs(r.lastLoss - ref.bf16_16) / ref.bf16_16).toBeLessThan(1e-5);
+    let apart = 0;
     for (const n of ref.probes) {
-      const vsBf16 = relError(deltas.get(n)!, await refDelta('bf16', n));
+      // The floor: projector.3.bias's update is rounding only (VICReg is invariant to a shift of z: 7e-5 here,
+      // the other updates 3e-3 and more).
+      const vsBf16 = relError(deltas.get(n)!, await refDelta('bf16_16', n), 1e-3);
       expect(vsBf16, n).toBeLessThan(1e-2);
-      // bf16 changes these updates by 20–60% against float32: a float32 run could not pass the line above.
-      if (n.startsWith('backbone.') && n.endsWith('.weight')) expect(relError(deltas.get(n)!, await refDelta('fp32', n)), n).toBeGreaterThan(0.1);
+      // bf16 moves these updates far from float32's: a float32 run could not pass the line above.
+      if (n.startsWith('backbone.') && n.endsWith('.weight') && relError(deltas.get(n)!, await refDelta('fp32_16', n)) > 0.1) apart += 1;
     }
+    expect(apart).toBe(ref.probes.filter((n) => n.startsWith('backbone.') && n.endsWith('.weight')).length);
   });
 
   it('a grad scaler (power-of-two scale) leaves the update unchanged, reports the scale and saves it for resume', async () => {
