@@ -33,7 +33,7 @@ root="$cache/trixie-$mode"
 # What the root is made with: Node and npm, then setup.sh's own packages (installed here once so that the
 # cached root makes set-up fast; setup.sh would install whatever is missing anyway).
 common=(nodejs npm ca-certificates libopenblas0-pthread python3-numpy python3-sklearn python3-pil python3-omegaconf dataset-fashion-mnist python3-matplotlib
-        python3-protobuf python3-crcmod chromium cmake ninja-build g++ make util-linux)
+        python3-protobuf python3-crcmod chromium cmake ninja-build g++ make util-linux e2fsprogs)
 if [ "$mode" = cpu ]; then
   packages=("${common[@]}" libtorch-dev python3-torch python3-torchvision libgloo-dev)
   later=()
@@ -96,6 +96,7 @@ fi
 
 # The working tree, fresh: what a clone holds plus uncommitted edits, never node_modules/build/caches. Test
 # folders an interrupted earlier run left in the cached root's /tmp go too (a ResNet checkpoint is ~90 MB).
+chattr -R -i "$root"/tmp/tssl-* 2>/dev/null || true  # a test's immutable folder, if a run stopped mid-test
 rm -rf "$root"/tmp/tssl-*
 work="$root/work/torch-ssl"
 rm -rf "$work"

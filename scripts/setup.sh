@@ -13,13 +13,14 @@ cd "$(dirname "$0")/.."
 # libgloo-dev: the headers of Gloo, the collectives library LibTorch's c10d uses on CPU (data-parallel training;
 # its symbols are in libtorch_cpu, its headers are not in libtorch-dev); Debian 13's CUDA LibTorch is built
 # against libgloo-cuda-0 instead, whose libgloo-cuda-dev conflicts with libgloo-dev;
-# cmake/ninja/g++: the native build; util-linux: flock.
+# cmake/ninja/g++: the native build; util-linux: flock; e2fsprogs: chattr, with which a test (as root) makes a
+# folder nobody may write to.
 # "a|b": either satisfies it (Debian 13's CUDA builds, libtorch-cuda-dev and python3-torch-cuda, conflict
 # with the CPU ones); when neither is installed, the first is.
 PACKAGES=("libtorch-dev|libtorch-cuda-dev" libopenblas0-pthread "python3-torch|python3-torch-cuda" python3-torchvision
           python3-numpy python3-sklearn python3-pil python3-omegaconf dataset-fashion-mnist python3-matplotlib
           python3-protobuf python3-crcmod chromium
-          cmake ninja-build g++ make util-linux)
+          cmake ninja-build g++ make util-linux e2fsprogs)
 # With a CUDA LibTorch: Gloo's CUDA build, and NCCL's header (ProcessGroupNCCL includes it).
 if dpkg-query -W -f='${Status}' libtorch-cuda-dev 2>/dev/null | grep -q "install ok installed"; then
   PACKAGES+=("libgloo-cuda-dev|libgloo-dev" libnccl-dev)

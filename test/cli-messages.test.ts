@@ -15,7 +15,11 @@ import { datasets } from './helpers/datasets.js';
 import { fixturePath } from './helpers/fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'tssl-cli-msg-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  // A run stopped between chattr +i and -i below would leave an immutable folder that rm cannot remove.
+  if (process.getuid?.() === 0) spawnSync('chattr', ['-R', '-i', work], { stdio: 'ignore' });
+  rmSync(work, { recursive: true, force: true });
+});
 
 async function cliError(...args: string[]): Promise<TorchSslError> {
   const program = new Command().exitOverride();
@@ -110,7 +114,7 @@ describe('CLI messages', () => {
     let why = '';
     if (root) {
       const r = spawnSync('chattr', ['+i', locked], { encoding: 'utf8' });
-      if (r.status !== 0) why = String(r.error ?? r.stderr);
+      if (r.status !== 0) why = String(r.error ?? (r.stderr || `exit status ${r.status}`));
     } else chmodSync(locked, 0o555);
     if (why) {
       console.warn(`chattr +i did not work here (${why}): the read-only folder case is not checked`);
@@ -152,7 +156,7 @@ describe('CLI messages', () => {
         clearInterval(watch);
       }
     }, 5);
-    const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    const code = await new Promise<number | null>((r) => p.on('close', (c) => r(c)));
     clearInterval(watch);
     expect(existsSync(join(labelsOut, 'occupied')), 'the folder was put in the way during extraction').toBe(true);
     expect(code, stderr).toBe(1);
@@ -188,7 +192,7 @@ describe('CLI messages', () => {
       stderr += d.toString();
       if (stderr.includes('extract: ') && !p.killed) p.kill('SIGINT');
     });
-    const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    const code = await new Promise<number | null>((r) => p.on('close', (c) => r(c)));
     expect(code, stderr).toBe(130);
     expect(stderr).toContain('ERR_ABORTED');
     expect(existsSync(out)).toBe(false);

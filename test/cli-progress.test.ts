@@ -72,7 +72,7 @@ describe('progress in logs', () => {
       stderr += d.toString();
       if (/^step 2\//m.test(stderr) && !p.killed) p.kill('SIGINT');
     });
-    const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+    const code = await new Promise<number | null>((r) => p.on('close', (c) => r(c)));
     expect(code, stderr).toBe(130);
     const steps = Number(/^interrupted: (\d+) steps/m.exec(stdout)?.[1]);
     expect(steps, stdout).toBeGreaterThanOrEqual(2);

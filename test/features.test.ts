@@ -200,7 +200,7 @@ describe("knn equals solo-learn's WeightedKNNClassifier (transcribed, run by PyT
       for (const c of cases) {
         const where = `${c.distance} k ${c.k} T ${c.temperature}`;
         // Near-ties are few (the digits features are centred for this), so what follows checks nearly every image.
-        expect(c.ties1.length + c.ties5.length, where).toBeLessThanOrEqual(0.02 * c.testCount);
+        expect(c.ties1.length + c.ties5.length, where).toBeLessThanOrEqual(0.03 * c.testCount);
         const o = { trainFeatures: bank.trainFeatures, trainLabels: bank.trainLabels, k: c.k, temperature: c.temperature, distance: c.distance, chunkSize: 37 };
         // Image by image, wherever rounding cannot decide: the images PyTorch gets right we get right (100 %),
         // the ones it gets wrong we get wrong (0 %), at top-1 and at top-5.

@@ -71,16 +71,14 @@ describe('mixed precision training', () => {
   it('bf16-mixed runs the model under CPU autocast exactly as torch.autocast does, not in float32', async () => {
     const { r, deltas } = await ourStep('bf16-mixed', { ...small, data: { train: fixturePath('train_step', 'images16.npy'), shuffle: false } });
     expect(Math.abs(r.lastLoss - ref.bf16_16) / ref.bf16_16).toBeLessThan(1e-5);
-    let apart = 0;
     for (const n of ref.probes) {
       // The floor: projector.3.bias's update is rounding only (VICReg is invariant to a shift of z: 7e-5 here,
       // the other updates 3e-3 and more).
       const vsBf16 = relError(deltas.get(n)!, await refDelta('bf16_16', n), 1e-3);
       expect(vsBf16, n).toBeLessThan(1e-2);
       // bf16 moves these updates far from float32's: a float32 run could not pass the line above.
-      if (n.startsWith('backbone.') && n.endsWith('.weight') && relError(deltas.get(n)!, await refDelta('fp32_16', n)) > 0.1) apart += 1;
+      if (n.startsWith('backbone.') && n.endsWith('.weight')) expect(relError(deltas.get(n)!, await refDelta('fp32_16', n)), n).toBeGreaterThan(0.1);
     }
-    expect(apart).toBe(ref.probes.filter((n) => n.startsWith('backbone.') && n.endsWith('.weight')).length);
   });
 
   it('a grad scaler (power-of-two scale) leaves the update unchanged, reports the scale and saves it for resume', async () => {

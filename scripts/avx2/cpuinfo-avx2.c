@@ -1,5 +1,5 @@
 // Makes LibTorch see an AVX2-only x86 CPU (scripts/emulate-avx2.sh preloads it): after cpuinfo's own
-// initialization, every AVX-512 and AMX feature reads as absent. LibTorch decides from these flags whether
+// initialization, every AVX-512 feature reads as absent (Debian 12's cpuinfo has no AMX fields). LibTorch decides from these flags whether
 // bf16 matrix products and convolutions may use oneDNN (AVX-512 needed) or fall back to its emulated
 // kernels, as it does on an AVX2 machine. oneDNN and OpenBLAS are capped by their own variables.
 #define _GNU_SOURCE
