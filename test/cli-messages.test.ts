@@ -14,6 +14,7 @@ import { writeNpyFile } from '../lib/npy.js';
 import { datasets } from './helpers/datasets.js';
 import { fixturePath } from './helpers/fixtures.js';
 
+const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
 const work = mkdtempSync(join(tmpdir(), 'tssl-cli-msg-'));
 afterAll(() => {
   // A run stopped between chattr +i and -i below would leave an immutable folder that rm cannot remove.
@@ -140,7 +141,6 @@ describe('CLI messages', () => {
   });
 
   it('--labels-out that cannot be written after extracting: ERR_IO naming it, and neither file is left (nor a temporary)', async () => {
-    const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
     const dir = join(work, 'labels-fail');
     mkdirSync(dir, { recursive: true });
     const out = join(dir, 'f.npy');
@@ -180,7 +180,6 @@ describe('CLI messages', () => {
   });
 
   it('Ctrl-C during extract exits 130 and leaves no output', async () => {
-    const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
     const out = join(work, 'sigint', 'f.npy');
     mkdirSync(join(work, 'sigint'), { recursive: true });
     const p = spawn(process.execPath, [cli, 'extract', '--checkpoint', fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), '--input', join(datasets(), 'digits-train.npy'), '--batch-size', '16', '--out', out], {

@@ -191,10 +191,11 @@ describe("knn equals solo-learn's WeightedKNNClassifier (transcribed, run by PyT
       const test = await fixtureArray(FX, 'knn', `${set}_test`);
       const testLabels = Array.from((await readNpyFile(bank.testLabels)).data as BigInt64Array, Number);
       const dim = test.shape[1]!;
-      const rows = (idx: number[]) => ({
-        testFeatures: Tensor.from(Float32Array.from(idx.flatMap((i) => Array.from(test.data.subarray(i * dim, (i + 1) * dim)))), [idx.length, dim]),
-        testLabels: idx.map((i) => testLabels[i]!),
-      });
+      const rows = (idx: number[]) => {
+        const f = new Float32Array(idx.length * dim);
+        idx.forEach((i, r) => f.set(test.data.subarray(i * dim, (i + 1) * dim), r * dim));
+        return { testFeatures: Tensor.from(f, [idx.length, dim]), testLabels: idx.map((i) => testLabels[i]!) };
+      };
       const cases = results[set]!;
       expect(cases.some((c) => c.top1 < 99)).toBe(true);
       for (const c of cases) {
