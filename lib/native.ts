@@ -161,10 +161,16 @@ export function native(): NativeAddon {
       failures.push(`${path}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
+  // Installed in a user's project, the addon is built by the package's install script, which package managers
+  // that gate install scripts (npm's allowScripts, pnpm's onlyBuiltDependencies) skip until it is approved.
+  const installed = packageRoot.split(/[\\/]/).includes('node_modules');
   const hints = [
-    '- build it: npm run build (needs cmake, g++ and a LibTorch)',
-    '- install LibTorch on Debian/Ubuntu: bash scripts/setup.sh (apt: libtorch-dev libopenblas0-pthread)',
-    '- use an unpacked LibTorch or a PyTorch install: LIBTORCH=/path/to/libtorch npm run build',
+    installed
+      ? '- build it: npm rebuild torch-ssl (needs cmake, g++ and a LibTorch). If your package manager skipped its install script: ' +
+        'npm install-scripts approve torch-ssl (npm ≥ 11 with allowScripts), pnpm approve-builds (pnpm ≥ 10), then rebuild'
+      : '- build it: npm run build (needs cmake, g++ and a LibTorch)',
+    '- install LibTorch on Debian/Ubuntu: sudo apt-get install libtorch-dev libopenblas0-pthread cmake g++',
+    `- use an unpacked LibTorch or a PyTorch install: LIBTORCH=/path/to/libtorch ${installed ? 'npm rebuild torch-ssl' : 'npm run build'}`,
     '- "cannot open shared object file: libtorch*.so": the LibTorch the addon was built against moved; rebuild',
     '- "undefined symbol ... __cxx11": the LibTorch has the pre-cxx11 ABI; use a cxx11-ABI LibTorch',
   ];

@@ -1,7 +1,8 @@
 // The published types as a user meets them: a fresh project made by `tsc --init` (strict,
 // exactOptionalPropertyTypes, noUncheckedIndexedAccess, types: []), with skipLibCheck off so our .d.ts are
-// checked too, and only what `npm install torch-ssl` would put in node_modules (dist, package.json and the
-// runtime dependencies; no devDependencies).
+// checked too, and only what `npm install torch-ssl @types/node` would put in node_modules (dist, package.json,
+// the runtime dependencies and the peer @types/node, which README asks TypeScript users to install; no
+// devDependencies).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,12 +19,12 @@ describe('published types', () => {
   let made = false;
   function consumer(): void {
     if (made) return;
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; peerDependencies: Record<string, string> };
     const nm = join(work, 'node_modules');
     mkdirSync(join(nm, 'torch-ssl'), { recursive: true });
     cpSync(join(root, 'dist'), join(nm, 'torch-ssl', 'dist'), { recursive: true });
     cpSync(join(root, 'package.json'), join(nm, 'torch-ssl', 'package.json'));
-    for (const dep of Object.keys(pkg.dependencies)) {
+    for (const dep of [...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies)]) {
       mkdirSync(join(nm, dep, '..'), { recursive: true });
       symlinkSync(join(root, 'node_modules', dep), join(nm, dep), 'dir');
     }
