@@ -44,6 +44,34 @@ export interface NativeModule {
   dispose(): void;
 }
 
+/** The BLAS the engine's GEMMs run on (native/common/blas.h). */
+export interface BlasInfo {
+  /** 'OpenBLAS', or '' for another BLAS (nothing is known or changed then). */
+  library: string;
+  /** OpenBLAS's version and build options (openblas_get_config()). */
+  config: string;
+  /** The kernels in use ('SkylakeX', 'Haswell', 'Zen', ...). */
+  core: string;
+  /** What OpenBLAS chose by itself; differs from core when torch-ssl corrected a misreading. */
+  detected: string;
+  /** Who chose core: 'OpenBLAS' (its own detection), 'OPENBLAS_CORETYPE' (the user's or the machine's setting,
+   *  always honoured) or 'torch-ssl' (OpenBLAS took an AVX2 / AVX-512 CPU for an older core). */
+  chosenBy: string;
+  /** What the CPU offers: 'avx512' | 'avx2' | 'avx' | 'sse'. */
+  cpuIsa: string;
+}
+
+export interface BuildInfo {
+  torchVersion: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  cudaBuild: boolean;
+  parallelInfo: string;
+  mkldnn: boolean;
+  distributedBackends: string[];
+  blas: BlasInfo;
+}
+
 export interface NativeAddon {
   NativeTensor: { liveCount(): number; new (...a: never[]): NativeTensor };
   NativeModule: new (...a: never[]) => NativeModule;
@@ -51,7 +79,7 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;
-  buildInfo(): { torchVersion: string; cudaAvailable: boolean; cudaDeviceCount: number; cudaBuild: boolean; parallelInfo: string; mkldnn: boolean; distributedBackends: string[] };
+  buildInfo(): BuildInfo;
   cpuCacheInfo(): CpuCacheInfo;
   releaseCpuCache(): void;
   createResNet(o: { depth: number; stem: string; numClasses: number; zeroInitResidual: boolean }): NativeModule;
@@ -112,7 +140,37 @@ export interface NativeResume {
   ampGrowthTracker?: number;
 }
 
+/** One row of a training profile (config.profileSteps): an op within a phase of the step, summed over the
+ *  profiled steps. */
+export interface ProfiledOp {
+  /** The trainer's phase around the op: 'tssl::wait_data' | 'tssl::forward' | 'tssl::loss' | 'tssl::backward' |
+   *  'tssl::optimizer' ('' outside them: the step's own bookkeeping). */
+  phase: string;
+  /** The ATen op (`aten::mkldnn_convolution`), an autograd node (`MkldnnConvolutionBackward0`), or the phase
+   *  itself (its time outside every op). */
+  name: string;
+  /** Convolutions and GEMMs: their input shapes, one row per shape ('' for other ops). */
+  shapes: string;
+  calls: number;
+  /** Time in the op itself, nested ops excluded: the rows add up to the profiled steps' time. */
+  selfMs: number;
+  totalMs: number;
+  /** 2 × multiply-adds where the shapes determine them (GEMMs, convolutions), else 0. */
+  flops: number;
+  /** Σ numel of the op's tensor inputs: a lower bound of the memory it moves. */
+  elements: number;
+}
+
+export interface TrainProfile {
+  steps: number;
+  /** The profiled steps' time as the trainer measured it (waiting for data included). */
+  wallMs: number;
+  ops: ProfiledOp[];
+}
+
 export interface NativeTrainResult {
+  /** config.profileSteps > 0: the op-level profile of that many steps after the first (bench/profile). */
+  profile?: TrainProfile;
   /** Epochs completed (a resumed run counts the earlier ones). */
   epochs: number;
   globalStep: number;
@@ -215,8 +273,21 @@ export function manualSeed(seed: number): void {
   native().manualSeed(seed);
 }
 /** Facts about the LibTorch the addon was built against. */
-export function buildInfo(): ReturnType<NativeAddon['buildInfo']> {
+export function buildInfo(): BuildInfo {
   return native().buildInfo();
+}
+
+/** One line for logs: which BLAS kernels the engine's GEMMs run on, and who chose them. */
+export function describeBlas(b: BlasInfo = buildInfo().blas): string {
+  if (b.library === '') return 'BLAS: not OpenBLAS (kernels chosen by that library)';
+  const version = /OpenBLAS\s+([\d.]+)/.exec(b.config)?.[1] ?? '';
+  const why =
+    b.chosenBy === 'torch-ssl'
+      ? `corrected by torch-ssl: OpenBLAS read this ${b.cpuIsa.toUpperCase()} CPU as ${b.detected}; set OPENBLAS_CORETYPE to choose yourself`
+      : b.chosenBy === 'OPENBLAS_CORETYPE'
+        ? `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? b.core}, as set`
+        : "OpenBLAS's own choice";
+  return `BLAS: OpenBLAS ${version}, ${b.core} kernels (${why})`;
 }
 /** State of torch-ssl's caching CPU allocator (see docs/threads.md, "Memory"). */
 export interface CpuCacheInfo {

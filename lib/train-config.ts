@@ -104,6 +104,12 @@ export const TrainConfigSchema = z.object({
   epochs: z.number().int().positive().default(1000),
   /** Stop after this many steps (0: run all epochs). */
   maxSteps: z.number().int().min(0).default(0),
+  /**
+   * Profile this many steps after the first (0: off): LibTorch's profiler on the training thread, op by op
+   * within each phase of the step, in the result's `profile` (bench/profile.mjs prints it). Slows those steps
+   * by the profiler's overhead.
+   */
+  profileSteps: z.number().int().min(0).default(0),
   device: z.string().default('cpu'),
   /**
    * '32'; 'bf16-mixed' (CUDA, or CPU — fast where the CPU has AVX512-BF16/AMX); '16-mixed' (CUDA only,
@@ -285,6 +291,7 @@ export interface NativeTrainConfig {
   batchSize: number;
   epochs: number;
   maxSteps: number;
+  profileSteps: number;
   lr: number;
   classifierLr: number;
   weightDecay: number;
@@ -400,6 +407,7 @@ export function toNativeConfig(c: ReturnType<typeof resolveTrainConfig>, norm: {
     batchSize: c.batchSize,
     epochs: c.epochs,
     maxSteps: c.maxSteps,
+    profileSteps: c.profileSteps,
     lr: c.optimizer.lr!,
     classifierLr: c.optimizer.classifierLr,
     weightDecay: c.optimizer.weightDecay!,

@@ -19,7 +19,7 @@ import type { Command } from 'commander';
 import YAML from 'yaml';
 import { TorchSslError } from '../errors.js';
 import { oneNumber } from './flags.js';
-import { buildInfo, getNumThreads, manualSeed } from '../native.js';
+import { buildInfo, describeBlas, getNumThreads, manualSeed } from '../native.js';
 import { train, type TrainEvent } from '../train.js';
 import { resolveTrainConfig, deepMerge } from '../train-config.js';
 import { loadCheckpoint } from '../checkpoint/load.js';
@@ -165,6 +165,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   const threads = c.threads > 0 ? c.threads : getNumThreads();
   const side = c.resolvedViews[0]!.size;
   log(`torch-ssl demo — LibTorch ${info.torchVersion}, ${threads} threads on ${cpu}${info.cudaAvailable ? ', CUDA available' : ''}`);
+  log(describeBlas(info.blas));
   log(`recipe: ${isAbsolute(recipePath) ? recipePath : resolve(recipePath)}`);
 
   const open = (path: string, limit: number | undefined): Promise<ImageSource> =>

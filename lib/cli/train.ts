@@ -10,6 +10,7 @@ import cliProgress from 'cli-progress';
 import YAML from 'yaml';
 import { TorchSslError } from '../errors.js';
 import { train, type TrainEvent } from '../train.js';
+import { describeBlas, preloadNative } from '../native.js';
 import { applyOverrides, resolveTrainConfig } from '../train-config.js';
 import { launchLocal, resolveDist } from '../distributed.js';
 import { oneNumber } from './flags.js';
@@ -124,6 +125,8 @@ export function register(program: Command): void {
           process.stderr.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
         }
       };
+      await preloadNative();
+      process.stderr.write(`${describeBlas()}\n`);
       const result = await withInterrupt((signal) => train(config, { onProgress, signal })).finally(() => {
         bar?.stop();
         process.off('disconnect', orphaned);

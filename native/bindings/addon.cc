@@ -6,6 +6,7 @@
 #include <new>
 
 #include "bindings/common.h"
+#include "common/blas.h"
 #include "common/cpu_allocator.h"
 #include "common/device.h"
 #include "common/error.h"
@@ -140,6 +141,15 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Array b = Napi::Array::New(env, backends.size());
   for (uint32_t i = 0; i < backends.size(); ++i) b.Set(i, Napi::String::New(env, backends[i]));
   o.Set("distributedBackends", b);
+  const BlasInfo blas = ensureBlasCore();
+  Napi::Object bl = Napi::Object::New(env);
+  bl.Set("library", blas.library);
+  bl.Set("config", blas.config);
+  bl.Set("core", blas.core);
+  bl.Set("detected", blas.detected);
+  bl.Set("chosenBy", blas.chosenBy);
+  bl.Set("cpuIsa", blas.cpuIsa);
+  o.Set("blas", bl);
   return o;
 }
 
@@ -173,6 +183,7 @@ Napi::Value manualSeed(const Napi::CallbackInfo& info) {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   installCpuCacheFromEnv();  // before the first tensor is allocated
+  ensureBlasCore();          // before the first GEMM (common/blas.h)
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));

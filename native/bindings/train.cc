@@ -71,6 +71,7 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   c.batchSize = integer("batchSize");
   c.epochs = integer("epochs");
   c.maxSteps = integer("maxSteps");
+  c.profileSteps = integer("profileSteps");
   c.lr = num("lr");
   c.classifierLr = num("classifierLr");
   c.weightDecay = num("weightDecay");
@@ -260,6 +261,27 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
           r.Set("rank", double(m->result.rank));
           r.Set("worldSize", double(m->result.worldSize));
           r.Set("skippedSteps", double(m->result.skippedSteps));
+          if (m->result.profiledSteps > 0) {
+            Napi::Object prof = Napi::Object::New(env);
+            prof.Set("steps", double(m->result.profiledSteps));
+            prof.Set("wallMs", m->result.profiledWallMs);
+            Napi::Array ops = Napi::Array::New(env, m->result.profile.size());
+            for (size_t i = 0; i < m->result.profile.size(); ++i) {
+              const auto& o = m->result.profile[i];
+              Napi::Object op = Napi::Object::New(env);
+              op.Set("phase", o.phase);
+              op.Set("name", o.name);
+              op.Set("shapes", o.shapes);
+              op.Set("calls", double(o.calls));
+              op.Set("selfMs", o.selfMs);
+              op.Set("totalMs", o.totalMs);
+              op.Set("flops", o.flops);
+              op.Set("elements", o.elements);
+              ops.Set(uint32_t(i), op);
+            }
+            prof.Set("ops", ops);
+            r.Set("profile", prof);
+          }
           run->deferred->Resolve(r);
         } else {
           run->deferred->Reject(toJsError(env, m->error).Value());

@@ -24,6 +24,9 @@
 #include "models/batch_norm.h"
 #include "models/state_dict.h"
 #include "optim/lars.h"
+#include "train/profile.h"
+
+#include <ATen/record_function.h>
 
 namespace tssl::train {
 namespace {
@@ -274,6 +277,7 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
   std::vector<at::Tensor> feats, zs;
   at::Tensor logits;
   {
+    RECORD_USER_SCOPE(kPhaseForward);
     BatchNormOverrideScope bn(syncBatchNorm);  // null: each BatchNorm layer's own forward
     std::optional<AutocastScope> autocast;
     if (c.precision != Precision::F32) autocast.emplace(dev.type(), c.precision == Precision::F16Mixed ? at::kHalf : at::kBFloat16);
@@ -295,20 +299,30 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
     if (logits.defined()) logits = logits.to(at::kFloat);
   }
   StepOutcome out;
-  out.ssl = group ? method.loss(zs, *group) : method.loss(zs);
-  at::Tensor total = out.ssl.loss;
-  if (model.classifier) {
-    at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(feats.size())});
-    at::Tensor ce = at::cross_entropy_loss(logits, target, {}, at::Reduction::Mean, -1);
-    total = total + ce;
-    out.classifierLoss = ce.item<double>();
+  at::Tensor total;
+  {
+    RECORD_USER_SCOPE(kPhaseLoss);
+    out.ssl = group ? method.loss(zs, *group) : method.loss(zs);
+    total = out.ssl.loss;
+    if (model.classifier) {
+      at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(feats.size())});
+      at::Tensor ce = at::cross_entropy_loss(logits, target, {}, at::Reduction::Mean, -1);
+      total = total + ce;
+      out.classifierLoss = ce.item<double>();
+    }
   }
-  if (reducer) reducer->begin();
-  scaler.scaleLoss(total).backward();
-  if (reducer) reducer->finish();  // every rank now holds the same averaged gradients
-  out.finiteGrads = scaler.unscale(model.parameters());
-  if (out.finiteGrads) opt.step();  // else GradScaler: inf/NaN gradients skip the update and back the scale off
-  scaler.update(!out.finiteGrads);
+  {
+    RECORD_USER_SCOPE(kPhaseBackward);
+    if (reducer) reducer->begin();
+    scaler.scaleLoss(total).backward();
+    if (reducer) reducer->finish();  // every rank now holds the same averaged gradients
+  }
+  {
+    RECORD_USER_SCOPE(kPhaseOptimizer);
+    out.finiteGrads = scaler.unscale(model.parameters());
+    if (out.finiteGrads) opt.step();  // else GradScaler: inf/NaN gradients skip the update and back the scale off
+    scaler.update(!out.finiteGrads);
+  }
   out.loss = out.ssl.loss.item<double>();
   return out;
 }
@@ -478,10 +492,22 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   bool aborted = false;
   model->train();
   try {
+    StepProfiler profiler;
     while (true) {
+      // The first step warms caches and oneDNN's primitives; the profile covers the steps after it.
+      const bool profiling = c.profileSteps > 0 && stats.stepsDone >= 1 && stats.stepsDone <= c.profileSteps;
+      if (profiling) profiler.begin();
       auto tw = Clock::now();
       Batch b;  // per step: the previous batch's tensors are freed before the next one is awaited
-      if (!producer.next(b)) break;
+      bool got = false;
+      {
+        RECORD_USER_SCOPE(kPhaseWait);
+        got = producer.next(b);
+      }
+      if (!got) {
+        if (profiling) profiler.end(-1);
+        break;
+      }
       const double waitMs = msSince(tw);
       auto ts = Clock::now();
       const int64_t s = b.globalStep, epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
@@ -495,6 +521,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
                  "the loss became ", out.loss, " at step ", s, scaler.enabled() ? " for 50 steps in a row" : "",
                  " (lower the learning rate?)");
       const double stepMs = msSince(ts);
+      if (profiling) profiler.end(waitMs + stepMs);
       ++globalStep;
       stats.add(b, stepMs, waitMs, out.loss, inEpoch, c.batchSize);
       if (reducer) stats.sumComm += reducer->commMs(), stats.sumCommWait += reducer->exposedMs();
@@ -527,6 +554,9 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
         break;
       }
     }
+    result.profile = profiler.ops();
+    result.profiledSteps = profiler.steps();
+    result.profiledWallMs = profiler.wallMs();
   } catch (...) {
     producer.finish();
     throw;

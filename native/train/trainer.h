@@ -16,6 +16,7 @@
 #include "train/amp.h"
 #include "models/projector.h"
 #include "models/resnet.h"
+#include "train/profile.h"
 
 namespace tssl::train {
 
@@ -34,6 +35,7 @@ struct TrainConfig {
   bool shuffle{};  // a seeded permutation per epoch; false: dataset order (reproducible by other tools)
   int64_t epochs{};
   int64_t maxSteps{};  // 0: no limit (tests, benchmarks)
+  int64_t profileSteps{};  // > 0: op-level profile of this many steps after the first (train/profile.h)
   double lr{}, classifierLr{}, weightDecay{}, eta{}, momentum{};
   bool clipLr{}, excludeBiasAndNorm{};
   double warmupEpochs{}, warmupStartLr{}, minLr{};
@@ -91,6 +93,9 @@ struct TrainResult {
   double lastLoss = 0, imagesPerSec = 0, augmentMsPerStep = 0, stepMsPerStep = 0, waitMsPerStep = 0;
   double commMsPerStep = 0, commWaitMsPerStep = 0;  // data-parallel runs
   int64_t rank = 0, worldSize = 1;
+  std::vector<OpProfile> profile;  // profileSteps > 0: summed over profiledSteps steps
+  int64_t profiledSteps = 0;
+  double profiledWallMs = 0;
 };
 
 TrainResult runTraining(const TrainConfig& config, const TrainData& data, const ResumeState* resume,
