@@ -1,7 +1,7 @@
 // Shared helpers for the side-by-side benchmarks: run the Python PyTorch reference (Debian's python3,
 // same thread count) and print project vs reference with their ratio.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,14 +14,43 @@ export async function lib() {
   return import(dist);
 }
 
-export function runPython(script, args, threads, extraEnv = {}) {
+/**
+ * A fair reference: where OpenBLAS misreads this CPU (torch-ssl corrected its own copy: buildInfo().blas), the
+ * Python side runs with OPENBLAS_CORETYPE set to the kernels the CPU should use, for that command only. A
+ * setting the user or the machine made is left as it is. { env, note } for runPython and the tables.
+ */
+let fairCache;
+export async function fairBlas() {
+  fairCache ??= await computeFairBlas();
+  return fairCache;
+}
+async function computeFairBlas() {
+  const { buildInfo, describeBlas } = await lib();
+  const b = buildInfo().blas;
+  if (b.chosenBy === 'torch-ssl') {
+    return { env: { OPENBLAS_CORETYPE: b.core }, misread: true, note: `OpenBLAS reads this CPU as ${b.detected}: PyTorch runs with OPENBLAS_CORETYPE=${b.core} (as installed: ${b.detected}, printed beside). torch-ssl: ${describeBlas(b)}` };
+  }
+  return { env: {}, misread: false, note: `${describeBlas(b)}; PyTorch runs on the same OpenBLAS as installed, which reads this CPU correctly` };
+}
+
+/** Runs bench/py/<script> with the fair BLAS setting (fairBlas()), unless { blasAsInstalled: true }. */
+export function runPython(script, args, threads, extraEnv = {}, { blasAsInstalled = false } = {}) {
+  const blasEnv = blasAsInstalled || !fairCache ? {} : fairCache.env;
   const out = execFileSync(python, [join(root, 'bench', 'py', script), ...args.map(String)], {
     encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: String(threads), ...extraEnv },
+    env: { ...process.env, OMP_NUM_THREADS: String(threads), ...blasEnv, ...extraEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = out.trim().split('\n');
   return JSON.parse(lines[lines.length - 1]);
+}
+
+/** The CPU's model name, for every figure a bench prints. */
+export function cpuName() {
+  const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+  const flags = /flags\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+  const isa = /\bamx_bf16\b/.test(flags) ? 'AMX-BF16 + AVX-512' : /\bavx512_bf16\b/.test(flags) ? 'AVX-512 with BF16' : /\bavx512f\b/.test(flags) ? 'AVX-512' : /\bavx2\b/.test(flags) ? 'AVX2' : 'no AVX2';
+  return `${m?.[1]?.trim() ?? 'unknown CPU'} (${isa})`;
 }
 
 /** Prints rows of { name, ours, reference, unit, higherIsBetter } with the speed-up ratio. */
@@ -37,3 +66,6 @@ export function table(title, rows) {
 export function threadsFromEnv() {
   return Number.parseInt(process.env.BENCH_THREADS ?? '', 10) || (globalThis.navigator?.hardwareConcurrency ?? 2);
 }
+
+// Every bench that imports this module runs its PyTorch side fairly (see fairBlas) and says so once.
+console.log((await fairBlas()).note);

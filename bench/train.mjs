@@ -4,7 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lib, root, runPython, table, threadsFromEnv } from './common.mjs';
+import { cpuName, fairBlas, lib, root, runPython, table, threadsFromEnv } from './common.mjs';
 
 const threads = threadsFromEnv();
 const batch = Number.parseInt(process.env.BENCH_BATCH ?? '128', 10);
@@ -16,6 +16,8 @@ const { train, setNumThreads } = await lib();
 const hasBf16 = /\bavx512_bf16\b|\bamx_bf16\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 const precisions = (process.env.BENCH_PRECISIONS ?? (hasBf16 ? '32,bf16-mixed' : '32')).split(',');
 setNumThreads(threads);
+const blas = await fairBlas();
+console.log(`CPU: ${cpuName()}`);
 
 async function ours(precision) {
   const dir = mkdtempSync(join(tmpdir(), 'tssl-bench-train-'));
@@ -36,14 +38,19 @@ async function ours(precision) {
 
 for (const precision of precisions) {
   const o = await ours(precision);
-  const pyCl = runPython('train.py', [threads, 1, batch, steps, data, labels, 'channels_last', precision], threads);
+  const pyCl = runPython('train.py', [threads, 1, batch, steps, data, labels, 'channels_last', precision], threads, blas.env);
   const rows = [];
+  if (blas.misread) {
+    const pyInstalled = runPython('train.py', [threads, 1, batch, steps, data, labels, 'channels_last', precision], threads, {}, { blasAsInstalled: true });
+    rows.push({ name: 'end-to-end vs Python CL, BLAS as installed', ours: o.imagesPerSec, reference: pyInstalled.imagesPerSec, unit: 'images/s' });
+  }
   if (precision === '32') {
-    const pyDefault = runPython('train.py', [threads, 1, batch, steps, data, labels, 'contiguous', precision], threads);
+    const pyDefault = runPython('train.py', [threads, 1, batch, steps, data, labels, 'contiguous', precision], threads, blas.env);
     rows.push({ name: 'end-to-end vs Python default layout', ours: o.imagesPerSec, reference: pyDefault.imagesPerSec, unit: 'images/s' });
     // What the caching allocator buys, made visible: Python with glibc tuned by hand to keep freed memory
     // (no mmap per large block, one arena, no trimming) — not how PyTorch runs by default.
     const pyTuned = runPython('train.py', [threads, 1, batch, steps, data, labels, 'channels_last', precision], threads, {
+      ...blas.env,
       GLIBC_TUNABLES: 'glibc.malloc.mmap_max=0:glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=68719476736',
     });
     rows.push({ name: 'end-to-end vs Python CL + GLIBC_TUNABLES', ours: o.imagesPerSec, reference: pyTuned.imagesPerSec, unit: 'images/s' });
