@@ -38,7 +38,8 @@ at::Tensor batchNorm(Impl& bn, const at::Tensor& x) {
   return o->forward(x, s);
 }
 
-/// A Sequential's forward with its BatchNorm children through batchNorm().
+/// A Sequential's forward with its BatchNorm children through batchNorm() and its convolutions through
+/// convolve() (models/conv.h).
 at::Tensor forwardSequential(torch::nn::Sequential& seq, at::Tensor x);
 
 /// Scoped install on this thread.

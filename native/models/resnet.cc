@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "models/batch_norm.h"
+#include "models/conv.h"
 
 namespace tssl {
 namespace {
@@ -27,8 +28,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor out = batchNorm(*bn1, conv1->forward(x)).relu_();
-  out = batchNorm(*bn2, conv2->forward(out));
+  at::Tensor out = batchNorm(*bn1, convolve(*conv1, x)).relu_();
+  out = batchNorm(*bn2, convolve(*conv2, out));
   out += downsample ? forwardSequential(downsample, x) : x;
   return out.relu_();
 }
@@ -44,9 +45,9 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
-  at::Tensor out = batchNorm(*bn1, conv1->forward(x)).relu_();
-  out = batchNorm(*bn2, conv2->forward(out)).relu_();
-  out = batchNorm(*bn3, conv3->forward(out));
+  at::Tensor out = batchNorm(*bn1, convolve(*conv1, x)).relu_();
+  out = batchNorm(*bn2, convolve(*conv2, out)).relu_();
+  out = batchNorm(*bn3, convolve(*conv3, out));
   out += downsample ? forwardSequential(downsample, x) : x;
   return out.relu_();
 }
@@ -131,7 +132,7 @@ at::Tensor ResNetImpl::featureMap(const at::Tensor& input) {
   // Follow the weights' memory format: channels_last weights want channels_last activations.
   if (w.is_contiguous(at::MemoryFormat::ChannelsLast) && !w.is_contiguous())
     x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  x = batchNorm(*bn1, conv1->forward(x)).relu_();
+  x = batchNorm(*bn1, convolve(*conv1, x)).relu_();
   if (options_.stem == Stem::ImageNet)
     x = torch::nn::functional::max_pool2d(x, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
   x = layer1->forward(x);

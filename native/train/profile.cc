@@ -39,6 +39,7 @@ struct Frame {
   const prof::LegacyEvent* push;
   double childUs = 0;
   bool convChild = false;  // a nested convolution op does the work (and gets the FLOPs)
+  bool dataGradOnly = false;  // inside models/conv.h's small-map backward: the weights' gradient is a GEMM
   std::string phase;
 };
 
@@ -78,6 +79,7 @@ void StepProfiler::end(double wallMs) {
         f.shapes = e.shapes();
         f.push = &e;
         f.phase = stack.empty() ? std::string() : (stack.back().name.rfind("tssl::", 0) == 0 ? stack.back().name : stack.back().phase);
+        f.dataGradOnly = contains(f.name, "SmallMapConv") || (!stack.empty() && stack.back().dataGradOnly);
         stack.push_back(std::move(f));
       } else if (kind == "pop" && !stack.empty()) {
         Frame f = std::move(stack.back());
@@ -101,7 +103,7 @@ void StepProfiler::end(double wallMs) {
           if (a.size() == 3 && b.size() == 3) o.flops += 2.0 * double(a[0]) * double(a[1]) * double(a[2]) * double(b[2]);
         } else if (isConv(f.name) && !f.convChild) {
           if (isConvBackward(f.name) && s.size() >= 3 && s[2].size() == 4) {
-            o.flops += 2.0 * 2.0 * numel(s[0]) * double(s[2][1] * s[2][2] * s[2][3]);
+            o.flops += (f.dataGradOnly ? 1.0 : 2.0) * 2.0 * numel(s[0]) * double(s[2][1] * s[2][2] * s[2][3]);
           } else if (s.size() >= 2 && s[0].size() == 4 && s[1].size() == 4) {
             auto it = outputOf.find({s[0], s[1]});
             if (it != outputOf.end()) o.flops += 2.0 * it->second * double(s[1][1] * s[1][2] * s[1][3]);

@@ -15,6 +15,7 @@ inline constexpr const char* kPhaseForward = "tssl::forward";
 inline constexpr const char* kPhaseLoss = "tssl::loss";
 inline constexpr const char* kPhaseBackward = "tssl::backward";
 inline constexpr const char* kPhaseOptimizer = "tssl::optimizer";
+inline constexpr const char* kPhaseConvWeightGemm = "tssl::conv_weight_grad";  // models/conv.h, within backward
 
 struct OpProfile {
   std::string phase;  // the innermost tssl:: scope around the op ("" outside every scope)

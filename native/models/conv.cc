@@ -1,0 +1,106 @@
+#include "models/conv.h"
+
+#include <ATen/record_function.h>
+#include <torch/autograd.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "common/torch_compat.h"
+
+namespace tssl {
+// Measured with oneDNN 2.6 (LibTorch 1.13) only: LibTorch 2.x builds take the layer's own forward.
+#if TORCH_VERSION_MAJOR < 2
+namespace {
+
+constexpr int64_t kSmallMap = 36;  // output positions per image at or below which the GEMM path is taken
+
+bool cpuHasAmx() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("flags", 0) == 0) return line.find(" amx_bf16") != std::string::npos;
+  return false;
+}
+
+// The weight gradient of a convolution (groups 1, dilation 1) as one GEMM: with the input unfolded to
+// (N·Ho·Wo, kh·kw·C) in channels_last order, dW (O, kh, kw, C) = gOᵀ (O, N·Ho·Wo) · cols, which is the
+// channels_last layout of the (O, C, kh, kw) weight.
+at::Tensor weightGradByGemm(const at::Tensor& gO, const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef stride, at::IntArrayRef padding) {
+  const int64_t O = gO.size(1), Ho = gO.size(2), Wo = gO.size(3), C = x.size(1);
+  at::Tensor xp = padding[0] || padding[1] ? at::constant_pad_nd(x, {padding[1], padding[1], padding[0], padding[0]}) : x;
+  at::Tensor xn = xp.permute({0, 2, 3, 1});  // N, H, W, C
+  std::vector<at::Tensor> taps;
+  taps.reserve(size_t(kh * kw));
+  for (int64_t i = 0; i < kh; ++i)
+    for (int64_t j = 0; j < kw; ++j)
+      taps.push_back(xn.slice(1, i, i + stride[0] * (Ho - 1) + 1, stride[0]).slice(2, j, j + stride[1] * (Wo - 1) + 1, stride[1]));
+  at::Tensor cols = (taps.size() == 1 ? taps[0].contiguous() : at::cat(taps, 3)).reshape({-1, kh * kw * C});
+  at::Tensor g2 = gO.permute({0, 2, 3, 1}).reshape({-1, O});
+  return at::mm(g2.t(), cols).view({O, kh, kw, C}).permute({0, 3, 1, 2});
+}
+
+struct SmallMapConv : torch::autograd::Function<SmallMapConv> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, std::vector<int64_t> stride,
+                            std::vector<int64_t> padding) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    return at::conv2d(x, w, {}, stride, padding);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& w = saved[1];
+    const std::vector<int64_t> stride = ctx->saved_data["stride"].toIntVector();
+    const std::vector<int64_t> padding = ctx->saved_data["padding"].toIntVector();
+    const at::Tensor gO = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor gx, gw;
+    if (ctx->needs_input_grad(0)) {
+      const std::vector<int64_t> dilation{1, 1}, outputPadding{0, 0};
+      gx = std::get<0>(at::convolution_backward(gO, x, w, c10::nullopt, stride, padding, dilation, false, outputPadding, 1, {true, false, false}));
+    }
+    if (ctx->needs_input_grad(1)) {
+      RECORD_USER_SCOPE("tssl::conv_weight_grad");  // a phase of train/profile.h
+      gw = weightGradByGemm(gO, x, w.size(2), w.size(3), stride, padding);
+    }
+    return {gx, gw, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool smallMapConvEnabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("TORCH_SSL_SMALL_MAP_CONV");
+    if (env && std::string(env) == "0") return false;
+    return cpuHasAmx() && !std::getenv("TORCH_SSL_ASSUME_NO_BF16");
+  }();
+  return on;
+}
+
+at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
+  const auto& o = conv.options;
+  const bool candidate = conv.is_training() && at::GradMode::is_enabled() && conv.weight.requires_grad() && x.device().is_cpu() &&
+                         x.dim() == 4 && !conv.bias.defined() && o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 &&
+                         c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) && compat::autocastEnabled(c10::DeviceType::CPU) &&
+                         compat::autocastDtype(c10::DeviceType::CPU) == at::kBFloat16 && smallMapConvEnabled();
+  if (!candidate) return conv.forward(x);
+  const auto k = *o.kernel_size(), s = *o.stride(), p = *c10::get<torch::ExpandingArray<2>>(o.padding());
+  const int64_t ho = (x.size(2) + 2 * p[0] - k[0]) / s[0] + 1, wo = (x.size(3) + 2 * p[1] - k[1]) / s[1] + 1;
+  if (ho * wo > kSmallMap) return conv.forward(x);
+  // As autocast's conv2d: both operands in bf16 (the weight's cast cached for the step, as torch.autocast does).
+  at::Tensor xb = at::autocast::cached_cast(at::kBFloat16, x, c10::DeviceType::CPU);
+  at::Tensor wb = at::autocast::cached_cast(at::kBFloat16, conv.weight, c10::DeviceType::CPU);
+  return SmallMapConv::apply(xb, wb, std::vector<int64_t>{s[0], s[1]}, std::vector<int64_t>{p[0], p[1]});
+}
+
+#else
+
+bool smallMapConvEnabled() { return false; }
+at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) { return conv.forward(x); }
+
+#endif
+}  // namespace tssl

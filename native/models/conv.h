@@ -1,0 +1,20 @@
+// The models' convolutions go through convolve(). One case is computed differently from the layer's own
+// forward: training under CPU bf16 autocast on a CPU with AMX, a convolution whose output map is small
+// (≤ 6×6: ResNet's layer4 on CIFAR-size inputs) gets its weight gradient from one bf16 GEMM over the unfolded
+// input, channels_last order, instead of oneDNN 2.x's backward-weights kernel, which runs such shapes at a
+// fifth of the AMX GEMM's rate (bench/profile: 512×5×5 at ~330 GFLOP/s against ~1300 for the GEMM). The
+// forward and the input gradient stay oneDNN's; the result is the same sum in another order.
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/nn/modules/conv.h>
+
+namespace tssl {
+
+/// conv.forward(x), or the small-map path described above where it applies.
+at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x);
+
+/// Whether the small-map path is on in this process (LibTorch 1.x with oneDNN 2.x, an AMX CPU, and not turned
+/// off with TORCH_SSL_SMALL_MAP_CONV=0).
+bool smallMapConvEnabled();
+
+}  // namespace tssl
