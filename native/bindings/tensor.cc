@@ -9,6 +9,7 @@
 #include "bindings/common.h"
 #include "common/device.h"
 #include "common/error.h"
+#include "models/conv.h"
 
 namespace tssl::bindings {
 namespace {
@@ -223,6 +224,12 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
       if (name == "sub") return wrapTensor(env, t.sub(unwrapTensor(env, info[1], "other")));
       if (name == "mul") return wrapTensor(env, t.mul(unwrapTensor(env, info[1], "other")));
       if (name == "matmul") return wrapTensor(env, t.matmul(unwrapTensor(env, info[1], "other")));
+      // Internal, for test/conv-grad.test.ts: models/conv.h's weight gradient as one GEMM (t = grad_output).
+      if (name == "convWeightGradByGemm") {
+        const auto kernel = intList(2);
+        TSSL_CHECK(kernel.size() == 2, "ERR_INVALID_ARG", "convWeightGradByGemm: kernel must be [kh, kw]");
+        return wrapTensor(env, convWeightGradByGemm(t, unwrapTensor(env, info[1], "input"), kernel[0], kernel[1], intList(3), intList(4)));
+      }
       if (name == "isfinite") return Napi::Boolean::New(env, t.isfinite().all().item<bool>());
       throwJs(env, "ERR_INVALID_ARG", "unknown tensor op " + name);
     });

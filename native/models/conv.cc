@@ -8,9 +8,34 @@
 #include <fstream>
 #include <string>
 
+#include "common/error.h"
 #include "common/torch_compat.h"
 
 namespace tssl {
+
+// With the input unfolded to (N·Ho·Wo, kh·kw·C) in channels_last order, dW (O, kh, kw, C) = gOᵀ (O, N·Ho·Wo) ·
+// cols, which is the channels_last layout of the (O, C, kh, kw) weight.
+at::Tensor convWeightGradByGemm(const at::Tensor& gO, const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef stride, at::IntArrayRef padding) {
+  TSSL_CHECK(gO.dim() == 4 && x.dim() == 4 && stride.size() == 2 && padding.size() == 2 && kh > 0 && kw > 0 && stride[0] > 0 && stride[1] > 0 &&
+                 padding[0] >= 0 && padding[1] >= 0,
+             "ERR_TORCH_SHAPE", "convWeightGradByGemm: expected 4-d grad_output and input, two strides and two paddings");
+  const int64_t O = gO.size(1), Ho = gO.size(2), Wo = gO.size(3), C = x.size(1);
+  TSSL_CHECK(gO.size(0) == x.size(0) && Ho == (x.size(2) + 2 * padding[0] - kh) / stride[0] + 1 && Wo == (x.size(3) + 2 * padding[1] - kw) / stride[1] + 1 &&
+                 gO.scalar_type() == x.scalar_type(),
+             "ERR_TORCH_SHAPE", "convWeightGradByGemm: grad_output ", gO.sizes(), " does not match input ", x.sizes(), " with a ", kh, "×", kw,
+             " kernel, stride ", stride, ", padding ", padding, " (or their dtypes differ)");
+  at::Tensor xp = padding[0] || padding[1] ? at::constant_pad_nd(x, {padding[1], padding[1], padding[0], padding[0]}) : x;
+  at::Tensor xn = xp.permute({0, 2, 3, 1});  // N, H, W, C
+  std::vector<at::Tensor> taps;
+  taps.reserve(size_t(kh * kw));
+  for (int64_t i = 0; i < kh; ++i)
+    for (int64_t j = 0; j < kw; ++j)
+      taps.push_back(xn.slice(1, i, i + stride[0] * (Ho - 1) + 1, stride[0]).slice(2, j, j + stride[1] * (Wo - 1) + 1, stride[1]));
+  at::Tensor cols = (taps.size() == 1 ? taps[0].contiguous() : at::cat(taps, 3)).reshape({-1, kh * kw * C});
+  at::Tensor g2 = gO.permute({0, 2, 3, 1}).reshape({-1, O});
+  return at::mm(g2.t(), cols).view({O, kh, kw, C}).permute({0, 3, 1, 2});
+}
+
 // Measured with oneDNN 2.6 (LibTorch 1.13) only: LibTorch 2.x builds take the layer's own forward.
 #if TORCH_VERSION_MAJOR < 2
 namespace {
@@ -23,23 +48,6 @@ bool cpuHasAmx() {
   while (std::getline(f, line))
     if (line.rfind("flags", 0) == 0) return line.find(" amx_bf16") != std::string::npos;
   return false;
-}
-
-// The weight gradient of a convolution (groups 1, dilation 1) as one GEMM: with the input unfolded to
-// (N·Ho·Wo, kh·kw·C) in channels_last order, dW (O, kh, kw, C) = gOᵀ (O, N·Ho·Wo) · cols, which is the
-// channels_last layout of the (O, C, kh, kw) weight.
-at::Tensor weightGradByGemm(const at::Tensor& gO, const at::Tensor& x, int64_t kh, int64_t kw, at::IntArrayRef stride, at::IntArrayRef padding) {
-  const int64_t O = gO.size(1), Ho = gO.size(2), Wo = gO.size(3), C = x.size(1);
-  at::Tensor xp = padding[0] || padding[1] ? at::constant_pad_nd(x, {padding[1], padding[1], padding[0], padding[0]}) : x;
-  at::Tensor xn = xp.permute({0, 2, 3, 1});  // N, H, W, C
-  std::vector<at::Tensor> taps;
-  taps.reserve(size_t(kh * kw));
-  for (int64_t i = 0; i < kh; ++i)
-    for (int64_t j = 0; j < kw; ++j)
-      taps.push_back(xn.slice(1, i, i + stride[0] * (Ho - 1) + 1, stride[0]).slice(2, j, j + stride[1] * (Wo - 1) + 1, stride[1]));
-  at::Tensor cols = (taps.size() == 1 ? taps[0].contiguous() : at::cat(taps, 3)).reshape({-1, kh * kw * C});
-  at::Tensor g2 = gO.permute({0, 2, 3, 1}).reshape({-1, O});
-  return at::mm(g2.t(), cols).view({O, kh, kw, C}).permute({0, 3, 1, 2});
 }
 
 struct SmallMapConv : torch::autograd::Function<SmallMapConv> {
@@ -64,7 +72,7 @@ struct SmallMapConv : torch::autograd::Function<SmallMapConv> {
     }
     if (ctx->needs_input_grad(1)) {
       RECORD_USER_SCOPE("tssl::conv_weight_grad");  // a phase of train/profile.h
-      gw = weightGradByGemm(gO, x, w.size(2), w.size(3), stride, padding);
+      gw = convWeightGradByGemm(gO, x, w.size(2), w.size(3), stride, padding);
     }
     return {gx, gw, at::Tensor(), at::Tensor()};
   }

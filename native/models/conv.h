@@ -13,6 +13,11 @@ namespace tssl {
 /// conv.forward(x), or the small-map path described above where it applies.
 at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x);
 
+/// The weight gradient of a convolution (groups 1, dilation 1) as one GEMM: gradOutput (N, O, Ho, Wo) and input
+/// (N, C, H, W) give dW (O, C, kh, kw) in channels_last strides, in their dtype (tests compare it with PyTorch's).
+at::Tensor convWeightGradByGemm(const at::Tensor& gradOutput, const at::Tensor& input, int64_t kh, int64_t kw, at::IntArrayRef stride,
+                                at::IntArrayRef padding);
+
 /// Whether the small-map path is on in this process (LibTorch 1.x with oneDNN 2.x, an AMX CPU, and not turned
 /// off with TORCH_SSL_SMALL_MAP_CONV=0).
 bool smallMapConvEnabled();

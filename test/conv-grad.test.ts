@@ -1,0 +1,38 @@
+// The weight gradient the engine computes as one GEMM for convolutions with small output maps (bf16 training on
+// AMX CPUs, native/models/conv.h) equals PyTorch's own convolution backward on the same inputs:
+// scripts/fixtures/conv_grad.py (layer4's 3×3 at 5×5, the stride-2 3×3 and 1×1 convolutions into it, a 3×3 map).
+import { describe, expect, it } from 'vitest';
+import { Tensor } from '../lib/tensor.js';
+import { fixtureArray, fixtureJson, fixtureTensor, relError } from './helpers/fixtures.js';
+
+interface Case { name: string; kernel: number; stride: number; padding: number }
+const cases = fixtureJson<Case[]>('conv_grad', 'cases.json');
+
+/** Our dW for one case, in `dtype`, as a contiguous float32 array in PyTorch's (O, C, kh, kw) order. */
+async function ours(c: Case, dtype: 'float32' | 'bfloat16'): Promise<Float32Array> {
+  const x = (await fixtureTensor('conv_grad', c.name, 'x')).to({ dtype });
+  const g = (await fixtureTensor('conv_grad', c.name, 'grad_output')).to({ dtype });
+  const dw = new Tensor(g.handle.op('convWeightGradByGemm', x.handle, [c.kernel, c.kernel], [c.stride, c.stride], [c.padding, c.padding]));
+  return new Tensor(dw.to({ dtype: 'float32' }).handle.op('contiguous')).toTypedArray() as Float32Array;
+}
+
+describe('convolution weight gradients as one GEMM (small output maps)', () => {
+  for (const c of cases) {
+    it(`${c.name}: ${c.kernel}×${c.kernel}, stride ${c.stride}: equals PyTorch's backward, exactly in float32 and to bf16 rounding in bf16`, async () => {
+      const exact = await fixtureArray('conv_grad', c.name, 'dw_f64');
+      expect(relError(await ours(c, 'float32'), exact.data)).toBeLessThan(1e-5);
+      const torchBf16 = await fixtureArray('conv_grad', c.name, 'dw_bf16');
+      const mine = await ours(c, 'bfloat16');
+      // Both round float32 sums to bf16 (8 bits): each within bf16's rounding of the exact sum, as PyTorch's is.
+      const torchError = relError(torchBf16.data, exact.data);
+      expect(relError(mine, exact.data)).toBeLessThan(Math.max(8e-3, 2 * torchError));
+      expect(relError(mine, torchBf16.data)).toBeLessThan(1.6e-2);
+    });
+  }
+
+  it('refuses a grad_output that does not fit the input, naming both shapes', () => {
+    const g = Tensor.zeros([2, 4, 3, 3]);
+    const x = Tensor.zeros([2, 4, 9, 9]);
+    expect(() => g.handle.op('convWeightGradByGemm', x.handle, [3, 3], [1, 1], [1, 1])).toThrow(/grad_output \[2, 4, 3, 3\] does not match input \[2, 4, 9, 9\]/);
+  });
+});
