@@ -64,6 +64,21 @@ describe('the first native call', () => {
   });
 });
 
+describe('process.exit() while LibTorch is still loading', () => {
+  it('exits with the code asked for, not an abort (the preload worker is torn down mid-load)', { timeout: 60_000 }, async () => {
+    const { spawnSync } = await import('node:child_process');
+    const dist = resolvePath(import.meta.dirname, '..', 'dist', 'index.js');
+    // preloadNative() starts the worker's load (~0.5 s); an exit 80-250 ms later lands inside it. Before the fix
+    // in native/bindings/addon.cc each of these aborted (status 134, "terminate called ... Napi::Error").
+    for (const delayMs of [80, 150, 250]) {
+      const script = `const m = await import(${JSON.stringify(dist)}); void m.preloadNative(); setTimeout(() => process.exit(3), ${delayMs}); await new Promise(() => {});`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+      expect(r.stderr).not.toContain('terminate called');
+      expect(r.status).toBe(3);
+    }
+  });
+});
+
 describe('weighted kNN at small temperatures', () => {
   it('T = 0.005 on close neighbours equals a float64 evaluation of solo-learn\'s formula (float32 exp(sim/T) overflows)', async () => {
     const { execFileSync } = await import('node:child_process');

@@ -287,7 +287,9 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
   if (typeof strict !== 'boolean') throw invalidArg('strict', 'a boolean', opts.strict);
   if (opts.device !== undefined && typeof opts.device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", opts.device);
   const heads = opts.heads ?? true;
-  await preloadNative(); // LibTorch loads on a worker thread the first time, not on the JS thread
+  // LibTorch loads on a worker thread the first time (~0.5 s) while this thread parses the file; awaited before
+  // the first native call (building the models). preloadNative never rejects.
+  const addonLoaded = preloadNative();
   const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
   const { info, modules } = opened;
   const built: Array<{ dispose(): void }> = [];
@@ -318,6 +320,7 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
     const flat = bbPrefix === '';
     const ignored: string[] = [];
     const plans: Plan[] = [];
+    await addonLoaded;
     const backbone = resnet({ depth: info.depth as ResNetDepth, stem: info.stem });
     built.push(backbone);
     plans.push({ source: modules.backbone, target: modelShapes(backbone), prefix: bbPrefix });

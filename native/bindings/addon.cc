@@ -181,21 +181,27 @@ Napi::Value manualSeed(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new AddonData());
-  installCpuCacheFromEnv();  // before the first tensor is allocated
-  ensureBlasCore();          // before the first GEMM (common/blas.h)
-  exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
-  exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
-  exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
-  exports.Set("manualSeed", Napi::Function::New(env, manualSeed));
-  exports.Set("cpuCacheInfo", Napi::Function::New(env, cpuCacheInfo));
-  exports.Set("releaseCpuCache", Napi::Function::New(env, releaseCpuCacheJs));
-  initTensor(env, exports);
-  initModule(env, exports);
-  initLosses(env, exports);
-  initOptim(env, exports);
-  initFeatures(env, exports);
-  initTrain(env, exports);
+  try {
+    env.SetInstanceData(new AddonData());
+    installCpuCacheFromEnv();  // before the first tensor is allocated
+    ensureBlasCore();          // before the first GEMM (common/blas.h)
+    exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
+    exports.Set("getNumThreads", Napi::Function::New(env, getNumThreads));
+    exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
+    exports.Set("manualSeed", Napi::Function::New(env, manualSeed));
+    exports.Set("cpuCacheInfo", Napi::Function::New(env, cpuCacheInfo));
+    exports.Set("releaseCpuCache", Napi::Function::New(env, releaseCpuCacheJs));
+    initTensor(env, exports);
+    initModule(env, exports);
+    initLosses(env, exports);
+    initOptim(env, exports);
+    initFeatures(env, exports);
+    initTrain(env, exports);
+  } catch (const Napi::Error&) {
+    // Registration fails only when the environment is being torn down while the addon loads (process.exit()
+    // during the preload's worker-thread load): node-addon-api would rethrow into Node and abort the process.
+    // Nothing can use these exports any more.
+  }
   return exports;
 }
 
