@@ -261,7 +261,6 @@ export function preloadNative(): Promise<void> {
   return preloading;
 }
 
-
 /** Intra-op threads LibTorch uses for torch-ssl's work (applied on each worker thread). Default: all cores. */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 0) throw new TorchSslError('ERR_INVALID_ARG', `Expected non-negative integer for threads but received ${n}`);

@@ -9,7 +9,7 @@
 // sources, the LibTorch and the compiler; scripts/build-native.mjs), so a clean clone (CI) compiles it once,
 // in the consumer's layout; the install step itself runs every time.
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,7 +63,8 @@ describe('npm install <tarball> in a fresh project', () => {
     ensureCheckpointFixtures();
     execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', work], { cwd: root, stdio: 'ignore' });
     const tarball = join(work, `torch-ssl-${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version}.tgz`);
-    execFileSync('npm', ['init', '-y'], { cwd: (execFileSync('mkdir', ['-p', app]), app), stdio: 'ignore' });
+    mkdirSync(app, { recursive: true });
+    execFileSync('npm', ['init', '-y'], { cwd: app, stdio: 'ignore' });
     execFileSync('npm', ['pkg', 'set', 'type=module'], { cwd: app });
     const t0 = performance.now();
     install = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', tarball, `typescript@${version('typescript')}`, `@types/node@${version('@types/node')}`], app, {

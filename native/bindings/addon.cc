@@ -197,10 +197,14 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     initOptim(env, exports);
     initFeatures(env, exports);
     initTrain(env, exports);
-  } catch (const Napi::Error&) {
-    // Registration fails only when the environment is being torn down while the addon loads (process.exit()
-    // during the preload's worker-thread load): node-addon-api would rethrow into Node and abort the process.
-    // Nothing can use these exports any more.
+  } catch (const Napi::Error& e) {
+    // Thrown on into JS with the C API, so that require() fails with it. node-addon-api's own rethrow aborts the
+    // process when JS can no longer run (process.exit() during the preload's worker-thread load); there
+    // napi_throw just fails and nobody is left to tell.
+    try {
+      napi_throw(env, e.Value());
+    } catch (const Napi::Error&) {
+    }
   }
   return exports;
 }
