@@ -161,8 +161,24 @@ export function resnet(opts: ResNetOptions): ResNet {
   return net;
 }
 
-/** Projector layouts: each method's (lib/methods/*.ts) and the BagSSL seed's heads (appendix C). */
-type ProjectorLayout = { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean };
+/**
+ * Projector layouts: each method's (lib/methods/*.ts) and the BagSSL seed's heads (appendix C). The optional
+ * flags (bias-free hidden Linears, the output bias, a final affine-free BatchNorm) default to a plain head.
+ */
+type ProjectorLayout = { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean; hiddenBias?: boolean; outputBias?: 'on' | 'off' | 'frozen'; outputBatchNorm?: boolean };
+
+/** A head as the engine reads it (native/bindings/options.h parseHead): every field. */
+export interface NativeHead {
+  hiddenDims: number[];
+  outputDim: number;
+  batchNorm: boolean;
+  hiddenBias: boolean;
+  outputBias: 'on' | 'off' | 'frozen';
+  outputBatchNorm: boolean;
+}
+export function toNativeHead(h: ProjectorLayout): NativeHead {
+  return { hiddenDims: [...h.hiddenDims], outputDim: h.outputDim, batchNorm: h.batchNorm, hiddenBias: h.hiddenBias ?? true, outputBias: h.outputBias ?? 'on', outputBatchNorm: h.outputBatchNorm ?? false };
+}
 type MethodProjectors = { readonly [K in keyof typeof METHOD_REGISTRY]: ProjectorLayout };
 export const PROJECTOR_PRESETS = {
   ...(Object.fromEntries(Object.values(METHOD_REGISTRY).map((m) => [m.name, projectorOf(m)])) as MethodProjectors),
@@ -174,7 +190,8 @@ export const PROJECTOR_PRESETS = {
   'bagssl-imagenet': { hiddenDims: [8192, 8192], outputDim: 8192, batchNorm: true },
 } as const;
 function projectorOf(m: { projector: ProjectorLayout }): ProjectorLayout {
-  return { hiddenDims: m.projector.hiddenDims, outputDim: m.projector.outputDim, batchNorm: m.projector.batchNorm };
+  const { doc: _doc, ...layout } = m.projector as ProjectorLayout & { doc?: string };
+  return layout;
 }
 export type ProjectorPreset = keyof typeof PROJECTOR_PRESETS;
 
@@ -218,5 +235,6 @@ export function projector(opts: ProjectorOptions): Projector {
   if (!posInt(o.outputDim)) throw invalidArg('outputDim', 'a positive integer', o.outputDim);
   if (!o.hiddenDims.every(posInt)) throw invalidArg('hiddenDims', 'an array of positive integers', o.hiddenDims);
   if (typeof o.batchNorm !== 'boolean') throw invalidArg('batchNorm', 'a boolean', o.batchNorm);
-  return new Projector(callNative(() => native().createProjector(o)), o);
+  const { hiddenDims: _h, outputDim: _o, batchNorm: _b, ...flags } = base as ProjectorLayout;
+  return new Projector(callNative(() => native().createProjector({ inputDim: o.inputDim, ...toNativeHead({ ...flags, ...o }) })), o);
 }

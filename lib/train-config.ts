@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import { TorchSslError } from './errors.js';
 import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
-import { PROJECTOR_PRESETS } from './models.js';
-import { ALL_LOSS_OPTIONS, METHOD_REGISTRY, METHODS, methodSpec, type Method } from './methods/index.js';
+import { PROJECTOR_PRESETS, toNativeHead, type NativeHead } from './models.js';
+import { checkLossOptions, METHOD_REGISTRY, METHODS, methodSpec, type Method } from './methods/index.js';
 
 export { METHODS, type Method };
 
@@ -35,15 +35,8 @@ export const AUGMENTATION_PRESETS: Record<string, Partial<z.input<typeof ViewSch
   Object.values(METHOD_REGISTRY).map((m) => [m.augmentation.name, m.augmentation.views as Partial<z.input<typeof ViewSchema>>[]]),
 );
 
-/** The loss options of every method, with the bounds their method files give. */
-const LossSchema = z.object(
-  Object.fromEntries(
-    ALL_LOSS_OPTIONS.map((key) => {
-      const o = Object.values(METHOD_REGISTRY).map((m) => (m.lossOptions as Record<string, { min: number; exclusive?: boolean }>)[key]).find((x) => x !== undefined)!;
-      return [key, o.exclusive ? z.number().gt(o.min) : z.number().min(o.min)];
-    }),
-  ),
-);
+/** `config.loss`: any method's options here; each method's own schema checks them (lib/methods/method.ts). */
+const LossSchema = z.record(z.string(), z.number());
 
 const NormalizationSchema = z.union([z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl', 'fashion-mnist', 'mnist']), z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) })]);
 
@@ -87,18 +80,26 @@ export const TrainConfigSchema = z.object({
   /** Number of views (SimCLR may use more than 2); for TCR the number of patches per image. */
   views: z.number().int().min(2).optional(),
   augmentation: z.union([z.enum(Object.keys(AUGMENTATION_PRESETS) as [string, ...string[]]), z.array(ViewSchema.partial())]).optional(),
-  loss: LossSchema.partial().default({}),
+  /** The method's loss options (lib/methods/<method>.ts); an option the method does not have is an error. */
+  loss: LossSchema.default({}),
+  /** Methods with a predictor (BYOL, MoCo v3, SimSiam): override its preset's hidden layers / BatchNorm. */
+  predictor: z.object({ hiddenDims: z.array(z.number().int().positive()).optional(), batchNorm: z.boolean().optional() }).optional(),
+  /** Methods with a teacher (BYOL, MoCo v3): the EMA's tau, from baseTau at step 0 to finalTau at the last step (cosine). */
+  momentum: z.object({ baseTau: prob.optional(), finalTau: prob.optional() }).optional(),
   optimizer: z
     .object({
+      /** lars (default), or momentum SGD (solo-learn's SimSiam recipe); default: the method's. */
+      name: z.enum(['lars', 'sgd']).optional(),
       lr: positive.optional(),
-      classifierLr: positive.default(0.1),
+      /** The online classifier's lr; default: the method's (0.1; MoCo v3 0.3). */
+      classifierLr: positive.optional(),
       weightDecay: z.number().min(0).optional(),
       eta: positive.default(0.02),
       momentum: z.number().min(0).max(1).default(0.9),
       clipLr: z.boolean().default(true),
       excludeBiasAndNorm: z.boolean().default(true),
     })
-    .default({ classifierLr: 0.1, eta: 0.02, momentum: 0.9, clipLr: true, excludeBiasAndNorm: true }),
+    .default({ eta: 0.02, momentum: 0.9, clipLr: true, excludeBiasAndNorm: true }),
   scheduler: z.object({ warmupEpochs: z.number().min(0).default(10), warmupStartLr: z.number().min(0).default(3e-5), minLr: z.number().min(0).default(0) }).default({ warmupEpochs: 10, warmupStartLr: 3e-5, minLr: 0 }),
   batchSize: z.number().int().min(2).default(256),
   epochs: z.number().int().positive().default(1000),
@@ -166,12 +167,36 @@ export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 
 /** Per-method training defaults, from the method files (lib/methods/*.ts). */
-export const METHOD_DEFAULTS: Record<Method, { lr: number; weightDecay: number; views: number; augmentation: string; projector: keyof typeof PROJECTOR_PRESETS; loss: Record<string, number>; concatViews: boolean }> = Object.fromEntries(
+export interface MethodDefaults {
+  lr: number;
+  weightDecay: number;
+  classifierLr: number;
+  optimizer: 'lars' | 'sgd';
+  views: number;
+  augmentation: string;
+  projector: keyof typeof PROJECTOR_PRESETS;
+  loss: Record<string, number>;
+  concatViews: boolean;
+  momentum: { baseTau: number; finalTau: number } | null;
+}
+export const METHOD_DEFAULTS: Record<Method, MethodDefaults> = Object.fromEntries(
   METHODS.map((name) => {
     const m = methodSpec(name);
-    return [name, { lr: m.train.lr, weightDecay: m.train.weightDecay, views: m.views.default, augmentation: m.augmentation.name, projector: name as keyof typeof PROJECTOR_PRESETS, loss: { ...m.train.loss }, concatViews: m.concatViews }];
+    const d: MethodDefaults = {
+      lr: m.train.lr,
+      weightDecay: m.train.weightDecay,
+      classifierLr: m.train.classifierLr ?? 0.1,
+      optimizer: m.train.optimizer ?? 'lars',
+      views: m.views.default,
+      augmentation: m.augmentation.name,
+      projector: name,
+      loss: { ...m.train.loss },
+      concatViews: m.concatViews,
+      momentum: m.momentum ? { ...m.momentum } : null,
+    };
+    return [name, d];
   }),
-) as never;
+) as Record<Method, MethodDefaults>;
 
 /** Whole recipes; a config's own fields override the preset's. */
 export const TRAIN_PRESETS: Record<string, Partial<TrainConfigInput>> = {
@@ -226,7 +251,15 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
 }
 
 /** Validates a config (with an optional `preset` key) and fills every default. Errors name the field. */
-export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedViews: ViewConfig[]; numViews: number; concatViews: boolean; projectorResolved: { hiddenDims: number[]; outputDim: number; batchNorm: boolean } } {
+export type ResolvedTrainConfig = TrainConfig & {
+  resolvedViews: ViewConfig[];
+  numViews: number;
+  concatViews: boolean;
+  projectorResolved: NativeHead;
+  /** The predictor of methods that have one (BYOL, MoCo v3, SimSiam), else null. */
+  predictorResolved: NativeHead | null;
+};
+export function resolveTrainConfig(input: unknown): ResolvedTrainConfig {
   if (!isPlainObject(input)) throw new TorchSslError('ERR_CONFIG', 'config must be an object');
   let raw: Record<string, unknown> = input;
   if (typeof raw.preset === 'string') {
@@ -250,10 +283,22 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
   const m = METHOD_DEFAULTS[c.method];
   c.optimizer.lr ??= m.lr;
   c.optimizer.weightDecay ??= m.weightDecay;
-  // The method's options only (a preset may carry several methods' options); the engine gets every one.
+  c.optimizer.classifierLr ??= m.classifierLr;
+  c.optimizer.name ??= m.optimizer;
+  // The method's own options, checked by its schema: an option of another method in the config is an error;
+  // in a whole-recipe preset (which may carry several methods' options) it is left out. The engine gets every one.
   const spec = methodSpec(c.method);
-  const merged: Record<string, number | undefined> = { ...m.loss, ...c.loss };
+  const ownLoss = isPlainObject(input.loss) ? input.loss : {};
+  const given = Object.fromEntries(Object.entries(c.loss).filter(([k]) => k in spec.lossOptions || k in ownLoss));
+  const checked = checkLossOptions(spec, given);
+  const merged: Record<string, number | undefined> = { ...m.loss, ...checked };
   c.loss = Object.fromEntries(Object.keys(spec.lossOptions).map((k) => [k, merged[k]!]));
+  if (c.momentum !== undefined && !spec.momentum) throw new TorchSslError('ERR_CONFIG', `config.momentum: method ${c.method} has no teacher to update (momentum applies to ${METHODS.filter((n) => methodSpec(n).momentum).join(', ')})`, { key: 'config.momentum' });
+  if (spec.momentum) {
+    c.momentum = { baseTau: c.momentum?.baseTau ?? spec.momentum.baseTau, finalTau: c.momentum?.finalTau ?? spec.momentum.finalTau };
+    if (c.momentum.baseTau! > c.momentum.finalTau!) throw new TorchSslError('ERR_CONFIG', `config.momentum: baseTau ${c.momentum.baseTau} is above finalTau ${c.momentum.finalTau}`, { key: 'config.momentum' });
+  }
+  if (c.predictor !== undefined && !spec.predictor) throw new TorchSslError('ERR_CONFIG', `config.predictor: method ${c.method} has no predictor (predictors: ${METHODS.filter((n) => methodSpec(n).predictor).join(', ')})`, { key: 'config.predictor' });
   const numViews = c.views ?? m.views;
   if (spec.views.exactly !== undefined && numViews !== spec.views.exactly) throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly ${spec.views.exactly} views, got ${numViews}`);
   const aug = c.augmentation ?? m.augmentation;
@@ -265,14 +310,18 @@ export function resolveTrainConfig(input: unknown): TrainConfig & { resolvedView
     return r.data;
   });
   const pp = PROJECTOR_PRESETS[(c.projector.preset ?? m.projector) as keyof typeof PROJECTOR_PRESETS];
-  const projectorResolved = { hiddenDims: [...(c.projector.hiddenDims ?? pp.hiddenDims)], outputDim: c.projector.outputDim ?? pp.outputDim, batchNorm: c.projector.batchNorm ?? pp.batchNorm };
+  const projectorResolved = toNativeHead({ ...pp, hiddenDims: c.projector.hiddenDims ?? pp.hiddenDims, outputDim: c.projector.outputDim ?? pp.outputDim, batchNorm: c.projector.batchNorm ?? pp.batchNorm });
+  // The predictor maps the projection back to its own width.
+  const predictorResolved = spec.predictor
+    ? toNativeHead({ ...spec.predictor, hiddenDims: c.predictor?.hiddenDims ?? spec.predictor.hiddenDims, batchNorm: c.predictor?.batchNorm ?? spec.predictor.batchNorm, outputDim: projectorResolved.outputDim })
+    : null;
   if (c.precision === '16-mixed' && !c.device.startsWith('cuda'))
     throw new TorchSslError('ERR_CONFIG', `config.precision: '16-mixed' needs a CUDA device (config.device is '${c.device}'); on CPU use 'bf16-mixed'`);
   if (c.maxSteps === 0 && c.epochs <= 0) throw new TorchSslError('ERR_CONFIG', 'config.epochs must be positive');
   if (c.resume !== undefined && c.backbone.init !== undefined) {
     throw new TorchSslError('ERR_CONFIG', 'config.resume continues a run of this trainer and config.backbone.init starts a new run from a backbone: give one of them');
   }
-  return { ...c, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved };
+  return { ...c, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved, predictorResolved };
 }
 
 /** What the engine receives (native/bindings/train.cc parseConfig): every field, no defaults on that side. */
@@ -282,9 +331,10 @@ export interface NativeTrainConfig {
   depth: number;
   stem: 'cifar' | 'imagenet';
   zeroInitResidual: boolean;
-  projectorHidden: number[];
-  projectorOutput: number;
-  projectorBatchNorm: boolean;
+  projector: NativeHead;
+  /** The method's predictor; null for methods without one. */
+  predictor: NativeHead | null;
+  optimizer: 'lars' | 'sgd';
   views: NativeView[];
   numViews: number;
   concatViews: boolean;
@@ -391,16 +441,17 @@ export function toNativeView(v: ViewConfig, norm: { mean: readonly number[]; std
 }
 
 /** The complete engine config of a resolved training config; `norm` the statistics views and kNN use. */
-export function toNativeConfig(c: ReturnType<typeof resolveTrainConfig>, norm: { mean: readonly number[]; std: readonly number[] }, numClasses: number): NativeTrainConfig {
+export function toNativeConfig(c: ResolvedTrainConfig, norm: { mean: readonly number[]; std: readonly number[] }, numClasses: number): NativeTrainConfig {
   return {
     method: c.method,
-    loss: c.loss as Record<string, number>,
+    // The engine reads a method's options from one map: its loss options and, with a teacher, the EMA's tau.
+    loss: { ...c.loss, ...(c.momentum ? { baseTau: c.momentum.baseTau!, finalTau: c.momentum.finalTau! } : {}) },
     depth: c.backbone.depth,
     stem: c.backbone.stem,
     zeroInitResidual: c.backbone.zeroInitResidual,
-    projectorHidden: [...c.projectorResolved.hiddenDims],
-    projectorOutput: c.projectorResolved.outputDim,
-    projectorBatchNorm: c.projectorResolved.batchNorm,
+    projector: c.projectorResolved,
+    predictor: c.predictorResolved,
+    optimizer: c.optimizer.name!,
     views: c.resolvedViews.map((v) => toNativeView(v, norm)),
     numViews: c.numViews,
     concatViews: c.concatViews,
@@ -409,7 +460,7 @@ export function toNativeConfig(c: ReturnType<typeof resolveTrainConfig>, norm: {
     maxSteps: c.maxSteps,
     profileSteps: c.profileSteps,
     lr: c.optimizer.lr!,
-    classifierLr: c.optimizer.classifierLr,
+    classifierLr: c.optimizer.classifierLr!,
     weightDecay: c.optimizer.weightDecay!,
     eta: c.optimizer.eta,
     momentum: c.optimizer.momentum,

@@ -89,7 +89,7 @@ export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c:
         max_epochs: c.epochs * stepsPerEpoch,
         warmup_start_lr: c.scheduler.warmupStartLr,
         eta_min: c.scheduler.minLr,
-        base_lrs: groups.map((g) => (g.name === 'classifier' ? c.optimizer.classifierLr : c.optimizer.lr!)),
+        base_lrs: groups.map((g) => (g.name === 'classifier' ? c.optimizer.classifierLr! : c.optimizer.lr!)),
         last_epoch: e.globalStep,
       },
     ],
@@ -105,7 +105,17 @@ export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c:
           },
         }
       : {}),
-    torch_ssl: { version, method: c.method, precision: c.precision, world_size: worldSize },
+    // The modules this run trains (student, predictor, teacher) and the teacher's tau schedule (a function of
+    // global_step, so resume continues it exactly).
+    torch_ssl: {
+      version,
+      method: c.method,
+      precision: c.precision,
+      world_size: worldSize,
+      optimizer: c.optimizer.name ?? 'lars',
+      modules: [...new Set(e.stateDict.map(([k]) => k.slice(0, k.indexOf('.'))))],
+      ...(c.momentum ? { momentum: { base_tau: c.momentum.baseTau!, final_tau: c.momentum.finalTau!, max_steps: c.epochs * stepsPerEpoch } } : {}),
+    },
   });
 }
 

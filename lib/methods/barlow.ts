@@ -3,6 +3,7 @@ import { defineMethod } from './method.js';
 
 export const barlow = defineMethod({
   name: 'barlow',
+  title: 'Barlow Twins (Zbontar et al. 2021): cross-correlation towards the identity',
   lossOptions: {
     lambda: { min: 0, doc: 'weight of the off-diagonal (redundancy) term' },
     scale: { min: 0, exclusive: true, doc: 'overall scale of the loss' },

@@ -3,15 +3,18 @@
  * augmentation presets and `losses.*` defaults are all derived from these entries (docs/methods.md).
  */
 import { barlow } from './barlow.js';
+import { byol } from './byol.js';
+import { mocov3 } from './mocov3.js';
+import { simsiam } from './simsiam.js';
 import { simclr } from './simclr.js';
 import { tcr } from './tcr.js';
 import { vicreg } from './vicreg.js';
 import type { MethodSpec } from './method.js';
 
-export type { LossOption, MethodSpec, ViewPreset } from './method.js';
-export { defineMethod } from './method.js';
+export type { HeadPreset, LossOption, MethodSpec, ViewPreset } from './method.js';
+export { checkLossOptions, defineMethod, lossSchema, methodModules } from './method.js';
 
-export const METHOD_REGISTRY = { vicreg, simclr, tcr, barlow } as const;
+export const METHOD_REGISTRY = { vicreg, simclr, tcr, barlow, byol, mocov3, simsiam } as const;
 export type Method = keyof typeof METHOD_REGISTRY;
 export const METHODS = Object.keys(METHOD_REGISTRY) as [Method, ...Method[]];
 
@@ -19,5 +22,5 @@ export function methodSpec(name: Method): MethodSpec {
   return METHOD_REGISTRY[name] as MethodSpec;
 }
 
-/** Every loss option name any method has (the training config's `loss` may hold a preset's options for several). */
+/** Every loss option name any method has (a whole-recipe preset may carry options for several methods). */
 export const ALL_LOSS_OPTIONS = [...new Set(Object.values(METHOD_REGISTRY).flatMap((m) => Object.keys(m.lossOptions)))];

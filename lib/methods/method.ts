@@ -1,8 +1,12 @@
 /**
- * A self-supervised method, in one place per language: this file's `MethodSpec` (TypeScript: its loss options
- * and their defaults, its projector and augmentation presets, its training defaults) and its twin in
- * native/methods/<name>.cc (C++: how the loss is computed and what it logs). Adding a method: docs/methods.md.
+ * A self-supervised method, in one place per language: this file's `MethodSpec` (TypeScript: its loss options,
+ * their bounds and defaults, its heads — projector, predictor, teacher — its augmentation preset, its training
+ * recipe and the checkpoint modules it trains) and its twin in native/methods/<name>.cc (C++: its forward, its
+ * loss and what runs after each step). Adding a method: docs/methods.md.
  */
+import { z } from 'zod';
+import { TorchSslError } from '../errors.js';
+import { closest } from '../strict-keys.js';
 
 /** A view pipeline as a preset gives it (any field of the training config's `augmentation` entries). */
 export type ViewPreset = Record<string, unknown>;
@@ -10,28 +14,91 @@ export type ViewPreset = Record<string, unknown>;
 export interface LossOption {
   /** The smallest value allowed; `exclusive` makes it a strict bound (> min). */
   min: number;
+  /** The largest value allowed (inclusive). */
+  max?: number;
   exclusive?: boolean;
   /** What the option means, for docs and error messages. */
   doc: string;
 }
 
+/** An MLP head as solo-learn builds it: Linear [BN] ReLU blocks, then a Linear [and an affine-free BN]. */
+export interface HeadPreset {
+  hiddenDims: readonly number[];
+  outputDim: number;
+  /** BatchNorm1d after each hidden Linear. */
+  batchNorm: boolean;
+  /** The hidden Linears' bias (default true; MoCo v3 / SimSiam: false, a BN follows). */
+  hiddenBias?: boolean;
+  /** The output Linear's bias: on (default), off, or present but frozen (SimSiam's projector). */
+  outputBias?: 'on' | 'off' | 'frozen';
+  /** A final BatchNorm1d(affine=False) (MoCo v3 / SimSiam projectors). */
+  outputBatchNorm?: boolean;
+  doc: string;
+}
+
 export interface MethodSpec<Name extends string = string, LossKeys extends string = string> {
   name: Name;
+  /** One line for `inspect`, docs and errors. */
+  title: string;
   /** The loss's options (every one is passed to the engine, which has no defaults of its own). */
   lossOptions: Record<LossKeys, LossOption>;
-  /** `losses.<name>(…)`'s defaults when called directly (docs/losses.md). */
+  /** `losses.<name>(…)`'s defaults when called directly (docs/losses.md); methods whose loss needs a predictor
+   *  or teacher have no `losses.<name>`. */
   lossDefaults: Record<LossKeys, number>;
   /** Views per image: `exactly` for pairwise losses, else the default number. */
   views: { default: number; exactly?: number };
   /** Forward all views in one pass (EMP-SSL's patches share BatchNorm statistics) instead of one pass per view. */
   concatViews: boolean;
   /** The projector preset of the method's name (PROJECTOR_PRESETS[name]). */
-  projector: { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean; doc: string };
+  projector: HeadPreset;
+  /** A predictor after the projector (its input and output width are the projector's output). */
+  predictor?: HeadPreset & { staticLr?: boolean };
+  /** A teacher (momentum_backbone + momentum_projector) following the student by EMA, tau from base to final
+   *  on solo-learn's cosine schedule. */
+  momentum?: { baseTau: number; finalTau: number };
   augmentation: { name: string; views: readonly ViewPreset[]; doc: string };
   /** The training recipe's defaults (solo-learn's CIFAR configs; EMP-SSL / the BagSSL seed for TCR). */
-  train: { lr: number; weightDecay: number; loss: Record<LossKeys, number> };
+  train: { lr: number; weightDecay: number; classifierLr?: number; optimizer?: 'lars' | 'sgd'; loss: Record<LossKeys, number> };
 }
 
 export function defineMethod<const Name extends string, const LossKeys extends string>(spec: MethodSpec<Name, LossKeys>): MethodSpec<Name, LossKeys> {
   return spec;
+}
+
+/** The state-dict modules a method trains, in the order the engine registers them (solo-learn's names). */
+export function methodModules(m: MethodSpec): string[] {
+  return ['backbone', 'projector', ...(m.predictor ? ['predictor'] : []), ...(m.momentum ? ['momentum_backbone', 'momentum_projector'] : [])];
+}
+
+/** The method's own schema for `config.loss`: its options and their bounds, nothing else. */
+export function lossSchema(m: MethodSpec): z.ZodType<Record<string, number>> {
+  const shape = Object.fromEntries(
+    Object.entries(m.lossOptions).map(([k, o]) => {
+      let n = o.exclusive ? z.number().gt(o.min) : z.number().min(o.min);
+      if (o.max !== undefined) n = n.max(o.max);
+      return [k, n.optional()];
+    }),
+  );
+  return z.object(shape) as never;
+}
+
+/**
+ * Checks `loss` against the method's options: an option the method does not have is ERR_CONFIG naming the
+ * method, the closest valid option and all of them; a bad value names the option and its bound.
+ */
+export function checkLossOptions(m: MethodSpec, loss: Record<string, unknown>, where = 'config.loss'): Record<string, number> {
+  const valid = Object.keys(m.lossOptions);
+  for (const k of Object.keys(loss)) {
+    if (valid.includes(k)) continue;
+    const near = closest(k, valid);
+    const list = valid.length > 0 ? `its options: ${valid.join(', ')}` : 'it has no loss options';
+    throw new TorchSslError('ERR_CONFIG', `${where}.${k}: method ${m.name} has no loss option ${k}${near ? `; did you mean ${near}?` : ''} (${list})`, {
+      key: `${where}.${k}`,
+      method: m.name,
+      ...(near ? { suggestion: near } : {}),
+    });
+  }
+  const r = lossSchema(m).safeParse(loss);
+  if (!r.success) throw new TorchSslError('ERR_CONFIG', r.error.issues.map((i) => `${where}.${i.path.join('.')}: ${i.message} (method ${m.name})`).join('; '));
+  return r.data;
 }

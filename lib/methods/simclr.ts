@@ -3,6 +3,7 @@ import { defineMethod } from './method.js';
 
 export const simclr = defineMethod({
   name: 'simclr',
+  title: 'SimCLR (Chen et al. 2020): NT-Xent over any number of views',
   lossOptions: { temperature: { min: 0, exclusive: true, doc: 'softmax temperature' } },
   lossDefaults: { temperature: 0.1 },
   views: { default: 2 },

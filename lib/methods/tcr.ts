@@ -6,6 +6,7 @@ import { defineMethod } from './method.js';
 
 export const tcr = defineMethod({
   name: 'tcr',
+  title: 'TCR / EMP-SSL: total coding rate over many fixed-scale patches per image',
   lossOptions: {
     eps: { min: 0, exclusive: true, doc: 'coding precision ε (enters un-squared, as in EMP-SSL’s code)' },
     lambda: { min: 0, doc: 'weight of the invariance (cosine to the mean patch embedding) term' },

@@ -3,6 +3,7 @@ import { defineMethod } from './method.js';
 
 export const vicreg = defineMethod({
   name: 'vicreg',
+  title: 'VICReg (Bardes, Ponce, LeCun 2022): variance, invariance, covariance on two views',
   lossOptions: {
     simWeight: { min: 0, doc: 'weight of the invariance (MSE) term' },
     varWeight: { min: 0, doc: 'weight of the variance hinge term' },

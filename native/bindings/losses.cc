@@ -19,7 +19,7 @@ Napi::Value computeLoss(const Napi::CallbackInfo& info) {
     std::shared_ptr<methods::Method> method = methods::makeMethod(name, numberFields(env, info[2].As<Napi::Object>(), "loss options"));
     const size_t want = method->views() == 2 ? 2 : 1;  // pairwise: z1, z2; otherwise one (V, N, D) tensor
     if (ts.size() != want) throwJs(env, "ERR_INVALID_ARG", name + " takes " + std::to_string(want) + " tensor(s)");
-    auto run = [ts, method] { return method->loss(ts); };
+    auto run = [ts, method] { return methods::lossOnProjections(*method, ts); };
     return runAsync(env, [run]() -> ResultBuilder {
       losses::LossResult r = run();
       at::Tensor terms = r.terms.to(at::kCPU, at::kDouble);

@@ -228,13 +228,9 @@ Napi::Value createResNet(const Napi::CallbackInfo& info) {
 Napi::Value createProjector(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Object o = info[0].As<Napi::Object>();
-    ProjectorOptions opts;
-    const char* w = "createProjector options";  // all required: lib/models.ts projector() resolves presets and defaults
-    opts.inputDim = requiredInt(info.Env(), o, "inputDim", w);
-    opts.outputDim = requiredInt(info.Env(), o, "outputDim", w);
-    opts.batchNorm = requiredBool(info.Env(), o, "batchNorm", w);
-    opts.hiddenDims.clear();
-    for (double h : requiredNumbers(info.Env(), o, "hiddenDims", w)) opts.hiddenDims.push_back(static_cast<int64_t>(h));
+    // All required: lib/models.ts projector() resolves presets and defaults.
+    ProjectorOptions opts = parseHead(info.Env(), o, "createProjector options");
+    opts.inputDim = requiredInt(info.Env(), o, "inputDim", "createProjector options");
     auto seq = makeProjector(opts);
     auto st = std::make_shared<ModuleState>();
     st->module = seq.ptr();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bindings/common.h"
+#include "models/projector.h"
 
 namespace tssl::bindings {
 
@@ -75,6 +76,24 @@ inline std::map<std::string, double> numberFields(Napi::Env env, const Napi::Obj
     out[k] = v.As<Napi::Number>().DoubleValue();
   }
   return out;
+}
+
+/// A head (projector / predictor) as lib/models.ts NativeHead gives it; inputDim stays the caller's.
+inline ProjectorOptions parseHead(Napi::Env env, const Napi::Object& h, const std::string& where) {
+  const char* w = where.c_str();
+  ProjectorOptions p;
+  p.hiddenDims.clear();
+  for (double d : requiredNumbers(env, h, "hiddenDims", w)) p.hiddenDims.push_back(int64_t(d));
+  p.outputDim = requiredInt(env, h, "outputDim", w);
+  p.batchNorm = requiredBool(env, h, "batchNorm", w);
+  p.hiddenBias = requiredBool(env, h, "hiddenBias", w);
+  const std::string ob = requiredString(env, h, "outputBias", w);
+  if (ob == "on") p.outputBias = ProjectorOptions::OutputBias::On;
+  else if (ob == "off") p.outputBias = ProjectorOptions::OutputBias::Off;
+  else if (ob == "frozen") p.outputBias = ProjectorOptions::OutputBias::Frozen;
+  else throwJs(env, "ERR_INVALID_ARG", where + ".outputBias: expected on, off or frozen");
+  p.outputBatchNorm = requiredBool(env, h, "outputBatchNorm", w);
+  return p;
 }
 
 }  // namespace tssl::bindings

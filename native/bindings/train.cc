@@ -59,10 +59,13 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   if (stem != "cifar" && stem != "imagenet") throwJs(env, "ERR_INVALID_ARG", "config.stem: expected cifar or imagenet");
   c.backbone.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
   c.backbone.zeroInitResidual = flag("zeroInitResidual");
-  c.projector.hiddenDims.clear();
-  for (double h : requiredNumbers(env, o, "projectorHidden", w)) c.projector.hiddenDims.push_back(int64_t(h));
-  c.projector.outputDim = integer("projectorOutput");
-  c.projector.batchNorm = flag("projectorBatchNorm");
+  auto head = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsObject()) throwJs(env, "ERR_INVALID_ARG", std::string("config.") + key + ": expected a head description");
+    return parseHead(env, v.As<Napi::Object>(), std::string("config.") + key);
+  };
+  c.projector = head("projector");
+  if (!o.Get("predictor").IsNull()) c.predictor = head("predictor");
   Napi::Value views = o.Get("views");
   if (!views.IsArray()) throwJs(env, "ERR_INVALID_ARG", "config.views: expected an array of view pipelines");
   for (uint32_t i = 0; i < views.As<Napi::Array>().Length(); ++i) c.views.push_back(parseViewAugment(env, views.As<Napi::Array>().Get(i).As<Napi::Object>()));
@@ -79,6 +82,9 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   c.momentum = num("momentum");
   c.clipLr = flag("clipLr");
   c.excludeBiasAndNorm = flag("excludeBiasAndNorm");
+  const std::string optimizer = str("optimizer");
+  if (optimizer != "lars" && optimizer != "sgd") throwJs(env, "ERR_INVALID_ARG", "config.optimizer: expected lars or sgd");
+  c.lars = optimizer == "lars";
   c.warmupEpochs = num("warmupEpochs");
   c.warmupStartLr = num("warmupStartLr");
   c.minLr = num("minLr");

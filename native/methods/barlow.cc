@@ -11,13 +11,17 @@ class Barlow final : public Method {
   explicit Barlow(losses::BarlowOptions o) : o_(o) {}
   const char* name() const override { return "barlow"; }
   int64_t views() const override { return 2; }
-  losses::LossResult loss(const std::vector<at::Tensor>& zs) const override {
+  // One process: the fused loss (hand-derived backward); one rank of a data-parallel job: the same formula with
+  // the batch statistics over the gathered batch, as solo-learn computes it, through autograd.
+  losses::LossResult loss(const Outputs& o, Collective& c) const override { return c.group() ? distributed(o.z, *c.group()) : local(o.z); }
+
+  losses::LossResult local(const std::vector<at::Tensor>& zs) const {
     TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "barlow takes 2 views, got ", zs.size());
     return losses::barlow(zs[0], zs[1], o_);
   }
   // solo-learn across processes: each rank standardises its own batch, and the cross-correlation is
   // all-reduced and divided by the world size (its gradient reaches the local batch divided by it too).
-  losses::LossResult loss(const std::vector<at::Tensor>& zs, dist::Group& group) const override {
+  losses::LossResult distributed(const std::vector<at::Tensor>& zs, dist::Group& group) const {
     TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "barlow takes 2 views, got ", zs.size());
     auto standardise = [](const at::Tensor& z) {
       const at::Tensor zf = z.to(at::kFloat);

@@ -1,8 +1,11 @@
-// Method names → factories. A new method adds one line here and its own file.
+// Method names → factories (a new method adds one line here and its own file), and the lifecycle's defaults.
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include "common/error.h"
+#include "distributed/autograd.h"
 #include "methods/method.h"
+#include "models/batch_norm.h"
 
 namespace tssl::methods {
 
@@ -16,7 +19,17 @@ constexpr Entry kMethods[] = {
     {"simclr", makeSimCLR},
     {"tcr", makeTCR},
     {"barlow", makeBarlow},
+    {"byol", makeBYOL},
+    {"mocov3", makeMoCoV3},
+    {"simsiam", makeSimSiam},
 };
+
+std::vector<at::Tensor> trainable(torch::nn::Module& m) {
+  std::vector<at::Tensor> out;
+  for (auto& p : m.parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
 }  // namespace
 
 double OptionReader::take(const char* key) {
@@ -45,6 +58,50 @@ std::unique_ptr<Method> makeMethod(const std::string& name, const Options& optio
   std::string known;
   for (const Entry& e : kMethods) known += (known.empty() ? "" : ", ") + std::string(e.name);
   throw Error("ERR_CONFIG", "unknown method " + name + " (known: " + known + ")");
+}
+
+at::Tensor GroupCollective::gather(const at::Tensor& x) { return dist::gatherWithGrad(x, g_); }
+at::Tensor GroupCollective::gatherNoGrad(const at::Tensor& x) {
+  at::NoGradGuard ng;
+  return g_.allGather(x.detach().contiguous());
+}
+
+std::vector<ParamGroup> Method::paramGroups(MethodModel& m) const {
+  std::vector<ParamGroup> g{{"backbone", trainable(*m.backbone)}, {"projector", trainable(*m.projector)}};
+  if (!m.predictor.is_empty()) g.push_back({"predictor", trainable(*m.predictor)});
+  return g;
+}
+
+Outputs Method::forward(MethodModel& m, const std::vector<at::Tensor>& views, bool concat) const {
+  Outputs o;
+  if (concat) {
+    at::Tensor f = m.backbone->forward(at::cat(views, 0));
+    o.feats.push_back(f);
+    o.z = forwardSequential(m.projector, f).chunk(int64_t(views.size()), 0);
+  } else {
+    for (const auto& x : views) {
+      at::Tensor f = m.backbone->forward(x);
+      o.feats.push_back(f);
+      o.z.push_back(forwardSequential(m.projector, f));
+    }
+  }
+  if (!m.predictor.is_empty())
+    for (const auto& z : o.z) o.p.push_back(forwardSequential(m.predictor, z));
+  if (m.hasTeacher()) {
+    // solo-learn's momentum_forward: no gradient, the teacher in train mode (its own BatchNorm statistics).
+    at::NoGradGuard ng;
+    for (const auto& x : views) o.teacher.push_back(forwardSequential(m.momentumProjector, m.momentumBackbone->forward(x)));
+  }
+  return o;
+}
+
+losses::LossResult lossOnProjections(const Method& m, const std::vector<at::Tensor>& zs) {
+  TSSL_CHECK(!m.heads().predictor && !m.heads().teacher, "ERR_INVALID_ARG", "method ", m.name(),
+             ": its loss needs predictions and/or teacher projections, not projections alone; train it with train()");
+  Outputs o;
+  o.z = zs;
+  LocalCollective local;
+  return m.loss(o, local);
 }
 
 at::Tensor stackViews(const std::vector<at::Tensor>& zs) {

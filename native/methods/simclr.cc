@@ -10,10 +10,14 @@ class SimCLR final : public Method {
   explicit SimCLR(losses::SimCLROptions o) : o_(o) {}
   const char* name() const override { return "simclr"; }
   int64_t views() const override { return 0; }
-  losses::LossResult loss(const std::vector<at::Tensor>& zs) const override { return losses::simclr(stackViews(zs), o_); }
+  // One process: the fused loss (hand-derived backward); one rank of a data-parallel job: the same formula with
+  // the batch statistics over the gathered batch, as solo-learn computes it, through autograd.
+  losses::LossResult loss(const Outputs& o, Collective& c) const override { return c.group() ? distributed(o.z, *c.group()) : local(o.z); }
+
+  losses::LossResult local(const std::vector<at::Tensor>& zs) const { return losses::simclr(stackViews(zs), o_); }
   // solo-learn across processes: the local anchors (all views) against the gathered candidates of every rank;
   // positives share a sample id, the self-pair sits at column V·N·rank + i (solo-learn issue #206).
-  losses::LossResult loss(const std::vector<at::Tensor>& zs, dist::Group& group) const override {
+  losses::LossResult distributed(const std::vector<at::Tensor>& zs, dist::Group& group) const {
     const at::Tensor stack = stackViews(zs).to(at::kFloat);
     const int64_t v = stack.size(0), n = stack.size(1), d = stack.size(2), w = group.size(), rank = group.rank();
     at::Tensor z = stack.reshape({v * n, d});

@@ -10,10 +10,14 @@ class TCR final : public Method {
   explicit TCR(losses::TCROptions o) : o_(o) {}
   const char* name() const override { return "tcr"; }
   int64_t views() const override { return 0; }
-  losses::LossResult loss(const std::vector<at::Tensor>& zs) const override { return losses::tcr(stackViews(zs), o_); }
+  // One process: the fused loss (hand-derived backward); one rank of a data-parallel job: the same formula with
+  // the batch statistics over the gathered batch, as solo-learn computes it, through autograd.
+  losses::LossResult loss(const Outputs& o, Collective& c) const override { return c.group() ? distributed(o.z, *c.group()) : local(o.z); }
+
+  losses::LossResult local(const std::vector<at::Tensor>& zs) const { return losses::tcr(stackViews(zs), o_); }
   // Across processes: each view's coding rate over the gathered batch (the rate is a statistic of the whole
   // batch, as VICReg's covariance), the invariance (cosine to the mean of the views) on the local batch.
-  losses::LossResult loss(const std::vector<at::Tensor>& zs, dist::Group& group) const override {
+  losses::LossResult distributed(const std::vector<at::Tensor>& zs, dist::Group& group) const {
     const at::Tensor stack = stackViews(zs).to(at::kFloat);  // (V, N, D)
     const at::Tensor gathered = dist::gatherWithGrad(stack.transpose(0, 1).contiguous(), group).transpose(0, 1);
     losses::TCROptions rateOnly = o_;

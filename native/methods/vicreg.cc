@@ -11,12 +11,16 @@ class VICReg final : public Method {
   explicit VICReg(losses::VICRegOptions o) : o_(o) {}
   const char* name() const override { return "vicreg"; }
   int64_t views() const override { return 2; }
-  losses::LossResult loss(const std::vector<at::Tensor>& zs) const override {
+  // One process: the fused loss (hand-derived backward); one rank of a data-parallel job: the same formula with
+  // the batch statistics over the gathered batch, as solo-learn computes it, through autograd.
+  losses::LossResult loss(const Outputs& o, Collective& c) const override { return c.group() ? distributed(o.z, *c.group()) : local(o.z); }
+
+  losses::LossResult local(const std::vector<at::Tensor>& zs) const {
     TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "vicreg takes 2 views, got ", zs.size());
     return losses::vicreg(zs[0], zs[1], o_);
   }
   // solo-learn: the invariance term on the local batch, variance and covariance on the gathered batch.
-  losses::LossResult loss(const std::vector<at::Tensor>& zs, dist::Group& group) const override {
+  losses::LossResult distributed(const std::vector<at::Tensor>& zs, dist::Group& group) const {
     TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "vicreg takes 2 views, got ", zs.size());
     const at::Tensor sim = at::mse_loss(zs[0], zs[1]);
     losses::VICRegOptions global = o_;

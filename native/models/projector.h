@@ -1,7 +1,8 @@
-// Projector heads as solo-learn builds them: an nn.Sequential of Linear [BN] ReLU blocks ending in a
-// Linear, so parameter names are `<index>.weight`, `<index>.running_mean`, … and, under the `projector.`
-// prefix, interchange with solo-learn checkpoints (VICReg: 0 Linear, 1 BN, 2 ReLU, 3 Linear, 4 BN, 5 ReLU,
-// 6 Linear; SimCLR: 0 Linear, 1 ReLU, 2 Linear).
+// Projector and predictor heads as solo-learn builds them: an nn.Sequential of Linear [BN] ReLU blocks ending in
+// a Linear [and an affine-free BN], so parameter names are `<index>.weight`, `<index>.running_mean`, … and, under
+// the `projector.` / `predictor.` prefixes, interchange with solo-learn checkpoints (VICReg: 0 Linear, 1 BN,
+// 2 ReLU, 3 Linear, 4 BN, 5 ReLU, 6 Linear; SimCLR: 0 Linear, 1 ReLU, 2 Linear; MoCo v3: bias-free Linears and
+// a final BatchNorm1d(affine=False); SimSiam: its output Linear's bias kept but frozen, as solo-learn does).
 #pragma once
 #include <torch/nn/modules/container/sequential.h>
 
@@ -14,6 +15,10 @@ struct ProjectorOptions {
   std::vector<int64_t> hiddenDims{2048, 2048};  // one Linear [+ BN] + ReLU block per entry
   int64_t outputDim = 2048;
   bool batchNorm = true;
+  bool hiddenBias = true;  // the hidden Linears' bias (MoCo v3 / SimSiam: none, a BN follows)
+  /// The output Linear's bias: on, off, or present but frozen (requires_grad false: SimSiam's projector).
+  enum class OutputBias { On, Off, Frozen } outputBias = OutputBias::On;
+  bool outputBatchNorm = false;  // a final BatchNorm1d(affine=False) (MoCo v3 / SimSiam projectors)
 };
 
 torch::nn::Sequential makeProjector(const ProjectorOptions& options);

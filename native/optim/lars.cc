@@ -72,7 +72,9 @@ at::Tensor LARS::step(LossClosure closure) {
         // CPU: scalar trust ratio (a norm's .item() costs nothing here) and in-place axpys, no temporaries:
         // d = (g + wd·p)·factor is folded straight into the momentum buffer.
         double factor = 1.0, wd = 0.0;
-        if (!excluded) {
+        if (!o.lars()) {
+          wd = o.weight_decay();
+        } else if (!excluded) {
           const double pNorm = p.norm().item<double>(), gNorm = g.norm().item<double>();
           if (pNorm != 0.0 && gNorm != 0.0) {
             double trust = o.eta() * pNorm / (gNorm + o.weight_decay() * pNorm + o.eps());
@@ -112,7 +114,9 @@ at::Tensor LARS::step(LossClosure closure) {
       }
       // Accelerators: every branch as tensor ops, so a step never waits on the device.
       at::Tensor d;
-      if (excluded) {
+      if (!o.lars()) {
+        d = o.weight_decay() != 0 ? g + p * o.weight_decay() : g;
+      } else if (excluded) {
         d = g;
       } else {
         TrustRatio tr = trustRatio(p, g, o);

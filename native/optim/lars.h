@@ -3,6 +3,7 @@
 //   d = (g + wd·p)·factor — only when p is not excluded and both norms are non-zero; otherwise d = g
 //   (no weight decay); excluded = 1-D parameters (biases, norm γ/β) when excludeBiasAndNorm;
 //   momentum buffer starts at d, then buf = μ·buf + (1 − dampening)·d; Nesterov: d + μ·buf; p −= lr·d.
+// With lars(false) the same loop is torch.optim.SGD (no trust ratio, weight decay on every parameter).
 // Every branch is computed with tensor ops (no host synchronisation), so CUDA steps never stall.
 #pragma once
 #include <torch/optim/optimizer.h>
@@ -20,6 +21,9 @@ struct LARSOptions : public torch::optim::OptimizerCloneableOptions<LARSOptions>
   TORCH_ARG(double, eps) = 1e-8;
   TORCH_ARG(bool, clip_lr) = true;
   TORCH_ARG(bool, exclude_bias_n_norm) = true;
+  /// false: plain momentum SGD (torch.optim.SGD: d = g + wd·p for every parameter, no trust ratio), the optimizer
+  /// solo-learn's CIFAR SimSiam recipe uses; eta, clip_lr and exclude_bias_n_norm are then unused.
+  TORCH_ARG(bool, lars) = true;
 
  public:
   double get_lr() const override { return lr(); }

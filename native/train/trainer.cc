@@ -2,14 +2,15 @@
 
 #include <torch/autograd.h>
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
 
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "common/device.h"
@@ -34,20 +35,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-// backbone / projector / classifier registered under solo-learn's names, so named_parameters() gives
-// `backbone.layer1.0.conv1.weight`, `projector.0.weight`, `classifier.weight`.
-struct MethodModel : torch::nn::Module {
-  MethodModel(const TrainConfig& c, int64_t numClasses) {
-    backbone = register_module("backbone", ResNet(c.backbone));
-    ProjectorOptions p = c.projector;
-    p.inputDim = backbone->featureDim();
-    projector = register_module("projector", makeProjector(p));
-    if (numClasses > 0) classifier = register_module("classifier", torch::nn::Linear(backbone->featureDim(), numClasses));
-  }
-  ResNet backbone{nullptr};
-  torch::nn::Sequential projector{nullptr};
-  torch::nn::Linear classifier{nullptr};
-};
+using methods::MethodModel;
 
 uint64_t mix(uint64_t a, uint64_t b) {
   uint64_t x = a * 0x9E3779B97F4A7C15ULL ^ (b + 0x632BE59BD9B4E019ULL + (a << 6) + (a >> 2));
@@ -138,34 +126,39 @@ at::Tensor evalFeatures(MethodModel& model, const at::Tensor& images, const Trai
 constexpr size_t kPrefetch = 2;  // batches the producer may run ahead of the training thread
 
 // ---------------------------------------------------------------------------------------- parameter groups
-// solo-learn's groups, all in one LARS: backbone (lr, wd), projector (lr, wd), classifier (classifier lr, no wd).
+// solo-learn's groups, all in one LARS: the method's (backbone, projector, predictor: lr, wd; static-lr groups keep
+// their base lr), then the online classifier (classifier lr, no wd). Trainable parameters only: no teacher.
 struct ParamGroups {
   std::unique_ptr<optim::LARS> opt;
   std::vector<std::string> names;
   std::vector<double> baseLr;
+  std::vector<bool> staticLr;
   void setLr(int64_t step, double warmupSteps, double totalSteps, const TrainConfig& c) {
     for (size_t gi = 0; gi < names.size(); ++gi)
       static_cast<optim::LARSOptions&>(opt->param_groups()[gi].options())
-          .lr(scheduleLr(baseLr[gi], double(step), warmupSteps, totalSteps, c.warmupStartLr, c.minLr));
+          .lr(staticLr[gi] ? baseLr[gi] : scheduleLr(baseLr[gi], double(step), warmupSteps, totalSteps, c.warmupStartLr, c.minLr));
   }
   double lr(size_t group) { return static_cast<optim::LARSOptions&>(opt->param_groups()[group].options()).lr(); }
 };
 
-ParamGroups makeParamGroups(MethodModel& model, const TrainConfig& c) {
+ParamGroups makeParamGroups(MethodModel& model, const methods::Method& method, const TrainConfig& c) {
   optim::LARSOptions base(c.lr);
-  base.momentum(c.momentum).weight_decay(c.weightDecay).eta(c.eta).clip_lr(c.clipLr).exclude_bias_n_norm(c.excludeBiasAndNorm);
+  base.momentum(c.momentum).weight_decay(c.weightDecay).eta(c.eta).clip_lr(c.clipLr).exclude_bias_n_norm(c.excludeBiasAndNorm).lars(c.lars);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   ParamGroups g;
-  g.names = {"backbone", "projector"};
-  g.baseLr = {c.lr, c.lr};
-  groups.emplace_back(model.backbone->parameters(), std::make_unique<optim::LARSOptions>(base));
-  groups.emplace_back(model.projector->parameters(), std::make_unique<optim::LARSOptions>(base));
+  for (auto& mg : method.paramGroups(model)) {
+    groups.emplace_back(mg.params, std::make_unique<optim::LARSOptions>(base));
+    g.names.push_back(mg.name);
+    g.baseLr.push_back(c.lr);
+    g.staticLr.push_back(mg.staticLr);
+  }
   if (model.classifier) {
     optim::LARSOptions clf = base;
     clf.lr(c.classifierLr).weight_decay(0.0);
     groups.emplace_back(model.classifier->parameters(), std::make_unique<optim::LARSOptions>(clf));
     g.names.push_back("classifier");
     g.baseLr.push_back(c.classifierLr);
+    g.staticLr.push_back(false);
   }
   g.opt = std::make_unique<optim::LARS>(groups, base);
   return g;
@@ -173,7 +166,23 @@ ParamGroups makeParamGroups(MethodModel& model, const TrainConfig& c) {
 
 // ---------------------------------------------------------------------------------------- resume
 // Weights and buffers by solo-learn name, LARS momentum by parameter name, the loss scale; the global step.
-int64_t applyResume(const ResumeState& r, MethodModel& model, optim::LARS& opt, GradScaler& scaler) {
+int64_t applyResume(const ResumeState& r, MethodModel& model, optim::LARS& opt, GradScaler& scaler, const std::string& methodName) {
+  // Every module but the online classifier must be in the file: a teacher or predictor restarted from random
+  // weights would silently be a different run.
+  std::set<std::string> have;
+  for (const auto& kv : r.stateDict) have.insert(kv.first);
+  std::map<std::string, int64_t> missing;  // module → missing keys
+  for (const auto& kv : model.named_parameters(true))
+    if (!have.count(kv.key())) ++missing[kv.key().substr(0, kv.key().find('.'))];
+  for (const auto& kv : model.named_buffers(true))
+    if (!have.count(kv.key())) ++missing[kv.key().substr(0, kv.key().find('.'))];
+  missing.erase("classifier");
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& [m, n] : missing) list += (list.empty() ? "" : ", ") + m + " (" + std::to_string(n) + " tensors)";
+    throw Error("ERR_CHECKPOINT_FORMAT", "resume: the checkpoint lacks " + list + ", which method " + methodName +
+                                             " trains; resume from a checkpoint of the same method and heads");
+  }
   loadStateDict(model, r.stateDict, KeyPolicy::AllowMissing, "resume: ");
   for (const auto& kv : model.named_parameters(true)) {
     auto it = r.momentum.find(kv.key());
@@ -271,41 +280,33 @@ struct StepOutcome {
 // Forward (under autocast for mixed precision; losses in float32), the method's loss + the online classifier's
 // cross-entropy on detached features, backward through the grad scaler, and the LARS step unless skipped.
 StepOutcome trainStep(MethodModel& model, const methods::Method& method, const Batch& b, const TrainConfig& c,
-                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler, dist::Group* group, dist::GradReducer* reducer,
-                      BatchNormOverride* syncBatchNorm) {
-  for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
-  std::vector<at::Tensor> feats, zs;
+                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler, methods::Collective& collective,
+                      dist::GradReducer* reducer, BatchNormOverride* syncBatchNorm, const std::vector<at::Tensor>& trainable,
+                      int64_t totalSteps) {
+  for (auto& p : trainable) p.mutable_grad() = at::Tensor();
+  methods::Outputs o;
   at::Tensor logits;
   {
     RECORD_USER_SCOPE(kPhaseForward);
     BatchNormOverrideScope bn(syncBatchNorm);  // null: each BatchNorm layer's own forward
     std::optional<AutocastScope> autocast;
     if (c.precision != Precision::F32) autocast.emplace(dev.type(), c.precision == Precision::F16Mixed ? at::kHalf : at::kBFloat16);
-    if (c.concatViews) {
-      at::Tensor f = model.backbone->forward(at::cat(b.views, 0));
-      feats.push_back(f);
-      zs = forwardSequential(model.projector, f).chunk(c.numViews, 0);
-    } else {
-      for (const auto& x : b.views) {
-        at::Tensor f = model.backbone->forward(x);
-        feats.push_back(f);
-        zs.push_back(forwardSequential(model.projector, f));
-      }
-    }
-    if (model.classifier) logits = model.classifier->forward(at::cat(feats, 0).detach());
+    o = method.forward(model, b.views, c.concatViews);
+    if (model.classifier) logits = model.classifier->forward(at::cat(o.feats, 0).detach());
   }
   if (c.precision != Precision::F32) {
-    for (auto& z : zs) z = z.to(at::kFloat);
+    for (auto* list : {&o.z, &o.p, &o.teacher})
+      for (auto& t : *list) t = t.to(at::kFloat);
     if (logits.defined()) logits = logits.to(at::kFloat);
   }
   StepOutcome out;
   at::Tensor total;
   {
     RECORD_USER_SCOPE(kPhaseLoss);
-    out.ssl = group ? method.loss(zs, *group) : method.loss(zs);
+    out.ssl = method.loss(o, collective);
     total = out.ssl.loss;
     if (model.classifier) {
-      at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(feats.size())});
+      at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(o.feats.size())});
       at::Tensor ce = at::cross_entropy_loss(logits, target, {}, at::Reduction::Mean, -1);
       total = total + ce;
       out.classifierLoss = ce.item<double>();
@@ -319,9 +320,10 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
   }
   {
     RECORD_USER_SCOPE(kPhaseOptimizer);
-    out.finiteGrads = scaler.unscale(model.parameters());
+    out.finiteGrads = scaler.unscale(trainable);
     if (out.finiteGrads) opt.step();  // else GradScaler: inf/NaN gradients skip the update and back the scale off
     scaler.update(!out.finiteGrads);
+    method.afterStep(model, b.globalStep, totalSteps);  // solo-learn's on_train_batch_end: the teacher's EMA
   }
   out.loss = out.ssl.loss.item<double>();
   return out;
@@ -400,6 +402,9 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   // Data-parallel: the rendezvous comes first (a missing rank is named before any work starts).
   std::shared_ptr<dist::Group> group = c.dist ? dist::connect(*c.dist, dev) : nullptr;
   const bool lead = !group || group->rank() == 0;  // rank 0 alone reports, evaluates and checkpoints
+  std::unique_ptr<methods::Collective> collective;
+  if (group) collective = std::make_unique<methods::GroupCollective>(*group);
+  else collective = std::make_unique<methods::LocalCollective>();
   const int64_t world = group ? group->size() : 1;
   const std::unique_ptr<methods::Method> method = methods::makeMethod(c.method, c.lossOptions);  // resolved once
   const bool hasLabels = d.labels.defined() && c.numClasses > 0;
@@ -407,23 +412,33 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   int64_t skippedSteps = 0, consecutiveNonFinite = 0;
   at::manual_seed(c.seed);
 
-  auto model = std::make_shared<MethodModel>(c, hasLabels ? c.numClasses : 0);
+  methods::ModelSpec spec;
+  spec.backbone = c.backbone;
+  spec.projector = c.projector;
+  spec.heads = method->heads();
+  TSSL_CHECK(spec.heads.predictor == c.predictor.has_value(), "ERR_CONFIG", "method ", c.method,
+             spec.heads.predictor ? " needs a predictor (config.predictor)" : " has no predictor, but config.predictor is set");
+  if (c.predictor) spec.predictor = *c.predictor;
+  spec.numClasses = hasLabels ? c.numClasses : 0;
+  auto model = std::make_shared<MethodModel>(spec);
   model->to(dev);
   if (c.channelsLast) {
     at::NoGradGuard g;
-    for (auto& p : model->backbone->parameters())
+    for (auto& p : model->parameters())
       if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
   }
-  ParamGroups groups = makeParamGroups(*model, c);
+  const std::vector<at::Tensor> trainable = model->trainableParameters();
+  ParamGroups groups = makeParamGroups(*model, *method, c);
 
   const int64_t stepsPerEpoch = d.images.size(0) / world / c.batchSize;  // drop_last (of the sampler and the loader)
   const int64_t totalSteps = stepsPerEpoch * c.epochs;
   const double warmupSteps = c.warmupEpochs * double(stepsPerEpoch);
-  int64_t globalStep = resume ? applyResume(*resume, *model, *groups.opt, scaler) : 0;
+  int64_t globalStep = resume ? applyResume(*resume, *model, *groups.opt, scaler, c.method) : 0;
   std::unique_ptr<dist::GradReducer> reducer;
   std::unique_ptr<dist::SyncBatchNorm> syncBatchNorm;
   if (group) {
-    // Identical weights everywhere: rank 0's parameters and buffers, as DDP's constructor broadcasts them.
+    // Identical weights everywhere: rank 0's parameters and buffers (teacher included), as DDP's constructor
+    // broadcasts them.
     at::NoGradGuard g;
     auto share = [&](const at::Tensor& t) {
       at::Tensor tmp = t.contiguous().clone();
@@ -432,7 +447,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
     };
     for (const auto& p : model->parameters()) share(p);
     for (const auto& b : model->buffers()) share(b);
-    if (world > 1) reducer = std::make_unique<dist::GradReducer>(model->parameters(), *group, c.dist->bucketMb);
+    if (world > 1) reducer = std::make_unique<dist::GradReducer>(trainable, *group, c.dist->bucketMb);
     if (c.dist->syncBatchNorm) syncBatchNorm = std::make_unique<dist::SyncBatchNorm>(*group);
   }
 
@@ -512,7 +527,7 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       auto ts = Clock::now();
       const int64_t s = b.globalStep, epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
       groups.setLr(s, warmupSteps, double(totalSteps), c);
-      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, group.get(), reducer.get(), syncBatchNorm.get());
+      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, *collective, reducer.get(), syncBatchNorm.get(), trainable, totalSteps);
       if (!out.finiteGrads) ++skippedSteps;
       // With a grad scaler a non-finite loss is one more skipped step (as under Lightning); without one,
       // or when it persists, the run stops with the step named.

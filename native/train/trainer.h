@@ -27,6 +27,8 @@ struct TrainConfig {
   std::map<std::string, double> lossOptions;  // the method's options, all of them (methods/method.h)
   ResNetOptions backbone;
   ProjectorOptions projector;
+  std::optional<ProjectorOptions> predictor;  // set exactly when the method's heads have a predictor (methods/model.h)
+  bool lars{};                 // false: momentum SGD (solo-learn's SimSiam recipe)
   /// One pipeline per view; for TCR (EMP-SSL) `views` holds one pipeline applied numViews times.
   std::vector<data::ViewAugment> views;
   int64_t numViews{};
@@ -62,7 +64,9 @@ struct TrainData {
   at::Tensor valImages, valLabels;
 };
 
-/// Where to resume from: weights by solo-learn name, momentum buffers by parameter name.
+/// Where to resume from: weights by solo-learn name (student, teacher, classifier), momentum buffers by parameter
+/// name. Every module the method trains must be there (a missing teacher is an error naming it); the online
+/// classifier alone may be absent (a run that adds labels).
 struct ResumeState {
   std::vector<std::pair<std::string, at::Tensor>> stateDict;
   std::map<std::string, at::Tensor> momentum;
