@@ -203,6 +203,12 @@ export interface ProjectorOptions {
   hiddenDims?: number[];
   outputDim?: number;
   batchNorm?: boolean;
+  /** The hidden Linears' bias (default: the preset's, else true). */
+  hiddenBias?: boolean;
+  /** The output Linear's bias: 'on', 'off', or 'frozen' (kept, requires_grad false). */
+  outputBias?: 'on' | 'off' | 'frozen';
+  /** A final BatchNorm1d(affine=False). */
+  outputBatchNorm?: boolean;
 }
 
 export class Projector extends Module {
@@ -235,6 +241,8 @@ export function projector(opts: ProjectorOptions): Projector {
   if (!posInt(o.outputDim)) throw invalidArg('outputDim', 'a positive integer', o.outputDim);
   if (!o.hiddenDims.every(posInt)) throw invalidArg('hiddenDims', 'an array of positive integers', o.hiddenDims);
   if (typeof o.batchNorm !== 'boolean') throw invalidArg('batchNorm', 'a boolean', o.batchNorm);
-  const { hiddenDims: _h, outputDim: _o, batchNorm: _b, ...flags } = base as ProjectorLayout;
-  return new Projector(callNative(() => native().createProjector({ inputDim: o.inputDim, ...toNativeHead({ ...flags, ...o }) })), o);
+  const b = base as ProjectorLayout;
+  const head = toNativeHead({ ...o, hiddenBias: opts.hiddenBias ?? b.hiddenBias, outputBias: opts.outputBias ?? b.outputBias, outputBatchNorm: opts.outputBatchNorm ?? b.outputBatchNorm });
+  if (!['on', 'off', 'frozen'].includes(head.outputBias)) throw invalidArg('outputBias', "'on', 'off' or 'frozen'", opts.outputBias);
+  return new Projector(callNative(() => native().createProjector({ inputDim: o.inputDim, ...head })), o);
 }

@@ -37,6 +37,11 @@ export interface LoadCheckpointOptions {
   channelsLast?: boolean;
   /** Build the projector and classifier too (default true); false reads the backbone only. */
   heads?: boolean;
+  /**
+   * Load the teacher (momentum_backbone.* and momentum_projector.*: BYOL, MoCo v3, …) instead of the online
+   * backbone and projector (default false). The online classifier belongs to the student and is not loaded.
+   */
+  teacher?: boolean;
 }
 
 /** A Linear layer (solo-learn's online classifier, torchvision's fc): logits = x·Wᵀ + b. */
@@ -114,23 +119,32 @@ function backbonePrefix(root: PyValue): string {
   return '';
 }
 
-/** The projector options a solo-learn head layout corresponds to, or why it has none. */
-export function projectorFromLayout(layers: HeadLayer[], inputDim: number): { hiddenDims: number[]; outputDim: number; batchNorm: boolean } | string {
+/** The head options a solo-learn head layout corresponds to (projector or predictor), or why it has none. */
+export function projectorFromLayout(
+  layers: HeadLayer[],
+  inputDim: number,
+): { hiddenDims: number[]; outputDim: number; batchNorm: boolean; hiddenBias: boolean; outputBias: 'on' | 'off'; outputBatchNorm: boolean } | string {
   const linears = layers.filter((l) => l.type === 'Linear');
   if (linears.length === 0) return 'it has no Linear layer';
-  const batchNorm = layers.some((l) => l.type === 'BatchNorm1d');
+  // A final affine-free BatchNorm1d after the output Linear (MoCo v3, SimSiam).
+  const last = layers[layers.length - 1]!;
+  const outputBatchNorm = last.type === 'BatchNorm1d' && last.affine === false;
+  const body = outputBatchNorm ? layers.slice(0, -1) : layers;
+  const batchNorm = body.some((l) => l.type === 'BatchNorm1d');
   const block = batchNorm ? ['Linear', 'BatchNorm1d', 'ReLU'] : ['Linear', 'ReLU'];
-  const expected = [...Array.from({ length: linears.length - 1 }, () => block).flat(), 'Linear'];
+  const expected = [...Array.from({ length: linears.length - 1 }, () => block).flat(), 'Linear', ...(outputBatchNorm ? ['BatchNorm1d'] : [])];
   const got = layers.map((l) => l.type);
   const describe = (t: string[]): string => t.join('-');
   if (got.length !== expected.length || got.some((t, i) => t !== expected[i])) {
-    return `its layout ${describe(got)} is not Linear(-BatchNorm1d)-ReLU blocks ending in a Linear (${describe(expected)})`;
+    return `its layout ${describe(got)} is not Linear(-BatchNorm1d)-ReLU blocks ending in a Linear [and a BatchNorm1d] (${describe(expected)})`;
   }
-  if (layers.some((l) => (l.type === 'Linear' && l.bias === false) || (l.type === 'BatchNorm1d' && l.affine === false))) {
-    return 'it has a Linear without bias or a BatchNorm1d without affine parameters';
-  }
+  const hidden = linears.slice(0, -1);
+  const hiddenBias = hidden.length === 0 || hidden[0]!.bias !== false;
+  if (hidden.some((l) => (l.bias !== false) !== hiddenBias)) return 'its hidden Linears differ in having a bias';
+  if (body.some((l) => l.type === 'BatchNorm1d' && l.affine === false)) return 'it has a hidden BatchNorm1d without affine parameters';
   if (linears[0]!.inFeatures !== inputDim) return `its first Linear takes ${linears[0]!.inFeatures} features, the backbone gives ${inputDim}`;
-  return { hiddenDims: linears.slice(0, -1).map((l) => l.outFeatures!), outputDim: linears[linears.length - 1]!.outFeatures!, batchNorm };
+  const out = linears[linears.length - 1]!;
+  return { hiddenDims: hidden.map((l) => l.outFeatures!), outputDim: out.outFeatures!, batchNorm, hiddenBias, outputBias: out.bias === false ? 'off' : 'on', outputBatchNorm };
 }
 
 /** True when the file starts like a .safetensors file (8-byte header length, then a JSON object). */
@@ -275,7 +289,7 @@ const MOMENTUM_NAMES: Array<[keyof CheckpointModules, string]> = [
  * ERR_CHECKPOINT_FORMAT (not a readable checkpoint, no ResNet backbone, a head layout the engine cannot
  * build), ERR_CHECKPOINT_KEYS (missing / unexpected / mis-shaped keys, all listed), ERR_IO.
  */
-const LOAD_OPTION_KEYS = ['argsJson', 'device', 'strict', 'channelsLast', 'heads'] as const;
+const LOAD_OPTION_KEYS = ['argsJson', 'device', 'strict', 'channelsLast', 'heads', 'teacher'] as const;
 // Compile-time: the list names every LoadCheckpointOptions key.
 const _loadKeysComplete: Exclude<keyof LoadCheckpointOptions, (typeof LOAD_OPTION_KEYS)[number]> extends never ? true : never = true;
 void _loadKeysComplete;
@@ -291,7 +305,26 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
   // the first native call (building the models). preloadNative never rejects.
   const addonLoaded = preloadNative();
   const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
-  const { info, modules } = opened;
+  const { info } = opened;
+  const teacher = opts.teacher ?? false;
+  if (typeof teacher !== 'boolean') throw invalidArg('teacher', 'a boolean', opts.teacher);
+  if (teacher && opened.modules.momentumBackbone.size === 0) {
+    await opened.close();
+    throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: { teacher: true } asks for the teacher, but the file has no momentum_backbone.* (method ${info.method ?? 'unknown'}: no momentum teacher)`, { file: path });
+  }
+  // The teacher in the student's place: same architecture, its own weights; the online modules are then the
+  // ones reported as not loaded.
+  const modules: CheckpointModules = teacher
+    ? { ...opened.modules, backbone: opened.modules.momentumBackbone, projector: opened.modules.momentumProjector, momentumBackbone: opened.modules.backbone, momentumProjector: opened.modules.projector, classifier: new Map() }
+    : opened.modules;
+  const momentumNames: Array<[keyof CheckpointModules, string]> = teacher
+    ? [
+        ['momentumBackbone', 'backbone (the student)'],
+        ['momentumProjector', 'projector (the student)'],
+        ['predictor', 'predictor'],
+      ]
+    : MOMENTUM_NAMES;
+  if (teacher && opened.modules.classifier.size > 0) info.warnings.push(`not loaded: classifier (${opened.modules.classifier.size} tensors; the student's)`);
   const built: Array<{ dispose(): void }> = [];
   // The tensors of the modules to load (and no others) are read now, on libuv's threads, while the
   // native addon loads and the models are built — both block this thread. Keys are still checked
@@ -315,8 +348,9 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
     if (info.stem === null) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: conv1 is neither 3×3 (CIFAR stem) nor 7×7 (ImageNet stem)`);
 
     // Prefixed (solo-learn, own) files name modules; flat torchvision / plain files are all backbone + fc.
-    const bbPrefix = backbonePrefix(opened.root);
-    const ddp = bbPrefix.startsWith('module.') ? 'module.' : '';
+    const onlinePrefix = backbonePrefix(opened.root);
+    const ddp = onlinePrefix.startsWith('module.') ? 'module.' : '';
+    const bbPrefix = teacher ? `${ddp}${onlinePrefix.includes('encoder.') ? 'momentum_encoder.' : 'momentum_backbone.'}` : onlinePrefix;
     const flat = bbPrefix === '';
     const ignored: string[] = [];
     const plans: Plan[] = [];
@@ -337,7 +371,7 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
       } else {
         proj = makeProjector({ inputDim: backbone.featureDim, ...layout });
         built.push(proj);
-        projectorPlan = { source: modules.projector, target: modelShapes(proj), prefix: `${ddp}projector.` };
+        projectorPlan = { source: modules.projector, target: modelShapes(proj), prefix: `${ddp}${teacher ? 'momentum_projector.' : 'projector.'}` };
         plans.push(projectorPlan);
       }
     }
@@ -360,7 +394,7 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
       }
     }
 
-    for (const [m, name] of MOMENTUM_NAMES) if (modules[m].size > 0) ignored.push(`${name} (${modules[m].size} tensors)`);
+    for (const [m, name] of momentumNames) if (modules[m].size > 0) ignored.push(`${name} (${modules[m].size} tensors)`);
     // solo-learn checkpoints carry method-specific state (queues, momentum classifiers, DINO heads):
     // reported, never loaded. In any other file a key outside the modules is unexpected.
     const otherKeys = [...modules.other.keys()];
