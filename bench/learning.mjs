@@ -5,7 +5,7 @@
 // backbone's pooled features on the same held-out test subset; the table and two plots (kNN vs epoch, kNN vs
 // wall time) go to docs/ (or --out).
 //
-//   node bench/learning.mjs [--recipe configs/learning-bench.yaml] [--epochs N] [--methods vicreg,simclr,tcr] [--seeds 1]
+//   node bench/learning.mjs [--recipe configs/learning-bench.yaml] [--epochs N] [--methods vicreg,simclr,tcr,byol,mocov3,simsiam] [--seeds 1]
 //                           [--train-count N] [--test-count N] [--views-tcr 20] [--sides torch-ssl,pytorch] [--out docs]
 //
 // The recipe is configs/learning-bench.yaml's (or --recipe's): same model, augmentation, batch, optimizer and schedule;
@@ -136,6 +136,8 @@ function pythonRun(config) {
     concatViews: c.concatViews,
     depth: c.backbone.depth,
     projector: c.projectorResolved,
+    predictor: c.predictorResolved,
+    momentum: c.momentum ?? null,
     loss: c.loss,
     optimizer: c.optimizer,
     warmupEpochs: c.scheduler.warmupEpochs,

@@ -134,6 +134,8 @@ export interface NativeLinearProbe {
 /** What resume / backbone.init hand the trainer: weights by solo-learn name, momentum by parameter name. */
 export interface NativeResume {
   globalStep: number;
+  /** config.backbone.init: the backbone alone starts a new run (a teacher starts as its copy). */
+  backboneOnly: boolean;
   stateDict: [string, NativeTensor][];
   momentum: [string, NativeTensor][];
   ampScale?: number;

@@ -165,6 +165,18 @@ describe('momentum methods: checkpoints, resume and loading', () => {
     for (const n of names) expect(relError(b.get(n)!, a.get(n)!, 1e-6), n).toBeLessThan(1e-4);
   });
 
+  it('backbone.init starts the teacher as a copy of the loaded backbone (solo-learn initialize_momentum_params)', async () => {
+    const src = await train(config('mocov3', join(work, 'init-src'), { maxSteps: 2 }));
+    const dir = join(work, 'init-byol');
+    const { resume: _r, ...fresh } = config('byol', dir);
+    const r = await train({ ...fresh, backbone: { init: src.checkpoint }, maxSteps: 1 });
+    const before = await stateDictFloats(src.checkpoint, ['backbone.conv1.weight']);
+    const after = await stateDictFloats(r.checkpoint, ['backbone.conv1.weight', 'momentum_backbone.conv1.weight']);
+    // One EMA step with tau(0) = 0.9: teacher = 0.9·teacher₀ + 0.1·student₁, so teacher₀ = (teacher − 0.1·student₁) / 0.9.
+    const t0 = after.get('momentum_backbone.conv1.weight')!.map((t, i) => (t - 0.1 * after.get('backbone.conv1.weight')![i]!) / 0.9);
+    expect(relError(t0, before.get('backbone.conv1.weight')!)).toBeLessThan(1e-5);
+  });
+
   it('a resume file without the teacher is an error naming it, before any step', async () => {
     await expectError(train(config('byol', join(work, 'noteacher'), { resume: fixturePath('momentum', 'init-byol-noteacher.ckpt') })), 'ERR_CHECKPOINT_FORMAT', 'momentum_backbone', 'momentum_projector', 'byol');
   });

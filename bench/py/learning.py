@@ -8,6 +8,7 @@ Usage: python3 learning.py <recipe.json>. The recipe is what torch-ssl's resolve
 projector, loss, optimizer, schedule), so both sides run the same numbers. Prints one JSON line per epoch
 ({"epoch", "top1", "top5", "seconds", "loss"}) as it goes and a final {"done": true, ...} line.
 """
+import copy
 import json
 import math
 import random
@@ -97,35 +98,78 @@ feat_dim = backbone.fc.in_features
 backbone.fc = nn.Identity()
 backbone.conv1 = nn.Conv2d(3, 64, 3, 1, 2, bias=False)  # solo-learn's CIFAR stem
 backbone.maxpool = nn.Identity()
-layers, prev = [], feat_dim
-for h in r["projector"]["hiddenDims"]:
-    layers += [nn.Linear(prev, h)] + ([nn.BatchNorm1d(h)] if r["projector"]["batchNorm"] else []) + [nn.ReLU()]
-    prev = h
-layers.append(nn.Linear(prev, r["projector"]["outputDim"]))
-projector = nn.Sequential(*layers)
+
+
+def head(h, inp):
+    """A head as solo-learn builds it: Linear [BN] ReLU blocks, a Linear [and a BatchNorm1d(affine=False)]."""
+    layers, prev = [], inp
+    for d in h["hiddenDims"]:
+        layers += [nn.Linear(prev, d, bias=h.get("hiddenBias", True))] + ([nn.BatchNorm1d(d)] if h["batchNorm"] else []) + [nn.ReLU()]
+        prev = d
+    out = nn.Linear(prev, h["outputDim"], bias=h.get("outputBias", "on") != "off")
+    if h.get("outputBias") == "frozen":
+        out.bias.requires_grad = False  # SimSiam
+    layers.append(out)
+    if h.get("outputBatchNorm"):
+        layers.append(nn.BatchNorm1d(h["outputDim"], affine=False))
+    return nn.Sequential(*layers)
+
+
+projector = head(r["projector"], feat_dim)
+predictor = head(r["predictor"], r["projector"]["outputDim"]) if r.get("predictor") else None
 num_classes = int(train_y.max()) + 1
 classifier = nn.Linear(feat_dim, num_classes)
 backbone = backbone.to(memory_format=mem)
+# BYOL / MoCo v3: a teacher (solo-learn's BaseMomentumMethod: copies with requires_grad False, EMA after each step).
+momentum = r.get("momentum")
+if momentum:
+    momentum_backbone, momentum_projector = copy.deepcopy(backbone), copy.deepcopy(projector)
+    for p_ in list(momentum_backbone.parameters()) + list(momentum_projector.parameters()):
+        p_.requires_grad = False
 
 o = r["optimizer"]
 steps_per_epoch = len(train_x) // r["batchSize"]
 total_steps = r["epochs"] * steps_per_epoch
 warmup_steps = round(r["warmupEpochs"] * steps_per_epoch)
-opt = LARS([{"params": backbone.parameters()}, {"params": projector.parameters()},
-            {"params": classifier.parameters(), "lr": o["classifierLr"], "weight_decay": 0}],
-           lr=o["lr"], momentum=o["momentum"], weight_decay=o["weightDecay"], eta=o["eta"], clip_lr=o["clipLr"],
-           exclude_bias_n_norm=o["excludeBiasAndNorm"])
+trainable = lambda m: [p_ for p_ in m.parameters() if p_.requires_grad]  # noqa: E731
+groups = [{"params": trainable(backbone)}, {"params": trainable(projector)}]
+if predictor is not None:
+    groups.append({"params": trainable(predictor)})
+static_group = len(groups) - 1 if r["method"] == "simsiam" else None  # solo-learn: SimSiam's predictor at a fixed lr
+groups.append({"params": classifier.parameters(), "lr": o["classifierLr"], "weight_decay": 0})
+if o.get("name") == "sgd":
+    opt = torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weightDecay"])
+else:
+    opt = LARS(groups, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weightDecay"], eta=o["eta"], clip_lr=o["clipLr"],
+               exclude_bias_n_norm=o["excludeBiasAndNorm"])
 
 
 # solo-learn's LinearWarmupCosineAnnealingLR (its chainable form), stepped once per optimizer step.
 sched = LinearWarmupCosineAnnealingLR(opt, warmup_steps, total_steps, r["warmupStartLr"] if warmup_steps > 0 else o["lr"], r["minLr"])
+if static_group is not None:
+    opt.param_groups[static_group]["lr"] = o["lr"]
 
 
 L = r["loss"]
 
 
-def ssl_loss(zs):
+def byol_loss(p, z):
+    return 2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1).mean()
+
+
+def mocov3_loss(q, k, t):
+    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    return F.cross_entropy(torch.einsum("nc,mc->nm", [q, k]) / t, torch.arange(q.size(0))) * (2 * t)
+
+
+def ssl_loss(zs, ps=None, ks=None):
     m = r["method"]
+    if m == "byol":
+        return byol_loss(ps[1], ks[0]) + byol_loss(ps[0], ks[1])
+    if m == "mocov3":
+        return mocov3_loss(ps[0], ks[1], L["temperature"]) + mocov3_loss(ps[1], ks[0], L["temperature"])
+    if m == "simsiam":
+        return -F.cosine_similarity(ps[0], zs[1].detach(), dim=-1).mean() / 2 - F.cosine_similarity(ps[1], zs[0].detach(), dim=-1).mean() / 2
     if m == "vicreg":
         return vicreg(zs[0], zs[1], L["simWeight"], L["varWeight"], L["covWeight"])[0]
     if m == "barlow":
@@ -175,13 +219,26 @@ for epoch in range(1, r["epochs"] + 1):
         else:
             feats = [backbone(x) for x in xs]
             zs = [projector(f) for f in feats]
-        loss = ssl_loss(zs)
+        ps = [predictor(z) for z in zs] if predictor is not None else None
+        ks = None
+        if momentum:
+            with torch.no_grad():
+                ks = [momentum_projector(momentum_backbone(x)) for x in xs]
+        loss = ssl_loss(zs, ps, ks)
         logits = classifier(torch.cat(feats).detach())
         total = loss + F.cross_entropy(logits, y.repeat(len(xs)))
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+        if momentum:  # solo-learn's MomentumUpdater with tau(step)
+            tau = momentum["finalTau"] - (momentum["finalTau"] - momentum["baseTau"]) * (math.cos(math.pi * step / total_steps) + 1) / 2
+            with torch.no_grad():
+                for t_, s_ in zip(list(momentum_backbone.parameters()) + list(momentum_projector.parameters()),
+                                  list(backbone.parameters()) + list(projector.parameters())):
+                    t_.data = tau * t_.data + (1 - tau) * s_.data
         sched.step()
+        if static_group is not None:
+            opt.param_groups[static_group]["lr"] = o["lr"]
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             emit(diverged=True, step=step, epoch=epoch, loss=losses[-1], seconds=time.perf_counter() - t0)

@@ -24,6 +24,9 @@ export interface RawCheckpoint {
   final: boolean;
   aborted: boolean;
   stateDict: [string, NativeTensor][];
+  /** Every parameter's name (student, predictor, classifier, teacher), in the model's order; the rest of the
+   *  state dict is buffers. */
+  parameterNames: string[];
   momentum: [string, NativeTensor][];
   groupLrs: Record<string, number>;
   gradScale?: number;
@@ -54,7 +57,7 @@ function tensorData(t: NativeTensor) {
 /** Writes one training checkpoint (solo-learn / Lightning layout) atomically at `path`. */
 export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c: RunConfig, stepsPerEpoch: number, version: string, worldSize = 1): Promise<void> {
   const stateDict = new Map<string, WritableValue>(e.stateDict.map(([k, t]) => [k, tensorData(t)]));
-  const parameterNames = e.stateDict.map(([k]) => k).filter((k) => !/running_|num_batches_tracked/.test(k));
+  const parameterNames = e.parameterNames;
   const momentumByName = new Map(e.momentum);
   const state = new Map<number, WritableValue>();
   parameterNames.forEach((n, i) => {
@@ -188,6 +191,7 @@ export async function readResume(path: string, c: TrainConfig, worldSize = 1) {
     const ampGrowthTracker = amp ? Number(dictGet(amp as never, '_growth_tracker') ?? 0) : 0;
     return {
       globalStep: Number(dictGet(root as never, 'global_step') ?? 0),
+      backboneOnly: false,
       stateDict,
       momentum,
       ...(ampScale > 0 ? { ampScale, ampGrowthTracker } : {}),
@@ -209,7 +213,7 @@ export async function readBackboneInit(path: string, c: TrainConfig) {
       throw new TorchSslError('ERR_CONFIG', `config.backbone.init ${path} holds a ResNet-${depth} (${stem} stem), but config.backbone is ResNet-${c.backbone.depth} (${c.backbone.stem} stem)`, { file: path });
     }
     const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [`backbone.${k}`, t.clone().handle]);
-    return { globalStep: 0, stateDict, momentum: [] as [string, NativeTensor][] };
+    return { globalStep: 0, backboneOnly: true, stateDict, momentum: [] as [string, NativeTensor][] };
   } finally {
     loaded.dispose();
   }

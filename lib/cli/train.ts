@@ -35,7 +35,7 @@ async function readConfig(path: string): Promise<Record<string, unknown>> {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('self-supervised training (VICReg, SimCLR, TCR, Barlow Twins) from a config file')
+    .description('self-supervised training (VICReg, SimCLR, TCR, Barlow Twins, BYOL, MoCo v3, SimSiam) from a config file')
     .requiredOption('--config <file>', 'YAML or JSON config (see docs/training.md)')
     .option('--set <key=value...>', 'override config fields, e.g. --set optimizer.lr=0.1 epochs=5', [])
     .option('--resume <checkpoint>', 'continue a run from a checkpoint it wrote')

@@ -193,6 +193,9 @@ Napi::Object eventToJs(Napi::Env env, const train::TrainEvent& e) {
     o.Set("final", e.final);
     o.Set("aborted", e.aborted);
     o.Set("stateDict", namedTensors(env, e.stateDict));
+    Napi::Array names = Napi::Array::New(env, e.parameterNames.size());
+    for (uint32_t i = 0; i < e.parameterNames.size(); ++i) names.Set(i, e.parameterNames[i]);
+    o.Set("parameterNames", names);
     o.Set("momentum", namedTensors(env, e.momentum));
     Napi::Object lrs = Napi::Object::New(env);
     for (const auto& [k, v] : e.groupLrs) lrs.Set(k, v);
@@ -223,6 +226,7 @@ Napi::Value startTraining(const Napi::CallbackInfo& info) {
       Napi::Object r = info[2].As<Napi::Object>();
       resume = std::make_shared<train::ResumeState>();
       resume->globalStep = requiredInt(env, r, "globalStep", "resume");
+      resume->backboneOnly = requiredBool(env, r, "backboneOnly", "resume");
       resume->ampScale = optionalNumber(r, "ampScale", 0);  // absent: no scaler state saved
       resume->ampGrowthTracker = optionalInt(r, "ampGrowthTracker", 0);
       Napi::Array sd = r.Get("stateDict").As<Napi::Array>();

@@ -177,6 +177,9 @@ int64_t applyResume(const ResumeState& r, MethodModel& model, optim::LARS& opt, 
   for (const auto& kv : model.named_buffers(true))
     if (!have.count(kv.key())) ++missing[kv.key().substr(0, kv.key().find('.'))];
   missing.erase("classifier");
+  if (r.backboneOnly) {
+    for (auto it = missing.begin(); it != missing.end();) it = it->first == "backbone" ? std::next(it) : missing.erase(it);
+  }
   if (!missing.empty()) {
     std::string list;
     for (const auto& [m, n] : missing) list += (list.empty() ? "" : ", ") + m + " (" + std::to_string(n) + " tensors)";
@@ -184,6 +187,10 @@ int64_t applyResume(const ResumeState& r, MethodModel& model, optim::LARS& opt, 
                                              " trains; resume from a checkpoint of the same method and heads");
   }
   loadStateDict(model, r.stateDict, KeyPolicy::AllowMissing, "resume: ");
+  if (r.backboneOnly && model.hasTeacher()) {
+    at::NoGradGuard g;
+    for (auto& [teacher, student] : model.momentumPairs()) teacher.copy_(student);
+  }
   for (const auto& kv : model.named_parameters(true)) {
     auto it = r.momentum.find(kv.key());
     if (it == r.momentum.end()) continue;
@@ -333,7 +340,10 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
 // A checkpoint event: CPU copies of every parameter and buffer, the momentum buffers, each group's lr.
 void fillSnapshot(TrainEvent& e, MethodModel& model, ParamGroups& groups) {
   at::NoGradGuard g;
-  for (const auto& kv : model.named_parameters(true)) e.stateDict.emplace_back(kv.key(), kv.value().detach().to(at::kCPU).contiguous().clone());
+  for (const auto& kv : model.named_parameters(true)) {
+    e.parameterNames.push_back(kv.key());
+    e.stateDict.emplace_back(kv.key(), kv.value().detach().to(at::kCPU).contiguous().clone());
+  }
   for (const auto& kv : model.named_buffers(true)) e.stateDict.emplace_back(kv.key(), kv.value().to(at::kCPU).contiguous().clone());
   for (const auto& kv : model.named_parameters(true)) {
     auto it = groups.opt->state().find(compat::optimizerStateKey(groups.opt->state(), kv.value()));

@@ -71,6 +71,9 @@ struct ResumeState {
   std::vector<std::pair<std::string, at::Tensor>> stateDict;
   std::map<std::string, at::Tensor> momentum;
   int64_t globalStep = 0;
+  /// config.backbone.init: a new run from a backbone alone (the heads start fresh; a teacher starts as a copy
+  /// of the loaded student, as solo-learn's initialize_momentum_params does).
+  bool backboneOnly = false;
   double ampScale = 0;  // 0: none saved (start from the configured initial scale)
   int64_t ampGrowthTracker = 0;
 };
@@ -85,7 +88,8 @@ struct TrainEvent {
   double commMs = 0, commWaitMs = 0;  // data-parallel: gradient all-reduce time, and the part backward did not hide
   int64_t skippedSteps = 0, ampGrowthTracker = 0;
   bool final = false, aborted = false;
-  std::vector<std::pair<std::string, at::Tensor>> stateDict;  // checkpoint
+  std::vector<std::pair<std::string, at::Tensor>> stateDict;  // checkpoint: parameters, then buffers
+  std::vector<std::string> parameterNames;                    // checkpoint: every parameter (teacher's too), in order
   std::vector<std::pair<std::string, at::Tensor>> momentum;   // checkpoint: momentum buffers by name
   std::vector<std::pair<std::string, double>> groupLrs;      // checkpoint: lr per group
 };
