@@ -136,25 +136,39 @@ const BACKBONE_PARAMS: Record<18 | 34 | 50, { params: number; features: number }
 };
 
 /**
- * Upper estimate of one checkpoint's size: float32 weights and LARS momentum for backbone, projector and
- * online classifier, BatchNorm buffers, and 2 % for the pickle and zip framing.
+ * Upper estimate of one checkpoint's size: float32 weights and LARS momentum for backbone, projector, predictor
+ * and online classifier, the teacher's weights (no momentum), BatchNorm buffers, and 2 % for the pickle and zip
+ * framing.
  */
-export function estimateCheckpointBytes(c: Pick<TrainConfig, 'backbone'> & { projectorResolved: { hiddenDims: number[]; outputDim: number; batchNorm: boolean } }, numClasses: number): number {
-  const b = BACKBONE_PARAMS[c.backbone.depth];
-  let params = b.params;
+type HeadSize = { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean; outputBatchNorm?: boolean };
+function headSize(h: HeadSize, input: number): { params: number; buffers: number } {
+  let params = 0;
   let buffers = 0;
-  let prev = b.features;
-  for (const h of c.projectorResolved.hiddenDims) {
-    params += prev * h + h;
-    if (c.projectorResolved.batchNorm) {
-      params += 2 * h;
-      buffers += 2 * h;
+  let prev = input;
+  for (const d of h.hiddenDims) {
+    params += prev * d + d;
+    if (h.batchNorm) {
+      params += 2 * d;
+      buffers += 2 * d;
     }
-    prev = h;
+    prev = d;
   }
-  params += prev * c.projectorResolved.outputDim + c.projectorResolved.outputDim;
+  params += prev * h.outputDim + h.outputDim;
+  if (h.outputBatchNorm) buffers += 2 * h.outputDim;
+  return { params, buffers };
+}
+export function estimateCheckpointBytes(
+  c: Pick<TrainConfig, 'backbone' | 'momentum'> & { projectorResolved: HeadSize; predictorResolved?: HeadSize | null },
+  numClasses: number,
+): number {
+  const b = BACKBONE_PARAMS[c.backbone.depth];
+  const proj = headSize(c.projectorResolved, b.features);
+  const pred = c.predictorResolved ? headSize(c.predictorResolved, c.projectorResolved.outputDim) : { params: 0, buffers: 0 };
+  let params = b.params + proj.params + pred.params;
   if (numClasses > 0) params += b.features * numClasses + numClasses;
-  return Math.ceil(4 * (2 * params + buffers + b.params / 1000) * 1.02);
+  // A teacher: backbone and projector again, weights and buffers, no momentum buffers.
+  const teacher = c.momentum ? b.params + proj.params + proj.buffers + b.params / 1000 : 0;
+  return Math.ceil(4 * (2 * params + proj.buffers + pred.buffers + b.params / 1000 + teacher) * 1.02);
 }
 
 /** ERR_IO before training when the checkpoint folder's file system cannot hold one more checkpoint. */

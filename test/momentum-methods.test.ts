@@ -5,11 +5,11 @@
 // uninterrupted run ends; the checkpoint carries solo-learn's module names and loadCheckpoint gives the online
 // backbone or, on request, the teacher.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { train, type StepEvent } from '../lib/train.js';
+import { estimateCheckpointBytes, train, type StepEvent } from '../lib/train.js';
 import { loadCheckpoint } from '../lib/checkpoint/load.js';
 import { inspectCheckpoint } from '../lib/checkpoint/index.js';
 import { resolveTrainConfig } from '../lib/train-config.js';
@@ -175,6 +175,15 @@ describe('momentum methods: checkpoints, resume and loading', () => {
     // One EMA step with tau(0) = 0.9: teacher = 0.9·teacher₀ + 0.1·student₁, so teacher₀ = (teacher − 0.1·student₁) / 0.9.
     const t0 = after.get('momentum_backbone.conv1.weight')!.map((t, i) => (t - 0.1 * after.get('backbone.conv1.weight')![i]!) / 0.9);
     expect(relError(t0, before.get('backbone.conv1.weight')!)).toBeLessThan(1e-5);
+  });
+
+  it('the checkpoint size estimate covers predictor and teacher (from above, within 5 %)', async () => {
+    const dir = join(work, 'size');
+    const r = await train(config('byol', dir, { maxSteps: 1 }));
+    const actual = statSync(r.checkpoint).size;
+    const est = estimateCheckpointBytes(resolveTrainConfig(config('byol', dir)), 0);
+    expect(est).toBeGreaterThanOrEqual(actual);
+    expect(est / actual).toBeLessThan(1.05);
   });
 
   it('a resume file without the teacher is an error naming it, before any step', async () => {
