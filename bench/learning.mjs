@@ -5,7 +5,7 @@
 // backbone's pooled features on the same held-out test subset; the table and two plots (kNN vs epoch, kNN vs
 // wall time) go to docs/ (or --out).
 //
-//   node bench/learning.mjs [--recipe configs/learning-bench.yaml] [--epochs N] [--methods vicreg,simclr,tcr,byol,mocov3,simsiam] [--seeds 1]
+//   node bench/learning.mjs [--recipe configs/learning-bench.yaml] [--epochs N] [--methods vicreg,simclr,tcr,byol,mocov3,simsiam] [--seeds 1] [--first-seed 5]
 //                           [--train-count N] [--test-count N] [--views-tcr 20] [--sides torch-ssl,pytorch] [--out docs]
 //
 // The recipe is configs/learning-bench.yaml's (or --recipe's): same model, augmentation, batch, optimizer and schedule;
@@ -25,6 +25,7 @@ const { values: a } = parseArgs({
     epochs: { type: 'string' },
     methods: { type: 'string', default: 'vicreg,simclr,tcr' },
     seeds: { type: 'string', default: '1' },
+    'first-seed': { type: 'string', default: '5' },
     'train-count': { type: 'string' },
     'test-count': { type: 'string' },
     'views-tcr': { type: 'string', default: '20' },
@@ -41,6 +42,7 @@ const int = (k, fallback) => {
 };
 const epochs = int('epochs', base.epochs);
 const seeds = int('seeds');
+const firstSeed = int('first-seed');
 const trainCount = int('train-count', base.data?.limit ?? 3000);
 const testCount = int('test-count', base.data?.valLimit ?? 2000);
 const size = Number(base.data?.size ?? 28);
@@ -213,7 +215,7 @@ console.log(`random initialisation: ${describeFeatures(randomInit)}`);
 console.log(`bench/learning: Fashion-MNIST ${trainCount} train / ${testCount} test images at ${size}×${size} (gray → RGB), ResNet-18 CIFAR stem, recipe ${a.recipe}, ${epochs} epochs, ${threads} threads; CPU: ${cpu}`);
 for (const method of methods) {
   for (let s = 0; s < seeds; s++) {
-    const seed = 5 + s;
+    const seed = firstSeed + s;
     const config = recipe(method, seed);
     const entry = { method, seed, batch: config.batchSize, views: config.views ?? 2 };
     if (sides.includes('torch-ssl')) {
