@@ -31,9 +31,9 @@ MethodModel::MethodModel(const ModelSpec& s) {
   }
 }
 
-std::vector<at::Tensor> MethodModel::trainableParameters() {
+std::vector<at::Tensor> trainableParameters(torch::nn::Module& m) {
   std::vector<at::Tensor> out;
-  for (auto& p : parameters())
+  for (auto& p : m.parameters())
     if (p.requires_grad()) out.push_back(p);
   return out;
 }

@@ -14,6 +14,9 @@
 
 namespace tssl::methods {
 
+/// A module's parameters that take gradients (requires_grad), in registration order.
+std::vector<at::Tensor> trainableParameters(torch::nn::Module& m);
+
 /// The heads a method needs beyond the backbone and the projector.
 struct Heads {
   bool predictor = false;  // online predictor after the projector (BYOL, MoCo v3, SimSiam)
@@ -37,7 +40,7 @@ struct MethodModel : torch::nn::Module {
   torch::nn::Sequential momentumProjector{nullptr};
   bool hasTeacher() const { return !momentumBackbone.is_empty(); }
   /// The parameters the optimizer and the gradient reducer see (requires_grad): never the teacher's.
-  std::vector<at::Tensor> trainableParameters();
+  std::vector<at::Tensor> trainableParameters() { return methods::trainableParameters(*this); }
   /// (teacher, student) parameter pairs in registration order, for the EMA.
   std::vector<std::pair<at::Tensor, at::Tensor>> momentumPairs();
   /// The state-dict prefixes of the modules this model holds, in registration order.

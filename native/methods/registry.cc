@@ -23,13 +23,6 @@ constexpr Entry kMethods[] = {
     {"mocov3", makeMoCoV3},
     {"simsiam", makeSimSiam},
 };
-
-std::vector<at::Tensor> trainable(torch::nn::Module& m) {
-  std::vector<at::Tensor> out;
-  for (auto& p : m.parameters())
-    if (p.requires_grad()) out.push_back(p);
-  return out;
-}
 }  // namespace
 
 double OptionReader::take(const char* key) {
@@ -67,8 +60,8 @@ at::Tensor GroupCollective::gatherNoGrad(const at::Tensor& x) {
 }
 
 std::vector<ParamGroup> Method::paramGroups(MethodModel& m) const {
-  std::vector<ParamGroup> g{{"backbone", trainable(*m.backbone)}, {"projector", trainable(*m.projector)}};
-  if (!m.predictor.is_empty()) g.push_back({"predictor", trainable(*m.predictor)});
+  std::vector<ParamGroup> g{{"backbone", trainableParameters(*m.backbone)}, {"projector", trainableParameters(*m.projector)}};
+  if (!m.predictor.is_empty()) g.push_back({"predictor", trainableParameters(*m.predictor)});
   return g;
 }
 
