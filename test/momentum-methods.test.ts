@@ -186,6 +186,12 @@ describe('momentum methods: checkpoints, resume and loading', () => {
     expect(est / actual).toBeLessThan(1.05);
   });
 
+  it('loadCheckpoint { teacher: true } on a file without a teacher, or a teacher that is not a boolean, is an error naming it', async () => {
+    await expectError(loadCheckpoint(fixturePath('momentum', 'init-byol-noteacher.ckpt'), { teacher: true }), 'ERR_CHECKPOINT_FORMAT', 'init-byol-noteacher.ckpt', 'no momentum_backbone');
+    await expectError(loadCheckpoint(fixturePath('momentum', 'init-byol.ckpt'), { teacher: 'yes' as never }), 'ERR_INVALID_ARG', 'teacher');
+    await expectError(loadCheckpoint(fixturePath('momentum', 'init-byol.ckpt'), { teachr: true } as never), 'ERR_INVALID_ARG', 'teacher');
+  });
+
   it('a resume file without the teacher is an error naming it, before any step', async () => {
     await expectError(train(config('byol', join(work, 'noteacher'), { resume: fixturePath('momentum', 'init-byol-noteacher.ckpt') })), 'ERR_CHECKPOINT_FORMAT', 'momentum_backbone', 'momentum_projector', 'byol');
   });

@@ -301,13 +301,13 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
   if (typeof strict !== 'boolean') throw invalidArg('strict', 'a boolean', opts.strict);
   if (opts.device !== undefined && typeof opts.device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", opts.device);
   const heads = opts.heads ?? true;
+  const teacher = opts.teacher ?? false;
+  if (typeof teacher !== 'boolean') throw invalidArg('teacher', 'a boolean', opts.teacher);
   // LibTorch loads on a worker thread the first time (~0.5 s) while this thread parses the file; awaited before
   // the first native call (building the models). preloadNative never rejects.
   const addonLoaded = preloadNative();
   const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
   const { info } = opened;
-  const teacher = opts.teacher ?? false;
-  if (typeof teacher !== 'boolean') throw invalidArg('teacher', 'a boolean', opts.teacher);
   if (teacher && opened.modules.momentumBackbone.size === 0) {
     await opened.close();
     throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: { teacher: true } asks for the teacher, but the file has no momentum_backbone.* (method ${info.method ?? 'unknown'}: no momentum teacher)`, { file: path });
