@@ -165,7 +165,16 @@ export function resnet(opts: ResNetOptions): ResNet {
  * Projector layouts: each method's (lib/methods/*.ts) and the BagSSL seed's heads (appendix C). The optional
  * flags (bias-free hidden Linears, the output bias, a final affine-free BatchNorm) default to a plain head.
  */
-type ProjectorLayout = { hiddenDims: readonly number[]; outputDim: number; batchNorm: boolean; hiddenBias?: boolean; outputBias?: 'on' | 'off' | 'frozen'; outputBatchNorm?: boolean };
+type ProjectorLayout = {
+  hiddenDims: readonly number[];
+  outputDim: number;
+  batchNorm: boolean;
+  hiddenBias?: boolean;
+  outputBias?: 'on' | 'off' | 'frozen';
+  outputBatchNorm?: boolean;
+  outputBatchNormAffine?: boolean;
+  activation?: 'relu' | 'gelu';
+};
 
 /** A head as the engine reads it (native/bindings/options.h parseHead): every field. */
 export interface NativeHead {
@@ -175,9 +184,20 @@ export interface NativeHead {
   hiddenBias: boolean;
   outputBias: 'on' | 'off' | 'frozen';
   outputBatchNorm: boolean;
+  outputBatchNormAffine: boolean;
+  activation: 'relu' | 'gelu';
 }
 export function toNativeHead(h: ProjectorLayout): NativeHead {
-  return { hiddenDims: [...h.hiddenDims], outputDim: h.outputDim, batchNorm: h.batchNorm, hiddenBias: h.hiddenBias ?? true, outputBias: h.outputBias ?? 'on', outputBatchNorm: h.outputBatchNorm ?? false };
+  return {
+    hiddenDims: [...h.hiddenDims],
+    outputDim: h.outputDim,
+    batchNorm: h.batchNorm,
+    hiddenBias: h.hiddenBias ?? true,
+    outputBias: h.outputBias ?? 'on',
+    outputBatchNorm: h.outputBatchNorm ?? false,
+    outputBatchNormAffine: h.outputBatchNormAffine ?? false,
+    activation: h.activation ?? 'relu',
+  };
 }
 type MethodProjectors = { readonly [K in keyof typeof METHOD_REGISTRY]: ProjectorLayout };
 export const PROJECTOR_PRESETS = {
@@ -207,8 +227,12 @@ export interface ProjectorOptions {
   hiddenBias?: boolean;
   /** The output Linear's bias: 'on', 'off', or 'frozen' (kept, requires_grad false). */
   outputBias?: 'on' | 'off' | 'frozen';
-  /** A final BatchNorm1d(affine=False). */
+  /** A final BatchNorm1d (affine=False unless outputBatchNormAffine). */
   outputBatchNorm?: boolean;
+  /** That final BatchNorm1d with weight and bias (NNCLR's projector). */
+  outputBatchNormAffine?: boolean;
+  /** The activation between layers: 'relu' (default) or 'gelu' (DINO's head). */
+  activation?: 'relu' | 'gelu';
 }
 
 export class Projector extends Module {
@@ -242,7 +266,15 @@ export function projector(opts: ProjectorOptions): Projector {
   if (!o.hiddenDims.every(posInt)) throw invalidArg('hiddenDims', 'an array of positive integers', o.hiddenDims);
   if (typeof o.batchNorm !== 'boolean') throw invalidArg('batchNorm', 'a boolean', o.batchNorm);
   const b = base as ProjectorLayout;
-  const head = toNativeHead({ ...o, hiddenBias: opts.hiddenBias ?? b.hiddenBias, outputBias: opts.outputBias ?? b.outputBias, outputBatchNorm: opts.outputBatchNorm ?? b.outputBatchNorm });
+  const head = toNativeHead({
+    ...o,
+    hiddenBias: opts.hiddenBias ?? b.hiddenBias,
+    outputBias: opts.outputBias ?? b.outputBias,
+    outputBatchNorm: opts.outputBatchNorm ?? b.outputBatchNorm,
+    outputBatchNormAffine: opts.outputBatchNormAffine ?? b.outputBatchNormAffine,
+    activation: opts.activation ?? b.activation,
+  });
   if (!['on', 'off', 'frozen'].includes(head.outputBias)) throw invalidArg('outputBias', "'on', 'off' or 'frozen'", opts.outputBias);
+  if (!['relu', 'gelu'].includes(head.activation)) throw invalidArg('activation', "'relu' or 'gelu'", opts.activation);
   return new Projector(callNative(() => native().createProjector({ inputDim: o.inputDim, ...head })), o);
 }

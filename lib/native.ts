@@ -83,7 +83,17 @@ export interface NativeAddon {
   cpuCacheInfo(): CpuCacheInfo;
   releaseCpuCache(): void;
   createResNet(o: { depth: number; stem: string; numClasses: number; zeroInitResidual: boolean }): NativeModule;
-  createProjector(o: { inputDim: number; hiddenDims: number[]; outputDim: number; batchNorm: boolean; hiddenBias: boolean; outputBias: 'on' | 'off' | 'frozen'; outputBatchNorm: boolean }): NativeModule;
+  createProjector(o: {
+    inputDim: number;
+    hiddenDims: number[];
+    outputDim: number;
+    batchNorm: boolean;
+    hiddenBias: boolean;
+    outputBias: 'on' | 'off' | 'frozen';
+    outputBatchNorm: boolean;
+    outputBatchNormAffine: boolean;
+    activation: 'relu' | 'gelu';
+  }): NativeModule;
   createOptimizer(kind: 'lars' | 'sgd', groups: { params: NativeTensor[]; options: Record<string, unknown> }[], defaults: Record<string, unknown>): NativeOptimizer;
   computeLoss(name: string, tensors: NativeTensor[], options: Record<string, number>): Promise<{ loss: NativeTensor; terms: Record<string, number> }>;
   augmentBatch(images: NativeTensor, view: NativeView, seed: number): Promise<NativeTensor>;

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { TorchSslError } from './errors.js';
 import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
 import { PROJECTOR_PRESETS, toNativeHead, type NativeHead } from './models.js';
-import { checkLossOptions, METHOD_REGISTRY, METHODS, methodSpec, type Method } from './methods/index.js';
+import { checkLossOptions, METHOD_REGISTRY, METHODS, methodSpec, type Method, type MethodSpec } from './methods/index.js';
 
 export { METHODS, type Method };
 
@@ -27,16 +27,20 @@ export const ViewSchema = z.object({
   blur: z.object({ p: prob, sigma: z.tuple([positive, positive]).default([0.1, 2]), kernel: z.number().int().min(0).default(0) }).default({ p: 0, sigma: [0.1, 2], kernel: 0 }),
   solarize: prob.default(0),
   flip: prob.default(0.5),
+  /** Views this pipeline gives per image (solo-learn's num_crops; multi-crop: e.g. 2 crops of 32, 6 of 16). */
+  crops: z.number().int().positive().optional(),
 });
 export type ViewConfig = z.infer<typeof ViewSchema>;
 
 /** Augmentation recipes: each method's (lib/methods/*.ts: solo-learn CIFAR augmentations/*.yaml, EMP-SSL's patches). */
 export const AUGMENTATION_PRESETS: Record<string, Partial<z.input<typeof ViewSchema>>[]> = Object.fromEntries(
-  Object.values(METHOD_REGISTRY).map((m) => [m.augmentation.name, m.augmentation.views as Partial<z.input<typeof ViewSchema>>[]]),
+  Object.values(METHOD_REGISTRY as Record<string, MethodSpec>)
+    .flatMap((m) => [m.augmentation, ...(m.moreAugmentations ?? [])])
+    .map((a) => [a.name, a.views as Partial<z.input<typeof ViewSchema>>[]]),
 );
 
 /** `config.loss`: any method's options here; each method's own schema checks them (lib/methods/method.ts). */
-const LossSchema = z.record(z.string(), z.number());
+const LossSchema = z.record(z.string(), z.union([z.number(), z.boolean()]));
 
 const NormalizationSchema = z.union([z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl', 'fashion-mnist', 'mnist']), z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) })]);
 
@@ -251,7 +255,9 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
 }
 
 /** Validates a config (with an optional `preset` key) and fills every default. Errors name the field. */
-export type ResolvedTrainConfig = TrainConfig & {
+export type ResolvedTrainConfig = Omit<TrainConfig, 'loss'> & {
+  /** Every option of the method's loss, booleans as 0 / 1 (what the engine reads). */
+  loss: Record<string, number>;
   resolvedViews: ViewConfig[];
   numViews: number;
   concatViews: boolean;
@@ -293,22 +299,31 @@ export function resolveTrainConfig(input: unknown): ResolvedTrainConfig {
   const checked = checkLossOptions(spec, given);
   const merged: Record<string, number | undefined> = { ...m.loss, ...checked };
   c.loss = Object.fromEntries(Object.keys(spec.lossOptions).map((k) => [k, merged[k]!]));
+  const problem = spec.checkConfig?.({ loss: c.loss as Record<string, number>, batchSize: c.batchSize });
+  if (problem) throw new TorchSslError('ERR_CONFIG', problem, { key: 'config.loss' });
   if (c.momentum !== undefined && !spec.momentum) throw new TorchSslError('ERR_CONFIG', `config.momentum: method ${c.method} has no teacher to update (momentum applies to ${METHODS.filter((n) => methodSpec(n).momentum).join(', ')})`, { key: 'config.momentum' });
   if (spec.momentum) {
     c.momentum = { baseTau: c.momentum?.baseTau ?? spec.momentum.baseTau, finalTau: c.momentum?.finalTau ?? spec.momentum.finalTau };
     if (c.momentum.baseTau! > c.momentum.finalTau!) throw new TorchSslError('ERR_CONFIG', `config.momentum: baseTau ${c.momentum.baseTau} is above finalTau ${c.momentum.finalTau}`, { key: 'config.momentum' });
   }
   if (c.predictor !== undefined && !spec.predictor) throw new TorchSslError('ERR_CONFIG', `config.predictor: method ${c.method} has no predictor (predictors: ${METHODS.filter((n) => methodSpec(n).predictor).join(', ')})`, { key: 'config.predictor' });
-  const numViews = c.views ?? m.views;
-  if (spec.views.exactly !== undefined && numViews !== spec.views.exactly) throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly ${spec.views.exactly} views, got ${numViews}`);
   const aug = c.augmentation ?? m.augmentation;
   const partials = typeof aug === 'string' ? AUGMENTATION_PRESETS[aug]! : aug;
   if (partials.length === 0) throw new TorchSslError('ERR_CONFIG', 'config.augmentation: at least one view pipeline is needed');
-  const resolvedViews = partials.map((p, i) => {
+  const pipelines = partials.map((p, i) => {
     const r = ViewSchema.safeParse(p);
     if (!r.success) throw new TorchSslError('ERR_CONFIG', `config.augmentation[${i}]: ${r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
     return r.data;
   });
+  // Pipelines with `crops` give that many views each (multi-crop); otherwise `views` cycles through them.
+  const counted = pipelines.some((p) => p.crops !== undefined);
+  const resolvedViews = counted ? pipelines.flatMap((p) => Array.from({ length: p.crops ?? 1 }, () => p)) : pipelines;
+  if (counted && c.views !== undefined && c.views !== resolvedViews.length) {
+    throw new TorchSslError('ERR_CONFIG', `config.views: ${c.views} given, but the crops of config.augmentation add up to ${resolvedViews.length}`, { key: 'config.views' });
+  }
+  const numViews = counted ? resolvedViews.length : (c.views ?? m.views);
+  if (spec.views.exactly !== undefined && numViews !== spec.views.exactly) throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly ${spec.views.exactly} views, got ${numViews}`);
+  checkCropSizes(spec, counted ? resolvedViews : Array.from({ length: numViews }, (_, v) => resolvedViews[v % resolvedViews.length]!));
   const pp = PROJECTOR_PRESETS[(c.projector.preset ?? m.projector) as keyof typeof PROJECTOR_PRESETS];
   const projectorResolved = toNativeHead({ ...pp, hiddenDims: c.projector.hiddenDims ?? pp.hiddenDims, outputDim: c.projector.outputDim ?? pp.outputDim, batchNorm: c.projector.batchNorm ?? pp.batchNorm });
   // The predictor maps the projection back to its own width.
@@ -321,7 +336,25 @@ export function resolveTrainConfig(input: unknown): ResolvedTrainConfig {
   if (c.resume !== undefined && c.backbone.init !== undefined) {
     throw new TorchSslError('ERR_CONFIG', 'config.resume continues a run of this trainer and config.backbone.init starts a new run from a backbone: give one of them');
   }
-  return { ...c, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved, predictorResolved };
+  return { ...c, loss: c.loss as Record<string, number>, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved, predictorResolved };
+}
+
+/**
+ * Views of several sizes are multi-crop: only for methods that take it (DINO, SwAV), with the two large crops
+ * first and every other view smaller.
+ */
+function checkCropSizes(spec: MethodSpec, views: readonly ViewConfig[]): void {
+  const sizes = views.map((v) => v.size);
+  if (sizes.every((s) => s === sizes[0])) return;
+  const multi = METHODS.filter((n) => methodSpec(n).views.multiCrop);
+  if (!spec.views.multiCrop) throw new TorchSslError('ERR_CONFIG', `config.augmentation: method ${spec.name} takes views of one size, got sizes ${sizes.join(', ')} (multi-crop: ${multi.join(', ')})`, { key: 'config.augmentation' });
+  const large = sizes[0]!;
+  const bad = sizes.findIndex((s, i) => (i < 2 ? s !== large : s >= large));
+  if (bad >= 0) {
+    throw new TorchSslError('ERR_CONFIG', `config.augmentation: multi-crop needs the two large crops first and every other view smaller; view ${bad} has size ${sizes[bad]} (sizes: ${sizes.join(', ')})`, {
+      key: 'config.augmentation',
+    });
+  }
 }
 
 /** What the engine receives (native/bindings/train.cc parseConfig): every field, no defaults on that side. */

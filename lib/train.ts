@@ -12,6 +12,7 @@ import { NORMALIZATIONS } from './data/normalization.js';
 import { TorchSslError, rethrowWithStack } from './errors.js';
 import { native, preloadNative, setNumThreads, type NativeTrainResult } from './native.js';
 import { Tensor } from './tensor.js';
+import { methodSpec } from './methods/index.js';
 import { resolveTrainConfig, toNativeConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
 import { checkKeys } from './strict-keys.js';
 import { RunLogger } from './viz/run-log.js';
@@ -158,7 +159,7 @@ function headSize(h: HeadSize, input: number): { params: number; buffers: number
   return { params, buffers };
 }
 export function estimateCheckpointBytes(
-  c: Pick<TrainConfig, 'backbone' | 'momentum'> & { projectorResolved: HeadSize; predictorResolved?: HeadSize | null },
+  c: Pick<TrainConfig, 'backbone' | 'momentum' | 'method'> & { projectorResolved: HeadSize; predictorResolved?: HeadSize | null; loss?: Record<string, number> },
   numClasses: number,
 ): number {
   const b = BACKBONE_PARAMS[c.backbone.depth];
@@ -168,7 +169,8 @@ export function estimateCheckpointBytes(
   if (numClasses > 0) params += b.features * numClasses + numClasses;
   // A teacher: backbone and projector again, weights and buffers, no momentum buffers.
   const teacher = c.momentum ? b.params + proj.params + proj.buffers + b.params / 1000 : 0;
-  return Math.ceil(4 * (2 * params + proj.buffers + pred.buffers + b.params / 1000 + teacher) * 1.02);
+  const own = methodSpec(c.method).state?.(c.loss ?? {}, c.projectorResolved) ?? { params: 0, buffers: 0 };
+  return Math.ceil(4 * (2 * (params + own.params) + proj.buffers + pred.buffers + b.params / 1000 + teacher + own.buffers) * 1.02);
 }
 
 /** ERR_IO before training when the checkpoint folder's file system cannot hold one more checkpoint. */

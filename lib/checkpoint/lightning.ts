@@ -15,6 +15,7 @@ import type { TrainConfig } from '../train-config.js';
 import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './index.js';
 import { dictGet } from './pyvalue.js';
 import { loadCheckpoint } from './load.js';
+import { methodModules, methodSpec } from '../methods/index.js';
 
 /** A checkpoint event of the native trainer. */
 export interface RawCheckpoint {
@@ -131,14 +132,16 @@ export async function writeArgsJson(dir: string, args: Record<string, unknown>):
 
 /**
  * What `resume` needs from a checkpoint, checked before anything trains: written by this trainer (its
- * `torch_ssl` entry), for the same method, with the projector, the optimizer state and the parameter
+ * `torch_ssl` entry), for the same method, with its head (projector), the optimizer state and the parameter
  * names; a backbone from elsewhere belongs in `backbone.init`.
  */
 function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: string[], worldSize: number): void {
   const missing: string[] = [];
   const mark = dictGet(root as never, 'torch_ssl') as unknown;
   if (mark === undefined || mark === null) missing.push('the torch_ssl entry (written by torch-ssl train)');
-  if (!sdKeys.some((k) => k.startsWith('projector.'))) missing.push('projector weights');
+  // The method's head (projector; DINO's head): the engine then names any other module the file lacks.
+  const head = methodModules(methodSpec(c.method)).find((m) => m !== 'backbone') ?? 'projector';
+  if (!sdKeys.some((k) => k.startsWith(`${head}.`))) missing.push(`${head} weights`);
   if (!sdKeys.some((k) => k.startsWith('backbone.'))) missing.push('backbone weights under backbone.*');
   const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
   if (!opt || !(dictGet(opt as never, 'state') instanceof Map)) missing.push('the optimizer state (optimizer_states[0].state)');

@@ -123,12 +123,15 @@ function backbonePrefix(root: PyValue): string {
 export function projectorFromLayout(
   layers: HeadLayer[],
   inputDim: number,
-): { hiddenDims: number[]; outputDim: number; batchNorm: boolean; hiddenBias: boolean; outputBias: 'on' | 'off'; outputBatchNorm: boolean } | string {
+):
+  | { hiddenDims: number[]; outputDim: number; batchNorm: boolean; hiddenBias: boolean; outputBias: 'on' | 'off'; outputBatchNorm: boolean; outputBatchNormAffine: boolean }
+  | string {
   const linears = layers.filter((l) => l.type === 'Linear');
   if (linears.length === 0) return 'it has no Linear layer';
-  // A final affine-free BatchNorm1d after the output Linear (MoCo v3, SimSiam).
+  // A final BatchNorm1d after the output Linear: affine-free (MoCo v3, SimSiam) or affine (NNCLR).
   const last = layers[layers.length - 1]!;
-  const outputBatchNorm = last.type === 'BatchNorm1d' && last.affine === false;
+  const outputBatchNorm = last.type === 'BatchNorm1d';
+  const outputBatchNormAffine = outputBatchNorm && last.affine !== false;
   const body = outputBatchNorm ? layers.slice(0, -1) : layers;
   const batchNorm = body.some((l) => l.type === 'BatchNorm1d');
   const block = batchNorm ? ['Linear', 'BatchNorm1d', 'ReLU'] : ['Linear', 'ReLU'];
@@ -144,7 +147,15 @@ export function projectorFromLayout(
   if (body.some((l) => l.type === 'BatchNorm1d' && l.affine === false)) return 'it has a hidden BatchNorm1d without affine parameters';
   if (linears[0]!.inFeatures !== inputDim) return `its first Linear takes ${linears[0]!.inFeatures} features, the backbone gives ${inputDim}`;
   const out = linears[linears.length - 1]!;
-  return { hiddenDims: hidden.map((l) => l.outFeatures!), outputDim: out.outFeatures!, batchNorm, hiddenBias, outputBias: out.bias === false ? 'off' : 'on', outputBatchNorm };
+  return {
+    hiddenDims: hidden.map((l) => l.outFeatures!),
+    outputDim: out.outFeatures!,
+    batchNorm,
+    hiddenBias,
+    outputBias: out.bias === false ? 'off' : 'on',
+    outputBatchNorm,
+    outputBatchNormAffine,
+  };
 }
 
 /** True when the file starts like a .safetensors file (8-byte header length, then a JSON object). */

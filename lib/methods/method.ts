@@ -17,6 +17,8 @@ export interface LossOption {
   /** The largest value allowed (inclusive). */
   max?: number;
   exclusive?: boolean;
+  /** 'int': a whole number; 'bool': true / false in a config (0 / 1 on the wire). Default: any number. */
+  kind?: 'int' | 'bool';
   /** What the option means, for docs and error messages. */
   doc: string;
 }
@@ -31,8 +33,12 @@ export interface HeadPreset {
   hiddenBias?: boolean;
   /** The output Linear's bias: on (default), off, or present but frozen (SimSiam's projector). */
   outputBias?: 'on' | 'off' | 'frozen';
-  /** A final BatchNorm1d(affine=False) (MoCo v3 / SimSiam projectors). */
+  /** A final BatchNorm1d (MoCo v3 / SimSiam projectors: affine=False). */
   outputBatchNorm?: boolean;
+  /** That final BatchNorm1d with weight and bias (NNCLR's projector). */
+  outputBatchNormAffine?: boolean;
+  /** The activation between layers (default relu; DINO's head: gelu). */
+  activation?: 'relu' | 'gelu';
   doc: string;
 }
 
@@ -45,8 +51,9 @@ export interface MethodSpec<Name extends string = string, LossKeys extends strin
   /** `losses.<name>(…)`'s defaults when called directly (docs/losses.md); methods whose loss needs a predictor
    *  or teacher have no `losses.<name>`. */
   lossDefaults: Record<LossKeys, number>;
-  /** Views per image: `exactly` for pairwise losses, else the default number. */
-  views: { default: number; exactly?: number };
+  /** Views per image: `exactly` for pairwise losses, else the default number; `multiCrop`: views of several sizes
+   *  (the first two are the large crops), the backbone run once per size. */
+  views: { default: number; exactly?: number; multiCrop?: boolean };
   /** Forward all views in one pass (EMP-SSL's patches share BatchNorm statistics) instead of one pass per view. */
   concatViews: boolean;
   /** The projector preset of the method's name (PROJECTOR_PRESETS[name]). */
@@ -57,6 +64,15 @@ export interface MethodSpec<Name extends string = string, LossKeys extends strin
    *  on solo-learn's cosine schedule. */
   momentum?: { baseTau: number; finalTau: number };
   augmentation: { name: string; views: readonly ViewPreset[]; doc: string };
+  /** Further augmentation presets of the method's (DINO's multi-crop). */
+  moreAugmentations?: readonly { name: string; views: readonly ViewPreset[]; doc: string }[];
+  /** The state-dict modules it trains when not the default backbone, projector [, predictor] [, teacher]. */
+  modules?: readonly string[];
+  /** Floats of the method's own state for the checkpoint size estimate: `params` trainable (saved with their
+   *  momentum), `buffers` the rest (queues, a centre, the teacher's copies). */
+  state?: (loss: Record<string, number>, projector: { outputDim: number }) => { params: number; buffers: number };
+  /** A check of the resolved config beyond each option's bounds: the message of what is wrong, or undefined. */
+  checkConfig?: (c: { loss: Record<string, number>; batchSize: number }) => string | undefined;
   /** The training recipe's defaults (solo-learn's CIFAR configs; EMP-SSL / the BagSSL seed for TCR). */
   train: { lr: number; weightDecay: number; classifierLr?: number; optimizer?: 'lars' | 'sgd'; loss: Record<LossKeys, number> };
 }
@@ -67,6 +83,7 @@ export function defineMethod<const Name extends string, const LossKeys extends s
 
 /** The state-dict modules a method trains, in the order the engine registers them (solo-learn's names). */
 export function methodModules(m: MethodSpec): string[] {
+  if (m.modules) return [...m.modules];
   return ['backbone', 'projector', ...(m.predictor ? ['predictor'] : []), ...(m.momentum ? ['momentum_backbone', 'momentum_projector'] : [])];
 }
 
@@ -74,8 +91,10 @@ export function methodModules(m: MethodSpec): string[] {
 export function lossSchema(m: MethodSpec): z.ZodType<Record<string, number>> {
   const shape = Object.fromEntries(
     Object.entries(m.lossOptions).map(([k, o]) => {
+      if (o.kind === 'bool') return [k, z.union([z.boolean().transform((b) => (b ? 1 : 0)), z.literal(0), z.literal(1)]).optional()];
       let n = o.exclusive ? z.number().gt(o.min) : z.number().min(o.min);
       if (o.max !== undefined) n = n.max(o.max);
+      if (o.kind === 'int') n = n.int();
       return [k, n.optional()];
     }),
   );

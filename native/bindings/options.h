@@ -93,6 +93,10 @@ inline ProjectorOptions parseHead(Napi::Env env, const Napi::Object& h, const st
   else if (ob == "frozen") p.outputBias = ProjectorOptions::OutputBias::Frozen;
   else throwJs(env, "ERR_INVALID_ARG", where + ".outputBias: expected on, off or frozen");
   p.outputBatchNorm = requiredBool(env, h, "outputBatchNorm", w);
+  p.outputBatchNormAffine = requiredBool(env, h, "outputBatchNormAffine", w);
+  const std::string act = requiredString(env, h, "activation", w);
+  if (act == "gelu") p.gelu = true;
+  else if (act != "relu") throwJs(env, "ERR_INVALID_ARG", where + ".activation: expected relu or gelu");
   return p;
 }
 

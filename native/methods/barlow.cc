@@ -13,7 +13,10 @@ class Barlow final : public Method {
   int64_t views() const override { return 2; }
   // One process: the fused loss (hand-derived backward); one rank of a data-parallel job: the same formula with
   // the batch statistics over the gathered batch, as solo-learn computes it, through autograd.
-  losses::LossResult loss(const Outputs& o, Collective& c) const override { return c.group() ? distributed(o.z, *c.group()) : local(o.z); }
+  losses::LossResult loss(const Outputs& o, LossContext& ctx) const override {
+    Collective& c = ctx.collective;
+    return c.group() ? distributed(o.z, *c.group()) : local(o.z);
+  }
 
   losses::LossResult local(const std::vector<at::Tensor>& zs) const {
     TSSL_CHECK(zs.size() == 2, "ERR_TORCH_SHAPE", "barlow takes 2 views, got ", zs.size());

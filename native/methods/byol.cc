@@ -15,7 +15,7 @@ class BYOL final : public MomentumMethod {
   using MomentumMethod::MomentumMethod;
   const char* name() const override { return "byol"; }
   int64_t views() const override { return 2; }
-  losses::LossResult loss(const Outputs& o, Collective&) const override {
+  losses::LossResult loss(const Outputs& o, LossContext&) const override {
     TSSL_CHECK(o.p.size() == 2 && o.teacher.size() == 2, "ERR_TORCH_SHAPE", "byol takes 2 views with predictions and teacher projections");
     // solo-learn: Σ over v1 (large crops) and v2 ≠ v1 of l(P[v2], Z_momentum[v1]).
     losses::LossResult r;

@@ -9,14 +9,13 @@
 namespace tssl::methods {
 namespace {
 
-at::Tensor normalize(const at::Tensor& x) { return x / x.norm(2, {1}, true).clamp_min(1e-12).expand_as(x); }
-
 class MoCoV3 final : public MomentumMethod {
  public:
   MoCoV3(TauSchedule tau, double temperature) : MomentumMethod(tau), temperature_(temperature) {}
   const char* name() const override { return "mocov3"; }
   int64_t views() const override { return 2; }
-  losses::LossResult loss(const Outputs& o, Collective& c) const override {
+  losses::LossResult loss(const Outputs& o, LossContext& ctx) const override {
+    Collective& c = ctx.collective;
     TSSL_CHECK(o.p.size() == 2 && o.teacher.size() == 2, "ERR_TORCH_SHAPE", "mocov3 takes 2 views with predictions and teacher projections");
     losses::LossResult r;
     r.loss = infoNce(o.p[0], o.teacher[1], c) + infoNce(o.p[1], o.teacher[0], c);
@@ -28,8 +27,8 @@ class MoCoV3 final : public MomentumMethod {
  private:
   at::Tensor infoNce(const at::Tensor& query, const at::Tensor& key, Collective& c) const {
     const int64_t n = query.size(0);
-    const at::Tensor q = normalize(query);
-    const at::Tensor k = c.gatherNoGrad(normalize(key));
+    const at::Tensor q = l2normalize(query);
+    const at::Tensor k = c.gatherNoGrad(l2normalize(key));
     const at::Tensor logits = at::einsum("nc,mc->nm", {q, k}) / temperature_;
     const at::Tensor labels = at::arange(n, at::TensorOptions().dtype(at::kLong).device(q.device())) + n * c.rank();
     return at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100) * (2 * temperature_);

@@ -10,7 +10,7 @@ MethodModel::MethodModel(const ModelSpec& s) {
   backbone = register_module("backbone", ResNet(s.backbone));
   ProjectorOptions p = s.projector;
   p.inputDim = backbone->featureDim();
-  projector = register_module("projector", makeProjector(p));
+  if (s.heads.projector) projector = register_module("projector", makeProjector(p));
   if (s.heads.predictor) {
     ProjectorOptions q = s.predictor;
     q.inputDim = p.outputDim;
@@ -21,14 +21,21 @@ MethodModel::MethodModel(const ModelSpec& s) {
   if (s.numClasses > 0) classifier = register_module("classifier", torch::nn::Linear(backbone->featureDim(), s.numClasses));
   if (s.heads.teacher) {
     momentumBackbone = register_module("momentum_backbone", ResNet(s.backbone));
-    momentumProjector = register_module("momentum_projector", makeProjector(p));
-    at::NoGradGuard g;
-    for (auto& [t, o] : momentumPairs()) {
-      t.copy_(o);
-      t.set_requires_grad(false);
+    pairs_.emplace_back("momentum_backbone", "backbone");
+    if (s.heads.projector) {
+      momentumProjector = register_module("momentum_projector", makeProjector(p));
+      pairs_.emplace_back("momentum_projector", "projector");
     }
-    // The teacher's BatchNorm buffers start as the student's too (both fresh: zeros / ones).
   }
+}
+
+void MethodModel::startTeacher() {
+  at::NoGradGuard g;
+  for (auto& [t, o] : momentumPairs()) {
+    t.copy_(o);
+    t.set_requires_grad(false);
+  }
+  // The teacher's BatchNorm buffers start as the student's too (both fresh: zeros / ones).
 }
 
 std::vector<at::Tensor> trainableParameters(torch::nn::Module& m) {
@@ -40,15 +47,23 @@ std::vector<at::Tensor> trainableParameters(torch::nn::Module& m) {
 
 std::vector<std::pair<at::Tensor, at::Tensor>> MethodModel::momentumPairs() {
   std::vector<std::pair<at::Tensor, at::Tensor>> out;
-  if (!hasTeacher()) return out;
-  auto add = [&](torch::nn::Module& teacher, torch::nn::Module& student) {
-    auto t = teacher.parameters(), s = student.parameters();
-    TSSL_CHECK(t.size() == s.size(), "ERR_TORCH_SHAPE", "teacher and student differ in parameter count");
+  const auto children = named_children();
+  for (const auto& [teacher, student] : pairs_) {
+    auto t = children[teacher]->parameters(), s = children[student]->parameters();
+    TSSL_CHECK(t.size() == s.size(), "ERR_TORCH_SHAPE", teacher, " and ", student, " differ in parameter count");
     for (size_t i = 0; i < t.size(); ++i) out.emplace_back(t[i], s[i]);
-  };
-  add(*momentumBackbone, *backbone);
-  add(*momentumProjector, *projector);
+  }
   return out;
+}
+
+at::Tensor MethodModel::buffer(const std::string& name) const {
+  for (const auto& kv : named_buffers(false))
+    if (kv.key() == name) return kv.value();
+  missing("buffer", name);
+}
+
+void MethodModel::missing(const char* what, const std::string& name) {
+  throw Error("ERR_TORCH_SHAPE", std::string("the model has no ") + what + " " + name);
 }
 
 std::vector<std::string> MethodModel::modules() const {

@@ -2,6 +2,8 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <cmath>
+
 #include "common/error.h"
 #include "distributed/autograd.h"
 #include "methods/method.h"
@@ -22,6 +24,9 @@ constexpr Entry kMethods[] = {
     {"byol", makeBYOL},
     {"mocov3", makeMoCoV3},
     {"simsiam", makeSimSiam},
+    {"dino", makeDINO},
+    {"swav", makeSwAV},
+    {"nnclr", makeNNCLR},
 };
 }  // namespace
 
@@ -31,6 +36,18 @@ double OptionReader::take(const char* key) {
   const double v = it->second;
   options_.erase(it);
   return v;
+}
+
+int64_t OptionReader::takeInt(const char* key, int64_t min) {
+  const double v = take(key);
+  TSSL_CHECK(v == std::floor(v) && v >= double(min), "ERR_CONFIG", "method ", method_, ": ", key, " must be an integer >= ", min, ", got ", v);
+  return int64_t(v);
+}
+
+bool OptionReader::takeBool(const char* key) {
+  const double v = take(key);
+  TSSL_CHECK(v == 0 || v == 1, "ERR_CONFIG", "method ", method_, ": ", key, " must be true or false, got ", v);
+  return v == 1;
 }
 
 void OptionReader::finish() const {
@@ -60,7 +77,8 @@ at::Tensor GroupCollective::gatherNoGrad(const at::Tensor& x) {
 }
 
 std::vector<ParamGroup> Method::paramGroups(MethodModel& m) const {
-  std::vector<ParamGroup> g{{"backbone", trainableParameters(*m.backbone)}, {"projector", trainableParameters(*m.projector)}};
+  std::vector<ParamGroup> g{{"backbone", trainableParameters(*m.backbone)}};
+  if (!m.projector.is_empty()) g.push_back({"projector", trainableParameters(*m.projector)});
   if (!m.predictor.is_empty()) g.push_back({"predictor", trainableParameters(*m.predictor)});
   return g;
 }
@@ -89,12 +107,34 @@ Outputs Method::forward(MethodModel& m, const std::vector<at::Tensor>& views, bo
 }
 
 losses::LossResult lossOnProjections(const Method& m, const std::vector<at::Tensor>& zs) {
-  TSSL_CHECK(!m.heads().predictor && !m.heads().teacher, "ERR_INVALID_ARG", "method ", m.name(),
-             ": its loss needs predictions and/or teacher projections, not projections alone; train it with train()");
+  TSSL_CHECK(m.projectionsOnly(), "ERR_INVALID_ARG", "method ", m.name(),
+             ": its loss needs more than projections (predictions, a teacher, prototypes or a queue); train it with train()");
   Outputs o;
   o.z = zs;
   LocalCollective local;
-  return m.loss(o, local);
+  LossContext ctx{local};
+  return m.loss(o, ctx);
+}
+
+at::Tensor l2normalize(const at::Tensor& x) { return x / x.norm(2, {1}, true).clamp_min(1e-12).expand_as(x); }
+
+int64_t largeCrops(const std::vector<at::Tensor>& views) {
+  int64_t n = 0;
+  while (n < int64_t(views.size()) && views[size_t(n)].sizes() == views[0].sizes()) ++n;
+  return n;
+}
+
+std::vector<at::Tensor> backboneByResolution(ResNet& backbone, const std::vector<at::Tensor>& views) {
+  std::vector<at::Tensor> out;
+  for (size_t start = 0; start < views.size();) {
+    size_t end = start + 1;
+    while (end < views.size() && views[end].sizes() == views[start].sizes()) ++end;
+    std::vector<at::Tensor> group(views.begin() + int64_t(start), views.begin() + int64_t(end));
+    at::Tensor f = backbone->forward(group.size() == 1 ? group[0] : at::cat(group, 0));
+    for (auto& part : f.chunk(int64_t(group.size()), 0)) out.push_back(part);
+    start = end;
+  }
+  return out;
 }
 
 at::Tensor stackViews(const std::vector<at::Tensor>& zs) {

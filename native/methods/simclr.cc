@@ -12,7 +12,10 @@ class SimCLR final : public Method {
   int64_t views() const override { return 0; }
   // One process: the fused loss (hand-derived backward); one rank of a data-parallel job: the same formula with
   // the batch statistics over the gathered batch, as solo-learn computes it, through autograd.
-  losses::LossResult loss(const Outputs& o, Collective& c) const override { return c.group() ? distributed(o.z, *c.group()) : local(o.z); }
+  losses::LossResult loss(const Outputs& o, LossContext& ctx) const override {
+    Collective& c = ctx.collective;
+    return c.group() ? distributed(o.z, *c.group()) : local(o.z);
+  }
 
   losses::LossResult local(const std::vector<at::Tensor>& zs) const { return losses::simclr(stackViews(zs), o_); }
   // solo-learn across processes: the local anchors (all views) against the gathered candidates of every rank;

@@ -21,7 +21,7 @@ class SimSiam final : public Method {
       if (group.name == "predictor") group.staticLr = true;
     return g;
   }
-  losses::LossResult loss(const Outputs& o, Collective&) const override {
+  losses::LossResult loss(const Outputs& o, LossContext&) const override {
     TSSL_CHECK(o.p.size() == 2 && o.z.size() == 2, "ERR_TORCH_SHAPE", "simsiam takes 2 views with projections and predictions");
     losses::LossResult r;
     r.loss = negCos(o.p[0], o.z[1]) / 2 + negCos(o.p[1], o.z[0]) / 2;

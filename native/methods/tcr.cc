@@ -12,7 +12,10 @@ class TCR final : public Method {
   int64_t views() const override { return 0; }
   // One process: the fused loss (hand-derived backward); one rank of a data-parallel job: the same formula with
   // the batch statistics over the gathered batch, as solo-learn computes it, through autograd.
-  losses::LossResult loss(const Outputs& o, Collective& c) const override { return c.group() ? distributed(o.z, *c.group()) : local(o.z); }
+  losses::LossResult loss(const Outputs& o, LossContext& ctx) const override {
+    Collective& c = ctx.collective;
+    return c.group() ? distributed(o.z, *c.group()) : local(o.z);
+  }
 
   losses::LossResult local(const std::vector<at::Tensor>& zs) const { return losses::tcr(stackViews(zs), o_); }
   // Across processes: each view's coding rate over the gathered batch (the rate is a statistic of the whole

@@ -18,7 +18,9 @@ struct ProjectorOptions {
   bool hiddenBias = true;  // the hidden Linears' bias (MoCo v3 / SimSiam: none, a BN follows)
   /// The output Linear's bias: on, off, or present but frozen (requires_grad false: SimSiam's projector).
   enum class OutputBias { On, Off, Frozen } outputBias = OutputBias::On;
-  bool outputBatchNorm = false;  // a final BatchNorm1d(affine=False) (MoCo v3 / SimSiam projectors)
+  bool outputBatchNorm = false;  // a final BatchNorm1d (MoCo v3 / SimSiam projectors: affine=False)
+  bool outputBatchNormAffine = false;  // that BatchNorm1d with weight and bias (NNCLR's projector)
+  bool gelu = false;                   // GELU instead of ReLU between the layers (DINO's head)
 };
 
 torch::nn::Sequential makeProjector(const ProjectorOptions& options);

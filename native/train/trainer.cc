@@ -289,7 +289,7 @@ struct StepOutcome {
 StepOutcome trainStep(MethodModel& model, const methods::Method& method, const Batch& b, const TrainConfig& c,
                       const at::Device& dev, optim::LARS& opt, GradScaler& scaler, methods::Collective& collective,
                       dist::GradReducer* reducer, BatchNormOverride* syncBatchNorm, const std::vector<at::Tensor>& trainable,
-                      int64_t totalSteps) {
+                      const methods::StepInfo& info) {
   for (auto& p : trainable) p.mutable_grad() = at::Tensor();
   methods::Outputs o;
   at::Tensor logits;
@@ -310,7 +310,8 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
   at::Tensor total;
   {
     RECORD_USER_SCOPE(kPhaseLoss);
-    out.ssl = method.loss(o, collective);
+    methods::LossContext ctx{collective, &model, info};
+    out.ssl = method.loss(o, ctx);
     total = out.ssl.loss;
     if (model.classifier) {
       at::Tensor target = b.labels.repeat({c.concatViews ? c.numViews : int64_t(o.feats.size())});
@@ -328,9 +329,10 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
   {
     RECORD_USER_SCOPE(kPhaseOptimizer);
     out.finiteGrads = scaler.unscale(trainable);
+    method.afterBackward(model, info);  // clipping, frozen layers (on unscaled gradients)
     if (out.finiteGrads) opt.step();  // else GradScaler: inf/NaN gradients skip the update and back the scale off
     scaler.update(!out.finiteGrads);
-    method.afterStep(model, b.globalStep, totalSteps);  // solo-learn's on_train_batch_end: the teacher's EMA
+    method.afterStep(model, info.step, info.totalSteps);  // solo-learn's on_train_batch_end: the teacher's EMA
   }
   out.loss = out.ssl.loss.item<double>();
   return out;
@@ -417,6 +419,9 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   else collective = std::make_unique<methods::LocalCollective>();
   const int64_t world = group ? group->size() : 1;
   const std::unique_ptr<methods::Method> method = methods::makeMethod(c.method, c.lossOptions);  // resolved once
+  for (const auto& v : c.views)
+    TSSL_CHECK(v.size == c.views[0].size || method->multiCrop(), "ERR_CONFIG", "method ", c.method, " takes views of one size (",
+               c.views[0].size, " and ", v.size, " given); multi-crop is for dino and swav");
   const bool hasLabels = d.labels.defined() && c.numClasses > 0;
   GradScaler scaler(c.scaler, c.gradScaler.value_or(c.precision == Precision::F16Mixed));
   int64_t skippedSteps = 0, consecutiveNonFinite = 0;
@@ -430,7 +435,10 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
              spec.heads.predictor ? " needs a predictor (config.predictor)" : " has no predictor, but config.predictor is set");
   if (c.predictor) spec.predictor = *c.predictor;
   spec.numClasses = hasLabels ? c.numClasses : 0;
+  spec.worldSize = world;
   auto model = std::make_shared<MethodModel>(spec);
+  method->addModules(*model, spec);
+  model->startTeacher();
   model->to(dev);
   if (c.channelsLast) {
     at::NoGradGuard g;
@@ -537,7 +545,8 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       auto ts = Clock::now();
       const int64_t s = b.globalStep, epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
       groups.setLr(s, warmupSteps, double(totalSteps), c);
-      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, *collective, reducer.get(), syncBatchNorm.get(), trainable, totalSteps);
+      methods::StepInfo info{s, totalSteps, epoch, c.epochs, b.labels};
+      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, *collective, reducer.get(), syncBatchNorm.get(), trainable, info);
       if (!out.finiteGrads) ++skippedSteps;
       // With a grad scaler a non-finite loss is one more skipped step (as under Lightning); without one,
       // or when it persists, the run stops with the step named.
