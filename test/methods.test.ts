@@ -14,7 +14,7 @@ const z = (n: number, d: number, seed: number) => Tensor.from(Float32Array.from(
 
 describe('method registry', () => {
   it('derives the training defaults, presets and loss defaults from each method file', () => {
-    expect(METHODS).toEqual(['vicreg', 'simclr', 'tcr', 'barlow', 'byol', 'mocov3', 'simsiam']);
+    expect(METHODS).toEqual(['vicreg', 'simclr', 'tcr', 'barlow', 'byol', 'mocov3', 'simsiam', 'dino', 'swav', 'nnclr']);
     for (const name of METHODS) {
       const m = METHOD_REGISTRY[name];
       expect(METHOD_DEFAULTS[name]).toMatchObject({ lr: m.train.lr, weightDecay: m.train.weightDecay, views: m.views.default, concatViews: m.concatViews, loss: m.train.loss });
@@ -48,9 +48,10 @@ describe('method registry', () => {
     };
     expect(code(() => native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25 }))).toContain('ERR_CONFIG: method vicreg: option covWeight is missing');
     expect(code(() => native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25, covWeight: 1, temperature: 0.1 }))).toBe('ERR_CONFIG: method vicreg has no option temperature');
-    expect(() => native().computeLoss('swav', [a.handle, b.handle], {})).toThrow(/unknown method swav \(known: vicreg, simclr, tcr, barlow, byol, mocov3, simsiam\)/);
-    // A method whose loss needs predictions and a teacher has no loss on projections alone.
-    await expect(native().computeLoss('byol', [a.handle, b.handle], { baseTau: 0.99, finalTau: 1 })).rejects.toThrow(/method byol: its loss needs predictions/);
+    expect(() => native().computeLoss('deepclusterv2', [a.handle, b.handle], {})).toThrow(/unknown method deepclusterv2 \(known: vicreg, simclr, tcr, barlow, byol, mocov3, simsiam, dino, swav, nnclr\)/);
+    // A method whose loss needs predictions, a teacher, prototypes or a queue has no loss on projections alone.
+    await expect(native().computeLoss('byol', [a.handle, b.handle], { baseTau: 0.99, finalTau: 1 })).rejects.toThrow(/method byol: its loss needs more than projections/);
+    await expect(native().computeLoss('nnclr', [a.handle, b.handle], { temperature: 0.2, queueSize: 64 })).rejects.toThrow(/method nnclr: its loss needs more than projections/);
     const r = await native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25, covWeight: 1 });
     expect(Object.keys(r.terms)).toEqual(['sim', 'var', 'cov']);
     new Tensor(r.loss).dispose();

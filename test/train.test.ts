@@ -129,7 +129,7 @@ describe('train()', () => {
     expect(c.batchSize).toBe(1024);
     expect(c.loss.lambda).toBe(30);
     expect(c.numViews).toBe(20);
-    expect(c.projectorResolved).toEqual({ hiddenDims: [4096], outputDim: 128, batchNorm: true, hiddenBias: true, outputBias: 'on', outputBatchNorm: false });
+    expect(c.projectorResolved).toEqual({ hiddenDims: [4096], outputDim: 128, batchNorm: true, hiddenBias: true, outputBias: 'on', outputBatchNorm: false, outputBatchNormAffine: false, activation: 'relu' });
     await expect(train({ method: 'vicreg', data: { train: join(work, 'missing.npy') }, checkpoint: { dir: join(work, 'm') } })).rejects.toMatchObject({ code: expect.stringMatching(/ERR_(IO|DATA_FORMAT)/) });
     await expect(train(tiny(join(work, 'big'), { batchSize: 64 }))).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
