@@ -5,7 +5,7 @@
 // backbone's pooled features on the same held-out test subset; the table and two plots (kNN vs epoch, kNN vs
 // wall time) go to docs/ (or --out).
 //
-//   node bench/learning.mjs [--recipe configs/learning-bench.yaml] [--epochs N] [--methods vicreg,simclr,tcr,byol,mocov3,simsiam] [--seeds 1] [--first-seed 5]
+//   node bench/learning.mjs [--recipe configs/learning-bench.yaml] [--epochs N] [--methods vicreg,simclr,tcr,byol,mocov3,simsiam,dino,swav,nnclr] [--seeds 1] [--first-seed 5]
 //                           [--train-count N] [--test-count N] [--views-tcr 20] [--sides torch-ssl,pytorch] [--out docs]
 //
 // The recipe is configs/learning-bench.yaml's (or --recipe's): same model, augmentation, batch, optimizer and schedule;
@@ -88,6 +88,11 @@ function recipe(method, seed) {
     data: { train: trainPath, val: testPath, normalization: 'fashion-mnist' },
     ...(method === 'tcr'
       ? { views: tcrViews, augmentation: [{ ...view, scale: [0.25, 0.25], ratio: [1, 1], interpolation: 'bilinear' }], scheduler: { ...base.scheduler, warmupEpochs: 0 } }
+      : {}),
+    // DINO and SwAV: multi-crop, the recipe's view as 2 large crops and 4 small crops of half the side (together
+    // the compute of one more large crop).
+    ...(method === 'dino' || method === 'swav'
+      ? { augmentation: [{ ...view, crops: 2 }, { ...view, size: Math.round((view.size ?? 32) / 2), scale: [0.2, 0.5], crops: 4 }] }
       : {}),
     // TCR's epochs see `tcrViews` views per image: as many as keep the compute equal to the 2-view methods'.
     epochs: method === 'tcr' ? Math.max(1, Math.round((epochs * 2) / tcrViews)) : epochs,

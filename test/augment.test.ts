@@ -27,6 +27,9 @@ async function expectMatches(name: string, actual: Float32Array, tol = 1e-5) {
 describe('batched augmentation ops equal torchvision.transforms.functional (same parameters, real photos)', () => {
   it('resized_crop, bilinear', async () => expectMatches('resizedCrop_bilinear', await op('resizedCrop', { boxes: params.boxes, size: 32, interpolation: 'bilinear' })));
   it('resized_crop, bicubic (saturated to [0, 1])', async () => expectMatches('resizedCrop_bicubic', await op('resizedCrop', { boxes: params.boxes, size: 32, interpolation: 'bicubic' })));
+  for (const size of [16, 8]) {
+    it(`resized_crop, bicubic, to a multi-crop small crop of ${size}`, async () => expectMatches(`resizedCrop_bicubic_${size}`, await op('resizedCrop', { boxes: params.boxes, size, interpolation: 'bicubic' })));
+  }
   it('adjust_brightness per image', async () => expectMatches('brightness', await op('brightness', { factors: params.brightness })));
   it('adjust_contrast per image', async () => expectMatches('contrast', await op('contrast', { factors: params.contrast })));
   it('adjust_saturation per image', async () => expectMatches('saturation', await op('saturation', { factors: params.saturation })));

@@ -101,21 +101,49 @@ backbone.maxpool = nn.Identity()
 
 
 def head(h, inp):
-    """A head as solo-learn builds it: Linear [BN] ReLU blocks, a Linear [and a BatchNorm1d(affine=False)]."""
+    """A head as solo-learn builds it: Linear [BN] ReLU (GELU) blocks, a Linear [and a final BatchNorm1d]."""
     layers, prev = [], inp
+    act = nn.GELU if h.get("activation") == "gelu" else nn.ReLU
     for d in h["hiddenDims"]:
-        layers += [nn.Linear(prev, d, bias=h.get("hiddenBias", True))] + ([nn.BatchNorm1d(d)] if h["batchNorm"] else []) + [nn.ReLU()]
+        layers += [nn.Linear(prev, d, bias=h.get("hiddenBias", True))] + ([nn.BatchNorm1d(d)] if h["batchNorm"] else []) + [act()]
         prev = d
     out = nn.Linear(prev, h["outputDim"], bias=h.get("outputBias", "on") != "off")
     if h.get("outputBias") == "frozen":
         out.bias.requires_grad = False  # SimSiam
     layers.append(out)
     if h.get("outputBatchNorm"):
-        layers.append(nn.BatchNorm1d(h["outputDim"], affine=False))
+        layers.append(nn.BatchNorm1d(h["outputDim"], affine=h.get("outputBatchNormAffine", False)))
     return nn.Sequential(*layers)
 
 
+M, L = r["method"], r["loss"]
 projector = head(r["projector"], feat_dim)
+prototypes = None
+if M in ("dino", "swav", "nnclr"):
+    # solo-learn's DINOHead / DINOLoss, SinkhornKnopp / swav_loss_func, nnclr_loss_func, and the multi-crop
+    # forward by resolution, as the fixture writes them (scripts/fixtures/prototypes.py).
+    from prototypes import DINOHead, DINOLoss, SinkhornKnopp, by_resolution, nnclr_loss_func, swav_loss_func  # noqa: E402
+
+
+def dino_head():
+    hd = r["projector"]["hiddenDims"]
+    assert len(set(hd)) == 1, "DINOHead has one hidden width"
+    return DINOHead(feat_dim, int(L["numPrototypes"]), hd[0], r["projector"]["outputDim"], bool(L["normLastLayer"]), len(hd) + 1)
+
+
+if M == "dino":
+    projector = dino_head()  # the student's head; the teacher's is another, initialised as a copy below
+    dino_loss = DINOLoss(int(L["numPrototypes"]), L["warmupTeacherTemperature"], L["teacherTemperature"], int(L["warmupTeacherTemperatureEpochs"]),
+                         r["epochs"], L["studentTemperature"], L["centerMomentum"])
+if M == "swav":
+    prototypes = nn.utils.weight_norm(nn.Linear(r["projector"]["outputDim"], int(L["numPrototypes"]), bias=False))
+    prototypes.weight_g.data.fill_(1)
+    prototypes.weight_g.requires_grad = False
+    sk = SinkhornKnopp(int(L["sinkhornIterations"]), L["sinkhornEpsilon"], 1)
+    swav_queue = torch.zeros(2, int(L["queueSize"]), r["projector"]["outputDim"]) if L["queueSize"] > 0 else None
+if M == "nnclr":
+    nn_queue = F.normalize(torch.randn(int(L["queueSize"]), r["projector"]["outputDim"]), dim=1)
+    nn_ptr = 0
 predictor = head(r["predictor"], r["projector"]["outputDim"]) if r.get("predictor") else None
 num_classes = int(train_y.max()) + 1
 classifier = nn.Linear(feat_dim, num_classes)
@@ -123,7 +151,11 @@ backbone = backbone.to(memory_format=mem)
 # BYOL / MoCo v3: a teacher (solo-learn's BaseMomentumMethod: copies with requires_grad False, EMA after each step).
 momentum = r.get("momentum")
 if momentum:
-    momentum_backbone, momentum_projector = copy.deepcopy(backbone), copy.deepcopy(projector)
+    momentum_backbone = copy.deepcopy(backbone)
+    momentum_projector = dino_head() if M == "dino" else copy.deepcopy(projector)  # weight_norm modules do not deepcopy
+    with torch.no_grad():
+        for t_, s_ in zip(momentum_projector.parameters(), projector.parameters()):
+            t_.copy_(s_)
     for p_ in list(momentum_backbone.parameters()) + list(momentum_projector.parameters()):
         p_.requires_grad = False
 
@@ -135,6 +167,8 @@ trainable = lambda m: [p_ for p_ in m.parameters() if p_.requires_grad]  # noqa:
 groups = [{"params": trainable(backbone)}, {"params": trainable(projector)}]
 if predictor is not None:
     groups.append({"params": trainable(predictor)})
+if prototypes is not None:
+    groups.append({"params": trainable(prototypes)})
 static_group = len(groups) - 1 if r["method"] == "simsiam" else None  # solo-learn: SimSiam's predictor at a fixed lr
 groups.append({"params": classifier.parameters(), "lr": o["classifierLr"], "weight_decay": 0})
 if o.get("name") == "sgd":
@@ -212,23 +246,69 @@ for epoch in range(1, r["epochs"] + 1):
     losses = []
     for xs, y in loader:
         xs = [x.contiguous(memory_format=mem) for x in xs]
-        if r["concatViews"]:
+        n = xs[0].size(0)
+        if M in ("dino", "swav"):
+            # Multi-crop: the backbone once per resolution, the head once over all crops; the classifier on the large crops.
+            f_all = by_resolution(backbone, xs)
+            feats = list(f_all.split(n))[:2]
+            if M == "dino":
+                with torch.no_grad():
+                    pm = momentum_projector(by_resolution(momentum_backbone, xs[:2]))
+                dino_loss.epoch = epoch - 1
+                loss = dino_loss(projector(f_all), pm, len(xs), 2)
+            else:
+                z = F.normalize(projector(f_all))
+                zs, ps = list(z.split(n)), list(prototypes(z).split(n))
+                with torch.no_grad():
+                    use_queue = swav_queue is not None and epoch - 1 >= L["queueStartEpoch"]
+                    assignments = [sk(torch.cat((ps[i], prototypes(swav_queue[i]))) if use_queue else ps[i])[:n] for i in range(2)]
+                loss = swav_loss_func(ps, assignments, L["temperature"])
+                if swav_queue is not None:
+                    zq = torch.stack(zs[:2]).detach()
+                    swav_queue[:, n:] = swav_queue[:, :-n].clone()
+                    swav_queue[:, :n] = zq
+        elif M == "nnclr":
+            feats = [backbone(x) for x in xs]
+            z1, z2 = [projector(f) for f in feats]
+            p1, p2 = predictor(z1), predictor(z2)
+            z1, z2 = F.normalize(z1, dim=-1), F.normalize(z2, dim=-1)
+            with torch.no_grad():
+                nn1, nn2 = nn_queue[(z1 @ nn_queue.T).max(dim=1)[1]], nn_queue[(z2 @ nn_queue.T).max(dim=1)[1]]
+            loss = nnclr_loss_func(nn1, p2, L["temperature"]) / 2 + nnclr_loss_func(nn2, p1, L["temperature"]) / 2
+            with torch.no_grad():
+                nn_queue[nn_ptr:nn_ptr + n] = z1
+                nn_ptr = (nn_ptr + n) % len(nn_queue)
+        elif r["concatViews"]:
             f = backbone(torch.cat(xs))
             feats = [f]
             zs = list(projector(f).chunk(len(xs)))
         else:
             feats = [backbone(x) for x in xs]
             zs = [projector(f) for f in feats]
-        ps = [predictor(z) for z in zs] if predictor is not None else None
-        ks = None
-        if momentum:
-            with torch.no_grad():
-                ks = [momentum_projector(momentum_backbone(x)) for x in xs]
-        loss = ssl_loss(zs, ps, ks)
+        if M not in ("dino", "swav", "nnclr"):
+            ps = [predictor(z) for z in zs] if predictor is not None else None
+            ks = None
+            if momentum:
+                with torch.no_grad():
+                    ks = [momentum_projector(momentum_backbone(x)) for x in xs]
+            loss = ssl_loss(zs, ps, ks)
         logits = classifier(torch.cat(feats).detach())
-        total = loss + F.cross_entropy(logits, y.repeat(len(xs)))
+        total = loss + F.cross_entropy(logits, y.repeat(logits.size(0) // y.size(0)))
         opt.zero_grad(set_to_none=True)
         total.backward()
+        if M == "dino":  # solo-learn's on_after_backward: clipping, the last layer frozen early on
+            if L["clipGrad"]:
+                for p_ in backbone.parameters():
+                    if p_.grad is not None:
+                        c_ = L["clipGrad"] / (p_.grad.data.norm(2) + 1e-6)
+                        if c_ < 1:
+                            p_.grad.data.mul_(c_)
+            if epoch - 1 < L["freezeLastLayerEpochs"]:
+                for p_ in projector.last_layer.parameters():
+                    p_.grad = None
+        if M == "swav" and epoch - 1 < L["freezePrototypesEpochs"]:
+            for p_ in prototypes.parameters():
+                p_.grad = None
         opt.step()
         if momentum:  # solo-learn's MomentumUpdater with tau(step)
             tau = momentum["finalTau"] - (momentum["finalTau"] - momentum["baseTau"]) * (math.cos(math.pi * step / total_steps) + 1) / 2
