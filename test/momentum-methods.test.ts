@@ -16,6 +16,7 @@ import { resolveTrainConfig } from '../lib/train-config.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
 import { stateDictFloats } from './helpers/checkpoints.js';
 import { expectError } from './helpers/errors.js';
+import { expectLossesMatch, relDev } from './helpers/training.js';
 
 const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
 const work = mkdtempSync(join(tmpdir(), 'tssl-momentum-'));
@@ -61,20 +62,6 @@ function config(method: Name, dir: string, extra: Record<string, unknown> = {}):
     threads: 1,
     ...extra,
   };
-}
-
-const relDev = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-3);
-
-/** Float32 training here is chaotic after a few steps (PyTorch's own 2-thread run leaves its 1-thread run by up to
- *  ~2 % in loss by step 4): the first steps agree to rounding, later ones within twice PyTorch's own drift. */
-function expectLossesMatch(ours: number[], t1: number[], t2: number[], exactSteps: number) {
-  expect(ours).toHaveLength(t1.length);
-  for (let i = 0; i < exactSteps; i++) expect(relDev(ours[i]!, t1[i]!), `step ${i}: ${ours[i]} vs ${t1[i]}`).toBeLessThan(2e-5);
-  let drift = 0;
-  for (let i = exactSteps; i < t1.length; i++) {
-    drift = Math.max(drift, relDev(t2[i]!, t1[i]!));
-    expect(relDev(ours[i]!, t1[i]!), `step ${i}: ${ours[i]} vs ${t1[i]} (PyTorch t2: ${t2[i]})`).toBeLessThanOrEqual(Math.max(2e-4, 2 * drift));
-  }
 }
 
 /** Every parameter's update (final − initial) against PyTorch t1's, relative to its largest entry; the worst

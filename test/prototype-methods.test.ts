@@ -18,6 +18,7 @@ import { resolveTrainConfig } from '../lib/train-config.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
 import { stateDictFloats } from './helpers/checkpoints.js';
 import { expectError } from './helpers/errors.js';
+import { expectLossesMatch, relDev } from './helpers/training.js';
 
 const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
 const work = mkdtempSync(join(tmpdir(), 'tssl-prototypes-'));
@@ -111,19 +112,6 @@ function config(method: Name, dir: string, extra: Record<string, unknown> = {}, 
   };
 }
 
-const relDev = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-3);
-
-/** The first steps agree to rounding; later ones within three times PyTorch's own 2-thread-vs-1-thread drift. */
-function expectLossesMatch(ours: number[], t1: number[], t2: number[], exactSteps: number) {
-  expect(ours).toHaveLength(t1.length);
-  for (let i = 0; i < exactSteps; i++) expect(relDev(ours[i]!, t1[i]!), `step ${i}: ${ours[i]} vs ${t1[i]}`).toBeLessThan(2e-5);
-  let drift = 0;
-  for (let i = exactSteps; i < t1.length; i++) {
-    drift = Math.max(drift, relDev(t2[i]!, t1[i]!));
-    expect(relDev(ours[i]!, t1[i]!), `step ${i}: ${ours[i]} vs ${t1[i]} (PyTorch t2: ${t2[i]})`).toBeLessThanOrEqual(Math.max(2e-4, 3 * drift)); // SwAV: exp(score / 0.05) amplifies float drift (LibTorch 2.6: 2.6× at step 4)
-  }
-}
-
 /** Float state the method's buffers hold (long buffers — NNCLR's labels and pointer — are checked apart). */
 const floatBuffers = (method: Name) => meta().buffers[method].filter((b) => !b.endsWith('queue_y') && !b.endsWith('queue_ptr') && !b.includes('running_'));
 
@@ -172,7 +160,7 @@ describe('DINO, SwAV, NNCLR equal solo-learn-style PyTorch references (one proce
       expect(r.globalStep).toBe(8);
       const t1 = fixtureJson<number[]>('prototypes', `single-t1-${method}-losses.json`);
       const t2 = fixtureJson<number[]>('prototypes', `single-t2-${method}-losses.json`);
-      expectLossesMatch(steps.map((e) => e.loss), t1, t2, 2);
+      expectLossesMatch(steps.map((e) => e.loss), t1, t2, 2, 3); // SwAV: exp(score / 0.05) amplifies float drift (LibTorch 2.6: 2.6× at step 4)
       await expectStateMatches(r.checkpoint, method, 'single');
       const one = await train(config(method, join(work, `single1-${method}`), { maxSteps: 1 }));
       await expectStateMatches(one.checkpoint, method, 'single1', 1e-4);
@@ -224,7 +212,7 @@ describe('data-parallel DINO (centre all-reduced) and SwAV (Sinkhorn across rank
       const ours = rows.map((x) => x.split(',')).filter((f) => f[stepMs] !== '' && f[loss] !== '').map((f) => Number(f[loss]));
       const t1 = fixtureJson<number[]>('prototypes', `ddp-t1-${method}-losses-rank0.json`);
       const t2 = fixtureJson<number[]>('prototypes', `ddp-t2-${method}-losses-rank0.json`);
-      expectLossesMatch(ours, t1, t2, 2);
+      expectLossesMatch(ours, t1, t2, 2, 3);
       return expectStateMatches(result.checkpoint, method, 'ddp', 3e-3, fixturePath('prototypes', `init-${method}-ddp.ckpt`));
     });
   }
@@ -267,7 +255,7 @@ describe('DINO, SwAV, NNCLR: checkpoints and loading', () => {
     const f = await readTorchFile(runs.get('nnclr')!.checkpoint);
     try {
       const sd = tensorMap((f.root as Map<string, unknown>).get('state_dict') as never)!;
-      expect(Number((await sd.get('queue_ptr')!.read())[0])).toBe((8 * meta().batch) % meta().nnclr.queueSize);
+      expect(Number((await sd.get('queue_ptr')!.read())[0])).toBe((8 * meta().batch) % meta().nnclr.queueSize!);
       expect([...(await sd.get('queue_y')!.read())].every((v) => Number(v) === -1)).toBe(true); // no labels in this run
     } finally {
       await f.close();

@@ -12,6 +12,19 @@ export const DINO_MULTICROP_CIFAR = [
   { size: 16, scale: [0.05, 0.4], crops: 6 },
 ];
 
+/** The loss options' defaults (solo-learn's CIFAR config), for `losses` and the training recipe alike. */
+const DEFAULTS = {
+    numPrototypes: 4096,
+    normLastLayer: 1,
+    studentTemperature: 0.1,
+    teacherTemperature: 0.07,
+    warmupTeacherTemperature: 0.04,
+    warmupTeacherTemperatureEpochs: 0,
+    centerMomentum: 0.9,
+    freezeLastLayerEpochs: 1,
+    clipGrad: 0,
+  };
+
 export const dino = defineMethod({
   name: 'dino',
   title: 'DINO (Caron et al. 2021): an EMA teacher’s centred, sharpened prototype outputs teach the student',
@@ -26,17 +39,7 @@ export const dino = defineMethod({
     freezeLastLayerEpochs: { min: 0, kind: 'int', doc: 'epochs at the start during which the last layer takes no update' },
     clipGrad: { min: 0, doc: 'clip each backbone parameter’s gradient norm to this (0: off)' },
   },
-  lossDefaults: {
-    numPrototypes: 4096,
-    normLastLayer: 1,
-    studentTemperature: 0.1,
-    teacherTemperature: 0.07,
-    warmupTeacherTemperature: 0.04,
-    warmupTeacherTemperatureEpochs: 0,
-    centerMomentum: 0.9,
-    freezeLastLayerEpochs: 1,
-    clipGrad: 0,
-  },
+  lossDefaults: DEFAULTS,
   views: { default: 2, multiCrop: true },
   concatViews: false,
   projector: {
@@ -57,16 +60,6 @@ export const dino = defineMethod({
     weightDecay: 1e-6,
     classifierLr: 0.1,
     optimizer: 'lars',
-    loss: {
-      numPrototypes: 4096,
-      normLastLayer: 1,
-      studentTemperature: 0.1,
-      teacherTemperature: 0.07,
-      warmupTeacherTemperature: 0.04,
-      warmupTeacherTemperatureEpochs: 0,
-      centerMomentum: 0.9,
-      freezeLastLayerEpochs: 1,
-      clipGrad: 0,
-    },
+    loss: DEFAULTS,
   },
 });

@@ -5,6 +5,9 @@
  */
 import { defineMethod } from './method.js';
 
+/** The loss options' defaults (solo-learn's CIFAR config), for `losses` and the training recipe alike. */
+const DEFAULTS = { temperature: 0.2, queueSize: 65536 };
+
 export const nnclr = defineMethod({
   name: 'nnclr',
   title: 'NNCLR (Dwibedi et al. 2021): InfoNCE of support-queue nearest neighbours against predictions',
@@ -12,7 +15,7 @@ export const nnclr = defineMethod({
     temperature: { min: 0, exclusive: true, doc: 'softmax temperature' },
     queueSize: { min: 1, kind: 'int', doc: 'projections kept in the support queue (a multiple of the batch across ranks)' },
   },
-  lossDefaults: { temperature: 0.2, queueSize: 65536 },
+  lossDefaults: DEFAULTS,
   views: { default: 2, exactly: 2 },
   concatViews: false,
   projector: {
@@ -29,5 +32,5 @@ export const nnclr = defineMethod({
   checkConfig: (c) =>
     c.loss.queueSize! % c.batchSize !== 0 ? `config.loss.queueSize ${c.loss.queueSize} must be a multiple of config.batchSize ${c.batchSize} (times the ranks): the queue takes whole batches` : undefined,
   state: (loss, head) => ({ params: 0, buffers: loss.queueSize! * (head.outputDim + 1) + 1 }),
-  train: { lr: 0.4, weightDecay: 1e-5, classifierLr: 0.1, optimizer: 'lars', loss: { temperature: 0.2, queueSize: 65536 } },
+  train: { lr: 0.4, weightDecay: 1e-5, classifierLr: 0.1, optimizer: 'lars', loss: DEFAULTS },
 });

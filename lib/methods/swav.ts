@@ -5,6 +5,9 @@
  */
 import { defineMethod } from './method.js';
 
+/** The loss options' defaults (solo-learn's CIFAR config), for `losses` and the training recipe alike. */
+const DEFAULTS = { numPrototypes: 3000, temperature: 0.1, sinkhornIterations: 3, sinkhornEpsilon: 0.05, queueSize: 3840, queueStartEpoch: 50, freezePrototypesEpochs: 2 };
+
 export const swav = defineMethod({
   name: 'swav',
   title: 'SwAV (Caron et al. 2020): swapped prediction of Sinkhorn-Knopp prototype assignments',
@@ -17,7 +20,7 @@ export const swav = defineMethod({
     queueStartEpoch: { min: 0, kind: 'int', doc: 'the epoch from which the queue joins the assignments' },
     freezePrototypesEpochs: { min: 0, kind: 'int', doc: 'epochs at the start during which the prototypes take no update' },
   },
-  lossDefaults: { numPrototypes: 3000, temperature: 0.1, sinkhornIterations: 3, sinkhornEpsilon: 0.05, queueSize: 3840, queueStartEpoch: 50, freezePrototypesEpochs: 2 },
+  lossDefaults: DEFAULTS,
   views: { default: 2, multiCrop: true },
   concatViews: false,
   projector: { hiddenDims: [2048], outputDim: 128, batchNorm: true, doc: 'solo-learn SwAV: Linear 512→2048, BN, ReLU, Linear →128; then L2 norm and the prototypes.' },
@@ -33,6 +36,6 @@ export const swav = defineMethod({
     weightDecay: 1e-6,
     classifierLr: 0.1,
     optimizer: 'lars',
-    loss: { numPrototypes: 3000, temperature: 0.1, sinkhornIterations: 3, sinkhornEpsilon: 0.05, queueSize: 3840, queueStartEpoch: 50, freezePrototypesEpochs: 2 },
+    loss: DEFAULTS,
   },
 });
