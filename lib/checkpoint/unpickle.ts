@@ -8,9 +8,11 @@
  * omegaconf node, `os.system` — yields a PyObject record of the name and arguments; BUILD stores state
  * on the record. Nothing from the file is ever executed.
  *
- * The machine is a loop over opcodes with explicit stacks (no recursion), so nesting depth is bounded
- * only by memory; the stack, the memo and every read are bounds-checked, and anything malformed throws
- * ERR_CHECKPOINT_FORMAT naming the source, the byte offset and the opcode.
+ * The machine is laid out like CPython's `Lib/pickle.py`: named opcodes (`OP`), a state object
+ * (`Unpickler`) and one handler per opcode, found through a table indexed by the opcode byte (`DISPATCH`,
+ * pickle.py's `_Unpickler.dispatch`). It is a loop with explicit stacks (no recursion), so nesting depth
+ * is bounded only by memory; the stack, the memo and every read are bounds-checked, and anything
+ * malformed throws ERR_CHECKPOINT_FORMAT naming the source, the byte offset and the opcode.
  */
 import { TorchSslError } from '../errors.js';
 import { PyGlobal, PyObject, PySlice, isTuple, makeTuple, setPyState, type PyDict, type PyValue } from './pyvalue.js';
@@ -234,126 +236,273 @@ function unescapePy(s: string): string {
   });
 }
 
-/** Runs the pickle in `data` (from `opts.offset`) and returns its value and where it ended. */
-export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): UnpickleResult {
-  const source = opts.source ?? 'pickle';
-  const maxStack = opts.maxStack ?? 50_000_000;
-  const maxMemo = opts.maxMemo ?? 50_000_000;
-  const maxWork = opts.maxWork ?? 4 * data.length + 1_000_000;
-  let work = 0;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const n = data.length;
-  let pos = opts.offset ?? 0;
-  let opPos = pos;
-  let op = 0;
+/**
+ * The opcodes, by their names in CPython's `Lib/pickle.py` (grouped by the protocol that introduced them).
+ * Only those with an entry in `DISPATCH` are executed; the others fail as unknown or unsupported.
+ */
+const OP = Object.freeze({
+  // Protocol 0 and 1
+  MARK: 0x28, // (  push the special markobject on the stack
+  STOP: 0x2e, // .  every pickle ends with STOP
+  POP: 0x30, // 0  discard the topmost stack item
+  POP_MARK: 0x31, // 1  discard the stack through the topmost markobject
+  DUP: 0x32, // 2  duplicate the top stack item
+  FLOAT: 0x46, // F  push a float; decimal string argument
+  INT: 0x49, // I  push an integer or bool; decimal string argument
+  BININT: 0x4a, // J  push a four-byte signed int
+  BININT1: 0x4b, // K  push a one-byte unsigned int
+  LONG: 0x4c, // L  push a long; decimal string argument
+  BININT2: 0x4d, // M  push a two-byte unsigned int
+  NONE: 0x4e, // N  push None
+  PERSID: 0x50, // P  push a persistent object; id is taken from the string argument
+  BINPERSID: 0x51, // Q  push a persistent object; id is taken from the stack
+  REDUCE: 0x52, // R  apply a callable to an argument tuple, both on the stack
+  STRING: 0x53, // S  push a string; newline-terminated quoted string argument
+  BINSTRING: 0x54, // T  push a string; counted binary string argument
+  SHORT_BINSTRING: 0x55, // U  ditto, with a length of less than 256 bytes
+  UNICODE: 0x56, // V  push a Unicode string; raw-unicode-escaped argument
+  BINUNICODE: 0x58, // X  ditto, counted UTF-8 argument
+  APPEND: 0x61, // a  append the stack top to the list below it
+  BUILD: 0x62, // b  call __setstate__ or __dict__.update()
+  GLOBAL: 0x63, // c  push self.find_class(modname, name); two string arguments
+  DICT: 0x64, // d  build a dict from the stack items above the topmost mark
+  EMPTY_DICT: 0x7d, // }  push an empty dict
+  APPENDS: 0x65, // e  extend the list on the stack by the items above the topmost mark
+  GET: 0x67, // g  push an item from the memo; index is a string argument
+  BINGET: 0x68, // h  ditto, index is a one-byte argument
+  INST: 0x69, // i  build and push a class instance
+  LONG_BINGET: 0x6a, // j  push an item from the memo; index is a four-byte argument
+  LIST: 0x6c, // l  build a list from the items above the topmost mark
+  EMPTY_LIST: 0x5d, // ]  push an empty list
+  OBJ: 0x6f, // o  build and push a class instance
+  PUT: 0x70, // p  store the stack top in the memo; index is a string argument
+  BINPUT: 0x71, // q  ditto, index is a one-byte argument
+  LONG_BINPUT: 0x72, // r  ditto, index is a four-byte argument
+  SETITEM: 0x73, // s  add a key+value pair to a dict
+  TUPLE: 0x74, // t  build a tuple from the items above the topmost mark
+  EMPTY_TUPLE: 0x29, // )  push an empty tuple
+  SETITEMS: 0x75, // u  modify a dict by adding the key+value pairs above the topmost mark
+  BINFLOAT: 0x47, // G  push a float; eight-byte big-endian argument
+  // Protocol 2
+  PROTO: 0x80, // identify the pickle protocol
+  NEWOBJ: 0x81, // build an object by applying cls.__new__ to an argument tuple
+  EXT1: 0x82, // push an object from the extension registry; one-byte index
+  EXT2: 0x83, // ditto, two-byte index
+  EXT4: 0x84, // ditto, four-byte index
+  TUPLE1: 0x85, // build a 1-tuple from the stack top
+  TUPLE2: 0x86, // build a 2-tuple from the two topmost stack items
+  TUPLE3: 0x87, // build a 3-tuple from the three topmost stack items
+  NEWTRUE: 0x88, // push True
+  NEWFALSE: 0x89, // push False
+  LONG1: 0x8a, // push a long from a byte count (< 256) and a little-endian two's-complement body
+  LONG4: 0x8b, // push a really big long: a four-byte count
+  // Protocol 3 (Python 3.x)
+  BINBYTES: 0x42, // B  push bytes; counted binary string argument
+  SHORT_BINBYTES: 0x43, // C  ditto, with a length of less than 256 bytes
+  // Protocol 4
+  SHORT_BINUNICODE: 0x8c, // push a short string; UTF-8 length < 256 bytes
+  BINUNICODE8: 0x8d, // push a very long string
+  BINBYTES8: 0x8e, // push very long bytes
+  EMPTY_SET: 0x8f, // push an empty set on the stack
+  ADDITEMS: 0x90, // modify a set by adding the items above the topmost mark
+  FROZENSET: 0x91, // build a frozenset from the items above the topmost mark
+  NEWOBJ_EX: 0x92, // like NEWOBJ but works with keyword-only arguments
+  STACK_GLOBAL: 0x93, // same as GLOBAL but using names on the stack
+  MEMOIZE: 0x94, // store the top of the stack in the memo
+  FRAME: 0x95, // indicate the beginning of a new frame
+  // Protocol 5
+  BYTEARRAY8: 0x96, // push a bytearray
+  NEXT_BUFFER: 0x97, // push the next out-of-band buffer
+  READONLY_BUFFER: 0x98, // make the top of the stack read-only
+});
 
-  const err = (what: string): TorchSslError =>
-    new TorchSslError('ERR_CHECKPOINT_FORMAT', `${source}: corrupt pickle at byte ${opPos} (opcode 0x${op.toString(16).padStart(2, '0')}): ${what}`);
-  const need = (k: number): void => {
-    if (k < 0 || pos + k > n) throw new PickleTruncatedError(`${source}: pickle data ends early at byte ${n} (needed ${k} more bytes at ${pos})`);
-  };
-  const u8 = (): number => {
-    need(1);
-    return data[pos++]!;
-  };
-  const u16 = (): number => {
-    need(2);
-    const v = view.getUint16(pos, true);
-    pos += 2;
+/**
+ * The machine's state (pickle.py's `_Unpickler`): the reader over `data`, the stack, the metastack of
+ * the stacks saved by each MARK, the memo, the options and limits, and the value STOP produced. The
+ * reads, stack and memo operations are bounds-checked; every failure goes through `err`, which names
+ * the source, the byte offset and the opcode being run.
+ */
+class Unpickler {
+  readonly source: string;
+  readonly maxStack: number;
+  readonly maxMemo: number;
+  readonly maxWork: number;
+  /** Elements the allow-listed constructors have copied so far (bounded by `maxWork`). */
+  work = 0;
+  readonly view: DataView;
+  readonly n: number;
+  /** Read position, the offset of the opcode being run, and that opcode. */
+  pos: number;
+  opPos: number;
+  op = 0;
+  /** The current stack; MARK saves it on the metastack and starts a fresh one (pickle.py's `self.stack`). */
+  stack: StackItem[] = [];
+  readonly metastack: StackItem[][] = [];
+  readonly memo = new Map<number, PyValue>();
+  /** Set by STOP. */
+  result: UnpickleResult | null = null;
+
+  constructor(
+    readonly data: Uint8Array,
+    readonly opts: UnpickleOptions,
+  ) {
+    this.source = opts.source ?? 'pickle';
+    this.maxStack = opts.maxStack ?? 50_000_000;
+    this.maxMemo = opts.maxMemo ?? 50_000_000;
+    this.maxWork = opts.maxWork ?? 4 * data.length + 1_000_000;
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    this.n = data.length;
+    this.pos = opts.offset ?? 0;
+    this.opPos = this.pos;
+  }
+
+  /** Fetches and runs opcodes until STOP, through the dispatch table. */
+  run(): UnpickleResult {
+    const { data, n } = this;
+    try {
+      for (;;) {
+        this.opPos = this.pos;
+        if (this.pos >= n) throw new PickleTruncatedError(`${this.source}: pickle data ends at byte ${n} without a STOP opcode`);
+        const op = (this.op = data[this.pos++]!);
+        const load = DISPATCH[op];
+        if (load === undefined) throw this.err('unknown opcode');
+        load(this);
+        if (this.result !== null) return this.result;
+      }
+    } catch (e) {
+      if (e instanceof TorchSslError) throw e;
+      // A safety net: whatever a malformed stream provokes surfaces as a format error.
+      throw this.err((e as Error)?.message ?? String(e));
+    }
+  }
+
+  err(what: string): TorchSslError {
+    return new TorchSslError(
+      'ERR_CHECKPOINT_FORMAT',
+      `${this.source}: corrupt pickle at byte ${this.opPos} (opcode 0x${this.op.toString(16).padStart(2, '0')}): ${what}`,
+    );
+  }
+
+  // ---- the reader
+
+  need(k: number): void {
+    if (k < 0 || this.pos + k > this.n) {
+      throw new PickleTruncatedError(`${this.source}: pickle data ends early at byte ${this.n} (needed ${k} more bytes at ${this.pos})`);
+    }
+  }
+  u8(): number {
+    this.need(1);
+    return this.data[this.pos++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.view.getUint16(this.pos, true);
+    this.pos += 2;
     return v;
-  };
-  const u32 = (): number => {
-    need(4);
-    const v = view.getUint32(pos, true);
-    pos += 4;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.pos, true);
+    this.pos += 4;
     return v;
-  };
-  const i32 = (): number => {
-    need(4);
-    const v = view.getInt32(pos, true);
-    pos += 4;
+  }
+  i32(): number {
+    this.need(4);
+    const v = this.view.getInt32(this.pos, true);
+    this.pos += 4;
     return v;
-  };
-  const u64 = (): number => {
-    need(8);
-    const v = view.getBigUint64(pos, true);
-    pos += 8;
-    if (v > BigInt(n)) throw err(`length ${v} exceeds the data`);
+  }
+  /** An eight-byte length, which cannot exceed the data. */
+  u64(): number {
+    this.need(8);
+    const v = this.view.getBigUint64(this.pos, true);
+    this.pos += 8;
+    if (v > BigInt(this.n)) throw this.err(`length ${v} exceeds the data`);
     return Number(v);
-  };
-  const bytes = (k: number): Uint8Array => {
-    need(k);
-    const b = data.subarray(pos, pos + k);
-    pos += k;
+  }
+  f64be(): number {
+    this.need(8);
+    const v = this.view.getFloat64(this.pos, false);
+    this.pos += 8;
+    return v;
+  }
+  /** `k` bytes, as a view into the data (copy it before it escapes as a value). */
+  bytes(k: number): Uint8Array {
+    this.need(k);
+    const b = this.data.subarray(this.pos, this.pos + k);
+    this.pos += k;
     return b;
-  };
-  const line = (): string => {
-    const nl = data.indexOf(0x0a, pos);
-    if (nl < 0) throw new PickleTruncatedError(`${source}: pickle data ends inside a text line at byte ${pos}`);
-    const s = latin1.decode(data.subarray(pos, nl));
-    pos = nl + 1;
+  }
+  /** A protocol-0 text argument: latin-1 up to the newline, without a trailing CR. */
+  line(): string {
+    const nl = this.data.indexOf(0x0a, this.pos);
+    if (nl < 0) throw new PickleTruncatedError(`${this.source}: pickle data ends inside a text line at byte ${this.pos}`);
+    const s = latin1.decode(this.data.subarray(this.pos, nl));
+    this.pos = nl + 1;
     return s.endsWith('\r') ? s.slice(0, -1) : s;
-  };
+  }
 
-  let stack: StackItem[] = [];
-  const metastack: StackItem[][] = [];
-  const memo = new Map<number, PyValue>();
+  // ---- the stack and the memo
 
-  const push = (v: PyValue): void => {
-    if (stack.length >= maxStack) throw err(`stack deeper than ${maxStack}`);
-    stack.push(v);
-  };
-  const pop = (): PyValue => {
-    if (stack.length === 0) throw err('stack underflow');
-    const v = stack.pop()!;
-    if (v === MARK_OBJ) throw err('unexpected MARK on the stack');
+  push(v: PyValue): void {
+    if (this.stack.length >= this.maxStack) throw this.err(`stack deeper than ${this.maxStack}`);
+    this.stack.push(v);
+  }
+  pop(): PyValue {
+    if (this.stack.length === 0) throw this.err('stack underflow');
+    const v = this.stack.pop()!;
+    if (v === MARK_OBJ) throw this.err('unexpected MARK on the stack');
     return v;
-  };
-  const top = (): PyValue => {
-    const v = stack[stack.length - 1];
-    if (v === undefined || v === MARK_OBJ) throw err(stack.length === 0 ? 'stack underflow' : 'unexpected MARK on the stack');
+  }
+  top(): PyValue {
+    const v = this.stack[this.stack.length - 1];
+    if (v === undefined || v === MARK_OBJ) throw this.err(this.stack.length === 0 ? 'stack underflow' : 'unexpected MARK on the stack');
     return v;
-  };
-  const popMark = (): PyValue[] => {
-    const items = stack;
-    const prev = metastack.pop();
-    if (prev === undefined) throw err('no MARK to pop to');
-    stack = prev;
-    for (const it of items) if (it === MARK_OBJ) throw err('nested MARK inside a MARK group');
+  }
+  /** The items above the topmost MARK, restoring the stack below it (pickle.py's `pop_mark`). */
+  popMark(): PyValue[] {
+    const items = this.stack;
+    const prev = this.metastack.pop();
+    if (prev === undefined) throw this.err('no MARK to pop to');
+    this.stack = prev;
+    for (const it of items) if (it === MARK_OBJ) throw this.err('nested MARK inside a MARK group');
     return items as PyValue[];
-  };
-  const memoPut = (idx: number, v: PyValue): void => {
-    if (!memo.has(idx) && memo.size >= maxMemo) throw err(`memo larger than ${maxMemo}`);
-    memo.set(idx, v);
-  };
-  const memoGet = (idx: number): PyValue => {
-    const v = memo.get(idx);
-    if (v === undefined) throw err(`memo key ${idx} was never stored`);
+  }
+  memoPut(idx: number, v: PyValue): void {
+    if (!this.memo.has(idx) && this.memo.size >= this.maxMemo) throw this.err(`memo larger than ${this.maxMemo}`);
+    this.memo.set(idx, v);
+  }
+  memoGet(idx: number): PyValue {
+    const v = this.memo.get(idx);
+    if (v === undefined) throw this.err(`memo key ${idx} was never stored`);
     return v;
-  };
-  const makeGlobal = (module: string, name: string): PyGlobal => {
-    if (module.length === 0 || name.length === 0 || module.length > 1024 || name.length > 1024) throw err('bad global name');
+  }
+
+  // ---- globals, calls and container updates
+
+  /** pickle.py's `find_class`, except that the result is an inert name, never an imported object. */
+  makeGlobal(module: string, name: string): PyGlobal {
+    if (module.length === 0 || name.length === 0 || module.length > 1024 || name.length > 1024) throw this.err('bad global name');
     return new PyGlobal(`${MODULE_ALIASES[module] ?? module}.${name}`);
-  };
-  const asArgs = (a: PyValue): PyValue[] => {
-    if (!Array.isArray(a)) throw err('call arguments are not a tuple');
+  }
+  asArgs(a: PyValue): PyValue[] {
+    if (!Array.isArray(a)) throw this.err('call arguments are not a tuple');
     return a;
-  };
+  }
   /** The only place a pickle can ask for a call: allow-listed pure functions, otherwise an inert record. */
-  const call = (fn: PyValue, args: PyValue[], kwargs: PyDict | null): PyValue => {
+  call(fn: PyValue, args: PyValue[], kwargs: PyDict | null): PyValue {
     if (fn instanceof PyGlobal) {
       const name = fn.$global;
-      const extra = opts.callables?.get(name);
+      const extra = this.opts.callables?.get(name);
       if (extra) return extra(args, kwargs);
       if (name === 'copyreg._reconstructor' && args[0] instanceof PyGlobal) {
         // object.__new__(cls) for a plain class: a record of cls; state follows via BUILD.
-        const rec = new PyObject(args[0].$global, args.length > 2 && args[2] !== null ? [args[2]!] : []);
-        return rec;
+        return new PyObject(args[0].$global, args.length > 2 && args[2] !== null ? [args[2]!] : []);
       }
       const builtin = kwargs === null || kwargs.size === 0 ? BUILTIN_CALLABLES.get(name) : undefined;
       if (builtin) {
-        work += 1 + copyCost(args[0]);
-        if (work > maxWork) throw err(`constructors copied more than ${maxWork} elements (a decompression-bomb pickle?)`);
+        this.work += 1 + copyCost(args[0]);
+        if (this.work > this.maxWork) throw this.err(`constructors copied more than ${this.maxWork} elements (a decompression-bomb pickle?)`);
       }
       const made = builtin?.(args);
       if (made !== undefined) return made;
@@ -366,367 +515,414 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): Unpickle
       if (kwargs && kwargs.size > 0) rec.kwargs = kwargs;
       return rec;
     }
-    throw err(`call of a non-callable ${describe(fn)}`);
-  };
-  const setItems = (target: PyValue, items: PyValue[]): void => {
-    if (items.length % 2 !== 0) throw err('odd number of SETITEMS values');
+    throw this.err(`call of a non-callable ${describe(fn)}`);
+  }
+  setItems(target: PyValue, items: PyValue[]): void {
+    if (items.length % 2 !== 0) throw this.err('odd number of SETITEMS values');
     let m: PyDict;
     if (target instanceof Map) m = target;
     else if (target instanceof PyObject) m = target.dictItems ??= new Map();
-    else throw err(`SETITEM on a ${describe(target)}`);
+    else throw this.err(`SETITEM on a ${describe(target)}`);
     for (let i = 0; i < items.length; i += 2) m.set(items[i]!, items[i + 1]!);
-  };
-  const appendItems = (target: PyValue, items: PyValue[]): void => {
+  }
+  appendItems(target: PyValue, items: PyValue[]): void {
     if (Array.isArray(target) && !isTuple(target)) {
       for (const it of items) target.push(it);
     } else if (target instanceof PyObject) {
       const l = (target.listItems ??= []);
       for (const it of items) l.push(it);
-    } else throw err(`APPEND on a ${describe(target)}`);
-  };
-
-  try {
-    for (;;) {
-      opPos = pos;
-      if (pos >= n) throw new PickleTruncatedError(`${source}: pickle data ends at byte ${n} without a STOP opcode`);
-      op = data[pos++]!;
-      switch (op) {
-        case 0x80: // PROTO
-          if (u8() > 5) throw err('pickle protocol above 5');
-          break;
-        case 0x95: // FRAME: framing is advisory; the opcodes follow inline
-          u64();
-          break;
-        case 0x2e: {
-          // STOP
-          const v = pop();
-          return { value: v, end: pos };
-        }
-        case 0x28: // MARK
-          if (metastack.length >= maxStack) throw err(`MARK nesting deeper than ${maxStack}`);
-          metastack.push(stack);
-          stack = [];
-          break;
-        case 0x30: // POP
-          if (stack.length === 0) throw err('stack underflow');
-          if (stack[stack.length - 1] === MARK_OBJ) throw err('POP of a MARK');
-          stack.pop();
-          break;
-        case 0x31: // POP_MARK
-          popMark();
-          break;
-        case 0x32: // DUP
-          push(top());
-          break;
-        // ---- constants
-        case 0x4e: // NONE
-          push(null);
-          break;
-        case 0x88: // NEWTRUE
-          push(true);
-          break;
-        case 0x89: // NEWFALSE
-          push(false);
-          break;
-        case 0x4a: // BININT
-          push(i32());
-          break;
-        case 0x4b: // BININT1
-          push(u8());
-          break;
-        case 0x4d: // BININT2
-          push(u16());
-          break;
-        case 0x8a: // LONG1
-        case 0x8b: {
-          // LONG4
-          const k = op === 0x8a ? u8() : u32();
-          push(normInt(littleEndianSigned(bytes(k))));
-          break;
-        }
-        case 0x49: {
-          // INT (text)
-          const s = line();
-          if (s === '00') push(false);
-          else if (s === '01') push(true);
-          else if (/^[-+]?\d+$/.test(s)) push(normInt(decimalInt(s, err)));
-          else throw err(`bad INT literal ${JSON.stringify(s.slice(0, 40))}`);
-          break;
-        }
-        case 0x4c: {
-          // LONG (text)
-          const s = line().replace(/L$/, '');
-          if (!/^[-+]?\d+$/.test(s)) throw err('bad LONG literal');
-          push(normInt(decimalInt(s, err)));
-          break;
-        }
-        case 0x46: {
-          // FLOAT (text)
-          const v = toFloat(line());
-          if (typeof v !== 'number') throw err('bad FLOAT literal');
-          push(v);
-          break;
-        }
-        case 0x47: // BINFLOAT (big-endian double)
-          need(8);
-          push(view.getFloat64(pos, false));
-          pos += 8;
-          break;
-        // ---- strings and bytes
-        case 0x58: // BINUNICODE
-          push(utf8.decode(bytes(u32())));
-          break;
-        case 0x8c: // SHORT_BINUNICODE
-          push(utf8.decode(bytes(u8())));
-          break;
-        case 0x8d: // BINUNICODE8
-          push(utf8.decode(bytes(u64())));
-          break;
-        case 0x56: // UNICODE (raw-unicode-escape text)
-          push(unescapePy(line()));
-          break;
-        case 0x55: // SHORT_BINSTRING (Python 2 str: decoded as torch.load does, utf-8)
-          push(utf8.decode(bytes(u8())));
-          break;
-        case 0x54: {
-          // BINSTRING
-          const k = i32();
-          if (k < 0) throw err('negative BINSTRING length');
-          push(utf8.decode(bytes(k)));
-          break;
-        }
-        case 0x53: {
-          // STRING (quoted repr)
-          const s = line();
-          const q = s[0];
-          if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q) throw err('bad STRING literal');
-          push(unescapePy(s.slice(1, -1)));
-          break;
-        }
-        case 0x42: // BINBYTES
-          push(bytes(u32()).slice());
-          break;
-        case 0x43: // SHORT_BINBYTES
-          push(bytes(u8()).slice());
-          break;
-        case 0x8e: // BINBYTES8
-          push(bytes(u64()).slice());
-          break;
-        case 0x96: // BYTEARRAY8
-          push(bytes(u64()).slice());
-          break;
-        case 0x97: // NEXT_BUFFER
-          throw err('out-of-band buffers (pickle protocol 5 NEXT_BUFFER) are not supported');
-        case 0x98: // READONLY_BUFFER
-          top();
-          break;
-        // ---- containers
-        case 0x29: // EMPTY_TUPLE
-          push(makeTuple([]));
-          break;
-        case 0x74: // TUPLE
-          push(makeTuple(popMark()));
-          break;
-        case 0x85: // TUPLE1
-          push(makeTuple([pop()]));
-          break;
-        case 0x86: {
-          // TUPLE2
-          const b = pop();
-          const a = pop();
-          push(makeTuple([a, b]));
-          break;
-        }
-        case 0x87: {
-          // TUPLE3
-          const c = pop();
-          const b = pop();
-          const a = pop();
-          push(makeTuple([a, b, c]));
-          break;
-        }
-        case 0x5d: // EMPTY_LIST
-          push([]);
-          break;
-        case 0x6c: // LIST
-          push(popMark());
-          break;
-        case 0x7d: // EMPTY_DICT
-          push(new Map());
-          break;
-        case 0x64: {
-          // DICT
-          const items = popMark();
-          const m: PyDict = new Map();
-          push(m);
-          setItems(m, items);
-          break;
-        }
-        case 0x8f: // EMPTY_SET
-          push(new Set());
-          break;
-        case 0x91: // FROZENSET
-          push(new Set(popMark()));
-          break;
-        case 0x61: {
-          // APPEND
-          const v = pop();
-          appendItems(top(), [v]);
-          break;
-        }
-        case 0x65: {
-          // APPENDS
-          const items = popMark();
-          appendItems(top(), items);
-          break;
-        }
-        case 0x73: {
-          // SETITEM
-          const v = pop();
-          const k = pop();
-          setItems(top(), [k, v]);
-          break;
-        }
-        case 0x75: {
-          // SETITEMS
-          const items = popMark();
-          setItems(top(), items);
-          break;
-        }
-        case 0x90: {
-          // ADDITEMS
-          const items = popMark();
-          const t = top();
-          if (t instanceof Set) for (const it of items) t.add(it);
-          else if (t instanceof PyObject) appendItems(t, items);
-          else throw err(`ADDITEMS on a ${describe(t)}`);
-          break;
-        }
-        // ---- memo
-        case 0x70: {
-          // PUT
-          const s = line();
-          if (!/^\d+$/.test(s)) throw err('bad PUT index');
-          memoPut(Number(s), top());
-          break;
-        }
-        case 0x71: // BINPUT
-          memoPut(u8(), top());
-          break;
-        case 0x72: // LONG_BINPUT
-          memoPut(u32(), top());
-          break;
-        case 0x94: // MEMOIZE
-          memoPut(memo.size, top());
-          break;
-        case 0x67: {
-          // GET
-          const s = line();
-          if (!/^\d+$/.test(s)) throw err('bad GET index');
-          push(memoGet(Number(s)));
-          break;
-        }
-        case 0x68: // BINGET
-          push(memoGet(u8()));
-          break;
-        case 0x6a: // LONG_BINGET
-          push(memoGet(u32()));
-          break;
-        // ---- globals, calls, objects
-        case 0x63: {
-          // GLOBAL
-          const module = line();
-          const name = line();
-          push(makeGlobal(module, name));
-          break;
-        }
-        case 0x93: {
-          // STACK_GLOBAL
-          const name = pop();
-          const module = pop();
-          if (typeof module !== 'string' || typeof name !== 'string') throw err('STACK_GLOBAL needs two strings');
-          push(makeGlobal(module, name));
-          break;
-        }
-        case 0x82:
-        case 0x83:
-        case 0x84:
-          throw err('extension-registry opcodes (EXT1/2/4) are not supported');
-        case 0x52: {
-          // REDUCE
-          const args = asArgs(pop());
-          const fn = pop();
-          push(call(fn, [...args], null));
-          break;
-        }
-        case 0x81: {
-          // NEWOBJ
-          const args = asArgs(pop());
-          const cls = pop();
-          push(call(cls, [...args], null));
-          break;
-        }
-        case 0x92: {
-          // NEWOBJ_EX
-          const kwargs = pop();
-          const args = asArgs(pop());
-          const cls = pop();
-          if (!(kwargs instanceof Map)) throw err('NEWOBJ_EX keyword arguments are not a dict');
-          push(call(cls, [...args], kwargs));
-          break;
-        }
-        case 0x6f: {
-          // OBJ
-          const items = popMark();
-          if (items.length === 0) throw err('OBJ without a class');
-          push(call(items[0]!, items.slice(1), null));
-          break;
-        }
-        case 0x69: {
-          // INST
-          const module = line();
-          const name = line();
-          push(call(makeGlobal(module, name), popMark(), null));
-          break;
-        }
-        case 0x62: {
-          // BUILD
-          const state = pop();
-          const inst = top();
-          if (inst instanceof PyObject) {
-            if (inst.state instanceof Map && state instanceof Map) for (const [k, v] of state) inst.state.set(k, v);
-            else inst.state = state;
-          } else if (inst !== null && typeof inst === 'object') {
-            // A dict subclass's __dict__ (an OrderedDict's _metadata), a Parameter's extra state, ...
-            setPyState(inst, state);
-          } else {
-            throw err(`BUILD on a ${describe(inst)}`);
-          }
-          break;
-        }
-        case 0x50: {
-          // PERSID
-          const pid = line();
-          if (!opts.persistentLoad) throw err('persistent id without a persistent_load');
-          push(opts.persistentLoad(pid));
-          break;
-        }
-        case 0x51: {
-          // BINPERSID
-          const pid = pop();
-          if (!opts.persistentLoad) throw err('persistent id without a persistent_load');
-          push(opts.persistentLoad(pid));
-          break;
-        }
-        default:
-          throw err('unknown opcode');
-      }
-    }
-  } catch (e) {
-    if (e instanceof TorchSslError) throw e;
-    // A safety net: whatever a malformed stream provokes surfaces as a format error.
-    throw err((e as Error)?.message ?? String(e));
+    } else throw this.err(`APPEND on a ${describe(target)}`);
   }
+  persistentLoad(pid: PyValue): PyValue {
+    if (!this.opts.persistentLoad) throw this.err('persistent id without a persistent_load');
+    return this.opts.persistentLoad(pid);
+  }
+}
+
+/** Runs one opcode; its byte has been read, its arguments follow at `m.pos`. */
+type Handler = (m: Unpickler) => void;
+
+// ---- framing and control (pickle.py's load_proto, load_frame, load_stop, load_mark, load_pop, load_pop_mark, load_dup)
+
+function loadProto(m: Unpickler): void {
+  if (m.u8() > 5) throw m.err('pickle protocol above 5');
+}
+/** FRAME: framing is advisory; the opcodes follow inline. */
+function loadFrame(m: Unpickler): void {
+  m.u64();
+}
+function loadStop(m: Unpickler): void {
+  const value = m.pop();
+  m.result = { value, end: m.pos };
+}
+function loadMark(m: Unpickler): void {
+  if (m.metastack.length >= m.maxStack) throw m.err(`MARK nesting deeper than ${m.maxStack}`);
+  m.metastack.push(m.stack);
+  m.stack = [];
+}
+function loadPop(m: Unpickler): void {
+  if (m.stack.length === 0) throw m.err('stack underflow');
+  if (m.stack[m.stack.length - 1] === MARK_OBJ) throw m.err('POP of a MARK');
+  m.stack.pop();
+}
+function loadPopMark(m: Unpickler): void {
+  m.popMark();
+}
+function loadDup(m: Unpickler): void {
+  m.push(m.top());
+}
+
+// ---- constants and numbers (NONE, NEWTRUE, NEWFALSE, BININT*, LONG1/LONG4, INT, LONG, FLOAT, BINFLOAT)
+
+function loadNone(m: Unpickler): void {
+  m.push(null);
+}
+function loadTrue(m: Unpickler): void {
+  m.push(true);
+}
+function loadFalse(m: Unpickler): void {
+  m.push(false);
+}
+function loadBinint(m: Unpickler): void {
+  m.push(m.i32());
+}
+function loadBinint1(m: Unpickler): void {
+  m.push(m.u8());
+}
+function loadBinint2(m: Unpickler): void {
+  m.push(m.u16());
+}
+/** LONG1 (one-byte length) and LONG4 (four-byte length). */
+function loadLongN(m: Unpickler): void {
+  const k = m.op === OP.LONG1 ? m.u8() : m.u32();
+  m.push(normInt(littleEndianSigned(m.bytes(k))));
+}
+/** INT (text); `I00` and `I01` are pickle.py's FALSE and TRUE. */
+function loadInt(m: Unpickler): void {
+  const s = m.line();
+  if (s === '00') m.push(false);
+  else if (s === '01') m.push(true);
+  else if (/^[-+]?\d+$/.test(s)) m.push(normInt(decimalInt(s, (what) => m.err(what))));
+  else throw m.err(`bad INT literal ${JSON.stringify(s.slice(0, 40))}`);
+}
+/** LONG (text, with an optional trailing L). */
+function loadLong(m: Unpickler): void {
+  const s = m.line().replace(/L$/, '');
+  if (!/^[-+]?\d+$/.test(s)) throw m.err('bad LONG literal');
+  m.push(normInt(decimalInt(s, (what) => m.err(what))));
+}
+/** FLOAT (text). */
+function loadFloat(m: Unpickler): void {
+  const v = toFloat(m.line());
+  if (typeof v !== 'number') throw m.err('bad FLOAT literal');
+  m.push(v);
+}
+/** BINFLOAT (big-endian double). */
+function loadBinfloat(m: Unpickler): void {
+  m.push(m.f64be());
+}
+
+// ---- strings and bytes
+
+function loadBinunicode(m: Unpickler): void {
+  m.push(utf8.decode(m.bytes(m.u32())));
+}
+function loadShortBinunicode(m: Unpickler): void {
+  m.push(utf8.decode(m.bytes(m.u8())));
+}
+function loadBinunicode8(m: Unpickler): void {
+  m.push(utf8.decode(m.bytes(m.u64())));
+}
+/** UNICODE (raw-unicode-escape text). */
+function loadUnicode(m: Unpickler): void {
+  m.push(unescapePy(m.line()));
+}
+/** SHORT_BINSTRING (Python 2 str: decoded as torch.load does, utf-8). */
+function loadShortBinstring(m: Unpickler): void {
+  m.push(utf8.decode(m.bytes(m.u8())));
+}
+/** BINSTRING (Python 2 str, four-byte signed length). */
+function loadBinstring(m: Unpickler): void {
+  const k = m.i32();
+  if (k < 0) throw m.err('negative BINSTRING length');
+  m.push(utf8.decode(m.bytes(k)));
+}
+/** STRING (a quoted repr). */
+function loadString(m: Unpickler): void {
+  const s = m.line();
+  const q = s[0];
+  if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q) throw m.err('bad STRING literal');
+  m.push(unescapePy(s.slice(1, -1)));
+}
+function loadBinbytes(m: Unpickler): void {
+  m.push(m.bytes(m.u32()).slice());
+}
+function loadShortBinbytes(m: Unpickler): void {
+  m.push(m.bytes(m.u8()).slice());
+}
+/** BINBYTES8 and BYTEARRAY8 (both read as a Uint8Array). */
+function loadBytes8(m: Unpickler): void {
+  m.push(m.bytes(m.u64()).slice());
+}
+function loadNextBuffer(m: Unpickler): void {
+  throw m.err('out-of-band buffers (pickle protocol 5 NEXT_BUFFER) are not supported');
+}
+/** READONLY_BUFFER: values are not made read-only here; only checks there is a value. */
+function loadReadonlyBuffer(m: Unpickler): void {
+  m.top();
+}
+
+// ---- containers
+
+function loadEmptyTuple(m: Unpickler): void {
+  m.push(makeTuple([]));
+}
+function loadTuple(m: Unpickler): void {
+  m.push(makeTuple(m.popMark()));
+}
+function loadTuple1(m: Unpickler): void {
+  m.push(makeTuple([m.pop()]));
+}
+function loadTuple2(m: Unpickler): void {
+  const b = m.pop();
+  const a = m.pop();
+  m.push(makeTuple([a, b]));
+}
+function loadTuple3(m: Unpickler): void {
+  const c = m.pop();
+  const b = m.pop();
+  const a = m.pop();
+  m.push(makeTuple([a, b, c]));
+}
+function loadEmptyList(m: Unpickler): void {
+  m.push([]);
+}
+function loadList(m: Unpickler): void {
+  m.push(m.popMark());
+}
+function loadEmptyDictionary(m: Unpickler): void {
+  m.push(new Map());
+}
+function loadDict(m: Unpickler): void {
+  const items = m.popMark();
+  const d: PyDict = new Map();
+  m.push(d);
+  m.setItems(d, items);
+}
+function loadEmptySet(m: Unpickler): void {
+  m.push(new Set());
+}
+function loadFrozenset(m: Unpickler): void {
+  m.push(new Set(m.popMark()));
+}
+function loadAppend(m: Unpickler): void {
+  const v = m.pop();
+  m.appendItems(m.top(), [v]);
+}
+function loadAppends(m: Unpickler): void {
+  const items = m.popMark();
+  m.appendItems(m.top(), items);
+}
+function loadSetitem(m: Unpickler): void {
+  const v = m.pop();
+  const k = m.pop();
+  m.setItems(m.top(), [k, v]);
+}
+function loadSetitems(m: Unpickler): void {
+  const items = m.popMark();
+  m.setItems(m.top(), items);
+}
+function loadAdditems(m: Unpickler): void {
+  const items = m.popMark();
+  const t = m.top();
+  if (t instanceof Set) for (const it of items) t.add(it);
+  else if (t instanceof PyObject) m.appendItems(t, items);
+  else throw m.err(`ADDITEMS on a ${describe(t)}`);
+}
+
+// ---- the memo
+
+function loadPut(m: Unpickler): void {
+  const s = m.line();
+  if (!/^\d+$/.test(s)) throw m.err('bad PUT index');
+  m.memoPut(Number(s), m.top());
+}
+function loadBinput(m: Unpickler): void {
+  m.memoPut(m.u8(), m.top());
+}
+function loadLongBinput(m: Unpickler): void {
+  m.memoPut(m.u32(), m.top());
+}
+function loadMemoize(m: Unpickler): void {
+  m.memoPut(m.memo.size, m.top());
+}
+function loadGet(m: Unpickler): void {
+  const s = m.line();
+  if (!/^\d+$/.test(s)) throw m.err('bad GET index');
+  m.push(m.memoGet(Number(s)));
+}
+function loadBinget(m: Unpickler): void {
+  m.push(m.memoGet(m.u8()));
+}
+function loadLongBinget(m: Unpickler): void {
+  m.push(m.memoGet(m.u32()));
+}
+
+// ---- globals, calls, objects
+
+function loadGlobal(m: Unpickler): void {
+  const module = m.line();
+  const name = m.line();
+  m.push(m.makeGlobal(module, name));
+}
+function loadStackGlobal(m: Unpickler): void {
+  const name = m.pop();
+  const module = m.pop();
+  if (typeof module !== 'string' || typeof name !== 'string') throw m.err('STACK_GLOBAL needs two strings');
+  m.push(m.makeGlobal(module, name));
+}
+/** EXT1, EXT2, EXT4: the copyreg extension registry is not consulted. */
+function loadExt(m: Unpickler): void {
+  throw m.err('extension-registry opcodes (EXT1/2/4) are not supported');
+}
+function loadReduce(m: Unpickler): void {
+  const args = m.asArgs(m.pop());
+  const fn = m.pop();
+  m.push(m.call(fn, [...args], null));
+}
+function loadNewobj(m: Unpickler): void {
+  const args = m.asArgs(m.pop());
+  const cls = m.pop();
+  m.push(m.call(cls, [...args], null));
+}
+function loadNewobjEx(m: Unpickler): void {
+  const kwargs = m.pop();
+  const args = m.asArgs(m.pop());
+  const cls = m.pop();
+  if (!(kwargs instanceof Map)) throw m.err('NEWOBJ_EX keyword arguments are not a dict');
+  m.push(m.call(cls, [...args], kwargs));
+}
+function loadObj(m: Unpickler): void {
+  const items = m.popMark();
+  if (items.length === 0) throw m.err('OBJ without a class');
+  m.push(m.call(items[0]!, items.slice(1), null));
+}
+function loadInst(m: Unpickler): void {
+  const module = m.line();
+  const name = m.line();
+  m.push(m.call(m.makeGlobal(module, name), m.popMark(), null));
+}
+/** BUILD: the state is recorded on the object, never passed to a `__setstate__`. */
+function loadBuild(m: Unpickler): void {
+  const state = m.pop();
+  const inst = m.top();
+  if (inst instanceof PyObject) {
+    if (inst.state instanceof Map && state instanceof Map) for (const [k, v] of state) inst.state.set(k, v);
+    else inst.state = state;
+  } else if (inst !== null && typeof inst === 'object') {
+    // A dict subclass's __dict__ (an OrderedDict's _metadata), a Parameter's extra state, ...
+    setPyState(inst, state);
+  } else {
+    throw m.err(`BUILD on a ${describe(inst)}`);
+  }
+}
+function loadPersid(m: Unpickler): void {
+  const pid = m.line();
+  m.push(m.persistentLoad(pid));
+}
+function loadBinpersid(m: Unpickler): void {
+  const pid = m.pop();
+  m.push(m.persistentLoad(pid));
+}
+
+/**
+ * Handlers by opcode byte (pickle.py's `_Unpickler.dispatch`). An opcode without an entry (anything not
+ * in pickle.py's protocols 0–5) is an 'unknown opcode'; EXT1/2/4 and NEXT_BUFFER have entries that refuse.
+ */
+const DISPATCH: readonly (Handler | undefined)[] = dispatchTable([
+  [OP.PROTO, loadProto],
+  [OP.FRAME, loadFrame],
+  [OP.STOP, loadStop],
+  [OP.MARK, loadMark],
+  [OP.POP, loadPop],
+  [OP.POP_MARK, loadPopMark],
+  [OP.DUP, loadDup],
+  [OP.NONE, loadNone],
+  [OP.NEWTRUE, loadTrue],
+  [OP.NEWFALSE, loadFalse],
+  [OP.BININT, loadBinint],
+  [OP.BININT1, loadBinint1],
+  [OP.BININT2, loadBinint2],
+  [OP.LONG1, loadLongN],
+  [OP.LONG4, loadLongN],
+  [OP.INT, loadInt],
+  [OP.LONG, loadLong],
+  [OP.FLOAT, loadFloat],
+  [OP.BINFLOAT, loadBinfloat],
+  [OP.BINUNICODE, loadBinunicode],
+  [OP.SHORT_BINUNICODE, loadShortBinunicode],
+  [OP.BINUNICODE8, loadBinunicode8],
+  [OP.UNICODE, loadUnicode],
+  [OP.SHORT_BINSTRING, loadShortBinstring],
+  [OP.BINSTRING, loadBinstring],
+  [OP.STRING, loadString],
+  [OP.BINBYTES, loadBinbytes],
+  [OP.SHORT_BINBYTES, loadShortBinbytes],
+  [OP.BINBYTES8, loadBytes8],
+  [OP.BYTEARRAY8, loadBytes8],
+  [OP.NEXT_BUFFER, loadNextBuffer],
+  [OP.READONLY_BUFFER, loadReadonlyBuffer],
+  [OP.EMPTY_TUPLE, loadEmptyTuple],
+  [OP.TUPLE, loadTuple],
+  [OP.TUPLE1, loadTuple1],
+  [OP.TUPLE2, loadTuple2],
+  [OP.TUPLE3, loadTuple3],
+  [OP.EMPTY_LIST, loadEmptyList],
+  [OP.LIST, loadList],
+  [OP.EMPTY_DICT, loadEmptyDictionary],
+  [OP.DICT, loadDict],
+  [OP.EMPTY_SET, loadEmptySet],
+  [OP.FROZENSET, loadFrozenset],
+  [OP.APPEND, loadAppend],
+  [OP.APPENDS, loadAppends],
+  [OP.SETITEM, loadSetitem],
+  [OP.SETITEMS, loadSetitems],
+  [OP.ADDITEMS, loadAdditems],
+  [OP.PUT, loadPut],
+  [OP.BINPUT, loadBinput],
+  [OP.LONG_BINPUT, loadLongBinput],
+  [OP.MEMOIZE, loadMemoize],
+  [OP.GET, loadGet],
+  [OP.BINGET, loadBinget],
+  [OP.LONG_BINGET, loadLongBinget],
+  [OP.GLOBAL, loadGlobal],
+  [OP.STACK_GLOBAL, loadStackGlobal],
+  [OP.EXT1, loadExt],
+  [OP.EXT2, loadExt],
+  [OP.EXT4, loadExt],
+  [OP.REDUCE, loadReduce],
+  [OP.NEWOBJ, loadNewobj],
+  [OP.NEWOBJ_EX, loadNewobjEx],
+  [OP.OBJ, loadObj],
+  [OP.INST, loadInst],
+  [OP.BUILD, loadBuild],
+  [OP.PERSID, loadPersid],
+  [OP.BINPERSID, loadBinpersid],
+]);
+
+/** A frozen 256-entry table from (opcode, handler) pairs; an opcode listed twice is a programming error. */
+function dispatchTable(entries: readonly (readonly [number, Handler])[]): readonly (Handler | undefined)[] {
+  const table = new Array<Handler | undefined>(256).fill(undefined);
+  for (const [op, load] of entries) {
+    if (table[op] !== undefined) throw new Error(`opcode 0x${op.toString(16)} has two handlers`);
+    table[op] = load;
+  }
+  return Object.freeze(table);
+}
+
+/** Runs the pickle in `data` (from `opts.offset`) and returns its value and where it ended. */
+export function unpickle(data: Uint8Array, opts: UnpickleOptions = {}): UnpickleResult {
+  return new Unpickler(data, opts).run();
 }
 
 export function describe(v: PyValue | undefined): string {
