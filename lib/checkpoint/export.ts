@@ -21,6 +21,7 @@ import type { TensorData } from './tensor-data.js';
 import { writeTorchFile, type WritableValue } from './torch-writer.js';
 import { LinearClassifier, type LoadedCheckpoint } from './load.js';
 import type { CheckpointInfo } from './solo-learn.js';
+import { MODULE_NAMES } from './state-dict.js';
 
 export type ExportFormat = 'pth' | 'safetensors';
 
@@ -87,17 +88,17 @@ export async function exportCheckpoint(path: string, source: ExportSource | Load
       t.dispose();
     }
   };
-  add('backbone.', src.backbone.stateDict());
+  add(`${MODULE_NAMES.backbone}.`, src.backbone.stateDict());
   if (src.projector !== undefined) {
     if (!(src.projector instanceof Module)) throw invalidArg('projector', 'a Projector', src.projector);
-    add('projector.', src.projector.stateDict());
+    add(`${MODULE_NAMES.projector}.`, src.projector.stateDict());
   }
   let numClasses: number | null = null;
   if (src.classifier !== undefined) {
     const c = src.classifier;
     if (!(c.weight instanceof Tensor) || !(c.bias instanceof Tensor)) throw invalidArg('classifier', '{ weight: Tensor, bias: Tensor }', c);
-    sd.set('classifier.weight', tensorData(c.weight));
-    sd.set('classifier.bias', tensorData(c.bias));
+    sd.set(`${MODULE_NAMES.classifier}.weight`, tensorData(c.weight));
+    sd.set(`${MODULE_NAMES.classifier}.bias`, tensorData(c.bias));
     numClasses = c.weight.shape[0]!;
   }
 

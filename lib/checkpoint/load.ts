@@ -5,22 +5,27 @@
  * Only the tensors of the modules being built are read (never optimizer state, never BYOL's momentum
  * copies); their reads start at once and overlap the addon's loading and the models' construction.
  * Keys are checked against the models, across all modules at once, before any data reaches a model, so
- * one ERR_CHECKPOINT_KEYS names every missing / unexpected / mis-shaped key with its full checkpoint name. float16 / bfloat16 / float64 weights become float32; channels_last-strided weights are
- * made contiguous by TensorRef.read().
+ * one ERR_CHECKPOINT_KEYS names every missing / unexpected / mis-shaped key with its full checkpoint name.
+ * float16 / bfloat16 / float64 weights become float32; channels_last-strided weights are made contiguous by
+ * TensorRef.read().
  *
- * Unlike the rest of lib/checkpoint/ this file needs the native addon (it builds models).
+ * This file needs the native addon (it builds models), as export.ts and lightning.ts do; the readers and
+ * recognisers lib/checkpoint/index.ts exports, and open.ts, are pure TypeScript.
  */
-import { open } from 'node:fs/promises';
 import { preloadNative } from '../native.js';
 import { TorchSslError, invalidArg } from '../errors.js';
 import { checkKeys } from '../strict-keys.js';
 import { Projector, ResNet, projector as makeProjector, resnet, type ResNetDepth } from '../models.js';
 import { Tensor } from '../tensor.js';
-import { PyObject, dictGet, type PyValue } from './pyvalue.js';
-import { readSafetensors } from './safetensors.js';
-import { recognizeCheckpoint, openCheckpoint, type CheckpointInfo, type CheckpointModules, type HeadLayer, type InspectOptions } from './solo-learn.js';
+import { projectorFromLayout } from './architecture.js';
+import { formatError } from './errors.js';
+import { openAnyCheckpoint, type OpenedCheckpoint } from './open.js';
+import type { CheckpointInfo, InspectOptions } from './solo-learn.js';
+import { MODULE_NAMES, keyPrefix, type CheckpointModules, type ModuleField } from './state-dict.js';
 import type { TensorRef } from './tensor-ref.js';
-import type { TorchFile } from './torch-file.js';
+
+export { projectorFromLayout } from './architecture.js';
+export { isSafetensors, openAnyCheckpoint } from './open.js';
 
 export interface LoadCheckpointOptions {
   /** args.json beside a modern solo-learn checkpoint: a path, a parsed object, or false to ignore it. */
@@ -95,121 +100,6 @@ export interface LoadedCheckpoint {
   /** Non-strict loads only: keys the file had and no model uses (full checkpoint names). */
   unexpected: string[];
   dispose(): void;
-}
-
-/**
- * How the backbone's keys are prefixed in the file: 'backbone.' / 'encoder.' (solo-learn, own files, with
- * a DDP 'module.' before them if present), or '' for flat torchvision / plain state dicts.
- */
-function backbonePrefix(root: PyValue): string {
-  const candidates: PyValue[] = [];
-  for (const key of ['state_dict', 'model', 'model_state_dict', 'module']) {
-    const v = dictGet(root, key);
-    if (v !== undefined) candidates.push(v);
-  }
-  candidates.push(root);
-  for (const c of candidates) {
-    const m = c instanceof Map ? c : c instanceof PyObject ? c.dictItems : undefined;
-    if (!m) continue;
-    for (const k of m.keys()) {
-      const match = typeof k === 'string' ? /^(module\.)?(backbone|encoder)\./.exec(k) : null;
-      if (match) return match[0];
-    }
-  }
-  return '';
-}
-
-/** The head options a solo-learn head layout corresponds to (projector or predictor), or why it has none. */
-export function projectorFromLayout(
-  layers: HeadLayer[],
-  inputDim: number,
-):
-  | { hiddenDims: number[]; outputDim: number; batchNorm: boolean; hiddenBias: boolean; outputBias: 'on' | 'off'; outputBatchNorm: boolean; outputBatchNormAffine: boolean }
-  | string {
-  const linears = layers.filter((l) => l.type === 'Linear');
-  if (linears.length === 0) return 'it has no Linear layer';
-  // A final BatchNorm1d after the output Linear: affine-free (MoCo v3, SimSiam) or affine (NNCLR).
-  const last = layers[layers.length - 1]!;
-  const outputBatchNorm = last.type === 'BatchNorm1d';
-  const outputBatchNormAffine = outputBatchNorm && last.affine !== false;
-  const body = outputBatchNorm ? layers.slice(0, -1) : layers;
-  const batchNorm = body.some((l) => l.type === 'BatchNorm1d');
-  const block = batchNorm ? ['Linear', 'BatchNorm1d', 'ReLU'] : ['Linear', 'ReLU'];
-  const expected = [...Array.from({ length: linears.length - 1 }, () => block).flat(), 'Linear', ...(outputBatchNorm ? ['BatchNorm1d'] : [])];
-  const got = layers.map((l) => l.type);
-  const describe = (t: string[]): string => t.join('-');
-  if (got.length !== expected.length || got.some((t, i) => t !== expected[i])) {
-    return `its layout ${describe(got)} is not Linear(-BatchNorm1d)-ReLU blocks ending in a Linear [and a BatchNorm1d] (${describe(expected)})`;
-  }
-  const hidden = linears.slice(0, -1);
-  const hiddenBias = hidden.length === 0 || hidden[0]!.bias !== false;
-  if (hidden.some((l) => (l.bias !== false) !== hiddenBias)) return 'its hidden Linears differ in having a bias';
-  if (body.some((l) => l.type === 'BatchNorm1d' && l.affine === false)) return 'it has a hidden BatchNorm1d without affine parameters';
-  if (linears[0]!.inFeatures !== inputDim) return `its first Linear takes ${linears[0]!.inFeatures} features, the backbone gives ${inputDim}`;
-  const out = linears[linears.length - 1]!;
-  return {
-    hiddenDims: hidden.map((l) => l.outFeatures!),
-    outputDim: out.outFeatures!,
-    batchNorm,
-    hiddenBias,
-    outputBias: out.bias === false ? 'off' : 'on',
-    outputBatchNorm,
-    outputBatchNormAffine,
-  };
-}
-
-/** True when the file starts like a .safetensors file (8-byte header length, then a JSON object). */
-export const isSafetensors = async (path: string): Promise<boolean> => {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch {
-    return false;
-  }
-  try {
-    const head = new Uint8Array(9);
-    const { bytesRead } = await fh.read(head, 0, 9, 0);
-    if (bytesRead < 9 || head[8] !== 0x7b /* '{' */) return false;
-    const n = new DataView(head.buffer).getBigUint64(0, true);
-    return n > 1n && n < 100_000_000n && n + 8n <= BigInt((await fh.stat()).size);
-  } finally {
-    await fh.close();
-  }
-};
-
-/**
- * Opens a torch.save file or a `.safetensors` file and recognises it (no tensor data is read). A
- * safetensors file is presented as `{state_dict: …}`; its `__metadata__` (the project's own exports
- * write `torch_ssl_version`, `method`, `dataset`, `num_classes`, `epoch`) becomes the config.
- */
-export async function openAnyCheckpoint(
-  path: string,
-  opts: InspectOptions = {},
-): Promise<{ info: CheckpointInfo; modules: CheckpointModules; close(): Promise<void>; kind: 'torch' | 'safetensors'; root: PyValue }> {
-  if (typeof path !== 'string' || path.length === 0) throw invalidArg('path', 'a file path', path);
-  if (await isSafetensors(path)) {
-    const st = await readSafetensors(path);
-    try {
-      const meta = st.metadata ?? {};
-      const root = new Map<PyValue, PyValue>([['state_dict', new Map<PyValue, PyValue>(st.tensors as Map<string, TensorRef>)]]);
-      if (typeof meta.torch_ssl_version === 'string') {
-        root.set('torch_ssl_version', meta.torch_ssl_version);
-        const hp = new Map<PyValue, PyValue>();
-        for (const k of ['method', 'dataset']) if (typeof meta[k] === 'string') hp.set(k, meta[k]);
-        for (const k of ['num_classes', 'epoch']) if (meta[k] !== undefined && /^\d+$/.test(meta[k])) hp.set(k, Number(meta[k]));
-        root.set('hyper_parameters', hp);
-        if (hp.has('epoch')) root.set('epoch', hp.get('epoch')!);
-      }
-      const file = { path, root } as unknown as TorchFile;
-      const { info, modules } = recognizeCheckpoint(file, {});
-      return { info, modules, close: () => st.close(), kind: 'safetensors', root };
-    } catch (err) {
-      await st.close();
-      throw err;
-    }
-  }
-  const { file, info, modules } = await openCheckpoint(path, opts);
-  return { info, modules, close: () => file.close(), kind: 'torch', root: file.root };
 }
 
 type Physical = Awaited<ReturnType<TensorRef['readPhysical']>>;
@@ -289,23 +179,40 @@ function modelShapes(m: ResNet | Projector): Map<string, number[]> {
   return out;
 }
 
-const MOMENTUM_NAMES: Array<[keyof CheckpointModules, string]> = [
-  ['momentumBackbone', 'momentum_backbone'],
-  ['momentumProjector', 'momentum_projector'],
-  ['predictor', 'predictor'],
-];
+/** The modules besides the backbone, projector and classifier: reported as not loaded, never read. */
+const NOT_LOADED: ModuleField[] = ['momentumBackbone', 'momentumProjector', 'predictor'];
 
-/**
- * Loads a checkpoint into native models. See docs/checkpoints.md for the formats. Throws
- * ERR_CHECKPOINT_FORMAT (not a readable checkpoint, no ResNet backbone, a head layout the engine cannot
- * build), ERR_CHECKPOINT_KEYS (missing / unexpected / mis-shaped keys, all listed), ERR_IO.
- */
+/** The modules a load builds from, as the options choose them. */
+interface Selection {
+  /** Under the online names; with { teacher } the teacher's weights are there and the student's are the momentum ones. */
+  modules: CheckpointModules;
+  /** The file's key prefix of each module built, for messages naming full keys. */
+  prefixes: { backbone: string; projector: string; classifier: string };
+  /** The modules reported as not loaded, with the names they are reported under. */
+  notLoaded: Array<[ModuleField, string]>;
+}
+
+/** One load's state, shared by its steps. */
+interface LoadContext extends Selection {
+  path: string;
+  info: CheckpointInfo;
+  strict: boolean;
+  heads: boolean;
+  /** Models built so far, disposed if the load fails. */
+  built: Array<{ dispose(): void }>;
+  /** What the file holds besides the loaded modules (LoadedCheckpoint.ignored). */
+  ignored: string[];
+  /** The reads started for the modules to load. */
+  pending: Map<TensorRef, Promise<Physical>>;
+}
+
 const LOAD_OPTION_KEYS = ['argsJson', 'device', 'strict', 'channelsLast', 'heads', 'teacher'] as const;
 // Compile-time: the list names every LoadCheckpointOptions key.
 const _loadKeysComplete: Exclude<keyof LoadCheckpointOptions, (typeof LOAD_OPTION_KEYS)[number]> extends never ? true : never = true;
 void _loadKeysComplete;
 
-export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
+/** The options, checked (ERR_INVALID_ARG), with their defaults. */
+function loadSettings(opts: LoadCheckpointOptions): { strict: boolean; heads: boolean; teacher: boolean } {
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
   checkKeys(opts, LOAD_OPTION_KEYS, 'loadCheckpoint options');
   const strict = opts.strict ?? true;
@@ -314,32 +221,55 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
   const heads = opts.heads ?? true;
   const teacher = opts.teacher ?? false;
   if (typeof teacher !== 'boolean') throw invalidArg('teacher', 'a boolean', opts.teacher);
-  // LibTorch loads on a worker thread the first time (~0.5 s) while this thread parses the file; awaited before
-  // the first native call (building the models). preloadNative never rejects.
-  const addonLoaded = preloadNative();
-  const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
-  const { info } = opened;
-  if (teacher && opened.modules.momentumBackbone.size === 0) {
-    await opened.close();
-    throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: { teacher: true } asks for the teacher, but the file has no momentum_backbone.* (method ${info.method ?? 'unknown'}: no momentum teacher)`, { file: path });
+  return { strict, heads, teacher };
+}
+
+/** The online modules, or with { teacher } the momentum teacher in the student's place (ERR_CHECKPOINT_FORMAT without one). */
+function selectModules(path: string, { info, modules: m, layout }: OpenedCheckpoint, teacher: boolean): Selection {
+  const prefixes = (backbone: ModuleField, projector: ModuleField): Selection['prefixes'] => ({
+    backbone: keyPrefix(layout, backbone),
+    projector: keyPrefix(layout, projector),
+    classifier: keyPrefix(layout, 'classifier'),
+  });
+  if (!teacher) {
+    return {
+      modules: m,
+      prefixes: prefixes('backbone', 'projector'),
+      notLoaded: NOT_LOADED.map((f) => [f, MODULE_NAMES[f]]),
+    };
   }
+  if (m.momentumBackbone.size === 0) {
+    const why = `the file has no momentum_backbone.* (method ${info.method ?? 'unknown'}: no momentum teacher)`;
+    throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: { teacher: true } asks for the teacher, but ${why}`, { file: path });
+  }
+  if (m.classifier.size > 0) info.warnings.push(`not loaded: classifier (${m.classifier.size} tensors; the student's)`);
   // The teacher in the student's place: same architecture, its own weights; the online modules are then the
   // ones reported as not loaded.
-  const modules: CheckpointModules = teacher
-    ? { ...opened.modules, backbone: opened.modules.momentumBackbone, projector: opened.modules.momentumProjector, momentumBackbone: opened.modules.backbone, momentumProjector: opened.modules.projector, classifier: new Map() }
-    : opened.modules;
-  const momentumNames: Array<[keyof CheckpointModules, string]> = teacher
-    ? [
-        ['momentumBackbone', 'backbone (the student)'],
-        ['momentumProjector', 'projector (the student)'],
-        ['predictor', 'predictor'],
-      ]
-    : MOMENTUM_NAMES;
-  if (teacher && opened.modules.classifier.size > 0) info.warnings.push(`not loaded: classifier (${opened.modules.classifier.size} tensors; the student's)`);
-  const built: Array<{ dispose(): void }> = [];
-  // The tensors of the modules to load (and no others) are read now, on libuv's threads, while the
-  // native addon loads and the models are built — both block this thread. Keys are still checked
-  // before any of it reaches a model.
+  const student = (f: 'backbone' | 'projector'): string => `${MODULE_NAMES[f]} (the student)`;
+  return {
+    modules: {
+      ...m,
+      backbone: m.momentumBackbone,
+      projector: m.momentumProjector,
+      momentumBackbone: m.backbone,
+      momentumProjector: m.projector,
+      classifier: new Map(),
+    },
+    prefixes: prefixes('momentumBackbone', 'momentumProjector'),
+    notLoaded: [
+      ['momentumBackbone', student('backbone')],
+      ['momentumProjector', student('projector')],
+      ['predictor', MODULE_NAMES.predictor],
+    ],
+  };
+}
+
+/**
+ * Starts reading the tensors of the modules to load (and no others), on libuv's threads, while the native
+ * addon loads and the models are built — both block this thread. Keys are still checked before any of it
+ * reaches a model.
+ */
+function startReads(modules: CheckpointModules, heads: boolean): Map<TensorRef, Promise<Physical>> {
   const pending = new Map<TensorRef, Promise<Physical>>();
   for (const m of heads ? [modules.backbone, modules.projector, modules.classifier] : [modules.backbone]) {
     for (const ref of m.values()) {
@@ -348,137 +278,184 @@ export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions =
       pending.set(ref, p);
     }
   }
+  return pending;
+}
+
+/** The ResNet the engine builds for the file's backbone; ERR_CHECKPOINT_FORMAT when there is none it can build. */
+function backboneSpec(path: string, modules: CheckpointModules, info: CheckpointInfo): { depth: ResNetDepth; stem: 'cifar' | 'imagenet' } {
+  if (modules.backbone.size === 0) throw formatError(path, 'no ResNet backbone found (no backbone.*, encoder.* or torchvision conv1/bn1/layerN keys)');
+  if (info.depth !== 18 && info.depth !== 34 && info.depth !== 50) {
+    const what = info.depth ? `ResNet-${info.depth}` : `a backbone with block counts [${info.layers.join(', ')}]`;
+    throw formatError(path, `holds ${what}; the engine builds ResNet-18, 34 and 50`);
+  }
+  if (info.stem === null) throw formatError(path, 'conv1 is neither 3×3 (CIFAR stem) nor 7×7 (ImageNet stem)');
+  return { depth: info.depth, stem: info.stem };
+}
+
+/** The projector the file's layout describes, built, and its plan; none without heads or (non-strict) a layout the engine cannot build. */
+function planProjector(c: LoadContext, featureDim: number): { projector: Projector; plan: Plan } | undefined {
+  const { modules, info } = c;
+  if (modules.projector.size === 0) return undefined;
+  if (!c.heads) {
+    c.ignored.push(`projector (${modules.projector.size} tensors)`);
+    return undefined;
+  }
+  const layout = info.projector ? projectorFromLayout(info.projector, info.featureDim ?? featureDim) : 'it has no numbered layers';
+  if (typeof layout === 'string') {
+    if (c.strict) throw formatError(c.path, `cannot build the projector: ${layout}; pass { heads: false } or { strict: false } to load the backbone alone`);
+    c.ignored.push(`projector (${modules.projector.size} tensors; ${layout})`);
+    info.warnings.push(`projector not loaded: ${layout}`);
+    return undefined;
+  }
+  const projector = makeProjector({ inputDim: featureDim, ...layout });
+  c.built.push(projector);
+  return { projector, plan: { source: modules.projector, target: modelShapes(projector), prefix: c.prefixes.projector } };
+}
+
+/** The classifier's plan: a Linear from the backbone's features to the file's classes. */
+function planClassifier(c: LoadContext, featureDim: number): Plan | undefined {
+  const { classifier } = c.modules;
+  if (classifier.size === 0) return undefined;
+  if (!c.heads) {
+    c.ignored.push(`classifier (${classifier.size} tensors)`);
+    return undefined;
+  }
+  const w = classifier.get('weight');
+  const classes = w && w.shape.length === 2 ? w.shape[0]! : (c.info.numClasses ?? 0);
+  const target = new Map([
+    ['weight', [classes, featureDim]],
+    ['bias', [classes]],
+  ]);
+  return { source: classifier, target, prefix: c.prefixes.classifier };
+}
+
+/**
+ * Checks the plans' keys against the file, all modules at once (ERR_CHECKPOINT_KEYS), and lists what is not
+ * loaded: the momentum / predictor modules, and solo-learn's method-specific state (queues, momentum classifiers,
+ * DINO heads), reported, never loaded. In any other file a key outside the modules is unexpected.
+ */
+function checkPlans(c: LoadContext, plans: Plan[]): { missing: string[]; unexpected: string[] } {
+  const { modules } = c;
+  for (const [m, name] of c.notLoaded) if (modules[m].size > 0) c.ignored.push(`${name} (${modules[m].size} tensors)`);
+  const otherKeys = [...modules.other.keys()];
+  if (c.info.format === 'solo-learn-lightning') {
+    const groups = new Map<string, number>();
+    for (const k of otherKeys) groups.set(k.split('.')[0]!, (groups.get(k.split('.')[0]!) ?? 0) + 1);
+    for (const [g, n] of groups) c.ignored.push(n === 1 && modules.other.has(g) ? g : `${g} (${n} tensors)`);
+  }
+  const result = compare(plans);
+  if (c.info.format !== 'solo-learn-lightning') result.unexpected.push(...otherKeys);
+  const err = keysError(c.path, result, c.strict);
+  if (err) throw err;
+  return result;
+}
+
+/** The tensors of the plan's keys the model uses (nothing else); those read are disposed if one fails. */
+async function readPlan(plan: Plan, pending: Map<TensorRef, Promise<Physical>>): Promise<Map<string, Tensor>> {
+  const sd = new Map<string, Tensor>();
   try {
-    if (modules.backbone.size === 0) {
-      throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: no ResNet backbone found (no backbone.*, encoder.* or torchvision conv1/bn1/layerN keys)`);
-    }
-    if (info.depth !== 18 && info.depth !== 34 && info.depth !== 50) {
-      const what = info.depth ? `ResNet-${info.depth}` : `a backbone with block counts [${info.layers.join(', ')}]`;
-      throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: holds ${what}; the engine builds ResNet-18, 34 and 50`);
-    }
-    if (info.stem === null) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: conv1 is neither 3×3 (CIFAR stem) nor 7×7 (ImageNet stem)`);
+    for (const [k, ref] of plan.source) if (plan.target.has(k)) sd.set(k, await materialise(ref, pending.get(ref)));
+  } catch (e) {
+    for (const t of sd.values()) t.dispose();
+    throw e;
+  }
+  return sd;
+}
 
-    // Prefixed (solo-learn, own) files name modules; flat torchvision / plain files are all backbone + fc.
-    const onlinePrefix = backbonePrefix(opened.root);
-    const ddp = onlinePrefix.startsWith('module.') ? 'module.' : '';
-    const bbPrefix = teacher ? `${ddp}${onlinePrefix.includes('encoder.') ? 'momentum_encoder.' : 'momentum_backbone.'}` : onlinePrefix;
-    const flat = bbPrefix === '';
-    const ignored: string[] = [];
-    const plans: Plan[] = [];
-    await addonLoaded;
-    const backbone = resnet({ depth: info.depth as ResNetDepth, stem: info.stem });
-    built.push(backbone);
-    plans.push({ source: modules.backbone, target: modelShapes(backbone), prefix: bbPrefix });
+async function loadInto(model: ResNet | Projector, plan: Plan, pending: Map<TensorRef, Promise<Physical>>): Promise<void> {
+  const sd = await readPlan(plan, pending);
+  try {
+    await model.loadStateDict(sd, { strict: false });
+  } finally {
+    for (const t of sd.values()) t.dispose();
+  }
+}
 
-    let proj: Projector | undefined;
-    let projectorPlan: Plan | undefined;
-    if (modules.projector.size > 0) {
-      const layout = info.projector ? projectorFromLayout(info.projector, info.featureDim ?? backbone.featureDim) : 'it has no numbered layers';
-      if (!heads) ignored.push(`projector (${modules.projector.size} tensors)`);
-      else if (typeof layout === 'string') {
-        if (strict) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: cannot build the projector: ${layout}; pass { heads: false } or { strict: false } to load the backbone alone`);
-        ignored.push(`projector (${modules.projector.size} tensors; ${layout})`);
-        info.warnings.push(`projector not loaded: ${layout}`);
-      } else {
-        proj = makeProjector({ inputDim: backbone.featureDim, ...layout });
-        built.push(proj);
-        projectorPlan = { source: modules.projector, target: modelShapes(proj), prefix: `${ddp}${teacher ? 'momentum_projector.' : 'projector.'}` };
-        plans.push(projectorPlan);
-      }
-    }
+async function readClassifier(plan: Plan, pending: Map<TensorRef, Promise<Physical>>): Promise<LinearClassifier | undefined> {
+  const sd = await readPlan(plan, pending);
+  const w = sd.get('weight');
+  const b = sd.get('bias');
+  if (w && b) return new LinearClassifier(w, b);
+  for (const t of sd.values()) t.dispose();
+  return undefined;
+}
 
-    let classifierPlan: Plan | undefined;
-    if (modules.classifier.size > 0) {
-      if (!heads) ignored.push(`classifier (${modules.classifier.size} tensors)`);
-      else {
-        const w = modules.classifier.get('weight');
-        const classes = w && w.shape.length === 2 ? w.shape[0]! : (info.numClasses ?? 0);
-        classifierPlan = {
-          source: modules.classifier,
-          target: new Map([
-            ['weight', [classes, backbone.featureDim]],
-            ['bias', [classes]],
-          ]),
-          prefix: flat ? 'fc.' : `${ddp}classifier.`,
-        };
-        plans.push(classifierPlan);
-      }
-    }
+/** The loaded models in eval mode, channels_last and on the device the options ask for. */
+async function placeModels(
+  backbone: ResNet,
+  proj: Projector | undefined,
+  classifier: LinearClassifier | undefined,
+  opts: LoadCheckpointOptions,
+): Promise<LinearClassifier | undefined> {
+  backbone.eval();
+  proj?.eval();
+  if (opts.channelsLast) backbone.channelsLast(true);
+  if (opts.device === undefined || opts.device === 'cpu') return classifier;
+  await backbone.to(opts.device);
+  if (proj) await proj.to(opts.device);
+  if (!classifier) return undefined;
+  const moved = classifier.to(opts.device);
+  classifier.dispose();
+  return moved;
+}
 
-    for (const [m, name] of momentumNames) if (modules[m].size > 0) ignored.push(`${name} (${modules[m].size} tensors)`);
-    // solo-learn checkpoints carry method-specific state (queues, momentum classifiers, DINO heads):
-    // reported, never loaded. In any other file a key outside the modules is unexpected.
-    const otherKeys = [...modules.other.keys()];
-    if (info.format === 'solo-learn-lightning') {
-      const groups = new Map<string, number>();
-      for (const k of otherKeys) groups.set(k.split('.')[0]!, (groups.get(k.split('.')[0]!) ?? 0) + 1);
-      for (const [g, n] of groups) ignored.push(n === 1 && modules.other.has(g) ? g : `${g} (${n} tensors)`);
-    }
-    const result = compare(plans);
-    if (info.format !== 'solo-learn-lightning') result.unexpected.push(...otherKeys);
-    const err = keysError(path, result, strict);
-    if (err) throw err;
-    if (ignored.length > 0) info.warnings.push(`not loaded: ${ignored.join(', ')}`);
+/** Builds the models, checks the keys, then reads the weights into them. */
+async function buildAndLoad(c: LoadContext, addonLoaded: Promise<void>, opts: LoadCheckpointOptions): Promise<LoadedCheckpoint> {
+  const spec = backboneSpec(c.path, c.modules, c.info);
+  await addonLoaded;
+  const backbone = resnet(spec);
+  c.built.push(backbone);
+  const backbonePlan: Plan = { source: c.modules.backbone, target: modelShapes(backbone), prefix: c.prefixes.backbone };
+  const proj = planProjector(c, backbone.featureDim);
+  const classifierPlan = planClassifier(c, backbone.featureDim);
+  const result = checkPlans(c, [backbonePlan, ...(proj ? [proj.plan] : []), ...(classifierPlan ? [classifierPlan] : [])]);
+  if (c.ignored.length > 0) c.info.warnings.push(`not loaded: ${c.ignored.join(', ')}`);
 
-    // Only now read tensor data: the keys each model uses, nothing else.
-    const read = async (plan: Plan): Promise<Map<string, Tensor>> => {
-      const sd = new Map<string, Tensor>();
-      try {
-        for (const [k, ref] of plan.source) if (plan.target.has(k)) sd.set(k, await materialise(ref, pending.get(ref)));
-      } catch (e) {
-        for (const t of sd.values()) t.dispose();
-        throw e;
-      }
-      return sd;
-    };
-    for (const [model, plan] of [[backbone, plans[0]!], ...(proj ? [[proj, projectorPlan!] as const] : [])] as const) {
-      const sd = await read(plan);
-      try {
-        await model.loadStateDict(sd, { strict: false });
-      } finally {
-        for (const t of sd.values()) t.dispose();
-      }
-    }
-    let classifier: LinearClassifier | undefined;
-    if (classifierPlan) {
-      const sd = await read(classifierPlan);
-      const w = sd.get('weight');
-      const b = sd.get('bias');
-      if (w && b) classifier = new LinearClassifier(w, b);
-      else for (const t of sd.values()) t.dispose();
-    }
-    if (classifier) built.push(classifier);
+  // Only now read tensor data: the keys each model uses, nothing else.
+  await loadInto(backbone, backbonePlan, c.pending);
+  if (proj) await loadInto(proj.projector, proj.plan, c.pending);
+  const read = classifierPlan ? await readClassifier(classifierPlan, c.pending) : undefined;
+  if (read) c.built.push(read);
+  const classifier = await placeModels(backbone, proj?.projector, read, opts);
+  const loaded: LoadedCheckpoint = {
+    backbone,
+    info: c.info,
+    ignored: c.ignored,
+    missing: result.missing,
+    unexpected: result.unexpected,
+    dispose() {
+      backbone.dispose();
+      loaded.projector?.dispose();
+      loaded.classifier?.dispose();
+    },
+  };
+  if (proj) loaded.projector = proj.projector;
+  if (classifier) loaded.classifier = classifier;
+  return loaded;
+}
 
-    backbone.eval();
-    proj?.eval();
-    if (opts.channelsLast) backbone.channelsLast(true);
-    if (opts.device !== undefined && opts.device !== 'cpu') {
-      await backbone.to(opts.device);
-      if (proj) await proj.to(opts.device);
-      if (classifier) {
-        const moved = classifier.to(opts.device);
-        classifier.dispose();
-        classifier = moved;
-      }
+/**
+ * Loads a checkpoint into native models. See docs/checkpoints.md for the formats. Throws
+ * ERR_CHECKPOINT_FORMAT (not a readable checkpoint, no ResNet backbone, a head layout the engine cannot
+ * build), ERR_CHECKPOINT_KEYS (missing / unexpected / mis-shaped keys, all listed), ERR_IO.
+ */
+export async function loadCheckpoint(path: string, opts: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
+  const { strict, heads, teacher } = loadSettings(opts);
+  // LibTorch loads on a worker thread the first time (~0.5 s) while this thread parses the file; awaited before
+  // the first native call (building the models). preloadNative never rejects.
+  const addonLoaded = preloadNative();
+  const opened = await openAnyCheckpoint(path, opts.argsJson === undefined ? {} : { argsJson: opts.argsJson });
+  let pending = new Map<TensorRef, Promise<Physical>>();
+  try {
+    const selection = selectModules(path, opened, teacher);
+    pending = startReads(selection.modules, heads);
+    const c: LoadContext = { ...selection, path, info: opened.info, strict, heads, built: [], ignored: [], pending };
+    try {
+      return await buildAndLoad(c, addonLoaded, opts);
+    } catch (err) {
+      for (const m of c.built) m.dispose();
+      throw err;
     }
-    const loaded: LoadedCheckpoint = {
-      backbone,
-      info,
-      ignored,
-      missing: result.missing,
-      unexpected: result.unexpected,
-      dispose() {
-        backbone.dispose();
-        loaded.projector?.dispose();
-        loaded.classifier?.dispose();
-      },
-    };
-    if (proj) loaded.projector = proj;
-    if (classifier) loaded.classifier = classifier;
-    return loaded;
-  } catch (err) {
-    for (const m of built) m.dispose();
-    throw err;
   } finally {
     await Promise.allSettled(pending.values());
     await opened.close();

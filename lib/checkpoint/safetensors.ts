@@ -8,6 +8,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { TorchSslError, invalidArg } from '../errors.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
 import { readBytes, writeAll, writeAtomically } from '../io.js';
+import { formatError } from './errors.js';
 import { TensorRef, TorchStorage } from './tensor-ref.js';
 import { isLazyTensor, tensorBytes, toTensorData, isWritableTensor, type WritableTensor } from './tensor-data.js';
 
@@ -34,10 +35,6 @@ export interface SafetensorsFile {
   readonly metadata: Readonly<Record<string, string>> | null;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
-}
-
-function formatError(path: string, what: string): TorchSslError {
-  return new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: ${what}`);
 }
 
 /**

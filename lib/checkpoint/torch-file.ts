@@ -12,6 +12,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { TorchSslError } from '../errors.js';
 import { readBytes } from '../io.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
+import { formatError } from './errors.js';
 import { PyGlobal, PyObject, getPyState, isTuple, type PyDict, type PyValue } from './pyvalue.js';
 import { STORAGE_DTYPES, TensorRef, TorchStorage, type ByteSource } from './tensor-ref.js';
 import { PickleTruncatedError, describe, unpickle, type PyCallable } from './unpickle.js';
@@ -57,10 +58,6 @@ const TORCH_DTYPES: Readonly<Record<string, DType>> = {
   'torch.uint8': 'uint8',
   'torch.bool': 'bool',
 };
-
-function formatError(path: string, what: string): TorchSslError {
-  return new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: ${what}`);
-}
 
 /**
  * Opens any `torch.save` file without executing anything in it. Throws ERR_IO when the file cannot be

@@ -12,6 +12,7 @@ import { crc32, inflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { TorchSslError } from '../errors.js';
 import { readBytes } from '../io.js';
+import { formatError } from './errors.js';
 
 const inflateRawAsync = promisify(inflateRaw) as (buf: Uint8Array, opts: { maxOutputLength: number }) => Promise<Buffer>;
 
@@ -40,10 +41,6 @@ export interface ZipEntry {
   readonly uncompressedSize: number;
   readonly crc32: number;
   readonly localHeaderOffset: number;
-}
-
-function formatError(path: string, what: string): TorchSslError {
-  return new TorchSslError('ERR_CHECKPOINT_FORMAT', `${path}: ${what}`);
 }
 
 /** Reads 64-bit little-endian sizes as numbers, refusing values past 2^53. */

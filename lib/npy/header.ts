@@ -1,15 +1,11 @@
 /**
- * The NumPy `.npy` format (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html),
- * as plain bytes and typed arrays: no native Tensor here, so readers, writers and data sources share it.
- *
- * Layout: magic `\x93NUMPY`, major, minor, a little-endian header length (uint16 in v1, uint32 in v2/v3),
- * then a Python dict literal `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` padded with
- * spaces and a final newline so that the data starts on a 64-byte boundary, then the raw C-order data.
- * v1/v2 headers are latin-1, v3 headers UTF-8.
+ * The `.npy` header (the format is described in lib/npy.ts): reading its preamble, parsing and validating
+ * its dict (dtype, order, shape), and laying it out for writing.
  */
 import { DTYPE_BYTES, type DType, type TypedArray } from '../dtype.js';
-import { invalidArg, TorchSslError } from '../errors.js';
-import { LiteralParser, type PyValue } from './literal.js';
+import { invalidArg } from '../errors.js';
+import { formatError } from './errors.js';
+import { LiteralParser, type LiteralValue } from './literal.js';
 
 export interface NpyArray {
   dtype: DType;
@@ -75,15 +71,11 @@ export const DESCR_KIND_NAMES: Record<string, string> = {
   m: 'timedelta64',
 };
 
-export function formatError(name: string, problem: string): TorchSslError {
-  return new TorchSslError('ERR_NPY_FORMAT', `${name}: ${problem}`, { file: name });
-}
-
-export function describeDescr(descr: PyValue): string {
+export function describeDescr(descr: LiteralValue): string {
   return typeof descr === 'string' ? descr : JSON.stringify(descr, (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v));
 }
 
-export function dtypeFromDescr(descr: PyValue, name: string): { dtype: DType; byteOrder: '<' | '>' | '|' } {
+export function dtypeFromDescr(descr: LiteralValue, name: string): { dtype: DType; byteOrder: '<' | '>' | '|' } {
   if (typeof descr !== 'string') {
     throw formatError(name, `structured dtype ${describeDescr(descr)} is not supported; save a plain numeric array (e.g. arr['field'])`);
   }

@@ -1,8 +1,9 @@
 /** The Python literal subset numpy writes in .npy headers (dict, tuple, list, str, int, True/False/None). Never eval'd. */
 import { TorchSslError } from '../errors.js';
-import { formatError } from './header.js';
+import { formatError } from './errors.js';
 
-export type PyValue = string | number | boolean | null | PyValue[] | { tuple: PyValue[] } | Map<string, PyValue>;
+/** A parsed header value: a dict is a Map, a tuple `{ tuple }`, a list an array. */
+export type LiteralValue = string | number | boolean | null | LiteralValue[] | { tuple: LiteralValue[] } | Map<string, LiteralValue>;
 
 export class LiteralParser {
   private pos = 0;
@@ -11,7 +12,7 @@ export class LiteralParser {
     private readonly name: string,
   ) {}
 
-  parseTop(): PyValue {
+  parseTop(): LiteralValue {
     const v = this.value();
     this.skipSpace();
     if (this.pos !== this.text.length) throw this.fail('trailing characters after the header dict');
@@ -26,7 +27,7 @@ export class LiteralParser {
     while (this.pos < this.text.length && /\s/.test(this.text[this.pos]!)) this.pos++;
   }
 
-  private value(): PyValue {
+  private value(): LiteralValue {
     this.skipSpace();
     const c = this.text[this.pos];
     if (c === undefined) throw this.fail('unexpected end');
@@ -48,8 +49,8 @@ export class LiteralParser {
     throw this.fail(`unexpected ${JSON.stringify(c)}`);
   }
 
-  private dict(): Map<string, PyValue> {
-    const out = new Map<string, PyValue>();
+  private dict(): Map<string, LiteralValue> {
+    const out = new Map<string, LiteralValue>();
     this.pos++; // {
     for (;;) {
       this.skipSpace();
@@ -69,8 +70,8 @@ export class LiteralParser {
     }
   }
 
-  private sequence(open: string, close: string): PyValue[] {
-    const out: PyValue[] = [];
+  private sequence(open: string, close: string): LiteralValue[] {
+    const out: LiteralValue[] = [];
     this.pos++; // open
     for (;;) {
       this.skipSpace();

@@ -3,7 +3,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { DTYPE_BYTES, type DType, type TypedArray, typedArrayFor } from '../dtype.js';
 import { invalidArg, TorchSslError } from '../errors.js';
 import { ioError, readFully } from '../io.js';
-import { formatError, MAX_HEADER_BYTES, parseNpyHeader, PREAMBLE_MAX, readPreamble, type NpyArray, type NpyHeader } from './header.js';
+import { formatError } from './errors.js';
+import { MAX_HEADER_BYTES, parseNpyHeader, PREAMBLE_MAX, readPreamble, type NpyArray, type NpyHeader } from './header.js';
 
 function byteSwap(bytes: Uint8Array, width: number): void {
   for (let i = 0; i + width <= bytes.length; i += width) {

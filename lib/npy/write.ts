@@ -31,7 +31,6 @@ function bytesOf(data: TypedArray): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-
 async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
@@ -39,6 +38,29 @@ async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): 
     const { bytesWritten } = await fh.write(bytes, done, Math.min(bytes.length - done, 1 << 30), position + done);
     done += bytesWritten;
   }
+}
+
+/**
+ * Creates the temporary file `path` is written through (beside it, exclusively) and writes `header` at its
+ * start. Throws ERR_IO naming `path`, leaving no file behind.
+ */
+async function createTemporary(path: string, header: Uint8Array): Promise<{ tmp: string; fh: FileHandle }> {
+  const tmp = tempPathFor(path);
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+    await writeFully(fh, header, 0);
+    return { tmp, fh };
+  } catch (err) {
+    await discardTemporary(fh, tmp);
+    throw ioError(path, err, 'write');
+  }
+}
+
+/** Closes (if still open) and removes a temporary file, ignoring errors: the write has failed already. */
+async function discardTemporary(fh: FileHandle | undefined, tmp: string): Promise<void> {
+  await fh?.close().catch(() => undefined);
+  await rm(tmp, { force: true }).catch(() => undefined);
 }
 
 /**
@@ -53,19 +75,16 @@ export async function writeNpyFile(path: string, array: NpyArray): Promise<void>
   checkArrayType(dtype, data, 'data');
   if (data.length !== count) throw invalidArg('data', `${count} elements for shape [${shape.join(', ')}]`, `${data.length} elements`);
   const header = serializeNpyHeader(dtype, shape);
-  const tmp = tempPathFor(path);
-  let fh: FileHandle | undefined;
+  const { tmp, fh } = await createTemporary(path, header);
+  let unclosed: FileHandle | undefined = fh;
   try {
-    fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
-    await writeFully(fh, header, 0);
     await writeFully(fh, bytesOf(data), header.length);
     await fh.sync();
     await fh.close();
-    fh = undefined;
+    unclosed = undefined;
     await rename(tmp, path);
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await rm(tmp, { force: true }).catch(() => undefined);
+    await discardTemporary(unclosed, tmp);
     throw ioError(path, err, 'write');
   }
 }
@@ -108,16 +127,7 @@ export class NpyStreamWriter {
     const { descr } = checkWritable(opts.dtype, rowShape);
     // The widest header this array can ever need: the row count at the largest safe integer.
     const reserved = headerBytes(descr, [Number.MAX_SAFE_INTEGER, ...rowShape], 0);
-    const tmp = tempPathFor(path);
-    let fh: FileHandle | undefined;
-    try {
-      fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
-      await writeFully(fh, serializeNpyHeader(opts.dtype, [0, ...rowShape], { minLength: reserved.length }), 0);
-    } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await rm(tmp, { force: true }).catch(() => undefined);
-      throw ioError(path, err, 'write');
-    }
+    const { tmp, fh } = await createTemporary(path, serializeNpyHeader(opts.dtype, [0, ...rowShape], { minLength: reserved.length }));
     return new NpyStreamWriter(path, tmp, opts.dtype, rowShape, fh, reserved.length);
   }
 
@@ -201,8 +211,7 @@ export class NpyStreamWriter {
   private async discard(): Promise<void> {
     const fh = this.fh;
     this.fh = undefined;
-    await fh?.close().catch(() => undefined);
-    await rm(this.tmpPath, { force: true }).catch(() => undefined);
+    await discardTemporary(fh, this.tmpPath);
   }
 
   /** Removes the temporary file; `path` is left as it was. Safe to call more than once, or after finalize(). */
