@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { loadCheckpoint } from '../checkpoint/load.js';
 import { exportCheckpoint, exportFormatFor, type ExportFormat } from '../checkpoint/export.js';
-import { flagError, outputFile } from './flags.js';
+import { oneOf, outputFile } from './flags.js';
 
 export function register(program: Command): void {
   program
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--backbone-only', 'export the backbone alone')
     .option('--no-strict', 'load what matches (missing / unexpected keys are listed, not fatal)')
     .action(async (opts: { checkpoint: string; out: string; format?: string; argsJson?: string; backboneOnly?: boolean; strict: boolean }) => {
-      if (opts.format !== undefined && opts.format !== 'pth' && opts.format !== 'safetensors') throw flagError('--format', 'pth | safetensors', opts.format);
+      if (opts.format !== undefined) oneOf('--format', opts.format, ['pth', 'safetensors']);
       // Refuse a bad --out before spending time loading.
       const format = exportFormatFor(opts.out, opts.format as ExportFormat | undefined);
       await outputFile('--out', opts.out);

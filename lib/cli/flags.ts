@@ -23,6 +23,27 @@ export function oneNumber(flag: string, value: string, integer: boolean, check: 
   return n;
 }
 
+/** One integer > 0 (`--batch-size`, `--k`, …). */
+export function positiveInt(flag: string, value: string, listHint = ''): number {
+  return oneNumber(flag, value, true, (n) => n > 0, 'a positive integer', listHint);
+}
+
+/** One integer >= 0 (`--seed`, `--index`, …). */
+export function nonNegativeInt(flag: string, value: string): number {
+  return oneNumber(flag, value, true, (n) => n >= 0, 'a non-negative integer');
+}
+
+/** One number > 0 (`--lr`, `--temperature`). */
+export function positiveNumber(flag: string, value: string, listHint = ''): number {
+  return oneNumber(flag, value, false, (n) => n > 0, 'a number > 0', listHint);
+}
+
+/** One of a few words: `--space: expected embedding | projection, got "latent"`. */
+export function oneOf<T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) throw flagError(flag, choices.join(' | '), value);
+  return value as T;
+}
+
 /** A comma-separated list of numbers > 0. */
 export function numberList(flag: string, value: string, integer: boolean): number[] {
   const out = value.split(',').map((s) => Number(s.trim()));

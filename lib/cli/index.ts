@@ -32,8 +32,8 @@ export function buildProgram(): Command {
       const threads = cmd.opts().threads as string | undefined;
       if (threads !== undefined) {
         const { setNumThreads } = await import('../native.js');
-        const { oneNumber } = await import('./flags.js');
-        setNumThreads(oneNumber('--threads', threads, true, (n) => n > 0, 'a positive integer'));
+        const { positiveInt } = await import('./flags.js');
+        setNumThreads(positiveInt('--threads', threads));
       }
     });
   registerDemo(program);

@@ -11,9 +11,10 @@ import YAML from 'yaml';
 import { TorchSslError } from '../errors.js';
 import { train, type TrainEvent } from '../train.js';
 import { describeBlas, preloadNative } from '../native.js';
-import { applyOverrides, resolveTrainConfig } from '../train-config.js';
+import { resolveTrainConfig } from '../train-config.js';
+import { applyOverrides } from '../config-overrides.js';
 import { launchLocal, resolveDist } from '../distributed.js';
-import { oneNumber } from './flags.js';
+import { nonNegativeInt, oneNumber, positiveInt } from './flags.js';
 import { eta, logIntervalMs, withInterrupt } from './progress.js';
 
 async function readConfig(path: string): Promise<Record<string, unknown>> {
@@ -52,10 +53,9 @@ export function register(program: Command): void {
       if (opts.nproc === undefined && (opts.nnodes !== undefined || opts.nodeRank !== undefined || opts.masterAddr !== undefined || opts.masterPort !== undefined))
         throw new TorchSslError('ERR_INVALID_ARG', '--nnodes, --node-rank, --master-addr and --master-port go with --nproc (workers per machine); a single worker reads MASTER_ADDR / MASTER_PORT or config.dist');
       if (opts.nproc !== undefined) {
-        const positive = (n: number) => Number.isInteger(n) && n > 0;
-        const nproc = oneNumber('--nproc', opts.nproc, true, positive, 'a positive integer');
-        const nnodes = opts.nnodes === undefined ? Number(process.env.NNODES ?? 1) : oneNumber('--nnodes', opts.nnodes, true, positive, 'a positive integer');
-        const nodeRank = opts.nodeRank === undefined ? Number(process.env.NODE_RANK ?? 0) : oneNumber('--node-rank', opts.nodeRank, true, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+        const nproc = positiveInt('--nproc', opts.nproc);
+        const nnodes = opts.nnodes === undefined ? Number(process.env.NNODES ?? 1) : positiveInt('--nnodes', opts.nnodes);
+        const nodeRank = opts.nodeRank === undefined ? Number(process.env.NODE_RANK ?? 0) : nonNegativeInt('--node-rank', opts.nodeRank);
         const env = { ...process.env };
         if (opts.masterAddr !== undefined) {
           if (opts.masterAddr.trim() === '') throw new TorchSslError('ERR_INVALID_ARG', '--master-addr: expected a host name or address');
