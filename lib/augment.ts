@@ -5,7 +5,8 @@
 import { invalidArg } from './errors.js';
 import { native } from './native.js';
 import { awaitNative, Tensor } from './tensor.js';
-import { toNativeView, ViewSchema, type ViewConfig } from './train-config.js';
+import { ViewSchema, type ViewConfig } from './train-config.js';
+import { toNativeView } from './train-wire.js';
 import { NORMALIZATIONS, type Normalization } from './data/normalization.js';
 
 export type { ViewConfig };

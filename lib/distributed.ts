@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { TorchSslError } from './errors.js';
-import type { NativeDist, NativeTrainConfig, TrainConfig } from './train-config.js';
+import type { NativeDist, NativeTrainConfig } from './native.js';
+import type { TrainConfig } from './train-config.js';
 
 /** The rendezvous variables torchrun sets, by the config field they stand for. */
 const ENV_NAMES = { worldSize: 'WORLD_SIZE', rank: 'RANK', localRank: 'LOCAL_RANK', masterAddr: 'MASTER_ADDR', masterPort: 'MASTER_PORT' } as const;

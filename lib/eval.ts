@@ -5,6 +5,7 @@
  * - `linearProbe`: a linear classifier trained natively (SGD + momentum, cosine decay, standardised features).
  */
 import { readLabelsNpy } from './data/index.js';
+import { KNN_DEFAULTS } from './defaults.js';
 import { invalidArg, TorchSslError } from './errors.js';
 import { checkKeys, withDefaults } from './strict-keys.js';
 import { native, type NativeKnnGrid, type NativeTensor } from './native.js';
@@ -56,13 +57,7 @@ export interface KnnGridResult {
   numClasses: number;
 }
 
-export const KNN_DEFAULTS = {
-  k: 20,
-  temperature: 0.07,
-  distance: 'cosine',
-  gridKs: [1, 2, 5, 10, 20, 50, 100, 200],
-  gridTemperatures: [0.01, 0.02, 0.05, 0.07, 0.1, 0.2, 0.5, 1],
-} as const;
+export { KNN_DEFAULTS };
 
 async function loadFeatures(v: unknown, name: string): Promise<Tensor> {
   if (v instanceof Tensor) return v;

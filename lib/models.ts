@@ -2,9 +2,11 @@
  * Models: torchvision-exact ResNets (parameter names such as `layer3.1.bn2.running_var`) and solo-learn
  * projector heads (`<index>.weight`). The native module lives in C++; forward passes run on libuv threads.
  */
-import { METHOD_REGISTRY } from './methods/index.js';
+import { PROJECTOR_PRESETS, toNativeHead, type ProjectorLayout, type ProjectorPreset } from './methods/presets.js';
 import { invalidArg, TorchSslError } from './errors.js';
 import { native, type NativeModule } from './native.js';
+
+export { PROJECTOR_PRESETS, type ProjectorPreset };
 import { awaitNative, callNative, Tensor } from './tensor.js';
 
 export type StateDict = Record<string, Tensor>;
@@ -160,60 +162,6 @@ export function resnet(opts: ResNetOptions): ResNet {
   if (opts.channelsLast) net.channelsLast(true);
   return net;
 }
-
-/**
- * Projector layouts: each method's (lib/methods/*.ts) and the BagSSL seed's heads (appendix C). The optional
- * flags (bias-free hidden Linears, the output bias, a final affine-free BatchNorm) default to a plain head.
- */
-type ProjectorLayout = {
-  hiddenDims: readonly number[];
-  outputDim: number;
-  batchNorm: boolean;
-  hiddenBias?: boolean;
-  outputBias?: 'on' | 'off' | 'frozen';
-  outputBatchNorm?: boolean;
-  outputBatchNormAffine?: boolean;
-  activation?: 'relu' | 'gelu';
-};
-
-/** A head as the engine reads it (native/bindings/options.h parseHead): every field. */
-export interface NativeHead {
-  hiddenDims: number[];
-  outputDim: number;
-  batchNorm: boolean;
-  hiddenBias: boolean;
-  outputBias: 'on' | 'off' | 'frozen';
-  outputBatchNorm: boolean;
-  outputBatchNormAffine: boolean;
-  activation: 'relu' | 'gelu';
-}
-export function toNativeHead(h: ProjectorLayout): NativeHead {
-  return {
-    hiddenDims: [...h.hiddenDims],
-    outputDim: h.outputDim,
-    batchNorm: h.batchNorm,
-    hiddenBias: h.hiddenBias ?? true,
-    outputBias: h.outputBias ?? 'on',
-    outputBatchNorm: h.outputBatchNorm ?? false,
-    outputBatchNormAffine: h.outputBatchNormAffine ?? false,
-    activation: h.activation ?? 'relu',
-  };
-}
-type MethodProjectors = { readonly [K in keyof typeof METHOD_REGISTRY]: ProjectorLayout };
-export const PROJECTOR_PRESETS = {
-  ...(Object.fromEntries(Object.values(METHOD_REGISTRY).map((m) => [m.name, projectorOf(m)])) as MethodProjectors),
-  /** BagSSL seed C.1, CIFAR-10: 4096 hidden → 128, BN + ReLU between. */
-  'bagssl-cifar10': { hiddenDims: [4096], outputDim: 128, batchNorm: true },
-  /** BagSSL seed C.1, CIFAR-100: 4096 hidden → 512. */
-  'bagssl-cifar100': { hiddenDims: [4096], outputDim: 512, batchNorm: true },
-  /** BagSSL seed C.2/C.3, ImageNet(-100): three layers of 8192. */
-  'bagssl-imagenet': { hiddenDims: [8192, 8192], outputDim: 8192, batchNorm: true },
-} as const;
-function projectorOf(m: { projector: ProjectorLayout }): ProjectorLayout {
-  const { doc: _doc, ...layout } = m.projector as ProjectorLayout & { doc?: string };
-  return layout;
-}
-export type ProjectorPreset = keyof typeof PROJECTOR_PRESETS;
 
 export interface ProjectorOptions {
   /** Input width: the backbone's featureDim (512 for ResNet-18/34, 2048 for ResNet-50). */

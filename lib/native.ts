@@ -8,7 +8,6 @@ import { Worker } from 'node:worker_threads';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TorchSslError } from './errors.js';
-import type { NativeTrainConfig, NativeView } from './train-config.js';
 
 export interface NativeTensor {
   readonly shape: number[];
@@ -95,6 +94,8 @@ export interface NativeAddon {
     activation: 'relu' | 'gelu';
   }): NativeModule;
   createOptimizer(kind: 'lars' | 'sgd', groups: { params: NativeTensor[]; options: Record<string, unknown> }[], defaults: Record<string, unknown>): NativeOptimizer;
+  /** The learning-rate schedule (native/optim/schedule.h), the trainer's own. */
+  warmupCosineLr(step: number, warmupSteps: number, totalSteps: number, baseLr: number, warmupStartLr: number, minLr: number): number;
   computeLoss(name: string, tensors: NativeTensor[], options: Record<string, number>): Promise<{ loss: NativeTensor; terms: Record<string, number> }>;
   augmentBatch(images: NativeTensor, view: NativeView, seed: number): Promise<NativeTensor>;
   /** The functional augmentation ops with explicit parameters (tests compare them with torchvision's). */
@@ -105,8 +106,183 @@ export interface NativeAddon {
   linearProbe(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor, opts: Record<string, unknown>, stop: NativeStopFlag): Promise<NativeLinearProbe>;
   newStopFlag(): NativeStopFlag;
   raiseStopFlag(flag: NativeStopFlag): void;
-  startTraining(config: NativeTrainConfig, data: { images: NativeTensor; labels?: NativeTensor | undefined; valImages?: NativeTensor | undefined; valLabels?: NativeTensor | undefined }, resume: NativeResume | null, onEvent: (e: { type: string } & Record<string, unknown>) => void): { done: Promise<NativeTrainResult>; abort(): void };
+  startTraining(config: NativeTrainConfig, data: { images: NativeTensor; labels?: NativeTensor | undefined; valImages?: NativeTensor | undefined; valLabels?: NativeTensor | undefined }, resume: NativeResume | null, onEvent: (e: NativeTrainEvent) => void): { done: Promise<NativeTrainResult>; abort(): void };
 }
+
+// ---- Wire types: the engine's config as native/bindings/*.cc read it (every field, no defaults there). ----
+
+/** A head as the engine reads it (native/bindings/options.h parseHead): every field. */
+export interface NativeHead {
+  hiddenDims: number[];
+  outputDim: number;
+  batchNorm: boolean;
+  hiddenBias: boolean;
+  outputBias: 'on' | 'off' | 'frozen';
+  outputBatchNorm: boolean;
+  outputBatchNormAffine: boolean;
+  activation: 'relu' | 'gelu';
+}
+/** What the engine receives (native/bindings/train.cc parseConfig): every field, no defaults on that side. */
+export interface NativeTrainConfig {
+  /** A method of the registry (lib/methods/index.ts METHODS). */
+  method: string;
+  loss: Record<string, number>;
+  depth: number;
+  stem: 'cifar' | 'imagenet';
+  zeroInitResidual: boolean;
+  projector: NativeHead;
+  /** The method's predictor; null for methods without one. */
+  predictor: NativeHead | null;
+  optimizer: 'lars' | 'sgd';
+  views: NativeView[];
+  numViews: number;
+  concatViews: boolean;
+  batchSize: number;
+  epochs: number;
+  maxSteps: number;
+  profileSteps: number;
+  lr: number;
+  classifierLr: number;
+  weightDecay: number;
+  eta: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  eps: number;
+  clipLr: boolean;
+  excludeBiasAndNorm: boolean;
+  warmupEpochs: number;
+  warmupStartLr: number;
+  minLr: number;
+  numClasses: number;
+  seed: number;
+  device: string;
+  channelsLast: boolean;
+  shuffle: boolean;
+  precision: '32' | '16-mixed' | 'bf16-mixed';
+  /** null: on for '16-mixed' only. */
+  gradScaler: boolean | null;
+  scalerInitScale: number;
+  scalerGrowthFactor: number;
+  scalerBackoffFactor: number;
+  scalerGrowthInterval: number;
+  checkpointEvery: number;
+  logEvery: number;
+  knnEvery: number;
+  knnK: number;
+  knnTemperature: number;
+  evalMean: number[];
+  evalStd: number[];
+  /** null: a single-process run. */
+  dist: NativeDist | null;
+}
+
+/** One rank's place in a data-parallel job, as native/distributed/group.h reads it. */
+export interface NativeDist {
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  masterAddr: string;
+  masterPort: number;
+  backend: 'gloo' | 'nccl';
+  timeoutSec: number;
+  rendezvousTimeoutSec: number;
+  /** Every rank must agree on it: the engine config without the rank's own fields, and the data's shape. */
+  configDigest: string;
+  syncBatchNorm: boolean;
+  bucketMb: number;
+}
+
+/** One view pipeline as the engine reads it (native/data/augment.h ViewAugment). */
+export interface NativeView {
+  size: number;
+  scaleMin: number;
+  scaleMax: number;
+  ratioMin: number;
+  ratioMax: number;
+  interpolation: 'bicubic' | 'bilinear';
+  jitterP: number;
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  hue: number;
+  grayP: number;
+  blurP: number;
+  sigmaMin: number;
+  sigmaMax: number;
+  blurKernel: number;
+  solarizeP: number;
+  flipP: number;
+  mean: number[];
+  std: number[];
+}
+
+
+// ---- Training events (native/bindings/train.cc): what startTraining's onEvent receives. ----
+
+export interface StepEvent {
+  type: 'step';
+  epoch: number;
+  step: number;
+  globalStep: number;
+  totalSteps: number;
+  stepsPerEpoch: number;
+  loss: number;
+  classifierLoss: number;
+  terms: Record<string, number>;
+  lr: number;
+  imagesPerSec: number;
+  /** Time the producer spent augmenting this batch, the step's compute time, and how long the step waited for data. */
+  augmentMs: number;
+  stepMs: number;
+  waitMs: number;
+  /** With a grad scaler (precision '16-mixed', or gradScaler.enabled): the current loss scale and the
+   *  optimizer steps skipped so far because gradients overflowed. */
+  gradScale?: number;
+  skippedSteps?: number;
+  /** Data-parallel runs: this step's gradient all-reduce, from its first bucket to the last, and the part of it
+   *  that backward did not hide (the wait after backward). */
+  commMs?: number;
+  commWaitMs?: number;
+}
+export interface EpochEvent {
+  type: 'epoch';
+  epoch: number;
+  globalStep: number;
+  totalSteps: number;
+  /** The mean SSL loss over the epoch's steps (Lightning's train_loss_epoch), not the last step's. */
+  loss: number;
+}
+export interface KnnEvent {
+  type: 'knn';
+  epoch: number;
+  globalStep: number;
+  top1: number;
+  top5: number;
+}
+/** Something the run should tell its user before it is too late (e.g. bf16 without hardware support). */
+export interface WarningEvent {
+  type: 'warning';
+  message: string;
+}
+/** A checkpoint to write (JS writes it; lib/checkpoint/lightning.ts). */
+export interface NativeCheckpointEvent {
+  type: 'checkpoint';
+  epoch: number;
+  globalStep: number;
+  final: boolean;
+  aborted: boolean;
+  stateDict: [string, NativeTensor][];
+  /** Every parameter's name (student, predictor, classifier, teacher), in the model's order; the rest of the
+   *  state dict is buffers. */
+  parameterNames: string[];
+  momentum: [string, NativeTensor][];
+  groupLrs: Record<string, number>;
+  gradScale?: number;
+  ampGrowthTracker?: number;
+}
+
+export type NativeTrainEvent = StepEvent | EpochEvent | KnnEvent | WarningEvent | NativeCheckpointEvent;
 
 /** An opaque cancellation token the native side polls. */
 export type NativeStopFlag = { readonly __nativeStopFlag: unique symbol };

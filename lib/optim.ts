@@ -1,8 +1,9 @@
 /**
  * Optimisers and schedules. LARS follows solo-learn (solo/utils/lars.py) exactly; SGD is LibTorch's
  * (PyTorch semantics). Both step natively on a worker thread. warmupCosine is solo-learn's per-step
- * LinearWarmupCosineAnnealingLR in closed form.
+ * LinearWarmupCosineAnnealingLR in closed form, computed by the engine's one schedule.
  */
+import { LARS_DEFAULTS, SCHEDULE_DEFAULTS, SGD_DEFAULTS } from './defaults.js';
 import { invalidArg, TorchSslError } from './errors.js';
 import { native } from './native.js';
 import type { Module } from './models.js';
@@ -36,8 +37,7 @@ type GroupOptions<O> = Partial<O> & { name?: string };
 export type ParamGroup<O> = { params: Tensor[] | Module } & GroupOptions<O>;
 type ParamsInput<O> = Tensor[] | Module | ParamGroup<O>[];
 
-export const LARS_DEFAULTS = { momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, eta: 0.02, eps: 1e-8, clipLr: true, excludeBiasAndNorm: true } as const;
-export const SGD_DEFAULTS = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false } as const;
+export { LARS_DEFAULTS, SGD_DEFAULTS };
 
 export interface OptimizerState {
   kind: 'lars' | 'sgd';
@@ -186,29 +186,31 @@ export interface WarmupCosineOptions {
   baseLr: number;
   /** Steps of linear warm-up; the lr reaches baseLr at warmupSteps − 1. 0 starts at baseLr. */
   warmupSteps: number;
+  /** Steps of the run; at or below warmupSteps the warm-up covers the run and the lr stays baseLr after it. */
   totalSteps: number;
-  /** Default 3e-5 (solo-learn). */
+  /** Default 3e-5 (solo-learn; SCHEDULE_DEFAULTS). */
   warmupStartLr?: number;
   /** Final lr (eta_min). Default 0. */
   minLr?: number;
 }
 
 /**
- * solo-learn's LinearWarmupCosineAnnealingLR (interval "step") in closed form:
- * t < W: ws + t·(b − ws)/max(1, W − 1); else min + ½(b − min)(1 + cos(π(t − W)/(T − W))).
+ * solo-learn's LinearWarmupCosineAnnealingLR (interval "step") in closed form, the trainer's own schedule
+ * (native/optim/schedule.h, one implementation for both):
+ * t < W: ws + t·(b − ws)/max(1, W − 1); else min + ½(b − min)(1 + cos(π(t − W)/(T − W))), b when T ≤ W.
  */
 export function warmupCosine(opts: WarmupCosineOptions): (step: number) => number {
   const { baseLr, warmupSteps, totalSteps } = opts;
-  const minLr = opts.minLr ?? 0;
-  for (const [k, v] of Object.entries({ baseLr, minLr, warmupStartLr: opts.warmupStartLr ?? 0 })) {
+  const minLr = opts.minLr ?? SCHEDULE_DEFAULTS.minLr;
+  const warmupStartLr = opts.warmupStartLr ?? SCHEDULE_DEFAULTS.warmupStartLr;
+  for (const [k, v] of Object.entries({ baseLr, minLr, warmupStartLr })) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw invalidArg(k, 'a finite number >= 0', v);
   }
   if (!Number.isInteger(warmupSteps) || warmupSteps < 0) throw invalidArg('warmupSteps', 'a non-negative integer', warmupSteps);
-  if (!Number.isInteger(totalSteps) || totalSteps <= warmupSteps) throw invalidArg('totalSteps', `an integer > warmupSteps (${warmupSteps})`, totalSteps);
-  const warmupStartLr = warmupSteps === 0 ? baseLr : (opts.warmupStartLr ?? 3e-5);
+  if (!Number.isInteger(totalSteps) || totalSteps <= 0) throw invalidArg('totalSteps', 'a positive integer', totalSteps);
+  const addon = native();
   return (step: number): number => {
     if (!Number.isInteger(step) || step < 0) throw invalidArg('step', 'a non-negative integer', step);
-    if (step < warmupSteps) return warmupStartLr + (step * (baseLr - warmupStartLr)) / Math.max(1, warmupSteps - 1);
-    return minLr + 0.5 * (baseLr - minLr) * (1 + Math.cos((Math.PI * (step - warmupSteps)) / (totalSteps - warmupSteps)));
+    return addon.warmupCosineLr(step, warmupSteps, totalSteps, baseLr, warmupStartLr, minLr);
   };
 }

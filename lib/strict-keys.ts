@@ -62,7 +62,7 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 /** The schema under defaults, optionals and nullables. */
 function unwrapped(schema: AnySchema): AnySchema {
   let s = schema;
-  while ((s.def.type === 'default' || s.def.type === 'optional' || s.def.type === 'nullable') && s.unwrap) s = s.unwrap();
+  while ((s.def.type === 'default' || s.def.type === 'prefault' || s.def.type === 'optional' || s.def.type === 'nullable') && s.unwrap) s = s.unwrap();
   return s;
 }
 

@@ -4,9 +4,11 @@
  * bundle whole recipes. Validation errors name the field at fault.
  */
 import { z } from 'zod';
+import { KNN_DEFAULTS, LARS_DEFAULTS, SCHEDULE_DEFAULTS } from './defaults.js';
 import { TorchSslError } from './errors.js';
 import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
-import { PROJECTOR_PRESETS, toNativeHead, type NativeHead } from './models.js';
+import type { NativeHead, NativeTrainConfig, NativeView } from './native.js';
+import { PROJECTOR_PRESETS, toNativeHead } from './methods/presets.js';
 import { checkLossOptions, METHOD_REGISTRY, METHODS, methodSpec, type Method, type MethodSpec } from './methods/index.js';
 
 export { METHODS, type Method };
@@ -24,7 +26,7 @@ export const ViewSchema = z.object({
     .object({ p: prob, brightness: z.number().min(0), contrast: z.number().min(0), saturation: z.number().min(0), hue: z.number().min(0).max(0.5) })
     .default({ p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1 }),
   grayscale: prob.default(0.2),
-  blur: z.object({ p: prob, sigma: z.tuple([positive, positive]).default([0.1, 2]), kernel: z.number().int().min(0).default(0) }).default({ p: 0, sigma: [0.1, 2], kernel: 0 }),
+  blur: z.object({ p: prob.default(0), sigma: z.tuple([positive, positive]).default([0.1, 2]), kernel: z.number().int().min(0).default(0) }).prefault({}),
   solarize: prob.default(0),
   flip: prob.default(0.5),
   /** Views this pipeline gives per image (solo-learn's num_crops; multi-crop: e.g. 2 crops of 32, 6 of 16). */
@@ -79,7 +81,7 @@ export const TrainConfigSchema = z.object({
        *  fresh projector and optimizer), unlike `resume`, which continues a run this trainer wrote. */
       init: z.string().min(1).optional(),
     })
-    .default({ depth: 18, stem: 'cifar', zeroInitResidual: false }),
+    .prefault({}),
   projector: z.object({ preset: z.enum(Object.keys(PROJECTOR_PRESETS) as [string, ...string[]]).optional(), hiddenDims: z.array(z.number().int().positive()).optional(), outputDim: z.number().int().positive().optional(), batchNorm: z.boolean().optional() }).default({}),
   /** Number of views (SimCLR may use more than 2); for TCR the number of patches per image. */
   views: z.number().int().min(2).optional(),
@@ -98,13 +100,19 @@ export const TrainConfigSchema = z.object({
       /** The online classifier's lr; default: the method's (0.1; MoCo v3 0.3). */
       classifierLr: positive.optional(),
       weightDecay: z.number().min(0).optional(),
-      eta: positive.default(0.02),
-      momentum: z.number().min(0).max(1).default(0.9),
-      clipLr: z.boolean().default(true),
-      excludeBiasAndNorm: z.boolean().default(true),
+      eta: positive.default(LARS_DEFAULTS.eta),
+      momentum: z.number().min(0).max(1).default(LARS_DEFAULTS.momentum),
+      clipLr: z.boolean().default(LARS_DEFAULTS.clipLr),
+      excludeBiasAndNorm: z.boolean().default(LARS_DEFAULTS.excludeBiasAndNorm),
     })
-    .default({ eta: 0.02, momentum: 0.9, clipLr: true, excludeBiasAndNorm: true }),
-  scheduler: z.object({ warmupEpochs: z.number().min(0).default(10), warmupStartLr: z.number().min(0).default(3e-5), minLr: z.number().min(0).default(0) }).default({ warmupEpochs: 10, warmupStartLr: 3e-5, minLr: 0 }),
+    .prefault({}),
+  scheduler: z
+    .object({
+      warmupEpochs: z.number().min(0).default(SCHEDULE_DEFAULTS.warmupEpochs),
+      warmupStartLr: z.number().min(0).default(SCHEDULE_DEFAULTS.warmupStartLr),
+      minLr: z.number().min(0).default(SCHEDULE_DEFAULTS.minLr),
+    })
+    .prefault({}),
   batchSize: z.number().int().min(2).default(256),
   epochs: z.number().int().positive().default(1000),
   /** Stop after this many steps (0: run all epochs). */
@@ -131,14 +139,14 @@ export const TrainConfigSchema = z.object({
       backoffFactor: z.number().gt(0).lt(1).default(0.5),
       growthInterval: z.number().int().positive().default(2000),
     })
-    .default({ initScale: 65536, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000 }),
+    .prefault({}),
   /** channels_last activations and conv weights: 1.3–1.8× faster steps with oneDNN (bench/forward). */
   channelsLast: z.boolean().default(true),
   seed: z.number().int().min(0).default(5),
   /** Intra-op threads (0: all cores). */
   threads: z.number().int().min(0).default(0),
-  checkpoint: z.object({ dir: z.string().default('trained_models'), every: z.number().int().min(0).default(1), name: z.string().optional() }).default({ dir: 'trained_models', every: 1 }),
-  knn: z.object({ every: z.number().int().min(0).default(0), k: z.number().int().positive().default(20), temperature: positive.default(0.07) }).default({ every: 0, k: 20, temperature: 0.07 }),
+  checkpoint: z.object({ dir: z.string().default('trained_models'), every: z.number().int().min(0).default(1), name: z.string().optional() }).prefault({}),
+  knn: z.object({ every: z.number().int().min(0).default(0), k: z.number().int().positive().default(KNN_DEFAULTS.k), temperature: positive.default(KNN_DEFAULTS.temperature) }).prefault({}),
   logEvery: z.number().int().positive().default(10),
   /** A checkpoint written by torch-ssl train to continue from. */
   resume: z.string().optional(),
@@ -222,34 +230,6 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) continue;
     out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
-  }
-  return out;
-}
-
-/** Applies `key.path=value` overrides (values parsed as YAML/JSON scalars). */
-export function applyOverrides(config: Record<string, unknown>, sets: string[], parse: (s: string) => unknown): Record<string, unknown> {
-  const out = structuredClone(config);
-  for (const s of sets) {
-    const eq = s.indexOf('=');
-    if (eq <= 0) throw new TorchSslError('ERR_CONFIG', `--set expects key=value, got "${s}"`);
-    const path = s.slice(0, eq).split('.');
-    let node: Record<string, unknown> = out;
-    for (const p of path.slice(0, -1)) {
-      if (!isPlainObject(node[p])) node[p] = {};
-      node = node[p] as Record<string, unknown>;
-    }
-    node[path[path.length - 1]!] = parse(s.slice(eq + 1));
-    // The key path alone, checked against the schema, so the message quotes the --set the user typed.
-    const probe: Record<string, unknown> = {};
-    let leaf = probe;
-    for (const p of path.slice(0, -1)) leaf = (leaf[p] = {}) as Record<string, unknown>;
-    leaf[path[path.length - 1]!] = null;
-    const u = findUnknownKey(probe, TrainConfigSchema);
-    if (u) {
-      const key = joinPath([...u.parent, u.key]);
-      const near = u.suggestion !== undefined ? `; did you mean ${joinPath([...u.parent, u.suggestion])}?` : '';
-      throw new TorchSslError('ERR_CONFIG', `--set ${s}: unknown config key "${key}"${near}`, { key, suggestion: u.suggestion });
-    }
   }
   return out;
 }
@@ -357,169 +337,3 @@ function checkCropSizes(spec: MethodSpec, views: readonly ViewConfig[]): void {
   }
 }
 
-/** What the engine receives (native/bindings/train.cc parseConfig): every field, no defaults on that side. */
-export interface NativeTrainConfig {
-  method: Method;
-  loss: Record<string, number>;
-  depth: number;
-  stem: 'cifar' | 'imagenet';
-  zeroInitResidual: boolean;
-  projector: NativeHead;
-  /** The method's predictor; null for methods without one. */
-  predictor: NativeHead | null;
-  optimizer: 'lars' | 'sgd';
-  views: NativeView[];
-  numViews: number;
-  concatViews: boolean;
-  batchSize: number;
-  epochs: number;
-  maxSteps: number;
-  profileSteps: number;
-  lr: number;
-  classifierLr: number;
-  weightDecay: number;
-  eta: number;
-  momentum: number;
-  clipLr: boolean;
-  excludeBiasAndNorm: boolean;
-  warmupEpochs: number;
-  warmupStartLr: number;
-  minLr: number;
-  numClasses: number;
-  seed: number;
-  device: string;
-  channelsLast: boolean;
-  shuffle: boolean;
-  precision: '32' | '16-mixed' | 'bf16-mixed';
-  /** null: on for '16-mixed' only. */
-  gradScaler: boolean | null;
-  scalerInitScale: number;
-  scalerGrowthFactor: number;
-  scalerBackoffFactor: number;
-  scalerGrowthInterval: number;
-  checkpointEvery: number;
-  logEvery: number;
-  knnEvery: number;
-  knnK: number;
-  knnTemperature: number;
-  evalMean: number[];
-  evalStd: number[];
-  /** null: a single-process run. */
-  dist: NativeDist | null;
-}
-
-/** One rank's place in a data-parallel job, as native/distributed/group.h reads it. */
-export interface NativeDist {
-  rank: number;
-  worldSize: number;
-  localRank: number;
-  masterAddr: string;
-  masterPort: number;
-  backend: 'gloo' | 'nccl';
-  timeoutSec: number;
-  rendezvousTimeoutSec: number;
-  /** Every rank must agree on it: the engine config without the rank's own fields, and the data's shape. */
-  configDigest: string;
-  syncBatchNorm: boolean;
-  bucketMb: number;
-}
-
-/** One view pipeline as the engine reads it (native/data/augment.h ViewAugment). */
-export interface NativeView {
-  size: number;
-  scaleMin: number;
-  scaleMax: number;
-  ratioMin: number;
-  ratioMax: number;
-  interpolation: 'bicubic' | 'bilinear';
-  jitterP: number;
-  brightness: number;
-  contrast: number;
-  saturation: number;
-  hue: number;
-  grayP: number;
-  blurP: number;
-  sigmaMin: number;
-  sigmaMax: number;
-  blurKernel: number;
-  solarizeP: number;
-  flipP: number;
-  mean: number[];
-  std: number[];
-}
-
-export function toNativeView(v: ViewConfig, norm: { mean: readonly number[]; std: readonly number[] }): NativeView {
-  return {
-    size: v.size,
-    scaleMin: v.scale[0],
-    scaleMax: v.scale[1],
-    ratioMin: v.ratio[0],
-    ratioMax: v.ratio[1],
-    interpolation: v.interpolation,
-    jitterP: v.jitter.p,
-    brightness: v.jitter.brightness,
-    contrast: v.jitter.contrast,
-    saturation: v.jitter.saturation,
-    hue: v.jitter.hue,
-    grayP: v.grayscale,
-    blurP: v.blur.p,
-    sigmaMin: v.blur.sigma[0],
-    sigmaMax: v.blur.sigma[1],
-    blurKernel: v.blur.kernel,
-    solarizeP: v.solarize,
-    flipP: v.flip,
-    mean: [...norm.mean],
-    std: [...norm.std],
-  };
-}
-
-/** The complete engine config of a resolved training config; `norm` the statistics views and kNN use. */
-export function toNativeConfig(c: ResolvedTrainConfig, norm: { mean: readonly number[]; std: readonly number[] }, numClasses: number): NativeTrainConfig {
-  return {
-    method: c.method,
-    // The engine reads a method's options from one map: its loss options and, with a teacher, the EMA's tau.
-    loss: { ...c.loss, ...(c.momentum ? { baseTau: c.momentum.baseTau!, finalTau: c.momentum.finalTau! } : {}) },
-    depth: c.backbone.depth,
-    stem: c.backbone.stem,
-    zeroInitResidual: c.backbone.zeroInitResidual,
-    projector: c.projectorResolved,
-    predictor: c.predictorResolved,
-    optimizer: c.optimizer.name!,
-    views: c.resolvedViews.map((v) => toNativeView(v, norm)),
-    numViews: c.numViews,
-    concatViews: c.concatViews,
-    batchSize: c.batchSize,
-    epochs: c.epochs,
-    maxSteps: c.maxSteps,
-    profileSteps: c.profileSteps,
-    lr: c.optimizer.lr!,
-    classifierLr: c.optimizer.classifierLr!,
-    weightDecay: c.optimizer.weightDecay!,
-    eta: c.optimizer.eta,
-    momentum: c.optimizer.momentum,
-    clipLr: c.optimizer.clipLr,
-    excludeBiasAndNorm: c.optimizer.excludeBiasAndNorm,
-    warmupEpochs: c.scheduler.warmupEpochs,
-    warmupStartLr: c.scheduler.warmupStartLr,
-    minLr: c.scheduler.minLr,
-    numClasses,
-    seed: c.seed,
-    device: c.device,
-    channelsLast: c.channelsLast,
-    shuffle: c.data.shuffle,
-    precision: c.precision,
-    gradScaler: c.gradScaler.enabled ?? null,
-    scalerInitScale: c.gradScaler.initScale,
-    scalerGrowthFactor: c.gradScaler.growthFactor,
-    scalerBackoffFactor: c.gradScaler.backoffFactor,
-    scalerGrowthInterval: c.gradScaler.growthInterval,
-    checkpointEvery: c.checkpoint.every,
-    logEvery: c.logEvery,
-    knnEvery: c.knn.every,
-    knnK: c.knn.k,
-    knnTemperature: c.knn.temperature,
-    evalMean: [...norm.mean],
-    evalStd: [...norm.std],
-    dist: null,
-  };
-}

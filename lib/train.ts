@@ -10,10 +10,11 @@ import { basename, join } from 'node:path';
 import { openImageSource } from './data/index.js';
 import { NORMALIZATIONS } from './data/normalization.js';
 import { TorchSslError, rethrowWithStack } from './errors.js';
-import { native, preloadNative, setNumThreads, type NativeTrainResult } from './native.js';
+import { native, preloadNative, setNumThreads, type EpochEvent, type KnnEvent, type NativeTrainEvent, type NativeTrainResult, type StepEvent, type WarningEvent } from './native.js';
 import { Tensor } from './tensor.js';
 import { methodSpec } from './methods/index.js';
-import { resolveTrainConfig, toNativeConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
+import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
+import { toNativeConfig } from './train-wire.js';
 import { checkKeys } from './strict-keys.js';
 import { RunLogger } from './viz/run-log.js';
 import { PACKAGE } from './version.js';
@@ -22,46 +23,8 @@ import { readBackboneInit, readResume, writeArgsJson, writeTrainingCheckpoint, t
 
 const version = PACKAGE.version;
 
-export interface StepEvent {
-  type: 'step';
-  epoch: number;
-  step: number;
-  globalStep: number;
-  totalSteps: number;
-  stepsPerEpoch: number;
-  loss: number;
-  classifierLoss: number;
-  terms: Record<string, number>;
-  lr: number;
-  imagesPerSec: number;
-  /** Time the producer spent augmenting this batch, the step's compute time, and how long the step waited for data. */
-  augmentMs: number;
-  stepMs: number;
-  waitMs: number;
-  /** With a grad scaler (precision '16-mixed', or gradScaler.enabled): the current loss scale and the
-   *  optimizer steps skipped so far because gradients overflowed. */
-  gradScale?: number;
-  skippedSteps?: number;
-  /** Data-parallel runs: this step's gradient all-reduce, from its first bucket to the last, and the part of it
-   *  that backward did not hide (the wait after backward). */
-  commMs?: number;
-  commWaitMs?: number;
-}
-export interface EpochEvent {
-  type: 'epoch';
-  epoch: number;
-  globalStep: number;
-  totalSteps: number;
-  /** The mean SSL loss over the epoch's steps (Lightning's train_loss_epoch), not the last step's. */
-  loss: number;
-}
-export interface KnnEvent {
-  type: 'knn';
-  epoch: number;
-  globalStep: number;
-  top1: number;
-  top5: number;
-}
+export type { StepEvent, EpochEvent, KnnEvent, WarningEvent };
+
 export interface CheckpointEvent {
   type: 'checkpoint';
   epoch: number;
@@ -69,11 +32,6 @@ export interface CheckpointEvent {
   path: string;
   final: boolean;
   aborted: boolean;
-}
-/** Something the run should tell its user before it is too late (e.g. bf16 without hardware support). */
-export interface WarningEvent {
-  type: 'warning';
-  message: string;
 }
 export type TrainEvent = StepEvent | EpochEvent | KnnEvent | CheckpointEvent | WarningEvent;
 
@@ -293,10 +251,9 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     opts.onProgress?.({ type: 'checkpoint', epoch: e.epoch, globalStep: e.globalStep, path, final: e.final, aborted: e.aborted });
   };
 
-  const onEvent = (raw: { type: string } & Record<string, unknown>) => {
-    if (raw.type === 'checkpoint') {
-      logger?.onEvent(raw as never); // metrics.csv is rewritten with each checkpoint
-      const e = raw as unknown as RawCheckpoint;
+  const onEvent = (e: NativeTrainEvent) => {
+    logger?.onEvent(e); // metrics.csv is rewritten with each checkpoint
+    if (e.type === 'checkpoint') {
       writes = writes.then(() => (writeError === undefined ? writeCheckpoint(e) : undefined)).catch((err) => {
         // A checkpoint that cannot be written stops the run now, not after the remaining epochs.
         writeError ??= new TorchSslError('ERR_IO', `checkpoint of epoch ${e.epoch} could not be written, training stopped: ${(err as Error).message}`, { file: c.checkpoint.dir });
@@ -304,10 +261,9 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
       });
       return;
     }
-    logger?.onEvent(raw as never);
-    if (raw.type === 'step') losses.push({ globalStep: raw.globalStep as number, loss: raw.loss as number });
-    if (raw.type === 'knn') knn.push({ epoch: raw.epoch as number, top1: raw.top1 as number, top5: raw.top5 as number });
-    opts.onProgress?.(raw as unknown as TrainEvent);
+    if (e.type === 'step') losses.push({ globalStep: e.globalStep, loss: e.loss });
+    if (e.type === 'knn') knn.push({ epoch: e.epoch, top1: e.top1, top5: e.top5 });
+    opts.onProgress?.(e);
   };
 
   const run = native().startTraining(nativeConfig, data, resume, onEvent);

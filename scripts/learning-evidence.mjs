@@ -15,7 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const epochs = Number.parseInt(process.argv[2] ?? '20', 10);
 if (!Number.isSafeInteger(epochs) || epochs <= 0) throw new Error(`epochs must be a positive integer, got ${process.argv[2]}`);
 const { train } = await import(join(root, 'dist', 'index.js'));
-const { applyOverrides } = await import(join(root, 'dist', 'train-config.js'));
+const { applyOverrides } = await import(join(root, 'dist', 'config-overrides.js'));
 const dir = mkdtempSync(join(tmpdir(), 'tssl-evidence-'));
 const recipe = YAML.parse(readFileSync(join(root, 'configs', 'demo.yaml'), 'utf8'));
 const config = applyOverrides({ ...recipe, epochs, knn: { every: 1 }, checkpoint: { dir, every: 0 } }, process.argv.slice(3), (s) => YAML.parse(s));

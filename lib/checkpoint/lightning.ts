@@ -6,33 +6,23 @@
  * `torch.load(..., weights_only=True)` reads and solo-learn's own loaders accept (docs/training.md).
  */
 import { join } from 'node:path';
+import { LARS_DEFAULTS } from '../defaults.js';
 import { TorchSslError } from '../errors.js';
 import { writeAll, writeAtomically } from '../io.js';
-import type { NativeTensor } from '../native.js';
+import type { NativeCheckpointEvent, NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { DTYPE_BYTES, typedArrayFor } from '../dtype.js';
 import type { TrainConfig } from '../train-config.js';
 import { readTorchFile, tensorMap, writeTorchFile, type WritableValue } from './index.js';
-import { dictGet } from './pyvalue.js';
+import { dictGet, type PyValue } from './pyvalue.js';
+import { MODULE_NAMES } from './state-dict.js';
+import { TensorRef } from './tensor-ref.js';
 import { loadCheckpoint } from './load.js';
 import { methodModules, methodSpec } from '../methods/index.js';
 
 /** A checkpoint event of the native trainer. */
-export interface RawCheckpoint {
-  type: 'checkpoint';
-  epoch: number;
-  globalStep: number;
-  final: boolean;
-  aborted: boolean;
-  stateDict: [string, NativeTensor][];
-  /** Every parameter's name (student, predictor, classifier, teacher), in the model's order; the rest of the
-   *  state dict is buffers. */
-  parameterNames: string[];
-  momentum: [string, NativeTensor][];
-  groupLrs: Record<string, number>;
-  gradScale?: number;
-  ampGrowthTracker?: number;
-}
+/** What the engine sends at each checkpoint: the weights and the optimizer's state to write. */
+export type RawCheckpoint = NativeCheckpointEvent;
 
 /** A resolved training config (what resolveTrainConfig returns). */
 type RunConfig = TrainConfig & { method: string };
@@ -71,11 +61,11 @@ export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c:
       name: groupName,
       lr,
       momentum: c.optimizer.momentum,
-      dampening: 0,
+      dampening: LARS_DEFAULTS.dampening,
       weight_decay: groupName === 'classifier' ? 0 : c.optimizer.weightDecay!,
-      nesterov: false,
+      nesterov: LARS_DEFAULTS.nesterov,
       eta: c.optimizer.eta,
-      eps: 1e-8,
+      eps: LARS_DEFAULTS.eps,
       clip_lr: c.optimizer.clipLr,
       exclude_bias_n_norm: c.optimizer.excludeBiasAndNorm,
       params: idx,
@@ -130,23 +120,29 @@ export async function writeArgsJson(dir: string, args: Record<string, unknown>):
   return path;
 }
 
+/** optimizer_states[0] of a Lightning checkpoint, if any. */
+function firstOptimizerState(root: PyValue): PyValue | undefined {
+  const states = dictGet(root, 'optimizer_states');
+  return Array.isArray(states) ? states[0] : undefined;
+}
+
 /**
  * What `resume` needs from a checkpoint, checked before anything trains: written by this trainer (its
  * `torch_ssl` entry), for the same method, with its head (projector), the optimizer state and the parameter
  * names; a backbone from elsewhere belongs in `backbone.init`.
  */
-function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: string[], worldSize: number): void {
+function checkResumable(path: string, root: PyValue, c: TrainConfig, sdKeys: string[], worldSize: number): void {
   const missing: string[] = [];
-  const mark = dictGet(root as never, 'torch_ssl') as unknown;
+  const mark = dictGet(root, 'torch_ssl');
   if (mark === undefined || mark === null) missing.push('the torch_ssl entry (written by torch-ssl train)');
   // The method's head (projector; DINO's head): the engine then names any other module the file lacks.
-  const head = methodModules(methodSpec(c.method)).find((m) => m !== 'backbone') ?? 'projector';
+  const head = methodModules(methodSpec(c.method)).find((m) => m !== MODULE_NAMES.backbone) ?? MODULE_NAMES.projector;
   if (!sdKeys.some((k) => k.startsWith(`${head}.`))) missing.push(`${head} weights`);
-  if (!sdKeys.some((k) => k.startsWith('backbone.'))) missing.push('backbone weights under backbone.*');
-  const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
-  if (!opt || !(dictGet(opt as never, 'state') instanceof Map)) missing.push('the optimizer state (optimizer_states[0].state)');
-  if (!Array.isArray(dictGet(root as never, 'parameter_names'))) missing.push('parameter_names');
-  if (typeof dictGet(root as never, 'global_step') !== 'number' && typeof dictGet(root as never, 'global_step') !== 'bigint') missing.push('global_step');
+  if (!sdKeys.some((k) => k.startsWith(`${MODULE_NAMES.backbone}.`))) missing.push(`backbone weights under ${MODULE_NAMES.backbone}.*`);
+  if (!(dictGet(firstOptimizerState(root), 'state') instanceof Map)) missing.push('the optimizer state (optimizer_states[0].state)');
+  if (!Array.isArray(dictGet(root, 'parameter_names'))) missing.push('parameter_names');
+  const step = dictGet(root, 'global_step');
+  if (typeof step !== 'number' && typeof step !== 'bigint') missing.push('global_step');
   if (missing.length > 0) {
     throw new TorchSslError(
       'ERR_CHECKPOINT_FORMAT',
@@ -154,12 +150,12 @@ function checkResumable(path: string, root: unknown, c: TrainConfig, sdKeys: str
       { file: path, missing },
     );
   }
-  const method = dictGet(mark as never, 'method');
+  const method = dictGet(mark ?? undefined, 'method');
   if (typeof method === 'string' && method !== c.method) {
     throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained with method ${method}, but config.method is ${c.method}`, { file: path });
   }
   // The data each rank reads and the steps per epoch depend on the world size: resume with the same one.
-  const savedWorld = Number(dictGet(mark as never, 'world_size') ?? 1);
+  const savedWorld = Number(dictGet(mark ?? undefined, 'world_size') ?? 1);
   if (savedWorld !== worldSize) {
     throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained by ${savedWorld} process${savedWorld === 1 ? '' : 'es'}, but this run has ${worldSize} (world size): resume with the same number`, { file: path });
   }
@@ -169,31 +165,30 @@ export async function readResume(path: string, c: TrainConfig, worldSize = 1) {
   const file = await readTorchFile(path);
   try {
     const root = file.root;
-    const sd = tensorMap(dictGet(root as never, 'state_dict') as never);
+    const sd = tensorMap(dictGet(root, 'state_dict'));
     if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `config.resume ${path}: no state_dict to resume from; to start from a backbone use backbone.init`, { file: path });
     checkResumable(path, root, c, [...sd.keys()], worldSize);
     const stateDict: [string, NativeTensor][] = [];
     for (const [k, ref] of sd) stateDict.push([k, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
-    const names = dictGet(root as never, 'parameter_names') as string[] | undefined;
+    const names = dictGet(root, 'parameter_names');
     const momentum: [string, NativeTensor][] = [];
-    const opt = (dictGet(root as never, 'optimizer_states') as unknown[] | undefined)?.[0];
-    const state = opt ? (dictGet(opt as never, 'state') as Map<number, unknown> | undefined) : undefined;
-    if (names && state) {
+    const state = dictGet(firstOptimizerState(root), 'state');
+    if (Array.isArray(names) && state instanceof Map) {
       for (const [idx, s] of state) {
-        const ref = dictGet(s as never, 'momentum_buffer') as { read(): Promise<never>; shape: number[]; dtype: never } | undefined;
+        const ref = dictGet(s, 'momentum_buffer');
         const name = names[Number(idx)];
-        if (ref && name) momentum.push([name, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
+        if (ref instanceof TensorRef && typeof name === 'string') momentum.push([name, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
       }
     }
     // GradScaler.state_dict() (scale, growth factors, _growth_tracker): Lightning 1.x's key, which this
     // trainer writes, or the precision plugin's class name that Lightning >= 1.6 / 2.x use.
     const amp = (['native_amp_scaling_state', 'MixedPrecision', 'MixedPrecisionPlugin', 'NativeMixedPrecisionPlugin'] as const)
-      .map((k) => dictGet(root as never, k) as unknown)
+      .map((k) => dictGet(root, k))
       .find((v) => v !== undefined && v !== null);
-    const ampScale = amp ? Number(dictGet(amp as never, 'scale') ?? 0) : 0;
-    const ampGrowthTracker = amp ? Number(dictGet(amp as never, '_growth_tracker') ?? 0) : 0;
+    const ampScale = amp ? Number(dictGet(amp, 'scale') ?? 0) : 0;
+    const ampGrowthTracker = amp ? Number(dictGet(amp, '_growth_tracker') ?? 0) : 0;
     return {
-      globalStep: Number(dictGet(root as never, 'global_step') ?? 0),
+      globalStep: Number(dictGet(root, 'global_step') ?? 0),
       backboneOnly: false,
       stateDict,
       momentum,
@@ -215,7 +210,7 @@ export async function readBackboneInit(path: string, c: TrainConfig) {
     if (depth !== c.backbone.depth || stem !== c.backbone.stem) {
       throw new TorchSslError('ERR_CONFIG', `config.backbone.init ${path} holds a ResNet-${depth} (${stem} stem), but config.backbone is ResNet-${c.backbone.depth} (${c.backbone.stem} stem)`, { file: path });
     }
-    const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [`backbone.${k}`, t.clone().handle]);
+    const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [`${MODULE_NAMES.backbone}.${k}`, t.clone().handle]);
     return { globalStep: 0, backboneOnly: true, stateDict, momentum: [] as [string, NativeTensor][] };
   } finally {
     loaded.dispose();

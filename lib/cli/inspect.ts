@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { TorchSslError } from '../errors.js';
 import { inspectCheckpoint, type InspectResult, type KeySummary } from '../checkpoint/solo-learn.js';
-import { isSafetensors, openAnyCheckpoint } from '../checkpoint/load.js';
+import { isSafetensors, openAnyCheckpoint } from '../checkpoint/open.js';
 import type { TensorRef } from '../checkpoint/tensor-ref.js';
 
 /** inspectCheckpoint, also for .safetensors files (the project's exports). */

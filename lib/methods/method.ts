@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { TorchSslError } from '../errors.js';
+import { MODULE_NAMES } from '../checkpoint/state-dict.js';
 import { closest } from '../strict-keys.js';
 
 /** A view pipeline as a preset gives it (any field of the training config's `augmentation` entries). */
@@ -84,12 +85,13 @@ export function defineMethod<const Name extends string, const LossKeys extends s
 /** The state-dict modules a method trains, in the order the engine registers them (solo-learn's names). */
 export function methodModules(m: MethodSpec): string[] {
   if (m.modules) return [...m.modules];
-  return ['backbone', 'projector', ...(m.predictor ? ['predictor'] : []), ...(m.momentum ? ['momentum_backbone', 'momentum_projector'] : [])];
+  const n = MODULE_NAMES;
+  return [n.backbone, n.projector, ...(m.predictor ? [n.predictor] : []), ...(m.momentum ? [n.momentumBackbone, n.momentumProjector] : [])];
 }
 
 /** The method's own schema for `config.loss`: its options and their bounds, nothing else. */
-export function lossSchema(m: MethodSpec): z.ZodType<Record<string, number>> {
-  const shape = Object.fromEntries(
+export function lossSchema(m: MethodSpec): z.ZodType<Partial<Record<string, number>>> {
+  const shape: Record<string, z.ZodType<number | undefined>> = Object.fromEntries(
     Object.entries(m.lossOptions).map(([k, o]) => {
       if (o.kind === 'bool') return [k, z.union([z.boolean().transform((b) => (b ? 1 : 0)), z.literal(0), z.literal(1)]).optional()];
       let n = o.exclusive ? z.number().gt(o.min) : z.number().min(o.min);
@@ -98,14 +100,15 @@ export function lossSchema(m: MethodSpec): z.ZodType<Record<string, number>> {
       return [k, n.optional()];
     }),
   );
-  return z.object(shape) as never;
+  return z.object(shape);
 }
 
 /**
  * Checks `loss` against the method's options: an option the method does not have is ERR_CONFIG naming the
  * method, the closest valid option and all of them; a bad value names the option and its bound.
  */
-export function checkLossOptions(m: MethodSpec, loss: Record<string, unknown>, where = 'config.loss'): Record<string, number> {
+/** The options given (a subset of the method's), checked and as the engine reads them (booleans as 0 / 1). */
+export function checkLossOptions(m: MethodSpec, loss: Record<string, unknown>, where = 'config.loss'): Partial<Record<string, number>> {
   const valid = Object.keys(m.lossOptions);
   for (const k of Object.keys(loss)) {
     if (valid.includes(k)) continue;

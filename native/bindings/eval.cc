@@ -39,16 +39,18 @@ Napi::Value knnGrid(const Napi::CallbackInfo& info) {
     std::tie(trainF, trainL, testF, testL) = featureSets(env, info);
     Napi::Object o = info[4].As<Napi::Object>();
     eval::KnnOptions opts;
+    // Every option is required and type-checked: lib/eval.ts validates them and fills KNN_DEFAULTS.
+    const char* w = "knnGrid options";
     opts.ks.clear();
-    opts.temperatures.clear();
-    Napi::Array ks = o.Get("ks").As<Napi::Array>();
-    for (uint32_t i = 0; i < ks.Length(); ++i) opts.ks.push_back(ks.Get(i).As<Napi::Number>().Int64Value());
-    Napi::Array ts = o.Get("temperatures").As<Napi::Array>();
-    for (uint32_t i = 0; i < ts.Length(); ++i) opts.temperatures.push_back(ts.Get(i).As<Napi::Number>().DoubleValue());
-    std::string distance = o.Get("distance").As<Napi::String>().Utf8Value();
+    for (double k : requiredNumbers(env, o, "ks", w)) {
+      if (k < 1 || k != std::floor(k)) throwJs(env, "ERR_INVALID_ARG", "knnGrid options.ks: expected positive integers");
+      opts.ks.push_back(static_cast<int64_t>(k));
+    }
+    opts.temperatures = requiredNumbers(env, o, "temperatures", w);
+    const std::string distance = requiredString(env, o, "distance", w);
     if (distance != "cosine" && distance != "euclidean") throwJs(env, "ERR_INVALID_ARG", "distance must be 'cosine' or 'euclidean'");
     opts.distance = distance == "cosine" ? eval::Distance::Cosine : eval::Distance::Euclidean;
-    opts.chunkSize = static_cast<int64_t>(optionalNumber(o, "chunkSize", 0));
+    opts.chunkSize = requiredInt(env, o, "chunkSize", w);
     return runAsync(env, [trainF, trainL, testF, testL, opts]() -> ResultBuilder {
       c10::InferenceMode guard;
       eval::KnnResult r = eval::weightedKnn(trainF, trainL, testF, testL, opts);

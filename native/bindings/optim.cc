@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/torch_compat.h"
 #include "optim/lars.h"
+#include "optim/schedule.h"
 
 namespace tssl::bindings {
 namespace {
@@ -235,7 +236,15 @@ Napi::Value createOptimizer(const Napi::CallbackInfo& info) {
     auto s = std::make_shared<OptimState>();
     s->kind = kind;
     std::vector<torch::optim::OptimizerParamGroup> groups;
-    optim::LARSOptions larsDefaults = larsOptions(defaults, optim::LARSOptions(0.1));
+    // The defaults object is complete (lib/optim.ts merges LARS_DEFAULTS / SGD_DEFAULTS): every field is required.
+    const char* w = "optimizer defaults";
+    optim::LARSOptions larsDefaults(requiredNumber(env, defaults, "lr", w));
+    if (kind == "lars") {
+      larsDefaults.momentum(requiredNumber(env, defaults, "momentum", w)).dampening(requiredNumber(env, defaults, "dampening", w));
+      larsDefaults.weight_decay(requiredNumber(env, defaults, "weightDecay", w)).nesterov(requiredBool(env, defaults, "nesterov", w));
+      larsDefaults.eta(requiredNumber(env, defaults, "eta", w)).eps(requiredNumber(env, defaults, "eps", w));
+      larsDefaults.clip_lr(requiredBool(env, defaults, "clipLr", w)).exclude_bias_n_norm(requiredBool(env, defaults, "excludeBiasAndNorm", w));
+    }
     torch::optim::SGDOptions sgdDefaults = sgdOptions(defaults, torch::optim::SGDOptions(0.1));
     for (uint32_t gi = 0; gi < groupsIn.Length(); ++gi) {
       Napi::Object g = groupsIn.Get(gi).As<Napi::Object>();
@@ -258,6 +267,20 @@ Napi::Value createOptimizer(const Napi::CallbackInfo& info) {
   });
 }
 
+// warmupCosineLr(step, warmupSteps, totalSteps, baseLr, warmupStartLr, minLr) → number (optim/schedule.h; lib/optim.ts
+// warmupCosine validates the arguments).
+Napi::Value warmupCosineLr(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    double a[6];
+    for (size_t i = 0; i < 6; ++i) {
+      if (!info[i].IsNumber()) throwJs(env, "ERR_INVALID_ARG", "warmupCosineLr expects (step, warmupSteps, totalSteps, baseLr, warmupStartLr, minLr)");
+      a[i] = info[i].As<Napi::Number>().DoubleValue();
+    }
+    return Napi::Number::New(env, optim::warmupCosineLr(a[0], a[1], a[2], a[3], a[4], a[5]));
+  });
+}
+
 }  // namespace
 
 void initOptim(Napi::Env env, Napi::Object exports) {
@@ -265,6 +288,7 @@ void initOptim(Napi::Env env, Napi::Object exports) {
   addonData(env).optimizerCtor = Napi::Persistent(ctor);
   exports.Set("NativeOptimizer", ctor);
   exports.Set("createOptimizer", Napi::Function::New(env, createOptimizer));
+  exports.Set("warmupCosineLr", Napi::Function::New(env, warmupCosineLr));
 }
 
 }  // namespace tssl::bindings

@@ -78,7 +78,7 @@ inline std::map<std::string, double> numberFields(Napi::Env env, const Napi::Obj
   return out;
 }
 
-/// A head (projector / predictor) as lib/models.ts NativeHead gives it; inputDim stays the caller's.
+/// A head (projector / predictor) as lib/native.ts NativeHead gives it; inputDim stays the caller's.
 inline ProjectorOptions parseHead(Napi::Env env, const Napi::Object& h, const std::string& where) {
   const char* w = where.c_str();
   ProjectorOptions p;

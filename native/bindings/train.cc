@@ -44,8 +44,8 @@ void initAugment(Napi::Env env, Napi::Object exports);
 
 namespace {
 
-// The complete config from lib/train.ts (toNativeConfig): every field is required; defaults live in the zod
-// schema (lib/train-config.ts) only.
+// The complete config from lib/train-wire.ts (toNativeConfig): every field is required; defaults live on the TS
+// side (lib/defaults.ts, the zod schema in lib/train-config.ts) only.
 train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   const char* w = "config";
   auto num = [&](const char* k) { return requiredNumber(env, o, k, w); };
@@ -80,6 +80,9 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   c.weightDecay = num("weightDecay");
   c.eta = num("eta");
   c.momentum = num("momentum");
+  c.dampening = num("dampening");
+  c.nesterov = flag("nesterov");
+  c.eps = num("eps");
   c.clipLr = flag("clipLr");
   c.excludeBiasAndNorm = flag("excludeBiasAndNorm");
   const std::string optimizer = str("optimizer");

@@ -11,8 +11,8 @@
 
 namespace tssl::dist {
 
-/// One rank's place in the job. The binding fills every field from lib/train-config.ts (`dist` or torchrun's
-/// environment variables); nothing here has a default.
+/// One rank's place in the job. The binding fills every field from lib/distributed.ts toNativeDist (`dist` or
+/// torchrun's environment variables); nothing here has a default.
 struct DistOptions {
   int64_t rank{}, worldSize{}, localRank{};
   std::string masterAddr;

@@ -10,17 +10,19 @@
 
 namespace tssl {
 
+/// A head's layout. No defaults: the caller sets every field (bindings/options.h parseHead from the heads that
+/// lib/methods/presets.ts fills; inputDim from the backbone or the projector).
 struct ProjectorOptions {
-  int64_t inputDim = 512;
-  std::vector<int64_t> hiddenDims{2048, 2048};  // one Linear [+ BN] + ReLU block per entry
-  int64_t outputDim = 2048;
-  bool batchNorm = true;
-  bool hiddenBias = true;  // the hidden Linears' bias (MoCo v3 / SimSiam: none, a BN follows)
+  int64_t inputDim{};
+  std::vector<int64_t> hiddenDims;  // one Linear [+ BN] + ReLU block per entry
+  int64_t outputDim{};
+  bool batchNorm{};
+  bool hiddenBias{};  // the hidden Linears' bias (MoCo v3 / SimSiam: none, a BN follows)
   /// The output Linear's bias: on, off, or present but frozen (requires_grad false: SimSiam's projector).
   enum class OutputBias { On, Off, Frozen } outputBias = OutputBias::On;
-  bool outputBatchNorm = false;  // a final BatchNorm1d (MoCo v3 / SimSiam projectors: affine=False)
-  bool outputBatchNormAffine = false;  // that BatchNorm1d with weight and bias (NNCLR's projector)
-  bool gelu = false;                   // GELU instead of ReLU between the layers (DINO's head)
+  bool outputBatchNorm{};        // a final BatchNorm1d (MoCo v3 / SimSiam projectors: affine=False)
+  bool outputBatchNormAffine{};  // that BatchNorm1d with weight and bias (NNCLR's projector)
+  bool gelu{};                   // GELU instead of ReLU between the layers (DINO's head)
 };
 
 torch::nn::Sequential makeProjector(const ProjectorOptions& options);

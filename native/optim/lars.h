@@ -11,16 +11,18 @@
 namespace tssl::optim {
 
 struct LARSOptions : public torch::optim::OptimizerCloneableOptions<LARSOptions> {
-  explicit LARSOptions(double lr = 0.1) : lr_(lr) {}
+  // No defaults here: every field is set by the caller (the trainer from its config, the binding from the
+  // options lib/optim.ts fills with LARS_DEFAULTS, lib/defaults.ts). Unset fields are zero / off.
+  explicit LARSOptions(double lr) : lr_(lr) {}
   TORCH_ARG(double, lr);
-  TORCH_ARG(double, momentum) = 0.9;
-  TORCH_ARG(double, dampening) = 0.0;
-  TORCH_ARG(double, weight_decay) = 0.0;
-  TORCH_ARG(bool, nesterov) = false;
-  TORCH_ARG(double, eta) = 0.02;
-  TORCH_ARG(double, eps) = 1e-8;
-  TORCH_ARG(bool, clip_lr) = true;
-  TORCH_ARG(bool, exclude_bias_n_norm) = true;
+  TORCH_ARG(double, momentum){};
+  TORCH_ARG(double, dampening){};
+  TORCH_ARG(double, weight_decay){};
+  TORCH_ARG(bool, nesterov){};
+  TORCH_ARG(double, eta){};
+  TORCH_ARG(double, eps){};
+  TORCH_ARG(bool, clip_lr){};
+  TORCH_ARG(bool, exclude_bias_n_norm){};
   /// false: plain momentum SGD (torch.optim.SGD: d = g + wd·p for every parameter, no trust ratio), the optimizer
   /// solo-learn's CIFAR SimSiam recipe uses; eta, clip_lr and exclude_bias_n_norm are then unused.
   TORCH_ARG(bool, lars) = true;

@@ -25,6 +25,7 @@
 #include "models/batch_norm.h"
 #include "models/state_dict.h"
 #include "optim/lars.h"
+#include "optim/schedule.h"
 #include "train/profile.h"
 
 #include <ATen/record_function.h>
@@ -42,13 +43,6 @@ uint64_t mix(uint64_t a, uint64_t b) {
   x ^= x >> 31;
   x *= 0xBF58476D1CE4E5B9ULL;
   return x ^ (x >> 29);
-}
-
-double scheduleLr(double base, double step, double warmup, double total, double start, double minLr) {
-  if (warmup <= 0) start = base;
-  if (step < warmup) return start + step * (base - start) / std::max(1.0, warmup - 1);
-  if (total <= warmup) return base;
-  return minLr + 0.5 * (base - minLr) * (1 + std::cos(M_PI * (step - warmup) / (total - warmup)));
 }
 
 struct Batch {
@@ -136,14 +130,15 @@ struct ParamGroups {
   void setLr(int64_t step, double warmupSteps, double totalSteps, const TrainConfig& c) {
     for (size_t gi = 0; gi < names.size(); ++gi)
       static_cast<optim::LARSOptions&>(opt->param_groups()[gi].options())
-          .lr(staticLr[gi] ? baseLr[gi] : scheduleLr(baseLr[gi], double(step), warmupSteps, totalSteps, c.warmupStartLr, c.minLr));
+          .lr(staticLr[gi] ? baseLr[gi] : optim::warmupCosineLr(double(step), warmupSteps, totalSteps, baseLr[gi], c.warmupStartLr, c.minLr));
   }
   double lr(size_t group) { return static_cast<optim::LARSOptions&>(opt->param_groups()[group].options()).lr(); }
 };
 
 ParamGroups makeParamGroups(MethodModel& model, const methods::Method& method, const TrainConfig& c) {
   optim::LARSOptions base(c.lr);
-  base.momentum(c.momentum).weight_decay(c.weightDecay).eta(c.eta).clip_lr(c.clipLr).exclude_bias_n_norm(c.excludeBiasAndNorm).lars(c.lars);
+  base.momentum(c.momentum).dampening(c.dampening).weight_decay(c.weightDecay).nesterov(c.nesterov).eta(c.eta).eps(c.eps);
+  base.clip_lr(c.clipLr).exclude_bias_n_norm(c.excludeBiasAndNorm).lars(c.lars);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   ParamGroups g;
   for (auto& mg : method.paramGroups(model)) {

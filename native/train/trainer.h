@@ -20,8 +20,9 @@
 
 namespace tssl::train {
 
-/// The complete run configuration. The binding fills every field from lib/train.ts (toNativeConfig); the
-/// defaults live only in the TS schema (lib/train-config.ts, lib/methods/*.ts), so nothing here has one.
+/// The complete run configuration. The binding fills every field from lib/train-wire.ts (toNativeConfig); the
+/// defaults live only on the TS side (lib/defaults.ts, lib/train-config.ts, lib/methods/*.ts), so nothing here,
+/// in ResNetOptions, ProjectorOptions or LARSOptions has one.
 struct TrainConfig {
   std::string method;                  // a name in native/methods/registry.cc
   std::map<std::string, double> lossOptions;  // the method's options, all of them (methods/method.h)
@@ -38,8 +39,8 @@ struct TrainConfig {
   int64_t epochs{};
   int64_t maxSteps{};  // 0: no limit (tests, benchmarks)
   int64_t profileSteps{};  // > 0: op-level profile of this many steps after the first (train/profile.h)
-  double lr{}, classifierLr{}, weightDecay{}, eta{}, momentum{};
-  bool clipLr{}, excludeBiasAndNorm{};
+  double lr{}, classifierLr{}, weightDecay{}, eta{}, momentum{}, dampening{}, eps{};
+  bool nesterov{}, clipLr{}, excludeBiasAndNorm{};
   double warmupEpochs{}, warmupStartLr{}, minLr{};
   int64_t numClasses{};  // > 0 with labels: online linear classifier
   uint64_t seed{};
