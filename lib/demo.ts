@@ -19,7 +19,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { TorchSslError } from './errors.js';
-import { writeAll, writeAtomically } from './io.js';
+import { ioFailure, writeFileAtomically } from './io.js';
 import { buildInfo, describeBlas, getNumThreads, manualSeed } from './native.js';
 import { train, type TrainEvent } from './train.js';
 import { resolveTrainConfig, deepMerge, type ResolvedTrainConfig } from './train-config.js';
@@ -129,12 +129,12 @@ async function makePictures(
     const b = await source.readBatch(0, 1);
     const heat = await patchHeatmap(model, { width: b.width, height: b.height, data: b.pixels as Uint8Array }, { query: { x: at, y: at, size }, stride: 1, resize: side, space: spaces, normalize: o.normalize });
     const heatmap = join(o.dir, 'heatmap.png');
-    await writeAtomically(heatmap, (fh) => writeAll(fh, heat.png));
+    await writeFileAtomically(heatmap, heat.png);
     for (const m of heat.maps) m.similarity.dispose();
     const cls = (l: number | null) => (l === null ? '?' : source.classes?.[l] ?? String(l));
     const knnResult = await patchKnn(model, source, { query: { image: 0, x: at, y: at, size }, k: 119, stride: Math.max(1, Math.floor(size / 2)), resize: side, space: spaces, normalize: o.normalize });
     const patchKnnPng = join(o.dir, 'patch-knn.png');
-    await writeAtomically(patchKnnPng, (fh) => writeAll(fh, knnResult.png));
+    await writeFileAtomically(patchKnnPng, knnResult.png);
     const share = (space: string) => knnResult.results.find((r) => r.space === space)?.sameClassShare ?? null;
     const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)} %`);
     o.log(`pictures: ${heatmap} (test image 0, ${cls(knnResult.query.label)}: similarity of its central ${size}×${size} patch to every patch); ${patchKnnPng} (its 119 nearest patches among ${knnResult.bank.images} test images)`);
@@ -170,7 +170,7 @@ export function readDemoConfig(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new TorchSslError('ERR_IO', `cannot read the demo recipe ${path}: ${(err as Error).message}`, { file: path });
+    throw ioFailure(path, `cannot read the demo recipe ${path}: ${(err as Error).message}`, { cause: err });
   }
   const v: unknown = YAML.parse(text);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TorchSslError('ERR_CONFIG', `${path}: not a mapping`);
@@ -225,7 +225,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   if (!c.data.val) throw new TorchSslError('ERR_CONFIG', `${recipePath}: the demo needs data.val (a labelled held-out set)`);
   for (const p of [c.data.train, c.data.val]) {
     if (!existsSync(p)) {
-      throw new TorchSslError('ERR_IO', `${p} is missing: the demo trains on Debian's dataset-fashion-mnist; run \`bash scripts/setup.sh\` (or apt-get install dataset-fashion-mnist)`, { file: p });
+      throw ioFailure(p, `${p} is missing: the demo trains on Debian's dataset-fashion-mnist; run \`bash scripts/setup.sh\` (or apt-get install dataset-fashion-mnist)`);
     }
   }
   const info = buildInfo();

@@ -3,16 +3,31 @@
  * atomically (a temporary file beside the target, renamed into place), the temporaries' names and their
  * clean-up after a killed run, and I/O errors in one message format.
  */
-import { open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TorchSslError } from './errors.js';
 
+/** The system error code (`ENOENT`, `EISDIR`, …) behind `err`, if any; a TorchSslError passes on the one it carries. */
+function errnoOf(err: unknown): string | undefined {
+  const code = err instanceof TorchSslError ? err.details?.errno : (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && !code.startsWith('ERR_') ? code : undefined;
+}
+
+/**
+ * ERR_IO with an already composed `message` about `path`. Its details are `{ file: path, ...extra, errno }`,
+ * errno when `cause` (the error behind it) is a system error; no `file` only when the failure is about no
+ * file at all (`path` undefined, e.g. a package that failed to load).
+ */
+export function ioFailure(path: string | undefined, message: string, { cause, ...extra }: { cause?: unknown; [key: string]: unknown } = {}): TorchSslError {
+  const errno = errnoOf(cause);
+  return new TorchSslError('ERR_IO', message, { ...(path !== undefined ? { file: path } : {}), ...extra, ...(errno !== undefined ? { errno } : {}) });
+}
+
 /** `Cannot <action> <path>: <reason>` as ERR_IO (a TorchSslError passes through unchanged). */
 export function ioError(path: string, err: unknown, action = 'read'): TorchSslError {
   if (err instanceof TorchSslError) return err;
-  const e = err as NodeJS.ErrnoException;
-  return new TorchSslError('ERR_IO', `Cannot ${action} ${path}: ${e?.message ?? String(err)}`, { file: path, errno: e?.code });
+  return ioFailure(path, `Cannot ${action} ${path}: ${(err as Error | undefined)?.message ?? String(err)}`, { cause: err });
 }
 
 /**
@@ -44,31 +59,50 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** A new temporary file beside `path` (see tempPathFor), opened exclusively for writing; throws open's own error. */
+export async function createTemporary(path: string, mode?: number): Promise<{ tmp: string; fh: FileHandle }> {
+  const tmp = tempPathFor(path);
+  return { tmp, fh: await open(tmp, 'wx', mode) };
+}
+
+/** Flushes and closes a temporary file, then renames it over `path`; throws the failing step's own error. */
+export async function commitTemporary(fh: FileHandle, tmp: string, path: string): Promise<void> {
+  await fh.sync();
+  await fh.close();
+  await rename(tmp, path);
+}
+
+/** Closes (if still open) and removes a temporary file, ignoring errors: the write has failed already. */
+export async function discardTemporary(fh: FileHandle | undefined, tmp: string): Promise<void> {
+  await fh?.close().catch(() => undefined);
+  await rm(tmp, { force: true }).catch(() => undefined);
+}
+
 /**
  * Runs `write` on a temporary file in the target's directory and renames it into place. On any error
  * the temporary file is removed and no file appears at `path` (an existing one is left untouched).
  */
 export async function writeAtomically(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
-  const tmp = tempPathFor(path);
-  let fh: FileHandle;
+  let created: { tmp: string; fh: FileHandle };
   try {
-    fh = await open(tmp, 'wx');
+    created = await createTemporary(path);
   } catch (err) {
-    throw new TorchSslError('ERR_IO', `${path}: cannot create (${(err as Error).message})`);
+    throw ioFailure(path, `${path}: cannot create (${(err as Error).message})`, { cause: err });
   }
+  const { tmp, fh } = created;
   try {
-    try {
-      await write(fh);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await write(fh);
+    await commitTemporary(fh, tmp, path);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
+    await discardTemporary(fh, tmp);
     if (err instanceof TorchSslError) throw err;
-    throw new TorchSslError('ERR_IO', `${path}: write failed (${(err as Error).message})`);
+    throw ioFailure(path, `${path}: write failed (${(err as Error).message})`, { cause: err });
   }
+}
+
+/** Writes `bytes` as the whole of the file `path`, atomically (see writeAtomically). */
+export async function writeFileAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  await writeAtomically(path, (fh) => writeAll(fh, bytes));
 }
 
 /** Writes all of `data` at the handle's current position. */

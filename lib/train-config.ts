@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { KNN_DEFAULTS, LARS_DEFAULTS, SCHEDULE_DEFAULTS } from './defaults.js';
 import { TorchSslError } from './errors.js';
 import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
-import type { NativeHead, NativeTrainConfig, NativeView } from './native.js';
+import type { NativeHead } from './native.js';
 import { PROJECTOR_PRESETS, toNativeHead } from './methods/presets.js';
 import { checkLossOptions, METHOD_REGISTRY, METHODS, methodSpec, type Method, type MethodSpec } from './methods/index.js';
 

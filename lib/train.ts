@@ -4,7 +4,7 @@
  * events, writes checkpoints (atomically, solo-learn's layout, args.json beside) and can stop the run.
  */
 import { mkdir, statfs } from 'node:fs/promises';
-import { removeStaleTemporaries } from './io.js';
+import { ioFailure, removeStaleTemporaries } from './io.js';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openImageSource } from './data/index.js';
@@ -142,7 +142,7 @@ export async function checkDiskSpace(dir: string, bytes: number): Promise<void> 
   }
   if (free < bytes) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-    throw new TorchSslError('ERR_IO', `config.checkpoint.dir ${dir}: ${mb(free)} free, a checkpoint of this model needs about ${mb(bytes)}; free space or choose another folder`, { file: dir, needed: bytes, free });
+    throw ioFailure(dir, `config.checkpoint.dir ${dir}: ${mb(free)} free, a checkpoint of this model needs about ${mb(bytes)}; free space or choose another folder`, { needed: bytes, free });
   }
 }
 
@@ -215,7 +215,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     try {
       await mkdir(c.checkpoint.dir, { recursive: true });
     } catch (err) {
-      throw new TorchSslError('ERR_IO', `config.checkpoint.dir ${c.checkpoint.dir}: cannot create the folder (${(err as Error).message})`, { file: c.checkpoint.dir });
+      throw ioFailure(c.checkpoint.dir, `config.checkpoint.dir ${c.checkpoint.dir}: cannot create the folder (${(err as Error).message})`, { cause: err });
     }
     // What a killed run left behind (its process is gone) is removed; a checkpoint must fit before step one.
     removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
@@ -256,7 +256,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     if (e.type === 'checkpoint') {
       writes = writes.then(() => (writeError === undefined ? writeCheckpoint(e) : undefined)).catch((err) => {
         // A checkpoint that cannot be written stops the run now, not after the remaining epochs.
-        writeError ??= new TorchSslError('ERR_IO', `checkpoint of epoch ${e.epoch} could not be written, training stopped: ${(err as Error).message}`, { file: c.checkpoint.dir });
+        writeError ??= ioFailure(c.checkpoint.dir, `checkpoint of epoch ${e.epoch} could not be written, training stopped: ${(err as Error).message}`, { cause: err });
         abortRun();
       });
       return;

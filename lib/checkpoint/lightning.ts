@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { LARS_DEFAULTS } from '../defaults.js';
 import { TorchSslError } from '../errors.js';
-import { writeAll, writeAtomically } from '../io.js';
+import { writeFileAtomically } from '../io.js';
 import type { NativeCheckpointEvent, NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { DTYPE_BYTES, typedArrayFor } from '../dtype.js';
@@ -116,7 +116,7 @@ export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c:
 /** Writes args.json (solo-learn's run description) atomically into `dir`; returns its path. */
 export async function writeArgsJson(dir: string, args: Record<string, unknown>): Promise<string> {
   const path = join(dir, 'args.json');
-  await writeAtomically(path, (fh) => writeAll(fh, Buffer.from(JSON.stringify(args, null, 2), 'utf8')));
+  await writeFileAtomically(path, Buffer.from(JSON.stringify(args, null, 2), 'utf8'));
   return path;
 }
 

@@ -7,7 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { TorchSslError, invalidArg } from '../errors.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
-import { readBytes, writeAll, writeAtomically } from '../io.js';
+import { ioFailure, readBytes, writeAll, writeAtomically } from '../io.js';
 import { formatError } from './errors.js';
 import { TensorRef, TorchStorage } from './tensor-ref.js';
 import { isLazyTensor, tensorBytes, toTensorData, isWritableTensor, type WritableTensor } from './tensor-data.js';
@@ -86,13 +86,13 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   try {
     fh = await open(path, 'r');
   } catch (err) {
-    throw new TorchSslError('ERR_IO', `${path}: cannot open (${(err as Error).message})`);
+    throw ioFailure(path, `${path}: cannot open (${(err as Error).message})`, { cause: err });
   }
   let closed = false;
   try {
     const size = (await fh.stat()).size;
     const readAt = async (position: number, length: number): Promise<Uint8Array> => {
-      if (closed) throw new TorchSslError('ERR_IO', `${path}: the file was closed`);
+      if (closed) throw ioFailure(path, `${path}: the file was closed`);
       return readBytes(fh, position, length, (at) => formatError(path, `file ended early at byte ${at}`));
     };
     if (size < 8) throw formatError(path, 'not a safetensors file (shorter than its 8-byte header length)');

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { TorchSslError } from '../errors.js';
+import { ioFailure } from '../io.js';
 import { isNormalizationName, NORMALIZATIONS, normalizationForDataset, type Normalization } from '../data/normalization.js';
 import type { HeadLayer } from './architecture.js';
 import { formatError } from './errors.js';
@@ -157,7 +157,7 @@ export async function loadArgsJson(path: string, opt: ArgsJsonOption | undefined
   try {
     text = await readFile(p, 'utf8');
   } catch (err) {
-    throw new TorchSslError('ERR_IO', `${p}: cannot read (${(err as Error).message})`);
+    throw ioFailure(p, `${p}: cannot read (${(err as Error).message})`, { cause: err });
   }
   try {
     const v = JSON.parse(text) as unknown;

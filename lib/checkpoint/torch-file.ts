@@ -10,7 +10,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { TorchSslError } from '../errors.js';
-import { readBytes } from '../io.js';
+import { ioFailure, readBytes } from '../io.js';
 import { DTYPE_BYTES, type DType } from '../dtype.js';
 import { formatError } from './errors.js';
 import { PyGlobal, PyObject, getPyState, isTuple, type PyDict, type PyValue } from './pyvalue.js';
@@ -71,7 +71,7 @@ export async function readTorchFile(path: string): Promise<TorchFile> {
   try {
     fh = await open(path, 'r');
   } catch (err) {
-    throw new TorchSslError('ERR_IO', `${path}: cannot open (${(err as Error).message})`);
+    throw ioFailure(path, `${path}: cannot open (${(err as Error).message})`, { cause: err });
   }
   let head: Uint8Array;
   let size: number;
@@ -81,7 +81,7 @@ export async function readTorchFile(path: string): Promise<TorchFile> {
     await fh.read(head, 0, head.length, 0);
   } catch (err) {
     await fh.close().catch(() => undefined);
-    throw new TorchSslError('ERR_IO', `${path}: cannot read (${(err as Error).message})`);
+    throw ioFailure(path, `${path}: cannot read (${(err as Error).message})`, { cause: err });
   }
   if (ZipReader.looksLikeZip(head)) {
     await fh.close();
@@ -245,7 +245,7 @@ function zipSource(zip: ZipReader, entry: ZipEntry): ByteSource {
 async function readLegacyTorchFile(path: string, fh: FileHandle, size: number): Promise<TorchFile> {
   let closed = false;
   const readAt = async (position: number, length: number): Promise<Uint8Array> => {
-    if (closed) throw new TorchSslError('ERR_IO', `${path}: the file was closed`);
+    if (closed) throw ioFailure(path, `${path}: the file was closed`);
     if (position < 0 || position + length > size) throw formatError(path, `read of ${length} bytes at ${position} is past the end of the ${size}-byte file`);
     return readBytes(fh, position, length, (at) => formatError(path, `file ended early at byte ${at}`));
   };

@@ -11,7 +11,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { crc32, inflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { TorchSslError } from '../errors.js';
-import { readBytes } from '../io.js';
+import { ioFailure, readBytes } from '../io.js';
 import { formatError } from './errors.js';
 
 const inflateRawAsync = promisify(inflateRaw) as (buf: Uint8Array, opts: { maxOutputLength: number }) => Promise<Buffer>;
@@ -73,7 +73,7 @@ export class ZipReader {
     try {
       fh = await open(path, 'r');
     } catch (err) {
-      throw new TorchSslError('ERR_IO', `${path}: cannot open (${(err as Error).message})`);
+      throw ioFailure(path, `${path}: cannot open (${(err as Error).message})`, { cause: err });
     }
     try {
       const size = (await fh.stat()).size;
@@ -157,7 +157,7 @@ export class ZipReader {
   }
 
   private handle(): FileHandle {
-    if (!this.fh) throw new TorchSslError('ERR_IO', `${this.path}: the file was closed`);
+    if (!this.fh) throw ioFailure(this.path, `${this.path}: the file was closed`);
     return this.fh;
   }
 

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { openImageSource } from '../data/index.js';
 import { TorchSslError } from '../errors.js';
+import { ioFailure } from '../io.js';
 import { flagError, oneOf, outputFile, positiveInt } from './flags.js';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
@@ -148,14 +149,14 @@ async function commitOutputs(r: ExtractResult, staging: string, out: string, lab
     try {
       await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels!, (v) => BigInt(v)) });
     } catch (err) {
-      throw new TorchSslError('ERR_IO', `--labels-out ${labelsOut}: cannot write the labels (${writeFailure(err)}); --out ${out} was not written either`, { file: labelsOut, flag: '--labels-out' });
+      throw ioFailure(labelsOut, `--labels-out ${labelsOut}: cannot write the labels (${writeFailure(err)}); --out ${out} was not written either`, { flag: '--labels-out', cause: err });
     }
   }
   try {
     await rename(staging, out);
   } catch (err) {
     if (labelsOut !== undefined) await rm(labelsOut, { force: true });
-    throw new TorchSslError('ERR_IO', `--out ${out}: cannot move the features into place (${(err as Error).message})`, { file: out, flag: '--out' });
+    throw ioFailure(out, `--out ${out}: cannot move the features into place (${(err as Error).message})`, { flag: '--out', cause: err });
   }
 }
 

@@ -6,6 +6,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TorchSslError } from '../errors.js';
+import { ioFailure } from '../io.js';
 import { readLabelsNpy } from '../data/npy-source.js';
 import { readNpy, Tensor } from '../tensor.js';
 
@@ -65,9 +66,9 @@ export async function inputFile(flag: string, path: string): Promise<string> {
     info = await stat(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new TorchSslError('ERR_IO', `${flag} ${path}: ${e.code === 'ENOENT' ? 'no such file' : (e.message ?? String(err))}`, { file: path, flag, errno: e.code });
+    throw ioFailure(path, `${flag} ${path}: ${e.code === 'ENOENT' ? 'no such file' : (e.message ?? String(err))}`, { flag, cause: err });
   }
-  if (info.isDirectory()) throw new TorchSslError('ERR_IO', `${flag} ${path} is a directory, expected a file`, { file: path, flag });
+  if (info.isDirectory()) throw ioFailure(path, `${flag} ${path} is a directory, expected a file`, { flag });
   return path;
 }
 
@@ -130,15 +131,15 @@ export async function outputFile(flag: string, path: string): Promise<string> {
   try {
     d = await stat(dir);
   } catch {
-    throw new TorchSslError('ERR_IO', `${flag} ${path}: the folder ${dir} does not exist`, { file: path, flag });
+    throw ioFailure(path, `${flag} ${path}: the folder ${dir} does not exist`, { flag });
   }
-  if (!d.isDirectory()) throw new TorchSslError('ERR_IO', `${flag} ${path}: ${dir} is not a folder`, { file: path, flag });
+  if (!d.isDirectory()) throw ioFailure(path, `${flag} ${path}: ${dir} is not a folder`, { flag });
   try {
     await access(dir, fsConstants.W_OK);
   } catch {
-    throw new TorchSslError('ERR_IO', `${flag} ${path}: the folder ${dir} is not writable`, { file: path, flag });
+    throw ioFailure(path, `${flag} ${path}: the folder ${dir} is not writable`, { flag });
   }
   const existing = await stat(path).catch(() => undefined);
-  if (existing?.isDirectory()) throw new TorchSslError('ERR_IO', `${flag} ${path} is a directory, expected a file name`, { file: path, flag });
+  if (existing?.isDirectory()) throw ioFailure(path, `${flag} ${path} is a directory, expected a file name`, { flag });
   return path;
 }

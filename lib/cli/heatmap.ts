@@ -4,7 +4,7 @@
  * and written atomically.
  */
 import type { Command } from 'commander';
-import { writeAll, writeAtomically } from '../io.js';
+import { writeFileAtomically } from '../io.js';
 import { openImageSource } from '../data/index.js';
 import { TorchSslError } from '../errors.js';
 import { writeNpyFile } from '../npy.js';
@@ -128,7 +128,7 @@ export function register(program: Command): void {
     const model = await loadFeatureModel(checkpoint, { projector: view.space !== 'embedding' });
     try {
       const r = await patchHeatmap(model, image, given(view));
-      await writeAtomically(out, (fh) => writeAll(fh, r.png));
+      await writeFileAtomically(out, r.png);
       if (simOut !== undefined) await writeSimilarityMaps(simOut, r);
       printHeatmap(r, out, simOut, JSON_SUMMARY.read(o));
       for (const m of r.maps) m.similarity.dispose();

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { openImageSource, type ImageSource } from '../data/index.js';
-import { writeAll, writeAtomically } from '../io.js';
+import { writeFileAtomically } from '../io.js';
 import { patchKnn, type PatchKnnResult } from '../viz/patch-knn.js';
 import { flagError, inputFile, oneNumber, outputFile, positiveInt } from './flags.js';
 import { given, option, readOptions, withOptions, type ParsedOptions } from './cli-option.js';
@@ -90,7 +90,7 @@ export function register(program: Command): void {
     try {
       const r = await withInterrupt((signal) => patchKnn(model, source, { ...given(search), signal, onProgress: (p) => bar.update(p.done, p.total) }));
       bar.finish();
-      await writeAtomically(out, (fh) => writeAll(fh, r.png));
+      await writeFileAtomically(out, r.png);
       printPatchKnn(r, source, out, JSON_SUMMARY.read(o));
     } finally {
       bar.finish();

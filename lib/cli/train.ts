@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import YAML from 'yaml';
 import { TorchSslError } from '../errors.js';
+import { ioFailure } from '../io.js';
 import { train, type TrainEvent } from '../train.js';
 import { describeBlas, preloadNative } from '../native.js';
 import { resolveTrainConfig } from '../train-config.js';
@@ -22,7 +23,7 @@ async function readConfig(path: string): Promise<Record<string, unknown>> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new TorchSslError('ERR_IO', `cannot read config ${path}: ${(err as Error).message}`);
+    throw ioFailure(path, `cannot read config ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
     const v = /\.json$/i.test(path) ? JSON.parse(text) : YAML.parse(text);

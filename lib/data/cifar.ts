@@ -7,8 +7,8 @@
  */
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TorchSslError, invalidArg } from '../errors.js';
-import { readFully } from '../io.js';
+import { invalidArg } from '../errors.js';
+import { ioFailure, readFully } from '../io.js';
 import { checkRange, dataError, ioError, type ImageBatch, type ImageSource } from './source.js';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
@@ -247,7 +247,7 @@ export class CifarSource implements ImageSource {
 
   async readBatch(start: number, end: number): Promise<ImageBatch> {
     checkRange(start, end, this.count);
-    if (this.closed) throw new TorchSslError('ERR_IO', `${this.path}: source is closed`);
+    if (this.closed) throw ioFailure(this.path, `${this.path}: source is closed`);
     const n = end - start;
     const pixels = new Uint8Array(n * PIXELS);
     const labelBytes = LABEL_BYTES[this.variant];

@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { TorchSslError, invalidArg } from '../errors.js';
 import type { NormalizationName } from './normalization.js';
-import { readFully } from '../io.js';
+import { ioFailure, readFully } from '../io.js';
 import { checkRange, dataError, ioError, type ImageBatch, type ImageSource } from './source.js';
 
 export type IdxSplit = 'train' | 'test';
@@ -286,7 +286,7 @@ export class IdxImageSource implements ImageSource {
 
   async readBatch(start: number, end: number): Promise<ImageBatch> {
     checkRange(start, end, this.count);
-    if (this.closed) throw new TorchSslError('ERR_IO', `${this.path}: source is closed`);
+    if (this.closed) throw ioFailure(this.path, `${this.path}: source is closed`);
     const n = end - start;
     const plane = this.storedHeight * this.storedWidth;
     let gray: Uint8Array;

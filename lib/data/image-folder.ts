@@ -11,6 +11,7 @@ import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Sharp, SharpOptions } from 'sharp';
 import { invalidArg, TorchSslError } from '../errors.js';
+import { ioFailure } from '../io.js';
 import { checkRange, type ImageBatch, type ImageSource, dataError, ioError } from './source.js';
 
 /** torchvision.datasets.folder.IMG_EXTENSIONS (matched case-insensitively). */
@@ -56,11 +57,12 @@ export function loadSharp(): Promise<SharpFactory> {
     (m) => m.default as unknown as SharpFactory,
     (err: unknown) => {
       sharpLoader = undefined;
-      throw new TorchSslError(
-        'ERR_IO',
+      throw ioFailure(
+        undefined,
         `Image folders need the 'sharp' package, which failed to load: ${(err as Error)?.message ?? String(err)}\n` +
           'Possible fixes:\n- npm install (sharp ships its libvips binaries as npm packages: @img/sharp-<platform>)\n' +
           '- convert the images to a uint8 (N, H, W, 3) .npy and pass that instead',
+        { cause: err },
       );
     },
   );

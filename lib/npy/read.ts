@@ -1,8 +1,8 @@
 /** Reading .npy: from bytes in memory, or from a file, whole or by row ranges. */
 import { open, type FileHandle } from 'node:fs/promises';
 import { DTYPE_BYTES, type DType, type TypedArray, typedArrayFor } from '../dtype.js';
-import { invalidArg, TorchSslError } from '../errors.js';
-import { ioError, readFully } from '../io.js';
+import { invalidArg } from '../errors.js';
+import { ioError, ioFailure, readFully } from '../io.js';
 import { formatError } from './errors.js';
 import { MAX_HEADER_BYTES, parseNpyHeader, PREAMBLE_MAX, readPreamble, type NpyArray, type NpyHeader } from './header.js';
 
@@ -99,7 +99,7 @@ export class NpyFileReader {
   async readRows(start: number, end: number): Promise<TypedArray> {
     if (!Number.isSafeInteger(start) || start < 0 || start > this.rows) throw invalidArg('start', `an integer in [0, ${this.rows}]`, start);
     if (!Number.isSafeInteger(end) || end < start || end > this.rows) throw invalidArg('end', `an integer in [${start}, ${this.rows}]`, end);
-    if (this.fh === undefined) throw new TorchSslError('ERR_IO', `${this.path}: reader is closed`);
+    if (this.fh === undefined) throw ioFailure(this.path, `${this.path}: reader is closed`);
     const width = DTYPE_BYTES[this.header.dtype];
     const count = (end - start) * this.rowSize;
     const out = new ArrayBuffer(count * width);

@@ -1,9 +1,8 @@
 /** Writing .npy: a whole array atomically, or row batches streamed to a temporary file renamed at the end. */
-import { constants as fsConstants } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { type DType, type TypedArray } from '../dtype.js';
-import { invalidArg, TorchSslError } from '../errors.js';
-import { ioError, tempPathFor } from '../io.js';
+import { invalidArg } from '../errors.js';
+import { commitTemporary, createTemporary, discardTemporary, ioError, ioFailure } from '../io.js';
 import { checkWritable, headerBytes, serializeNpyHeader, type NpyArray } from './header.js';
 
 const ARRAY_CTOR: Record<DType, string> = {
@@ -44,23 +43,16 @@ async function writeFully(fh: FileHandle, bytes: Uint8Array, position: number): 
  * Creates the temporary file `path` is written through (beside it, exclusively) and writes `header` at its
  * start. Throws ERR_IO naming `path`, leaving no file behind.
  */
-async function createTemporary(path: string, header: Uint8Array): Promise<{ tmp: string; fh: FileHandle }> {
-  const tmp = tempPathFor(path);
-  let fh: FileHandle | undefined;
+async function createWithHeader(path: string, header: Uint8Array): Promise<{ tmp: string; fh: FileHandle }> {
+  let created: { tmp: string; fh: FileHandle } | undefined;
   try {
-    fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
-    await writeFully(fh, header, 0);
-    return { tmp, fh };
+    created = await createTemporary(path, 0o644);
+    await writeFully(created.fh, header, 0);
+    return created;
   } catch (err) {
-    await discardTemporary(fh, tmp);
+    if (created) await discardTemporary(created.fh, created.tmp);
     throw ioError(path, err, 'write');
   }
-}
-
-/** Closes (if still open) and removes a temporary file, ignoring errors: the write has failed already. */
-async function discardTemporary(fh: FileHandle | undefined, tmp: string): Promise<void> {
-  await fh?.close().catch(() => undefined);
-  await rm(tmp, { force: true }).catch(() => undefined);
 }
 
 /**
@@ -75,16 +67,12 @@ export async function writeNpyFile(path: string, array: NpyArray): Promise<void>
   checkArrayType(dtype, data, 'data');
   if (data.length !== count) throw invalidArg('data', `${count} elements for shape [${shape.join(', ')}]`, `${data.length} elements`);
   const header = serializeNpyHeader(dtype, shape);
-  const { tmp, fh } = await createTemporary(path, header);
-  let unclosed: FileHandle | undefined = fh;
+  const { tmp, fh } = await createWithHeader(path, header);
   try {
     await writeFully(fh, bytesOf(data), header.length);
-    await fh.sync();
-    await fh.close();
-    unclosed = undefined;
-    await rename(tmp, path);
+    await commitTemporary(fh, tmp, path);
   } catch (err) {
-    await discardTemporary(unclosed, tmp);
+    await discardTemporary(fh, tmp);
     throw ioError(path, err, 'write');
   }
 }
@@ -127,7 +115,7 @@ export class NpyStreamWriter {
     const { descr } = checkWritable(opts.dtype, rowShape);
     // The widest header this array can ever need: the row count at the largest safe integer.
     const reserved = headerBytes(descr, [Number.MAX_SAFE_INTEGER, ...rowShape], 0);
-    const { tmp, fh } = await createTemporary(path, serializeNpyHeader(opts.dtype, [0, ...rowShape], { minLength: reserved.length }));
+    const { tmp, fh } = await createWithHeader(path, serializeNpyHeader(opts.dtype, [0, ...rowShape], { minLength: reserved.length }));
     return new NpyStreamWriter(path, tmp, opts.dtype, rowShape, fh, reserved.length);
   }
 
@@ -154,7 +142,7 @@ export class NpyStreamWriter {
    * the returned promise resolves; don't modify it until then.
    */
   append(data: TypedArray): Promise<void> {
-    if (this.state !== 'open') return Promise.reject(new TorchSslError('ERR_IO', `${this.path}: stream writer is ${this.state}`));
+    if (this.state !== 'open') return Promise.reject(ioFailure(this.path, `${this.path}: stream writer is ${this.state}`));
     try {
       checkArrayType(this.dtype, data, 'data');
       if (this.rowSize === 0 ? data.length !== 0 : data.length % this.rowSize !== 0) {
@@ -166,7 +154,7 @@ export class NpyStreamWriter {
     const rows = this.rowSize === 0 ? 0 : data.length / this.rowSize;
     const bytes = bytesOf(data);
     return this.enqueue(async () => {
-      if (this.state !== 'open') throw new TorchSslError('ERR_IO', `${this.path}: stream writer is ${this.state}`);
+      if (this.state !== 'open') throw ioFailure(this.path, `${this.path}: stream writer is ${this.state}`);
       try {
         await writeFully(this.fh!, bytes, this.position);
       } catch (err) {
@@ -191,16 +179,14 @@ export class NpyStreamWriter {
   /** Patches the row count into the header, flushes and renames into place. Returns the final shape. */
   finalize(): Promise<number[]> {
     return this.enqueue(async () => {
-      if (this.state !== 'open') throw new TorchSslError('ERR_IO', `${this.path}: stream writer is ${this.state}`);
+      if (this.state !== 'open') throw ioFailure(this.path, `${this.path}: stream writer is ${this.state}`);
       const shape = [this.rowCount, ...this.rowShape];
       try {
         const header = serializeNpyHeader(this.dtype, shape, { minLength: this.headerLength });
         if (header.length !== this.headerLength) throw new Error(`header grew to ${header.length} bytes`);
         await writeFully(this.fh!, header, 0);
-        await this.fh!.sync();
-        await this.fh!.close();
+        await commitTemporary(this.fh!, this.tmpPath, this.path);
         this.fh = undefined;
-        await rename(this.tmpPath, this.path);
         this.state = 'finalized';
       } catch (err) {
         await this.fail(err);

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { TorchSslError } from '../errors.js';
+import { ioFailure } from '../io.js';
 import { loadSharp } from '../data/image-folder.js';
 
 /** Interleaved RGB, row-major, `width * height * 3` bytes. */
@@ -151,7 +152,7 @@ export async function readImageFile(file: string): Promise<RgbImage> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a folder, not an image file' : e.message;
-    throw new TorchSslError('ERR_IO', `${file}: ${why}`, { file });
+    throw ioFailure(file, `${file}: ${why}`, { cause: err });
   }
   const sharp = await loadSharp();
   try {

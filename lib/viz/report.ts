@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
-import { writeAll, writeAtomically } from '../io.js';
+import { ioFailure, writeFileAtomically } from '../io.js';
 import { TorchSslError } from '../errors.js';
 import { METRICS_CSV, readMetricsCsv, type MetricsRow } from './run-log.js';
 
@@ -63,15 +63,15 @@ function mean(rows: MetricsRow[], key: string): number | null {
 export async function writeReport(runDir: string, opts: ReportOptions): Promise<ReportResult> {
   let entries: string[];
   try {
-    if (!statSync(runDir).isDirectory()) throw new TorchSslError('ERR_IO', `${runDir} is a file; a report needs the run's folder (where train wrote its checkpoints)`, { file: runDir });
+    if (!statSync(runDir).isDirectory()) throw ioFailure(runDir, `${runDir} is a file; a report needs the run's folder (where train wrote its checkpoints)`);
     entries = readdirSync(runDir).sort();
   } catch (err) {
     if (err instanceof TorchSslError) throw err;
-    throw new TorchSslError('ERR_IO', `${runDir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (err as Error).message}`, { file: runDir });
+    throw ioFailure(runDir, `${runDir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (err as Error).message}`, { cause: err });
   }
   const csvPath = join(runDir, METRICS_CSV);
   if (!entries.includes(METRICS_CSV)) {
-    throw new TorchSslError('ERR_IO', `${runDir} has no ${METRICS_CSV}: it is not a torch-ssl training run folder (train writes metrics.csv next to its checkpoints)`, { file: csvPath });
+    throw ioFailure(csvPath, `${runDir} has no ${METRICS_CSV}: it is not a torch-ssl training run folder (train writes metrics.csv next to its checkpoints)`);
   }
   const { columns, rows } = readMetricsCsv(csvPath);
   let args: Record<string, unknown> | null = null;
@@ -161,6 +161,6 @@ ${images.length ? `<h2>Pictures</h2>${images.map((i) => `<figure><img alt="${esc
 </body></html>
 `;
   const bytes = Buffer.from(html, 'utf8');
-  await writeAtomically(opts.out, (fh) => writeAll(fh, bytes));
+  await writeFileAtomically(opts.out, bytes);
   return { out: opts.out, bytes: bytes.length, charts: chartData.map((c) => c.title), pictures, steps: stepRows.length };
 }

@@ -16,7 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { writeAll, writeAtomically } from '../io.js';
+import { writeFileAtomically } from '../io.js';
 import { EventFileWriter } from './tfevents.js';
 
 export const METRICS_CSV = 'metrics.csv';
@@ -129,7 +129,7 @@ export class RunLogger {
   /** Rewrites metrics.csv atomically (queued behind earlier writes). */
   flush(): Promise<void> {
     const text = this.csv();
-    this.writing = this.writing.then(() => writeAtomically(this.csvPath, (fh) => writeAll(fh, Buffer.from(text, 'utf8')))).catch((err) => {
+    this.writing = this.writing.then(() => writeFileAtomically(this.csvPath, Buffer.from(text, 'utf8'))).catch((err) => {
       this.error ??= err;
     });
     return this.writing;
