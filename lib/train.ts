@@ -8,17 +8,30 @@ import { ioFailure, removeStaleTemporaries } from './io.js';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openImageSource } from './data/index.js';
-import { NORMALIZATIONS } from './data/normalization.js';
+import { NORMALIZATIONS, type NormalizationName } from './data/normalization.js';
 import { TorchSslError, rethrowWithStack } from './errors.js';
-import { native, preloadNative, setNumThreads, type EpochEvent, type KnnEvent, type NativeTrainEvent, type NativeTrainResult, type StepEvent, type WarningEvent } from './native.js';
+import {
+  native,
+  preloadNative,
+  setNumThreads,
+  type EpochEvent,
+  type KnnEvent,
+  type NativeAddon,
+  type NativeResume,
+  type NativeTrainConfig,
+  type NativeTrainEvent,
+  type NativeTrainResult,
+  type StepEvent,
+  type WarningEvent,
+} from './native.js';
 import { Tensor } from './tensor.js';
 import { methodSpec } from './methods/index.js';
-import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
+import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
 import { toNativeConfig } from './train-wire.js';
 import { checkKeys } from './strict-keys.js';
 import { RunLogger } from './viz/run-log.js';
 import { PACKAGE } from './version.js';
-import { configDigest, deviceForRank, resolveDist, toNativeDist } from './distributed.js';
+import { configDigest, deviceForRank, resolveDist, toNativeDist, type DistPlace } from './distributed.js';
 import { readBackboneInit, readResume, writeArgsJson, writeTrainingCheckpoint, type RawCheckpoint } from './checkpoint/lightning.js';
 
 const version = PACKAGE.version;
@@ -183,58 +196,105 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   await preloadNative();
   if (c.threads > 0) setNumThreads(c.threads);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
-  if (c.precision === 'bf16-mixed' && !c.device.startsWith('cuda') && !cpuHasNativeBf16()) {
-    let measured: string;
-    try {
-      measured = `${measureBf16Slowdown().toFixed(1)}× slower than float32 on a small matrix product measured now`;
-    } catch {
-      measured = 'slower than float32 (the measurement itself failed)'; // a warning must never stop the run
-    }
-    opts.onProgress?.({
-      type: 'warning',
-      message: `precision 'bf16-mixed' on a CPU without native bf16 (no AVX512-BF16 / AMX): bf16 is emulated, ${measured}; precision '32' will likely train faster here`,
-    });
-  }
+  warnIfBf16Emulated(c, opts);
   const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);
-  // Only rank 0 runs the online kNN: the other ranks of a data-parallel run do not load the validation set.
-  const val = c.data.val && lead ? await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit) : undefined;
-  // The data set's own statistics when the source knows them; else CIFAR-10's, recorded as such (the
-  // checkpoint then says dataset "custom" with the statistics it was trained with, not "cifar10").
-  const known = train.normalization === 'cifar-eval' ? 'cifar10' : train.normalization;
-  const datasetName = known ?? 'custom';
+  let val: Awaited<ReturnType<typeof loadImages>> | undefined;
+  try {
+    // Only rank 0 runs the online kNN: the other ranks of a data-parallel run do not load the validation set.
+    if (c.data.val && lead) val = await loadImages(c.data.val, c.data.valLabels, c.data, c.data.valLimit);
+    const { norm, datasetName } = resolveNormalization(c, train.normalization);
+    const worldSize = place?.worldSize ?? 1;
+    const resume = c.resume ? await readResume(c.resume, c, worldSize) : c.backbone.init ? await readBackboneInit(c.backbone.init, c) : null;
+    const run: RunPlace = {
+      name: c.checkpoint.name ?? `${c.method}-resnet${c.backbone.depth}-${basename(c.data.train).replace(/\.[^.]*$/, '')}`,
+      stepsPerEpoch: Math.floor(Math.floor(train.images.shape[0]! / worldSize) / c.batchSize),
+      worldSize,
+      lead,
+    };
+    const written = lead ? await prepareCheckpointDir(c, run, place, datasetName, train.numClasses) : { removedTemporaries: [], argsJson: '' };
+    const nativeConfig = toNativeConfig(c, norm, train.labels ? train.numClasses : 0);
+    if (place) nativeConfig.dist = toNativeDist(place, configDigest(nativeConfig, place, train.images.shape));
+    const data = { images: train.images.handle, labels: train.labels?.handle, valImages: val?.images.handle, valLabels: val?.labels?.handle };
+    return { ...(await runNatively(c, run, nativeConfig, data, resume, opts)), ...written };
+  } finally {
+    train.images.dispose();
+    train.labels?.dispose();
+    val?.images.dispose();
+    val?.labels?.dispose();
+  }
+}
+
+/** Where a run writes and how its steps are counted. */
+interface RunPlace {
+  /** The checkpoints' file name stem. */
+  name: string;
+  stepsPerEpoch: number;
+  worldSize: number;
+  /** Rank 0 (or a single process): writes the checkpoints and logs, reports progress. */
+  lead: boolean;
+}
+
+/** A warning event when bf16-mixed will run emulated on this CPU, with a slowdown measured now. */
+function warnIfBf16Emulated(c: ResolvedTrainConfig, opts: TrainOptions): void {
+  if (c.precision !== 'bf16-mixed' || c.device.startsWith('cuda') || cpuHasNativeBf16()) return;
+  let measured: string;
+  try {
+    measured = `${measureBf16Slowdown().toFixed(1)}× slower than float32 on a small matrix product measured now`;
+  } catch {
+    measured = 'slower than float32 (the measurement itself failed)'; // a warning must never stop the run
+  }
+  opts.onProgress?.({
+    type: 'warning',
+    message: `precision 'bf16-mixed' on a CPU without native bf16 (no AVX512-BF16 / AMX): bf16 is emulated, ${measured}; precision '32' will likely train faster here`,
+  });
+}
+
+/**
+ * The statistics views and kNN inputs are normalised with: the data set's own when the source knows them; else
+ * CIFAR-10's, recorded as such (the checkpoint then says dataset "custom" with the statistics it was trained
+ * with, not "cifar10"). Fills config.data.normalization.
+ */
+function resolveNormalization(c: ResolvedTrainConfig, sourceNormalization: NormalizationName | undefined) {
+  const known = sourceNormalization === 'cifar-eval' ? 'cifar10' : sourceNormalization;
   c.data.normalization ??= known ?? 'cifar10';
   const norm = typeof c.data.normalization === 'string' ? NORMALIZATIONS[c.data.normalization] : c.data.normalization;
-  const worldSize = place?.worldSize ?? 1;
-  const resume = c.resume ? await readResume(c.resume, c, worldSize) : c.backbone.init ? await readBackboneInit(c.backbone.init, c) : null;
-  const stepsPerEpoch = Math.floor(Math.floor(train.images.shape[0]! / worldSize) / c.batchSize);
+  return { norm, datasetName: known ?? 'custom' };
+}
 
-  const name = c.checkpoint.name ?? `${c.method}-resnet${c.backbone.depth}-${basename(c.data.train).replace(/\.[^.]*$/, '')}`;
-  let removedTemporaries: string[] = [];
-  let argsJson = '';
-  if (lead) {
-    try {
-      await mkdir(c.checkpoint.dir, { recursive: true });
-    } catch (err) {
-      throw ioFailure(c.checkpoint.dir, `config.checkpoint.dir ${c.checkpoint.dir}: cannot create the folder (${(err as Error).message})`, { cause: err });
-    }
-    // What a killed run left behind (its process is gone) is removed; a checkpoint must fit before step one.
-    removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
-    await checkDiskSpace(c.checkpoint.dir, estimateCheckpointBytes(c, train.numClasses));
-    argsJson = await writeArgsJson(c.checkpoint.dir, {
-      ...c,
-      name,
-      torch_ssl_version: version,
-      method_kwargs: c.loss,
-      backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone },
-      data: { ...c.data, dataset: datasetName, num_classes: train.numClasses },
-      ...(place ? { dist: { ...c.dist, world_size: place.worldSize, backend: place.backend }, num_nodes_x_devices: place.worldSize } : {}),
-    });
+/** Before step one: the checkpoint folder exists, a killed run's temporaries are gone, a checkpoint fits, args.json is written. */
+async function prepareCheckpointDir(c: ResolvedTrainConfig, run: RunPlace, place: DistPlace | null, datasetName: string, numClasses: number) {
+  try {
+    await mkdir(c.checkpoint.dir, { recursive: true });
+  } catch (err) {
+    throw ioFailure(c.checkpoint.dir, `config.checkpoint.dir ${c.checkpoint.dir}: cannot create the folder (${(err as Error).message})`, { cause: err });
   }
+  // What a killed run left behind (its process is gone) is removed; a checkpoint must fit before step one.
+  const removedTemporaries = await removeStaleTemporaries(c.checkpoint.dir);
+  await checkDiskSpace(c.checkpoint.dir, estimateCheckpointBytes(c, numClasses));
+  const argsJson = await writeArgsJson(c.checkpoint.dir, {
+    ...c,
+    name: run.name,
+    torch_ssl_version: version,
+    method_kwargs: c.loss,
+    backbone: { name: `resnet${c.backbone.depth}`, ...c.backbone },
+    data: { ...c.data, dataset: datasetName, num_classes: numClasses },
+    ...(place ? { dist: { ...c.dist, world_size: place.worldSize, backend: place.backend }, num_nodes_x_devices: place.worldSize } : {}),
+  });
+  return { removedTemporaries, argsJson };
+}
 
-  const nativeConfig = toNativeConfig(c, norm, train.labels ? train.numClasses : 0);
-  if (place) nativeConfig.dist = toNativeDist(place, configDigest(nativeConfig, place, train.images.shape));
-  const data = { images: train.images.handle, labels: train.labels?.handle, valImages: val?.images.handle, valLabels: val?.labels?.handle };
-
+/**
+ * Runs the engine and handles its events on the JS thread: progress to the caller, the run logs (lead rank),
+ * checkpoints written in order (a failed write stops the run), the AbortSignal.
+ */
+async function runNatively(
+  c: ResolvedTrainConfig,
+  run: RunPlace,
+  nativeConfig: NativeTrainConfig,
+  data: Parameters<NativeAddon['startTraining']>[1],
+  resume: NativeResume | null,
+  opts: TrainOptions,
+): Promise<Omit<TrainResult, 'argsJson' | 'removedTemporaries'>> {
   // Events reach JS through the loop only after startTraining returns (thread-safe function calls).
   let logger: RunLogger | undefined;
   const knn: TrainResult['knn'] = [];
@@ -245,8 +305,8 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   let abortRun = () => {};
 
   const writeCheckpoint = async (e: RawCheckpoint) => {
-    const path = join(c.checkpoint.dir, `${name}-ep=${e.epoch}${e.aborted ? '-aborted' : ''}.ckpt`);
-    await writeTrainingCheckpoint(path, e, c, stepsPerEpoch, version, worldSize);
+    const path = join(c.checkpoint.dir, `${run.name}-ep=${e.epoch}${e.aborted ? '-aborted' : ''}.ckpt`);
+    await writeTrainingCheckpoint(path, e, c, run.stepsPerEpoch, version, run.worldSize);
     lastCheckpoint = path;
     opts.onProgress?.({ type: 'checkpoint', epoch: e.epoch, globalStep: e.globalStep, path, final: e.final, aborted: e.aborted });
   };
@@ -266,24 +326,20 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
     opts.onProgress?.(e);
   };
 
-  const run = native().startTraining(nativeConfig, data, resume, onEvent);
-  if (lead) logger = new RunLogger(c.checkpoint.dir, { resumeStep: c.resume && resume ? resume.globalStep : undefined });
-  abortRun = () => run.abort();
-  const onAbort = () => run.abort();
+  const handle = native().startTraining(nativeConfig, data, resume, onEvent);
+  if (run.lead) logger = new RunLogger(c.checkpoint.dir, { resumeStep: c.resume && resume ? resume.globalStep : undefined });
+  abortRun = () => handle.abort();
+  const onAbort = () => handle.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const r = await run.done;
+    const r = await handle.done;
     await writes;
     if (writeError) throw writeError;
     await logger?.close();
-    return { ...r, checkpoint: lastCheckpoint, argsJson, metricsCsv: logger?.csvPath ?? '', eventsFile: logger?.eventsPath ?? '', knn, losses, removedTemporaries };
+    return { ...r, checkpoint: lastCheckpoint, metricsCsv: logger?.csvPath ?? '', eventsFile: logger?.eventsPath ?? '', knn, losses };
   } finally {
     await logger?.close().catch(() => undefined); // idempotent after success; after a failure the logs are best effort
     opts.signal?.removeEventListener('abort', onAbort);
-    train.images.dispose();
-    train.labels?.dispose();
-    val?.images.dispose();
-    val?.labels?.dispose();
   }
 }
 
