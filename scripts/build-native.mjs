@@ -85,7 +85,9 @@ function fromSystem() {
   const candidates = ['/usr/lib/x86_64-linux-gnu/cmake/Torch', '/usr/lib/aarch64-linux-gnu/cmake/Torch', '/usr/lib/cmake/Torch', '/usr/share/cmake/Torch'];
   try {
     for (const d of readdirSync('/usr/lib')) if (d.endsWith('-linux-gnu')) candidates.push(`/usr/lib/${d}/cmake/Torch`);
-  } catch {}
+  } catch {
+    // no /usr/lib (not Linux): the fixed candidates only
+  }
   for (const dir of candidates) if (existsSync(join(dir, 'TorchConfig.cmake'))) return { source: 'system (libtorch-dev)', torchDir: dir, system: true };
   tried.push(`system: no TorchConfig.cmake in ${candidates.slice(0, 3).join(', ')}`);
   return undefined;

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=("libtorch-dev|libtorch-cuda-dev" libopenblas0-pthread "python3-torch|python3-torch-cuda" python3-torchvision
           python3-numpy python3-sklearn python3-pil python3-omegaconf dataset-fashion-mnist python3-matplotlib
           python3-protobuf python3-crcmod chromium
-          cmake ninja-build g++ make util-linux e2fsprogs)
+          cmake ninja-build g++ make util-linux e2fsprogs clang-format)
 # With a CUDA LibTorch: Gloo's CUDA build, and NCCL's header (ProcessGroupNCCL includes it).
 if dpkg-query -W -f='${Status}' libtorch-cuda-dev 2>/dev/null | grep -q "install ok installed"; then
   PACKAGES+=("libgloo-cuda-dev|libgloo-dev" libnccl-dev)
