@@ -235,12 +235,20 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   log(describeBlas(info.blas));
   log(`recipe: ${isAbsolute(recipePath) ? recipePath : resolve(recipePath)}`);
 
-  const open = (path: string, limit: number | undefined): Promise<ImageSource> =>
-    openImageSource({ path, ...(c.data.size !== undefined && { size: c.data.size }), ...(c.data.fit !== undefined && { fit: c.data.fit }), ...(limit !== undefined && { limit }) });
-  const trainSrc = await open(c.data.train, c.data.limit);
+  const open = (path: string, limit: number | undefined, sampleSeed?: number): Promise<ImageSource> =>
+    openImageSource({
+      path,
+      ...(c.data.size !== undefined && { size: c.data.size }),
+      ...(c.data.fit !== undefined && { fit: c.data.fit }),
+      ...(limit !== undefined && { limit }),
+      ...(limit !== undefined && sampleSeed !== undefined && { sampleSeed }),
+    });
+  // The same images the trainer reads (data.sampleSeed: a seeded random subset instead of the first `limit`).
+  const trainSrc = await open(c.data.train, c.data.limit, c.data.sampleSeed);
   const testSrc = await open(c.data.val, c.data.valLimit);
   try {
-    log(`data: ${trainSrc.count} training images (${c.data.train}), ${testSrc.count} held-out test images (${c.data.val}), ${trainSrc.height}×${trainSrc.width}${trainSrc.kind === 'idx' ? ' (gray → RGB)' : ''}`);
+    const which = c.data.sampleSeed !== undefined ? `a random subset (seed ${c.data.sampleSeed}) of ` : '';
+    log(`data: ${trainSrc.count} training images (${which}${c.data.train}), ${testSrc.count} held-out test images (${c.data.val}), ${trainSrc.height}×${trainSrc.width}${trainSrc.kind === 'idx' ? ' (gray → RGB)' : ''}`);
     // layer4's side for a CIFAR-stem ResNet (3×3 stride-1 conv with padding 2, then three stride-2 stages).
     const mapSide = c.backbone.stem === 'cifar' ? Math.ceil((trainSrc.height + 2) / 8) : Math.ceil(trainSrc.height / 32);
     const window = localWindow(mapSide);

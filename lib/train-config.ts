@@ -67,6 +67,8 @@ export const TrainConfigSchema = z.object({
     fit: z.enum(['pad', 'resize']).optional(),
     /** Train on the first `limit` images of `train` only. */
     limit: z.number().int().positive().optional(),
+    /** With `limit`: train on a seeded random sample of `limit` images of `train` instead of the first ones. */
+    sampleSeed: z.number().int().min(0).optional(),
     /** Evaluate online kNN on the first `valLimit` images of `val` only. */
     valLimit: z.number().int().positive().optional(),
     /** A seeded permutation per epoch (default); false keeps the dataset's order (comparisons with other tools). */

@@ -159,8 +159,21 @@ export async function checkDiskSpace(dir: string, bytes: number): Promise<void> 
   }
 }
 
-async function loadImages(path: string, labelsPath: string | undefined, d: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined }, limit: number | undefined) {
-  const src = await openImageSource({ path, ...(labelsPath ? { labels: labelsPath } : {}), ...(d.size ? { size: d.size } : {}), ...(d.fit ? { fit: d.fit } : {}), ...(limit ? { limit } : {}) });
+async function loadImages(
+  path: string,
+  labelsPath: string | undefined,
+  d: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined },
+  limit: number | undefined,
+  sampleSeed?: number,
+) {
+  const src = await openImageSource({
+    path,
+    ...(labelsPath ? { labels: labelsPath } : {}),
+    ...(d.size ? { size: d.size } : {}),
+    ...(d.fit ? { fit: d.fit } : {}),
+    ...(limit ? { limit } : {}),
+    ...(limit && sampleSeed !== undefined ? { sampleSeed } : {}),
+  });
   try {
     if (src.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${path}: training needs raw uint8 pixels (N, H, W, 3), not ${src.layout}`);
     if (src.count === 0) throw new TorchSslError('ERR_DATA_FORMAT', `${path}: no images`);
@@ -197,7 +210,7 @@ async function trainImpl(configInput: TrainConfigInput | Record<string, unknown>
   if (c.threads > 0) setNumThreads(c.threads);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'training was aborted before it started');
   warnIfBf16Emulated(c, opts);
-  const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit);
+  const train = await loadImages(c.data.train, c.data.labels, c.data, c.data.limit, c.data.sampleSeed);
   let val: Awaited<ReturnType<typeof loadImages>> | undefined;
   try {
     // Only rank 0 runs the online kNN: the other ranks of a data-parallel run do not load the validation set.

@@ -27,10 +27,12 @@ export function registerDemo(program: Command): void {
     .option('--seed <n>', 'seed of the initialisation, the order and the augmentations (default: the recipe\'s)')
     .option('--epochs <n>', 'training epochs (default: the recipe\'s)')
     .option('--out <dir>', 'where the checkpoint goes (default: the recipe\'s checkpoint.dir)')
+    .option('--subset-seed <n>', "train on a seeded random subset of data.limit images instead of the first ones (the recipe's data.sampleSeed)")
     .option('--json', 'print the summary as JSON on the last line')
-    .action(async (opts: { config: string; seed?: string; epochs?: string; out?: string; json?: boolean }) => {
+    .action(async (opts: { config: string; seed?: string; epochs?: string; out?: string; subsetSeed?: string; json?: boolean }) => {
       const overrides: Record<string, unknown> = {};
       if (opts.seed !== undefined) overrides.seed = nonNegativeInt('--seed', opts.seed);
+      if (opts.subsetSeed !== undefined) overrides.data = { sampleSeed: nonNegativeInt('--subset-seed', opts.subsetSeed) };
       if (opts.epochs !== undefined) {
         const e = positiveInt('--epochs', opts.epochs);
         overrides.epochs = e;

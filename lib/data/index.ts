@@ -37,12 +37,17 @@ export interface OpenImageSourceOptions extends Omit<ImageFolderOptions, 'fit'> 
   labels?: string | false;
   /** IDX: gray → RGB by copying the channel (the only mode, named to be explicit). */
   grayscale?: 'replicate';
-  /** The first `limit` images only (any kind). */
+  /** The first `limit` images only (any kind); with `sampleSeed`, `limit` images drawn at random. */
   limit?: number;
+  /**
+   * With `limit`: a seeded random sample of `limit` distinct images (kept in file order) instead of the first
+   * `limit`; the same seed draws the same images on every machine.
+   */
+  sampleSeed?: number;
 }
 
 const KINDS = ['npy', 'cifar', 'cifar10', 'cifar100', 'idx', 'image-folder'];
-const OPEN_KEYS = ['path', 'kind', 'split', 'labelKind', 'labels', 'fit', 'grayscale', 'limit', 'size', 'kernel', 'concurrency', 'height', 'width'] as const;
+const OPEN_KEYS = ['path', 'kind', 'split', 'labelKind', 'labels', 'fit', 'grayscale', 'limit', 'sampleSeed', 'size', 'kernel', 'concurrency', 'height', 'width'] as const;
 // Compile-time: the list names every OpenImageSourceOptions key.
 const _openKeysComplete: Exclude<keyof OpenImageSourceOptions, (typeof OPEN_KEYS)[number]> extends never ? true : never = true;
 void _openKeysComplete;
@@ -69,10 +74,67 @@ export async function openImageSource(pathOrOptions: string | OpenImageSourceOpt
   }
 
   if (opts.limit !== undefined && (!Number.isSafeInteger(opts.limit) || opts.limit <= 0)) throw invalidArg('limit', 'a positive integer', opts.limit);
+  if (opts.sampleSeed !== undefined) {
+    if (!Number.isSafeInteger(opts.sampleSeed) || opts.sampleSeed < 0) throw invalidArg('sampleSeed', 'a non-negative integer', opts.sampleSeed);
+    if (opts.limit === undefined) throw invalidArg('limit', 'a positive integer (sampleSeed draws `limit` images)', opts.limit);
+  }
   const kind = opts.kind ?? (await detectKind(path, info.isDirectory()));
+  if (opts.sampleSeed !== undefined) {
+    const { limit, sampleSeed, ...whole } = opts;
+    const all = kind === 'idx' ? await openIdx(path, whole) : await openKind(kind, path, whole);
+    return sampleSource(all, limit!, sampleSeed);
+  }
   if (kind === 'idx') return openIdx(path, opts);
   const source = await openKind(kind, path, opts);
   return opts.limit === undefined ? source : limitSource(source, opts.limit);
+}
+
+/**
+ * `limit` distinct indices of `[0, count)` drawn by a seeded partial Fisher-Yates shuffle (SplitMix32 draws),
+ * sorted: the same seed gives the same sample everywhere.
+ */
+export function sampleIndices(count: number, limit: number, seed: number): Int32Array {
+  const n = Math.min(limit, count);
+  const pool = Int32Array.from({ length: count }, (_, i) => i);
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x9e3779b9) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor((next() / 2 ** 32) * (count - i));
+    const t = pool[i]!;
+    pool[i] = pool[j]!;
+    pool[j] = t;
+  }
+  return pool.subarray(0, n).sort();
+}
+
+/** A seeded random sample of `limit` images of `source`, in file order (reads gather them one by one). */
+function sampleSource(source: ImageSource, limit: number, seed: number): ImageSource {
+  const picked = sampleIndices(source.count, limit, seed);
+  const count = picked.length;
+  const view = Object.create(source) as ImageSource;
+  Object.defineProperty(view, 'count', { value: count });
+  if (source.labels !== undefined) Object.defineProperty(view, 'labels', { value: Int32Array.from(picked, (i) => source.labels![i]!) });
+  Object.defineProperty(view, 'readBatch', {
+    value: async (start: number, end: number): Promise<ImageBatch> => {
+      checkRange(start, end, count);
+      const parts: ImageBatch[] = [];
+      for (let k = start; k < end; k++) parts.push(await source.readBatch(picked[k]!, picked[k]! + 1));
+      const per = source.height * source.width * 3;
+      const pixels = source.layout === 'NHWC-uint8' ? new Uint8Array((end - start) * per) : new Float32Array((end - start) * per);
+      parts.forEach((p, k) => pixels.set(p.pixels, k * per));
+      const labels = source.labels !== undefined ? Int32Array.from(picked.subarray(start, end), (i) => source.labels![i]!) : undefined;
+      return { pixels, layout: source.layout, count: end - start, height: source.height, width: source.width, ...(labels && { labels }) };
+    },
+  });
+  Object.defineProperty(view, 'close', { value: () => source.close() });
+  Object.defineProperty(view, Symbol.asyncDispose, { value: () => source.close() });
+  return view;
 }
 
 async function openKind(kind: 'npy' | 'cifar' | CifarVariant | 'image-folder', path: string, opts: OpenImageSourceOptions): Promise<ImageSource> {
