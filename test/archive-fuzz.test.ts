@@ -1,18 +1,18 @@
 // Structure-aware fuzzing of the archive readers: every integer field of a real torch.save zip's central
 // directory and end record, and every number of a safetensors header (its length, data_offsets, shapes), set
 // to extreme and random values. Each variant must end, quickly, in a readable file or a TorchSslError.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readTorchFile } from '../lib/checkpoint/torch-file.js';
 import { readSafetensors } from '../lib/checkpoint/safetensors.js';
 import { TorchSslError } from '../lib/errors.js';
-import { ensureCheckpointFixtures, fixture } from './helpers/checkpoint-fixtures.js';
+import { ensureCheckpointFixtures } from './helpers/checkpoint-fixtures.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const work = mkdtempSync(join(tmpdir(), 'tssl-archive-fuzz-'));
+const work = makeTmpDir('archive-fuzz');
 beforeAll(() => ensureCheckpointFixtures(), 300_000);
-afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const EXTREMES = (bits: number) => [0, 1, 2 ** (bits - 1), 2 ** bits - 1, 0x7fffffff % 2 ** bits, 12345 % 2 ** bits];
 
@@ -29,7 +29,7 @@ async function endsWell(path: string, read: (p: string) => Promise<{ close(): Pr
 
 describe('archive readers, structure-aware fuzzing', () => {
   it('zip: every central-directory and end-record integer field of a torch.save file', async () => {
-    const base = readFileSync(fixture('dtypes', 'dtypes.pt'));
+    const base = readFileSync(fixturePath('checkpoints', 'dtypes', 'dtypes.pt'));
     const eocd = base.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
     expect(eocd).toBeGreaterThan(0);
     const fields: [number, number, string][] = [
@@ -66,7 +66,7 @@ describe('archive readers, structure-aware fuzzing', () => {
   });
 
   it('safetensors: the header length and every number of the header', async () => {
-    const base = readFileSync(fixture('safetensors', 'reference.safetensors'));
+    const base = readFileSync(fixturePath('checkpoints', 'safetensors', 'reference.safetensors'));
     const n = Number(base.readBigUInt64LE(0));
     const header = base.subarray(8, 8 + n).toString('utf8');
     const data = base.subarray(8 + n);

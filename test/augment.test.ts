@@ -42,7 +42,7 @@ describe('batched augmentation ops equal torchvision.transforms.functional (same
 });
 
 describe('sampled view pipeline', () => {
-  // The complete view the engine requires (lib/train-config.ts toNativeView fills the same fields).
+  // The complete view the engine requires (lib/train-wire.ts toNativeView fills the same fields).
   const view = { size: 24, scaleMin: 0.08, scaleMax: 1, ratioMin: 3 / 4, ratioMax: 4 / 3, jitterP: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, grayP: 0.2, blurP: 0.5, sigmaMin: 0.1, sigmaMax: 2, blurKernel: 0, solarizeP: 0.2, flipP: 0.5, interpolation: 'bicubic' as const, mean: params.mean, std: params.std };
   it('is reproducible from its seed and differs across seeds', async () => {
     const images = await fixtureTensor('augment', 'images_u8');

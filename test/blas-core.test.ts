@@ -4,8 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './helpers/paths.js';
 
-const root = resolve(import.meta.dirname, '..');
 const machineSetting = process.env.OPENBLAS_CORETYPE;
 
 interface Probe {
@@ -18,7 +18,7 @@ interface Probe {
 /** Loads the addon in a child with `env` added, and multiplies two matrices against a float64 product in JS. */
 function probe(env: Record<string, string>): Probe {
   const script = `
-    import { buildInfo, describeBlas, Tensor } from ${JSON.stringify(resolve(root, 'dist', 'index.js'))};
+    import { buildInfo, describeBlas, Tensor } from ${JSON.stringify(resolve(REPO_ROOT, 'dist', 'index.js'))};
     const n = 67, k = 129, m = 35;
     const a = Float32Array.from({ length: n * k }, (_, i) => Math.sin(i * 0.37));
     const b = Float32Array.from({ length: k * m }, (_, i) => Math.cos(i * 0.11));
@@ -31,7 +31,7 @@ function probe(env: Record<string, string>): Probe {
     }
     const blas = buildInfo().blas;
     console.log(JSON.stringify({ blas, envAfterLoad: process.env.OPENBLAS_CORETYPE ?? null, maxError, line: describeBlas(blas) }));`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Probe;
 }

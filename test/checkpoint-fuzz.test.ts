@@ -3,17 +3,18 @@
  * never a crash, a hang or another error type. Cases: TORCH_SSL_FUZZ_CASES (default 3000, split over the
  * targets), seed TORCH_SSL_FUZZ_SEED (default 1). `node scripts/fuzz-checkpoint.mjs N [seed]` runs long.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { TorchSslError } from '../lib/errors.js';
 import { findTensors, readTorchFile } from '../lib/checkpoint/torch-file.js';
 import { readSafetensors } from '../lib/checkpoint/safetensors.js';
 import { recognizeCheckpoint } from '../lib/checkpoint/solo-learn.js';
 import { ZipReader } from '../lib/checkpoint/zip.js';
-import { ensureCheckpointFixtures, fixture } from './helpers/checkpoint-fixtures.js';
+import { ensureCheckpointFixtures } from './helpers/checkpoint-fixtures.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const TOTAL = Number(process.env.TORCH_SSL_FUZZ_CASES ?? 3000);
 const SEED = Number(process.env.TORCH_SSL_FUZZ_SEED ?? 1);
@@ -138,12 +139,8 @@ async function exercise(path: string, kind: 'torch' | 'safetensors'): Promise<Ou
   }
 }
 
-let dir: string;
-beforeAll(() => {
-  ensureCheckpointFixtures();
-  dir = mkdtempSync(join(tmpdir(), 'torch-ssl-fuzz-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = makeTmpDir('fuzz');
+beforeAll(() => ensureCheckpointFixtures());
 
 interface Target {
   name: string;
@@ -154,10 +151,10 @@ interface Target {
 
 async function targets(): Promise<Target[]> {
   // Plain Uint8Array copies: Buffer#slice would share memory and let mutations accumulate.
-  const zipBytes = new Uint8Array(readFileSync(fixture('tiny_lightning', 'tiny.ckpt')));
-  const legacyBytes = new Uint8Array(readFileSync(fixture('tiny_lightning', 'tiny_legacy.ckpt')));
-  const stBytes = new Uint8Array(readFileSync(fixture('safetensors', 'reference.safetensors')));
-  const zip = await ZipReader.open(fixture('tiny_lightning', 'tiny.ckpt'));
+  const zipBytes = new Uint8Array(readFileSync(fixturePath('checkpoints', 'tiny_lightning', 'tiny.ckpt')));
+  const legacyBytes = new Uint8Array(readFileSync(fixturePath('checkpoints', 'tiny_lightning', 'tiny_legacy.ckpt')));
+  const stBytes = new Uint8Array(readFileSync(fixturePath('checkpoints', 'safetensors', 'reference.safetensors')));
+  const zip = await ZipReader.open(fixturePath('checkpoints', 'tiny_lightning', 'tiny.ckpt'));
   const entries: Array<[string, Uint8Array]> = [];
   for (const e of zip.entries.values()) entries.push([e.name, await zip.read(e)]);
   await zip.close();

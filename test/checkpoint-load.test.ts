@@ -1,23 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, copyFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadCheckpoint, type LoadedCheckpoint } from '../lib/checkpoint/load.js';
 import { exportCheckpoint } from '../lib/checkpoint/export.js';
 import type { TensorRef as TensorRefType } from '../lib/checkpoint/tensor-ref.js';
 import { TorchSslError } from '../lib/errors.js';
 import { resnet } from '../lib/models.js';
 import { Tensor } from '../lib/tensor.js';
-import { ensureCheckpointFixtures, fixture, python } from './helpers/checkpoint-fixtures.js';
-import { fixtureArray, fixtureTensor, relError } from './helpers/fixtures.js';
+import { ensureCheckpointFixtures, python } from './helpers/checkpoint-fixtures.js';
+import { fixtureArray, fixturePath, fixtureTensor, relError } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-let dir: string;
-beforeAll(() => {
-  ensureCheckpointFixtures();
-  dir = mkdtempSync(join(tmpdir(), 'torch-ssl-load-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = makeTmpDir('load');
+beforeAll(() => ensureCheckpointFixtures());
 
 interface Case {
   name: string;
@@ -118,7 +114,7 @@ async function expectPyTorchFeatures(loaded: LoadedCheckpoint, caseName: string,
 describe('loadCheckpoint: features equal PyTorch for every era', () => {
   for (const c of CASES) {
     it(`loads ${c.what}`, async () => {
-      const loaded = await loadCheckpoint(fixture(c.name, c.file));
+      const loaded = await loadCheckpoint(fixturePath('checkpoints', c.name, c.file));
       try {
         expect(loaded.info.format).toBe(c.expect.format);
         expect(loaded.backbone.depth).toBe(c.expect.depth);
@@ -134,13 +130,13 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
   }
 
   it('builds projectors from their shapes: BN presence, widths, depth', async () => {
-    const vic = await loadCheckpoint(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
+    const vic = await loadCheckpoint(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
     expect([vic.projector!.hiddenDims, vic.projector!.outputDim, vic.projector!.batchNorm]).toEqual([[512, 512], 512, true]);
     vic.dispose();
-    const sim = await loadCheckpoint(fixture('simclr_legacy_encoder', 'simclr-cifar100-1a2b3c4d-ep=399.ckpt'));
+    const sim = await loadCheckpoint(fixturePath('checkpoints', 'simclr_legacy_encoder', 'simclr-cifar100-1a2b3c4d-ep=399.ckpt'));
     expect([sim.projector!.hiddenDims, sim.projector!.outputDim, sim.projector!.batchNorm]).toEqual([[2048], 256, false]);
     sim.dispose();
-    const byol = await loadCheckpoint(fixture('byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
+    const byol = await loadCheckpoint(fixturePath('checkpoints', 'byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
     expect([byol.projector!.hiddenDims, byol.projector!.outputDim, byol.projector!.batchNorm]).toEqual([[256], 64, true]);
     expect(byol.ignored).toEqual(['momentum_backbone (120 tensors)', 'momentum_projector (9 tensors)', 'predictor (9 tensors)']);
     expect(byol.info.warnings.join('\n')).toContain('not loaded: momentum_backbone');
@@ -148,7 +144,7 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
   });
 
   it('converts float16 weights to float32', async () => {
-    const loaded = await loadCheckpoint(fixture('fp16_state_dict', 'backbone-fp16.pth'));
+    const loaded = await loadCheckpoint(fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'));
     const sd = loaded.backbone.stateDict();
     expect(sd['conv1.weight']!.dtype).toBe('float32');
     expect(sd['bn1.num_batches_tracked']!.dtype).toBe('int64');
@@ -167,7 +163,7 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
       return spy;
     });
     try {
-      const loaded = await loadCheckpoint(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), { heads: false });
+      const loaded = await loadCheckpoint(fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), { heads: false });
       const params = Object.values(loaded.backbone.stateDict()).reduce((a, t) => a + t.numel, 0);
       expect(seen.reduce((a, b) => a + b, 0)).toBe(params);
       expect(loaded.projector).toBeUndefined();
@@ -180,7 +176,7 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
 
   it('reads channels_last weights in storage order and matches the strided read', async () => {
     const { openAnyCheckpoint } = await import('../lib/checkpoint/load.js');
-    const o = await openAnyCheckpoint(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
+    const o = await openAnyCheckpoint(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
     try {
       const ref = o.modules.backbone.get('layer1.0.conv1.weight')!;
       expect(ref.isContiguous).toBe(false);
@@ -195,14 +191,15 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
   });
 
   it('honours channelsLast and keeps the same features', async () => {
-    const loaded = await loadCheckpoint(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'), { channelsLast: true });
+    const loaded = await loadCheckpoint(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'), { channelsLast: true });
     await expectPyTorchFeatures(loaded, 'vicreg_channels_last', { projector: true, classifier: true });
     loaded.dispose();
   });
 
   it.skipIf(cudaAvailable)('device: a device this build lacks → ERR_TORCH_DEVICE, and no native tensor is left behind', async () => {
     const before = Tensor.liveCount();
-    await expect(loadCheckpoint(fixture('byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'), { device: 'cuda' })).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE' });
+    const byol = fixturePath('checkpoints', 'byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt');
+    await expect(loadCheckpoint(byol, { device: 'cuda' })).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE' });
     expect(Tensor.liveCount()).toBeLessThanOrEqual(before);
   });
 
@@ -210,11 +207,11 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
     const sub = join(dir, 'no-args');
     mkdirSync(sub, { recursive: true });
     const p = join(sub, 'x.ckpt');
-    copyFileSync(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'), p);
+    copyFileSync(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'), p);
     const without = await loadCheckpoint(p);
     expect(without.info.era).toBe('no-config');
     without.dispose();
-    const withArgs = await loadCheckpoint(p, { argsJson: fixture('vicreg_channels_last', 'args.json') });
+    const withArgs = await loadCheckpoint(p, { argsJson: fixturePath('checkpoints', 'vicreg_channels_last', 'args.json') });
     expect([withArgs.info.era, withArgs.info.method, withArgs.info.dataset]).toEqual(['modern-args-json', 'vicreg', 'cifar10']);
     withArgs.dispose();
   });
@@ -222,7 +219,7 @@ describe('loadCheckpoint: features equal PyTorch for every era', () => {
 
 describe('loadCheckpoint: strict keys', () => {
   async function keysError(file: string, opts = {}): Promise<TorchSslError> {
-    const err = await loadCheckpoint(fixture('bad_keys', file), opts).then(
+    const err = await loadCheckpoint(fixturePath('checkpoints', 'bad_keys', file), opts).then(
       (l) => {
         l.dispose();
         return null;
@@ -267,7 +264,7 @@ describe('loadCheckpoint: strict keys', () => {
   it('a solo-learn checkpoint\'s method-specific extras (queues, other heads) are reported as not loaded', async () => {
     const { readTorchFile, tensorMap } = await import('../lib/checkpoint/torch-file.js');
     const { writeTorchFile } = await import('../lib/checkpoint/torch-writer.js');
-    const src = await readTorchFile(fixture('fp16_state_dict', 'backbone-fp16.pth'));
+    const src = await readTorchFile(fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'));
     const sd = new Map<string, unknown>([...tensorMap(src.root)!].map(([k, t]) => [`backbone.${k}`, t]));
     sd.set('queue', { dtype: 'float32', shape: [2, 4], data: new Float32Array(8) });
     sd.set('dino_head.weight', { dtype: 'float32', shape: [3, 512], data: new Float32Array(1536) });
@@ -282,19 +279,19 @@ describe('loadCheckpoint: strict keys', () => {
   });
 
   it('strict: false loads what matches and lists the rest; shapes must still match', async () => {
-    const l = await loadCheckpoint(fixture('bad_keys', 'missing.pth'), { strict: false });
+    const l = await loadCheckpoint(fixturePath('checkpoints', 'bad_keys', 'missing.pth'), { strict: false });
     expect(l.missing).toEqual(['layer2.0.bn1.running_var']);
     l.dispose();
-    const u = await loadCheckpoint(fixture('bad_keys', 'extra_module.pth'), { strict: false });
+    const u = await loadCheckpoint(fixturePath('checkpoints', 'bad_keys', 'extra_module.pth'), { strict: false });
     expect(u.unexpected).toEqual(['head.weight']);
     u.dispose();
     expect((await keysError('wrong_shape.pth', { strict: false })).code).toBe('ERR_CHECKPOINT_KEYS');
   });
 
   it('files that hold no ResNet → ERR_CHECKPOINT_FORMAT', async () => {
-    const err = await loadCheckpoint(fixture('dtypes', 'dtypes.pt')).catch((e: unknown) => e);
+    const err = await loadCheckpoint(fixturePath('checkpoints', 'dtypes', 'dtypes.pt')).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_CHECKPOINT_FORMAT' });
-    const hostile = await loadCheckpoint(fixture('hostile', 'random.bin')).catch((e: unknown) => e);
+    const hostile = await loadCheckpoint(fixturePath('checkpoints', 'hostile', 'random.bin')).catch((e: unknown) => e);
     expect(hostile).toMatchObject({ code: 'ERR_CHECKPOINT_FORMAT' });
   });
 });
@@ -339,7 +336,7 @@ describe('exportCheckpoint', () => {
   for (const c of cases) {
     for (const ext of ['pth', 'safetensors'] as const) {
       it(`Python reads our .${ext} of ${c.name} with tensors equal to the original file's`, async () => {
-        const original = fixture(c.name, c.file);
+        const original = fixturePath('checkpoints', c.name, c.file);
         const loaded = await loadCheckpoint(original);
         const out = join(dir, `${c.name}.${ext}`);
         const names = await exportCheckpoint(out, loaded);
@@ -354,7 +351,7 @@ describe('exportCheckpoint', () => {
   }
 
   it("our own export loads back (both formats) with PyTorch's features and metadata", async () => {
-    const original = fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
+    const original = fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
     const loaded = await loadCheckpoint(original);
     for (const ext of ['pth', 'safetensors']) {
       const out = join(dir, `roundtrip.${ext}`);

@@ -1,13 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TorchSslError } from '../lib/errors.js';
 import { findTensors, readTorchFile, tensorMap, TensorRef, type TorchFile } from '../lib/checkpoint/torch-file.js';
 import { PyGlobal, PyObject, dictGet, isTuple, type PyValue } from '../lib/checkpoint/pyvalue.js';
 import { ZipReader } from '../lib/checkpoint/zip.js';
 import { inspectCheckpoint } from '../lib/checkpoint/solo-learn.js';
-import { ensureCheckpointFixtures, expected, fixture, sha256, type ExpectedTensor } from './helpers/checkpoint-fixtures.js';
+import { ensureCheckpointFixtures, expected, sha256, type ExpectedTensor } from './helpers/checkpoint-fixtures.js';
+import { FIXTURES, fixturePath } from './helpers/fixtures.js';
 import { PYTHON } from './helpers/python.js';
 
 beforeAll(() => ensureCheckpointFixtures());
@@ -59,7 +60,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
     ['dtypes_zip64', 'dtypes_zip64.pt', 'zip'],
   ] as const) {
     it(`reads every dtype, stride layout, offset, scalar and empty tensor of ${file} (${format} format) bit-exactly`, async () => {
-      const f = await read(fixture(caseName, file));
+      const f = await read(fixturePath('checkpoints', caseName, file));
       expect(f.format).toBe(format);
       const exp = expected(caseName);
       expect(f.root).toBeInstanceOf(Map);
@@ -68,7 +69,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   }
 
   it('gives float16 and bfloat16 back as raw 16-bit words and int64 as BigInt64Array', async () => {
-    const f = await read(fixture('dtypes', 'dtypes.pt'));
+    const f = await read(fixturePath('checkpoints', 'dtypes', 'dtypes.pt'));
     const m = f.root as Map<PyValue, PyValue>;
     expect(await (m.get('float16') as TensorRef).read()).toBeInstanceOf(Uint16Array);
     expect(await (m.get('bfloat16') as TensorRef).read()).toBeInstanceOf(Uint16Array);
@@ -78,7 +79,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('keeps views of one storage on one storage record, and marks nn.Parameter', async () => {
-    const f = await read(fixture('dtypes', 'dtypes.pt'));
+    const f = await read(fixturePath('checkpoints', 'dtypes', 'dtypes.pt'));
     const m = f.root as Map<PyValue, PyValue>;
     expect((m.get('view_a') as TensorRef).storage).toBe((m.get('view_b') as TensorRef).storage);
     const p = m.get('parameter') as TensorRef;
@@ -87,7 +88,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('reads a torchvision ResNet-50 .pth bit-exactly', async () => {
-    const f = await read(fixture('torchvision_resnet50', 'resnet50.pth'));
+    const f = await read(fixturePath('checkpoints', 'torchvision_resnet50', 'resnet50.pth'));
     const sd = tensorMap(f.root)!;
     const exp = expected('torchvision_resnet50');
     expect([...sd.keys()]).toEqual(Object.keys(exp.tensors));
@@ -95,7 +96,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('reads a legacy-format (pre-1.6, non-zip) torchvision .pth bit-exactly', async () => {
-    const f = await read(fixture('legacy_resnet18', 'resnet18-legacy.pth'));
+    const f = await read(fixturePath('checkpoints', 'legacy_resnet18', 'resnet18-legacy.pth'));
     expect(f.format).toBe('legacy');
     const sd = tensorMap(f.root)!;
     const exp = expected('legacy_resnet18');
@@ -103,7 +104,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('reads a solo-learn checkpoint whose conv weights are channels_last, honouring the strides', async () => {
-    const f = await read(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
+    const f = await read(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
     const sd = tensorMap(dictGet(f.root, 'state_dict'))!;
     const w = sd.get('backbone.layer1.0.conv1.weight')!;
     expect(w.stride).toEqual([576, 1, 192, 64]);
@@ -113,7 +114,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('reads a float16 state dict', async () => {
-    const f = await read(fixture('fp16_state_dict', 'backbone-fp16.pth'));
+    const f = await read(fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'));
     const sd = tensorMap(f.root)!;
     const exp = expected('fp16_state_dict');
     for (const [key, e] of Object.entries(exp.tensors)) await expectTensor(sd.get(key), e, key);
@@ -121,7 +122,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
 
   it('opens a 150 MB Lightning checkpoint reading only its pickle, and a backbone read skips the optimizer state', async () => {
     const spy = vi.spyOn(ZipReader.prototype, 'readAt');
-    const path = fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
+    const path = fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
     const f = await read(path);
     const opened = spy.mock.calls.reduce((a, c) => a + (c[1] as number), 0);
     expect(opened).toBeLessThan(1 << 20);
@@ -140,7 +141,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('reads Lightning metadata, optimizer momentum buffers (int-keyed state) and omegaconf hyper_parameters as records', async () => {
-    const f = await read(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
+    const f = await read(fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
     const exp = expected('vicreg_omegaconf');
     expect(dictGet(f.root, 'epoch')).toBe(999);
     expect(dictGet(f.root, 'global_step')).toBe(195000);
@@ -160,7 +161,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('turns unknown classes (pathlib.PosixPath, argparse.Namespace) into inert records with their arguments and state', async () => {
-    const f = await read(fixture('barlow_hparams_dict', 'barlow_twins-cifar100-ep=49.ckpt'));
+    const f = await read(fixturePath('checkpoints', 'barlow_hparams_dict', 'barlow_twins-cifar100-ep=49.ckpt'));
     const cb = dictGet(dictGet(f.root, 'callbacks'), 'ModelCheckpoint');
     const dir = dictGet(cb, 'dirpath') as PyObject;
     expect(dir).toBeInstanceOf(PyObject);
@@ -178,7 +179,7 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('finds every tensor reachable from the root with a readable path', async () => {
-    const f = await read(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
+    const f = await read(fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
     const found = findTensors(f.root);
     const paths = found.map((x) => x.path);
     expect(paths).toContain('["state_dict"]["backbone.conv1.weight"]');
@@ -186,14 +187,14 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('reads tuples as tuples and torch.Size-free shapes as plain numbers', async () => {
-    const f = await read(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
+    const f = await read(fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
     const sched = (dictGet(f.root, 'lr_schedulers') as PyValue[])[0];
     expect(dictGet(sched, 'base_lrs')).toEqual([0.3, 0.1, 0.3]);
     expect(isTuple(dictGet(sched, 'base_lrs'))).toBe(false);
   });
 
   it('maps Python values: sets, frozensets, bytes, ints beyond 2^53 as BigInt, floats, None, nested tuples', async () => {
-    const f = await read(fixture('tiny_lightning', 'tiny.ckpt'));
+    const f = await read(fixturePath('checkpoints', 'tiny_lightning', 'tiny.ckpt'));
     const v = dictGet(f.root, 'sets') as PyValue[];
     expect(isTuple(v)).toBe(true);
     expect(v[0]).toEqual(new Set([1, 2]));
@@ -210,19 +211,19 @@ describe('readTorchFile on files PyTorch wrote', () => {
   });
 
   it('fails reads after close() with ERR_IO', async () => {
-    const f = await readTorchFile(fixture('dtypes', 'dtypes.pt'));
+    const f = await readTorchFile(fixturePath('checkpoints', 'dtypes', 'dtypes.pt'));
     const t = (f.root as Map<PyValue, PyValue>).get('float32') as TensorRef;
     await f.close();
     await expect(t.read()).rejects.toMatchObject({ code: 'ERR_IO' });
   });
 
   it('reports a missing file as ERR_IO', async () => {
-    await expect(readTorchFile(fixture('nope.pt'))).rejects.toMatchObject({ code: 'ERR_IO' });
+    await expect(readTorchFile(join(FIXTURES, 'checkpoints', 'nope.pt'))).rejects.toMatchObject({ code: 'ERR_IO' });
   });
 });
 
 describe('readTorchFile on hostile and corrupt files', () => {
-  const h = (name: string): string => fixture('hostile', name);
+  const h = (name: string): string => fixturePath('checkpoints', 'hostile', name);
 
   for (const name of ['os_system.pt', 'os_system_legacy.pt']) {
     it(`never runs the os.system / eval a pickle asks for (${name}); the calls become inert records`, async () => {
@@ -304,7 +305,7 @@ describe('readTorchFile on hostile and corrupt files', () => {
   });
 
   it('treats a global that is referenced but never called as a PyGlobal name', async () => {
-    const f = await read(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
+    const f = await read(fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
     const hp = dictGet(f.root, 'hyper_parameters') as PyObject;
     const meta = dictGet(hp.state ?? null, '_metadata') as PyObject;
     expect(dictGet(meta.state ?? null, 'ref_type')).toEqual(new PyGlobal('typing.Any'));

@@ -1,18 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { inspectCheckpoint, openCheckpoint, type CheckpointInfo } from '../lib/checkpoint/solo-learn.js';
 import { writeTorchFile } from '../lib/checkpoint/torch-writer.js';
 import { ZipReader } from '../lib/checkpoint/zip.js';
-import { ensureCheckpointFixtures, expected, fixture, sha256 } from './helpers/checkpoint-fixtures.js';
+import { ensureCheckpointFixtures, expected, sha256 } from './helpers/checkpoint-fixtures.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-let dir: string;
-beforeAll(() => {
-  ensureCheckpointFixtures();
-  dir = mkdtempSync(join(tmpdir(), 'torch-ssl-solo-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = makeTmpDir('solo');
+beforeAll(() => ensureCheckpointFixtures());
 
 const CIFAR10 = { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] };
 const CIFAR100 = { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
@@ -35,7 +32,7 @@ function torchCounts(caseName: string): Record<string, number> {
 
 describe('inspectCheckpoint recognises every solo-learn era', () => {
   it('a Lightning 2 checkpoint with omegaconf hyper_parameters (VICReg, CIFAR-10)', async () => {
-    const info = await inspectCheckpoint(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
+    const info = await inspectCheckpoint(fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
     expect(info).toMatchObject({
       format: 'solo-learn-lightning',
       era: 'hparams-omegaconf',
@@ -64,7 +61,7 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
   });
 
   it('a pre-Dec-2021 checkpoint with encoder.* keys and a flat args.json beside it (SimCLR, CIFAR-100)', async () => {
-    const info = await inspectCheckpoint(fixture('simclr_legacy_encoder', 'simclr-cifar100-1a2b3c4d-ep=399.ckpt'));
+    const info = await inspectCheckpoint(fixturePath('checkpoints', 'simclr_legacy_encoder', 'simclr-cifar100-1a2b3c4d-ep=399.ckpt'));
     expect(info).toMatchObject({
       format: 'solo-learn-lightning',
       era: 'legacy-encoder',
@@ -87,7 +84,7 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
   });
 
   it('a checkpoint with hyper_parameters as a plain dict (Barlow Twins, CIFAR-100)', async () => {
-    const info = await inspectCheckpoint(fixture('barlow_hparams_dict', 'barlow_twins-cifar100-ep=49.ckpt'));
+    const info = await inspectCheckpoint(fixturePath('checkpoints', 'barlow_hparams_dict', 'barlow_twins-cifar100-ep=49.ckpt'));
     expect(info).toMatchObject({
       era: 'hparams-dict',
       method: 'barlow_twins',
@@ -101,19 +98,19 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
   });
 
   it('a modern checkpoint with channels_last weights and only args.json for its config', async () => {
-    const info = await inspectCheckpoint(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
+    const info = await inspectCheckpoint(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
     expect(info).toMatchObject({ era: 'modern-args-json', method: 'vicreg', dataset: 'cifar10', depth: 18, stem: 'cifar', configSource: 'args.json' });
     expect(info.parameterCounts).toEqual(torchCounts('vicreg_channels_last'));
   });
 
   it('the same checkpoint without args.json: no config, dataset guessed from stem and classes, method unknown', async () => {
-    const info = await inspectCheckpoint(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'), { argsJson: false });
+    const info = await inspectCheckpoint(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'), { argsJson: false });
     expect(info).toMatchObject({ era: 'no-config', method: null, dataset: 'cifar10', datasetSource: 'layout', normalization: CIFAR10, config: null });
     expect(info.warnings.join('\n')).toMatch(/guessed/);
   });
 
   it('a BYOL checkpoint: momentum backbone and projector, predictor', async () => {
-    const info = await inspectCheckpoint(fixture('byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
+    const info = await inspectCheckpoint(fixturePath('checkpoints', 'byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
     expect(info).toMatchObject({
       method: 'byol',
       projector: [
@@ -130,12 +127,12 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
       ],
     });
     expect(info.parameterCounts).toEqual(torchCounts('byol'));
-    const noCfg = await inspectCheckpoint(fixture('byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'), { argsJson: false });
+    const noCfg = await inspectCheckpoint(fixturePath('checkpoints', 'byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'), { argsJson: false });
     expect(noCfg).toMatchObject({ method: 'byol', methodSource: 'layout' });
   });
 
   it('a torchvision ResNet-50: depth 50 from Bottleneck blocks [3, 4, 6, 3], ImageNet stem and statistics', async () => {
-    const info = await inspectCheckpoint(fixture('torchvision_resnet50', 'resnet50.pth'));
+    const info = await inspectCheckpoint(fixturePath('checkpoints', 'torchvision_resnet50', 'resnet50.pth'));
     expect(info).toMatchObject({
       format: 'torchvision',
       era: null,
@@ -153,8 +150,9 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
   });
 
   it('a legacy-format torchvision ResNet-18 and a float16 plain state dict', async () => {
-    expect(await inspectCheckpoint(fixture('legacy_resnet18', 'resnet18-legacy.pth'))).toMatchObject({ format: 'torchvision', depth: 18, stem: 'imagenet' });
-    const fp16 = await inspectCheckpoint(fixture('fp16_state_dict', 'backbone-fp16.pth'));
+    const legacy = await inspectCheckpoint(fixturePath('checkpoints', 'legacy_resnet18', 'resnet18-legacy.pth'));
+    expect(legacy).toMatchObject({ format: 'torchvision', depth: 18, stem: 'imagenet' });
+    const fp16 = await inspectCheckpoint(fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'));
     expect(fp16).toMatchObject({ format: 'state-dict', depth: 18, stem: 'cifar', numClasses: null, dataset: null });
     expect(fp16.keys.dtypes).toEqual(['float16', 'int64']);
     expect(fp16.parameterCounts).toEqual(torchCounts('fp16_state_dict'));
@@ -162,7 +160,7 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
 
   it('reads no tensor data while inspecting a 150 MB checkpoint', async () => {
     const spy = vi.spyOn(ZipReader.prototype, 'readAt');
-    await inspectCheckpoint(fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
+    await inspectCheckpoint(fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'));
     const bytes = spy.mock.calls.reduce((a, c) => a + (c[1] as number), 0);
     spy.mockRestore();
     expect(bytes).toBeLessThan(1 << 20);
@@ -185,9 +183,9 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
   });
 
   it('ignores an unreadable args.json beside a checkpoint with a warning, and refuses an explicit bad one', async () => {
-    const sub = mkdtempSync(join(dir, 'args-'));
+    const sub = makeTmpDir('solo-args');
     const ckpt = join(sub, 'x.ckpt');
-    copyFileSync(fixture('fp16_state_dict', 'backbone-fp16.pth'), ckpt);
+    copyFileSync(fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'), ckpt);
     writeFileSync(join(sub, 'args.json'), '{ not json');
     const info = await inspectCheckpoint(ckpt);
     expect(info.warnings.join('\n')).toMatch(/args\.json/);
@@ -203,7 +201,7 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
 
 describe('openCheckpoint hands the loader each module with prefixes stripped', () => {
   it('strips backbone. / projector. / classifier. and reads the backbone bit-exactly (channels_last)', async () => {
-    const { file, info, modules } = await openCheckpoint(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
+    const { file, info, modules } = await openCheckpoint(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
     try {
       expect(info.depth).toBe(18);
       const exp = expected('vicreg_channels_last').tensors;
@@ -217,14 +215,14 @@ describe('openCheckpoint hands the loader each module with prefixes stripped', (
   });
 
   it('strips the legacy encoder. prefix', async () => {
-    const { file, modules } = await openCheckpoint(fixture('simclr_legacy_encoder', 'simclr-cifar100-1a2b3c4d-ep=399.ckpt'));
+    const { file, modules } = await openCheckpoint(fixturePath('checkpoints', 'simclr_legacy_encoder', 'simclr-cifar100-1a2b3c4d-ep=399.ckpt'));
     await file.close();
     expect(modules.backbone.has('layer4.1.bn2.running_var')).toBe(true);
     expect([...modules.backbone.keys()].some((k) => k.startsWith('encoder.'))).toBe(false);
   });
 
   it('separates BYOL’s momentum_backbone / momentum_projector / predictor', async () => {
-    const { file, modules } = await openCheckpoint(fixture('byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
+    const { file, modules } = await openCheckpoint(fixturePath('checkpoints', 'byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
     await file.close();
     expect(modules.momentumBackbone.size).toBe(120);
     expect(modules.momentumProjector.size).toBe(9);
@@ -233,7 +231,7 @@ describe('openCheckpoint hands the loader each module with prefixes stripped', (
   });
 
   it('gives a torchvision file’s fc as the classifier and the rest as the backbone', async () => {
-    const { file, modules } = await openCheckpoint(fixture('torchvision_resnet50', 'resnet50.pth'));
+    const { file, modules } = await openCheckpoint(fixturePath('checkpoints', 'torchvision_resnet50', 'resnet50.pth'));
     await file.close();
     expect(modules.classifier.get('weight')!.shape).toEqual([1000, 2048]);
     expect(modules.backbone.has('fc.weight')).toBe(false);

@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { DType, TypedArray } from '../lib/dtype.js';
 import { TorchSslError } from '../lib/errors.js';
 import { makeTuple, dictGet } from '../lib/checkpoint/pyvalue.js';
@@ -10,14 +9,12 @@ import { readTorchFile, tensorMap, TensorRef } from '../lib/checkpoint/torch-fil
 import { writeTorchFile } from '../lib/checkpoint/torch-writer.js';
 import { readSafetensors, writeSafetensors } from '../lib/checkpoint/safetensors.js';
 import type { TensorData } from '../lib/checkpoint/tensor-data.js';
-import { ensureCheckpointFixtures, expected, fixture, python, sha256 } from './helpers/checkpoint-fixtures.js';
+import { ensureCheckpointFixtures, expected, python, sha256 } from './helpers/checkpoint-fixtures.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-let dir: string;
-beforeAll(() => {
-  ensureCheckpointFixtures();
-  dir = mkdtempSync(join(tmpdir(), 'torch-ssl-writer-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = makeTmpDir('writer');
+beforeAll(() => ensureCheckpointFixtures());
 
 /** Deterministic test data (mulberry32). */
 function prng(seed: number): () => number {
@@ -175,7 +172,7 @@ print(json.dumps(out))`;
   });
 
   it('re-exports a channels_last solo-learn backbone read lazily, and PyTorch reads it bit-exactly (contiguous)', async () => {
-    const f = await readTorchFile(fixture('vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
+    const f = await readTorchFile(fixturePath('checkpoints', 'vicreg_channels_last', 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt'));
     const sd = tensorMap(dictGet(f.root, 'state_dict'))!;
     const backbone = new Map<string, TensorRef>();
     for (const [k, t] of sd) if (k.startsWith('backbone.')) backbone.set(k.slice('backbone.'.length), t);
@@ -210,7 +207,7 @@ print(json.dumps(out))`;
   });
 
   it('leaves no file when reading a source tensor fails midway (closed source file)', async () => {
-    const f = await readTorchFile(fixture('dtypes', 'dtypes.pt'));
+    const f = await readTorchFile(fixturePath('checkpoints', 'dtypes', 'dtypes.pt'));
     const t = tensorMap(f.root)!.get('float32')!;
     await f.close();
     const path = join(dir, 'midway.pth');
@@ -251,7 +248,7 @@ print(json.dumps(out))`;
   });
 
   it('reads a spec-conformant file written by Python, lazily and bit-exactly', async () => {
-    const f = await readSafetensors(fixture('safetensors', 'reference.safetensors'));
+    const f = await readSafetensors(fixturePath('checkpoints', 'safetensors', 'reference.safetensors'));
     expect(f.metadata).toEqual({ format: 'pt', source: 'fixture' });
     const exp = expected('safetensors').tensors;
     expect([...f.tensors.keys()].sort()).toEqual(Object.keys(exp).sort());

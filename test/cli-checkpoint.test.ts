@@ -1,18 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../lib/cli/index.js';
 import { TensorRef } from '../lib/checkpoint/tensor-ref.js';
-import { ensureCheckpointFixtures, fixture, python } from './helpers/checkpoint-fixtures.js';
+import { ensureCheckpointFixtures, python } from './helpers/checkpoint-fixtures.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-let dir: string;
-beforeAll(() => {
-  ensureCheckpointFixtures();
-  dir = mkdtempSync(join(tmpdir(), 'torch-ssl-cli-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = makeTmpDir('cli');
+beforeAll(() => ensureCheckpointFixtures());
 
 /** Runs the CLI in-process; returns its exit code and what it printed. */
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -29,7 +26,7 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
   }
 }
 
-const VICREG = () => fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
+const VICREG = () => fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
 
 describe('torch-ssl inspect', () => {
   it('prints format, era, method, architecture, dataset, epoch, parameter counts and keys without reading tensor data', async () => {
@@ -50,7 +47,7 @@ describe('torch-ssl inspect', () => {
   });
 
   it('--json gives the same facts as JSON', async () => {
-    const r = await cli('inspect', '--json', fixture('byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
+    const r = await cli('inspect', '--json', fixturePath('checkpoints', 'byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out) as Record<string, unknown>;
     expect(j).toMatchObject({ format: 'solo-learn-lightning', era: 'modern-args-json', method: 'byol', depth: 18, stem: 'cifar', dataset: 'cifar10', epoch: 999 });
@@ -59,12 +56,13 @@ describe('torch-ssl inspect', () => {
   });
 
   it('--args-json takes the config from a given file', async () => {
-    const r = await cli('inspect', '--json', '--args-json', fixture('vicreg_channels_last', 'args.json'), fixture('fp16_state_dict', 'backbone-fp16.pth'));
+    const args = fixturePath('checkpoints', 'vicreg_channels_last', 'args.json');
+    const r = await cli('inspect', '--json', '--args-json', args, fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'));
     expect(JSON.parse(r.out)).toMatchObject({ format: 'state-dict', method: 'vicreg', dataset: 'cifar10', configSource: 'args.json' });
   });
 
   it('a hostile or missing file → exit 1 with the error code', async () => {
-    const r = await cli('inspect', fixture('hostile', 'random.bin'));
+    const r = await cli('inspect', fixturePath('checkpoints', 'hostile', 'random.bin'));
     expect(r.code).toBe(1);
     expect(r.err).toContain('ERR_CHECKPOINT_FORMAT');
     expect((await cli('inspect', join(dir, 'nope.ckpt'))).err).toContain('ERR_IO');
@@ -87,7 +85,7 @@ describe('torch-ssl export', () => {
 
   it('a failure leaves no file', async () => {
     const out = join(dir, 'bad.pth');
-    const r = await cli('export', '--checkpoint', fixture('bad_keys', 'missing.pth'), '--out', out);
+    const r = await cli('export', '--checkpoint', fixturePath('checkpoints', 'bad_keys', 'missing.pth'), '--out', out);
     expect(r.code).toBe(1);
     expect(r.err).toContain('ERR_CHECKPOINT_KEYS');
     expect(existsSync(out)).toBe(false);

@@ -1,7 +1,6 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { exportCheckpoint } from '../lib/checkpoint/export.js';
 import { register as registerExtract } from '../lib/cli/extract.js';
 import { register as registerKnn } from '../lib/cli/knn.js';
@@ -11,14 +10,11 @@ import { readNpyFile, writeNpyFile } from '../lib/npy.js';
 import { Tensor } from '../lib/tensor.js';
 import { cliRunner } from './helpers/cli.js';
 import { fixtureArray, fixtureJson, fixturePath, fixtureTensor, relError } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const { run: cli } = cliRunner(registerExtract, registerKnn, registerLinear);
 
-let tmp: string;
-beforeAll(() => {
-  tmp = mkdtempSync(join(tmpdir(), 'tssl-cli-'));
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = makeTmpDir('cli-features');
 
 describe('torch-ssl extract', () => {
   const ckpt = () => fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');

@@ -1,8 +1,7 @@
 // CLI errors in the user's words: the flag and the file as typed, what would be accepted, no API parameter
 // names and no "of type string" tails; Ctrl-C exits 130 without partial output.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,13 +12,15 @@ import { TorchSslError } from '../lib/errors.js';
 import { writeNpyFile } from '../lib/npy.js';
 import { datasets } from './helpers/datasets.js';
 import { fixturePath } from './helpers/fixtures.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
-const work = mkdtempSync(join(tmpdir(), 'tssl-cli-msg-'));
+const cli = resolve(REPO_ROOT, 'dist', 'cli', 'index.js');
+const work = makeTmpDir('cli-msg');
+// A run stopped between chattr +i and -i below would leave an immutable folder that rm cannot remove; this hook,
+// registered after makeTmpDir's, runs before it.
 afterAll(() => {
-  // A run stopped between chattr +i and -i below would leave an immutable folder that rm cannot remove.
   if (process.getuid?.() === 0) spawnSync('chattr', ['-R', '-i', work], { stdio: 'ignore' });
-  rmSync(work, { recursive: true, force: true });
 });
 
 async function cliError(...args: string[]): Promise<TorchSslError> {

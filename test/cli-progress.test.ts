@@ -1,17 +1,17 @@
 // Long CLI work reports progress in plain logs too (issue: `extract` printed nothing and `train` one line per
 // epoch when the output was not a terminal).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eta, formatDuration, progressBar } from '../lib/cli/progress.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { digitsSubset } from './helpers/datasets.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
-const work = mkdtempSync(join(tmpdir(), 'tssl-progress-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const cli = resolve(REPO_ROOT, 'dist', 'cli', 'index.js');
+const work = makeTmpDir('progress');
 
 function fakeStream(): { stream: NodeJS.WriteStream; lines: () => string[] } {
   let text = '';

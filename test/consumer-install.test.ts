@@ -9,19 +9,20 @@
 // sources, the LibTorch and the compiler; scripts/build-native.mjs), so a clean clone (CI) compiles it once,
 // in the consumer's layout; the install step itself runs every time.
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureCheckpointFixtures, fixture } from './helpers/checkpoint-fixtures.js';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureCheckpointFixtures } from './helpers/checkpoint-fixtures.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const root = resolve(import.meta.dirname, '..');
-const work = mkdtempSync(join(tmpdir(), 'tssl-install-'));
+const work = makeTmpDir('install');
 const app = join(work, 'app');
-const buildCache = join(root, '.cache', 'addon-builds');
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const buildCache = join(REPO_ROOT, '.cache', 'addon-builds');
 
-const version = (pkg: string): string => (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+const version = (pkg: string): string =>
+  (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 
 function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): SpawnSyncReturns<string> {
   return spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
@@ -29,7 +30,7 @@ function run(cmd: string, args: string[], cwd: string, env: Record<string, strin
 
 /** The files `npm pack` puts in the tarball (no scripts run: dist/ is the one setup built). */
 function packedFiles(): string[] {
-  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO_ROOT, encoding: 'utf8' });
   return (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
 }
 
@@ -43,13 +44,13 @@ describe('the published package', () => {
     const stray = files.filter((f) => /^(test|bench|docs|build|\.cache|scripts\/(?!build-native\.mjs$))\//.test(f) || f.endsWith('.map') || f.endsWith('.tgz') || f === 'configs/learning-bench.yaml');
     expect(stray).toEqual([]);
     // Node's own types are the user's choice of version: an optional peer, not a runtime dependency.
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; peerDependenciesMeta?: Record<string, { optional?: boolean }> };
     expect(Object.keys(pkg.dependencies).filter((d) => d.startsWith('@types/'))).toEqual([]);
     expect(pkg.peerDependenciesMeta?.['@types/node']?.optional).toBe(true);
   });
 
   it('the build script names LIBTORCH when it points at no LibTorch, before any work', () => {
-    const r = run(process.execPath, [join(root, 'scripts', 'build-native.mjs')], work, { LIBTORCH: join(work, 'no-libtorch-here') });
+    const r = run(process.execPath, [join(REPO_ROOT, 'scripts', 'build-native.mjs')], work, { LIBTORCH: join(work, 'no-libtorch-here') });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`LIBTORCH=${join(work, 'no-libtorch-here')} holds no TorchConfig.cmake`);
     expect(r.stderr).toContain('apt-get install libtorch-dev');
@@ -61,8 +62,8 @@ describe('npm install <tarball> in a fresh project', () => {
   let installSeconds = 0;
   beforeAll(() => {
     ensureCheckpointFixtures();
-    execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', work], { cwd: root, stdio: 'ignore' });
-    const tarball = join(work, `torch-ssl-${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version}.tgz`);
+    execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', work], { cwd: REPO_ROOT, stdio: 'ignore' });
+    const tarball = join(work, `torch-ssl-${(JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version}.tgz`);
     mkdirSync(app, { recursive: true });
     execFileSync('npm', ['init', '-y'], { cwd: app, stdio: 'ignore' });
     execFileSync('npm', ['pkg', 'set', 'type=module'], { cwd: app });
@@ -116,7 +117,7 @@ console.log(JSON.stringify({ localShape: local.features.shape, method: loaded.in
     const tsc = run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], app);
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
-    const dir = fixture('vicreg_omegaconf');
+    const dir = fixturePath('checkpoints', 'vicreg_omegaconf');
     const r = run(process.execPath, ['index.js', join(dir, 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), join(dir, 'features', 'input.npy'), join(dir, 'features', 'pooled.npy')], app);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { localShape: number[]; method: string; pooledShape: number[]; refShape: number[]; relError: number; inspected: string };
@@ -132,7 +133,7 @@ console.log(JSON.stringify({ localShape: local.features.shape, method: loaded.in
     const help = run('npx', ['--no-install', 'torch-ssl', '--help'], app);
     expect(help.status, help.stderr).toBe(0);
     for (const cmd of ['train', 'extract', 'inspect', 'demo']) expect(help.stdout).toContain(cmd);
-    const ckpt = fixture('vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
+    const ckpt = fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt');
     const inspect = run('npx', ['--no-install', 'torch-ssl', 'inspect', ckpt], app);
     expect(inspect.status, inspect.stderr).toBe(0);
     expect(inspect.stdout).toMatch(/^method +vicreg$/m);

@@ -4,29 +4,28 @@
 // the runtime dependencies and the peer @types/node, which README asks TypeScript users to install; no
 // devDependencies).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const root = resolve(import.meta.dirname, '..');
-const tsc = join(root, 'node_modules', '.bin', 'tsc');
-const work = mkdtempSync(join(tmpdir(), 'tssl-consumer-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const tsc = join(REPO_ROOT, 'node_modules', '.bin', 'tsc');
+const work = makeTmpDir('consumer');
 
 describe('published types', () => {
   // The consumer project: made once, used by both tests.
   let made = false;
   function consumer(): void {
     if (made) return;
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; peerDependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; peerDependencies: Record<string, string> };
     const nm = join(work, 'node_modules');
     mkdirSync(join(nm, 'torch-ssl'), { recursive: true });
-    cpSync(join(root, 'dist'), join(nm, 'torch-ssl', 'dist'), { recursive: true });
-    cpSync(join(root, 'package.json'), join(nm, 'torch-ssl', 'package.json'));
+    cpSync(join(REPO_ROOT, 'dist'), join(nm, 'torch-ssl', 'dist'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'package.json'), join(nm, 'torch-ssl', 'package.json'));
     for (const dep of [...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies)]) {
       mkdirSync(join(nm, dep, '..'), { recursive: true });
-      symlinkSync(join(root, 'node_modules', dep), join(nm, dep), 'dir');
+      symlinkSync(join(REPO_ROOT, 'node_modules', dep), join(nm, dep), 'dir');
     }
     writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
     execFileSync(tsc, ['--init'], { cwd: work, stdio: 'ignore' });
@@ -59,10 +58,10 @@ describe('published types', () => {
   // exports, and type-check under the same settings (type-only names need `import type` there).
   it('every import of torch-ssl in README.md and docs/*.md resolves and type-checks in that project', () => {
     consumer();
-    const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+    const docs = ['README.md', ...readdirSync(join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
     const imports: string[] = [];
     for (const doc of docs) {
-      const text = readFileSync(join(root, doc), 'utf8');
+      const text = readFileSync(join(REPO_ROOT, doc), 'utf8');
       for (const block of text.matchAll(/```(?:ts|js|mjs|typescript|javascript)\n([\s\S]*?)```/g)) {
         for (const m of block[1]!.matchAll(/^import\s[\s\S]*?\sfrom\s+['"]([^'"]+)['"];?/gm)) {
           const spec = m[1]!;

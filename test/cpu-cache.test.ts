@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { resnet } from '../lib/models.js';
 import { cpuCacheInfo, releaseCpuCache } from '../lib/native.js';
 import { Tensor } from '../lib/tensor.js';
+import { REPO_ROOT } from './helpers/paths.js';
 
-const addon = join(__dirname, '..', 'build', 'Release', 'torch_ssl.node');
+const addon = join(REPO_ROOT, 'build', 'Release', 'torch_ssl.node');
 
 describe('caching CPU allocator', () => {
   it('serves repeated activations from the cache, changes no result, and gives memory back on release', async () => {

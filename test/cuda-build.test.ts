@@ -1,8 +1,6 @@
 // What a build says about CUDA, and what asking for a CUDA device does where none can be used. Runs with
 // every build: the CPU one here (Debian 12 and 13), and the CUDA variant in `scripts/debian13-lane.sh cuda`,
 // which sets TSSL_EXPECT_CUDA_BUILD=1 so that a lane whose set-up silently built the CPU variant fails.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildInfo, cuda } from '../lib/native.js';
@@ -10,6 +8,7 @@ import { Tensor } from '../lib/tensor.js';
 import { resnet } from '../lib/models.js';
 import { train } from '../lib/train.js';
 import { digitsSubset } from './helpers/datasets.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const info = buildInfo();
 const expectCudaBuild = process.env.TSSL_EXPECT_CUDA_BUILD;
@@ -41,15 +40,11 @@ describe('CUDA build information', () => {
     // A name that is no device at all is a different mistake.
     expect(() => Tensor.from(new Float32Array(6), [2, 3], { device: 'gpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
     // Training checks the device before any work, naming the config key.
-    const work = mkdtempSync(join(tmpdir(), 'tssl-cuda-'));
-    try {
-      const data = await digitsSubset(work, 16);
-      await expect(train({
-        method: 'vicreg', data: { train: data }, projector: { hiddenDims: [32], outputDim: 16 }, augmentation: [{ size: 16 }],
-        batchSize: 8, epochs: 1, device: 'cuda', checkpoint: { dir: join(work, 'ckpt') },
-      })).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE', message: expect.stringMatching(/config\.device/) });
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    const work = makeTmpDir('cuda');
+    const data = await digitsSubset(work, 16);
+    await expect(train({
+      method: 'vicreg', data: { train: data }, projector: { hiddenDims: [32], outputDim: 16 }, augmentation: [{ size: 16 }],
+      batchSize: 8, epochs: 1, device: 'cuda', checkpoint: { dir: join(work, 'ckpt') },
+    })).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE', message: expect.stringMatching(/config\.device/) });
   });
 });

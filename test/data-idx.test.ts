@@ -1,25 +1,22 @@
 // MNIST-family IDX files against torchvision's FashionMNIST reader and transforms on Debian's
 // dataset-fashion-mnist (scripts/fixtures/idx.py), and hostile IDX files.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FASHION_MNIST_CLASSES, IdxImageSource, NORMALIZATIONS, openImageSource, readIdxLabels } from '../lib/data/index.js';
 import { expectError } from './helpers/errors.js';
 import { readNpyFile } from '../lib/npy.js';
-import { FIXTURES } from './helpers/fixtures.js';
+import { ensureFixtures, FIXTURES } from './helpers/fixtures.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const FM = '/usr/share/datasets/fashion-mnist';
 const fx = join(FIXTURES, 'idx');
-let work: string;
+const work = makeTmpDir('idx');
 
-beforeAll(() => {
-  execFileSync(process.execPath, [resolve(import.meta.dirname, '..', 'scripts', 'fixtures.mjs'), 'idx'], { stdio: 'ignore' });
-  work = mkdtempSync(join(tmpdir(), 'torch-ssl-idx-'));
-});
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+beforeAll(() => ensureFixtures('idx'));
 
 async function expected(name: string): Promise<Uint8Array> {
   return (await readNpyFile(join(fx, 'expected', `${name}.npy`))).data as Uint8Array;
@@ -198,7 +195,7 @@ describe('IDX files as training and extraction inputs', () => {
       epochs: 1,
       checkpoint: { dir, every: 0 },
     });
-    const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
+    const cli = resolve(REPO_ROOT, 'dist', 'cli', 'index.js');
     const out = join(work, 'idx-feats.npy');
     const labelsOut = join(work, 'idx-labels.npy');
     execFileSync(process.execPath, [cli, 'extract', '--checkpoint', r.checkpoint, '--input', join(FM, 't10k-images-idx3-ubyte.gz'), '--size', '32', '--fit', 'pad', '--limit', '24', '--pool', 'local', '--out', out, '--labels-out', labelsOut], { stdio: 'pipe' });

@@ -1,9 +1,8 @@
 // Image data sources against references made by numpy, PIL and torchvision (scripts/fixtures/images.py).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CIFAR100_CLASSES,
   CIFAR100_COARSE_CLASSES,
@@ -20,20 +19,15 @@ import {
 } from '../lib/data/index.js';
 import { expectError } from './helpers/errors.js';
 import { readNpyFile } from '../lib/npy.js';
-import { FIXTURES } from './helpers/fixtures.js';
+import { ensureFixtures, FIXTURES } from './helpers/fixtures.js';
 import { PYTHON } from './helpers/python.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const fx = join(FIXTURES, 'images');
-let work: string;
+const work = makeTmpDir('data');
 
-beforeAll(() => {
-  execFileSync(process.execPath, [resolve(import.meta.dirname, '..', 'scripts', 'fixtures.mjs'), 'images'], { stdio: 'ignore' });
-  work = mkdtempSync(join(tmpdir(), 'torch-ssl-data-'));
-});
-
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
-});
+beforeAll(() => ensureFixtures('images'));
 
 async function expected(name: string): Promise<{ data: Uint8Array; shape: number[] }> {
   const a = await readNpyFile(join(fx, 'expected', `${name}.npy`));
@@ -296,7 +290,7 @@ describe('bundled real data (scripts/export-datasets.py)', () => {
   it('exports scikit-learn digits (1297/500 stratified, 32×32 RGB) and photos that open as labelled sources', async () => {
     const out = join(work, 'datasets');
     const python = process.env.TORCH_SSL_PYTHON ?? PYTHON;
-    const script = resolve(import.meta.dirname, '..', 'scripts', 'export-datasets.py');
+    const script = resolve(REPO_ROOT, 'scripts', 'export-datasets.py');
     execFileSync(python, [script, out], { stdio: 'pipe', env: { ...process.env, OMP_NUM_THREADS: '1' } });
     const again = execFileSync(python, [script, out], { encoding: 'utf8' });
     expect(again).toContain('up to date');

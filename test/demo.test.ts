@@ -1,16 +1,15 @@
 // The README's demo on real Fashion-MNIST (configs/demo.yaml), shrunk: it runs end to end, measures the random
 // and the trained backbone the same way (global and local-aggregated kNN), and its kNN agrees with the
 // trainer's own online kNN on the same images.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { localWindow, readDemoConfig, runDemo, DEMO_CONFIG } from '../lib/cli/demo.js';
 import { resolveTrainConfig } from '../lib/train-config.js';
 import { TorchSslError } from '../lib/errors.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const work = mkdtempSync(join(tmpdir(), 'tssl-demo-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const work = makeTmpDir('demo');
 
 describe('demo', () => {
   it('configs/demo.yaml is a valid training config on Debian\'s Fashion-MNIST', () => {

@@ -2,21 +2,22 @@
 // DistributedDataParallel with solo-learn's gathered losses (scripts/fixtures/ddp.py), and the faults a job
 // meets: a rank that never arrives, a port in use, ranks that disagree, a worker that dies, Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { configDigest, freePort, resolveDist } from '../lib/distributed.js';
 import { TorchSslError } from '../lib/errors.js';
-import { resolveTrainConfig, toNativeConfig } from '../lib/train-config.js';
+import { resolveTrainConfig } from '../lib/train-config.js';
+import { toNativeConfig } from '../lib/train-wire.js';
 import { NORMALIZATIONS } from '../lib/data/normalization.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
 import { stateDictFloats } from './helpers/checkpoints.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
-const work = mkdtempSync(join(tmpdir(), 'tssl-ddp-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const cli = resolve(REPO_ROOT, 'dist', 'cli', 'index.js');
+const work = makeTmpDir('ddp');
 
 interface Meta {
   world: number;

@@ -8,6 +8,7 @@ import { cpuCacheInfo } from '../lib/native.js';
 import { Tensor } from '../lib/tensor.js';
 import { TorchSslError } from '../lib/errors.js';
 import { PYTHON } from './helpers/python.js';
+import { REPO_ROOT } from './helpers/paths.js';
 
 const images = (side: number, n = 4) => Tensor.from(Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256), [n, side, side, 3], { dtype: 'uint8' });
 
@@ -49,7 +50,7 @@ describe('extractFeatures edges', () => {
 describe('the first native call', () => {
   it('preloadNative loads LibTorch on a worker thread: the JS thread\'s own load then takes a fraction of the time', { retry: 2, timeout: 60_000 }, async () => {
     const { execFileSync } = await import('node:child_process');
-    const dist = resolvePath(import.meta.dirname, '..', 'dist', 'native.js');
+    const dist = resolvePath(REPO_ROOT, 'dist', 'native.js');
     // Time on the JS thread of the synchronous addon load (LibTorch's libraries and static initialisers),
     // in a fresh process, without and with the worker's preload first. Wall-clock event-loop lag would be
     // the user-facing figure (~1 s → ~0.2 s on an idle machine) but is noise while other tests load the CPU.
@@ -67,7 +68,7 @@ describe('the first native call', () => {
 describe('process.exit() while LibTorch is still loading', () => {
   it('exits with the code asked for, not an abort (the preload worker is torn down mid-load)', { timeout: 60_000 }, async () => {
     const { spawnSync } = await import('node:child_process');
-    const dist = resolvePath(import.meta.dirname, '..', 'dist', 'index.js');
+    const dist = resolvePath(REPO_ROOT, 'dist', 'index.js');
     // preloadNative() starts the worker's load (~0.5 s); an exit 80-250 ms later lands inside it. Before the fix
     // in native/bindings/addon.cc each of these aborted (status 134, "terminate called ... Napi::Error").
     for (const delayMs of [80, 150, 250]) {
@@ -106,7 +107,7 @@ describe('weighted kNN at small temperatures', () => {
     const ours = await knn({ trainFeatures: Tensor.from(tr.f, [n, d]), trainLabels: tr.labels, testFeatures: Tensor.from(te.f, [30, d]), testLabels: te.labels, k: 30, temperature: T });
     const py = `
 import json, sys, torch
-sys.path.insert(0, ${JSON.stringify(resolvePath(import.meta.dirname, '..', 'scripts', 'fixtures'))})
+sys.path.insert(0, ${JSON.stringify(resolvePath(REPO_ROOT, 'scripts', 'fixtures'))})
 from _solo_knn import solo_knn
 a = json.loads(sys.stdin.read())
 t = lambda x: torch.tensor(x, dtype=torch.float64)

@@ -1,7 +1,6 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { NpyImageSource } from '../lib/data/index.js';
 import { knn, knnGrid, linearProbe } from '../lib/eval.js';
 import { extractFeatures } from '../lib/features.js';
@@ -9,6 +8,8 @@ import { projector, resnet, type Projector, type ResNet } from '../lib/models.js
 import { readNpyFile } from '../lib/npy.js';
 import { readNpy, Tensor } from '../lib/tensor.js';
 import { fixtureArray, fixtureJson, fixturePath, fixtureTensor, relError } from './helpers/fixtures.js';
+import { DATASETS } from './helpers/datasets.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const FX = 'features';
 
@@ -22,7 +23,7 @@ async function loadModule(m: ResNet | Projector, dir: string): Promise<void> {
 let net: ResNet;
 let proj: Projector;
 let images: Tensor;
-let tmp: string;
+const tmp = makeTmpDir('features');
 
 beforeAll(async () => {
   net = resnet({ depth: 18, stem: 'cifar' });
@@ -30,9 +31,7 @@ beforeAll(async () => {
   proj = projector({ inputDim: 512, preset: 'vicreg' });
   await loadModule(proj, 'projector');
   images = await fixtureTensor(FX, 'images');
-  tmp = mkdtempSync(join(tmpdir(), 'tssl-features-'));
 });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 async function expectClose(t: Tensor | undefined, ref: string, tol = 1e-4): Promise<void> {
   const expected = await fixtureArray(FX, ref);
@@ -112,7 +111,7 @@ describe('extractFeatures vs PyTorch (solo-learn CIFAR ResNet-18, real 32×32 di
   });
 
   it('takes an ImageSource and returns its labels', async () => {
-    const digits = join(import.meta.dirname, '..', '.cache', 'datasets', 'digits-test.npy');
+    const digits = join(DATASETS, 'digits-test.npy');
     const source = await NpyImageSource.open(digits);
     try {
       const r = await extractFeatures(net, source, { batchSize: 128 });

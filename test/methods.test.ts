@@ -7,7 +7,8 @@ import { METHOD_REGISTRY, METHODS } from '../lib/methods/index.js';
 import { PROJECTOR_PRESETS } from '../lib/models.js';
 import { native } from '../lib/native.js';
 import { Tensor } from '../lib/tensor.js';
-import { AUGMENTATION_PRESETS, METHOD_DEFAULTS, resolveTrainConfig, toNativeConfig } from '../lib/train-config.js';
+import { AUGMENTATION_PRESETS, METHOD_DEFAULTS, resolveTrainConfig } from '../lib/train-config.js';
+import { toNativeConfig } from '../lib/train-wire.js';
 import { NORMALIZATIONS } from '../lib/data/normalization.js';
 
 const z = (n: number, d: number, seed: number) => Tensor.from(Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.37 + seed)), [n, d]);

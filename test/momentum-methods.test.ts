@@ -5,10 +5,9 @@
 // uninterrupted run ends; the checkpoint carries solo-learn's module names and loadCheckpoint gives the online
 // backbone or, on request, the teacher.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { estimateCheckpointBytes, train, type StepEvent } from '../lib/train.js';
 import { loadCheckpoint } from '../lib/checkpoint/load.js';
 import { inspectCheckpoint } from '../lib/checkpoint/index.js';
@@ -16,11 +15,12 @@ import { resolveTrainConfig } from '../lib/train-config.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
 import { stateDictFloats } from './helpers/checkpoints.js';
 import { expectError } from './helpers/errors.js';
-import { expectLossesMatch, relDev } from './helpers/training.js';
+import { expectLossesMatch } from './helpers/training.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
-const work = mkdtempSync(join(tmpdir(), 'tssl-momentum-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const cli = resolve(REPO_ROOT, 'dist', 'cli', 'index.js');
+const work = makeTmpDir('momentum');
 
 type Name = 'byol' | 'mocov3' | 'simsiam';
 interface Meta {

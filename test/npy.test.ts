@@ -2,15 +2,15 @@
 // (scripts/fixtures/npy.py) are read here, and files written here are read by numpy in a child process.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type DType, type TypedArray } from '../lib/dtype.js';
 import { TorchSslError } from '../lib/errors.js';
 import { NpyFileReader, NpyStreamWriter, parseNpy, parseNpyHeader, readNpyFile, serializeNpyHeader, writeNpyFile } from '../lib/npy.js';
-import { FIXTURES } from './helpers/fixtures.js';
+import { ensureFixtures, FIXTURES } from './helpers/fixtures.js';
 import { PYTHON } from './helpers/python.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const fixtures = join(FIXTURES, 'npy');
 
@@ -25,16 +25,11 @@ interface Case {
 }
 
 let manifest: { cases: Case[] };
-let work: string;
+const work = makeTmpDir('npy');
 
 beforeAll(() => {
-  execFileSync(process.execPath, [resolve(import.meta.dirname, '..', 'scripts', 'fixtures.mjs'), 'npy'], { stdio: 'ignore' });
+  ensureFixtures('npy');
   manifest = JSON.parse(readFileSync(join(fixtures, 'manifest.json'), 'utf8')) as { cases: Case[] };
-  work = mkdtempSync(join(tmpdir(), 'torch-ssl-npy-'));
-});
-
-afterAll(() => {
-  rmSync(work, { recursive: true, force: true });
 });
 
 function bytes(a: TypedArray): Buffer {
@@ -291,7 +286,7 @@ describe('streaming writer', () => {
   });
 
   it('abort removes the temporary file and leaves an existing output untouched', async () => {
-    const dir = mkdtempSync(join(work, 'abort-'));
+    const dir = makeTmpDir('npy-abort');
     const path = join(dir, 'feats.npy');
     writeFileSync(path, 'previous');
     const writer = await NpyStreamWriter.open(path, { dtype: 'float32', rowShape: [4] });
@@ -373,7 +368,7 @@ describe('bad inputs', () => {
   });
 
   it('writing checks dtype, shape and data up front and leaves nothing behind', async () => {
-    const dir = mkdtempSync(join(work, 'write-'));
+    const dir = makeTmpDir('npy-write');
     const path = join(dir, 'out.npy');
     await expectNpyError(writeNpyFile(path, { dtype: 'float32', shape: [2, 3], data: new Float32Array(5) }), 'ERR_INVALID_ARG', '6 elements');
     await expectNpyError(writeNpyFile(path, { dtype: 'int64', shape: [2], data: new Int32Array(2) }), 'ERR_INVALID_ARG', 'BigInt64Array');
@@ -385,7 +380,7 @@ describe('bad inputs', () => {
   });
 
   it('an error after the temporary file exists removes it (rename onto a directory fails)', async () => {
-    const dir = mkdtempSync(join(work, 'replace-'));
+    const dir = makeTmpDir('npy-replace');
     const path = join(dir, 'out.npy');
     execFileSync('mkdir', ['-p', join(path, 'inside')]);
     await expectNpyError(writeNpyFile(path, { dtype: 'uint8', shape: [2], data: new Uint8Array([1, 2]) }), 'ERR_IO', path);

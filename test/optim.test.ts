@@ -137,11 +137,16 @@ describe('warmupCosine equals solo-learn\'s LinearWarmupCosineAnnealingLR', () =
       s.values.forEach((v, t) => expect(f(t), `step ${t}`).toBeCloseTo(v, 10));
       if (s.warmupSteps > 1) expect(f(s.warmupSteps - 1)).toBeCloseTo(s.baseLr, 12);
       if (s.warmupSteps === 0) expect(f(0)).toBe(s.baseLr);
-      expect(f(s.totalSteps)).toBeCloseTo(s.minLr, 12);
+      if (s.totalSteps > s.warmupSteps) expect(f(s.totalSteps)).toBeCloseTo(s.minLr, 12);
+      else expect(f(s.warmupSteps + 3)).toBe(s.baseLr); // past a warm-up that covers the run: the base lr
     });
   }
+  it('covers runs no longer than the warm-up, as the trainer does', () => {
+    expect(scheds.filter((s) => s.totalSteps <= s.warmupSteps).length).toBeGreaterThanOrEqual(2);
+  });
   it('validates its options', () => {
-    expect(() => warmupCosine({ baseLr: 0.1, warmupSteps: 10, totalSteps: 5 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
+    expect(() => warmupCosine({ baseLr: 0.1, warmupSteps: 10, totalSteps: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
+    expect(() => warmupCosine({ baseLr: 0.1, warmupSteps: 1.5, totalSteps: 5 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
     expect(() => warmupCosine({ baseLr: -1, warmupSteps: 0, totalSteps: 5 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
   });
 });

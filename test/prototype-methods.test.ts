@@ -7,10 +7,9 @@
 // all-reduced) against DistributedDataParallel; resume mid-run ends where the uninterrupted run ends; solo-learn's
 // checkpoint layout; the config's defaults and errors.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { estimateCheckpointBytes, train, type StepEvent, type TrainResult } from '../lib/train.js';
 import { loadCheckpoint } from '../lib/checkpoint/load.js';
 import { inspectCheckpoint } from '../lib/checkpoint/index.js';
@@ -19,10 +18,11 @@ import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixt
 import { stateDictFloats } from './helpers/checkpoints.js';
 import { expectError } from './helpers/errors.js';
 import { expectLossesMatch, relDev } from './helpers/training.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'index.js');
-const work = mkdtempSync(join(tmpdir(), 'tssl-prototypes-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const cli = resolve(REPO_ROOT, 'dist', 'cli', 'index.js');
+const work = makeTmpDir('prototypes');
 
 type Name = 'dino' | 'swav' | 'nnclr';
 interface Meta {

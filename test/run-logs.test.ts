@@ -2,10 +2,9 @@
 // by an independent reader (Python: Google's protobuf runtime with the Event / Summary messages declared from
 // TensorFlow's .proto, CRC-32C from crcmod), holds the same values.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { train, type TrainEvent } from '../lib/train.js';
 import { readMetricsCsv } from '../lib/viz/run-log.js';
 import { crc32c } from '../lib/viz/tfevents.js';
@@ -56,10 +55,10 @@ while pos < len(data):
 print(json.dumps(out))
 `;
 import { PYTHON } from './helpers/python.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 let data: string;
-const work = mkdtempSync(join(tmpdir(), 'tssl-logs-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const work = makeTmpDir('logs');
 beforeAll(async () => {
   data = await digitsSubset(work, 32);
 });

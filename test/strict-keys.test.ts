@@ -1,7 +1,8 @@
 // Unknown keys are errors that name the key and the closest valid one (issue: a misspelt key trained with
 // defaults and exited 0).
 import { describe, expect, it } from 'vitest';
-import { applyOverrides, resolveTrainConfig } from '../lib/train-config.js';
+import { resolveTrainConfig } from '../lib/train-config.js';
+import { applyOverrides } from '../lib/config-overrides.js';
 import { closest } from '../lib/strict-keys.js';
 import { knn, knnGrid, linearProbe } from '../lib/eval.js';
 import { train } from '../lib/train.js';

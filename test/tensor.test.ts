@@ -1,15 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, existsSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tensor, readNpy, writeNpy } from '../lib/tensor.js';
 import { resnet } from '../lib/models.js';
 import { setNumThreads, getNumThreads, buildInfo } from '../lib/native.js';
 import { PYTHON } from './helpers/python.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'tssl-tensor-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = makeTmpDir('tensor');
 
 describe('Tensor bridge', () => {
   it('round-trips every dtype through native memory with shape, dtype and device', () => {

@@ -1,15 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readTorchFile } from '../lib/checkpoint/index.js';
 import { train, type StepEvent } from '../lib/train.js';
 import { digitsSubset } from './helpers/datasets.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
 import { stateDictFloats } from './helpers/checkpoints.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const work = mkdtempSync(join(tmpdir(), 'tssl-amp-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const work = makeTmpDir('amp');
 
 const params = stateDictFloats;
 

@@ -1,20 +1,19 @@
 // Runs that cannot be lost: stale temporaries of killed runs are cleaned, a checkpoint that cannot be written
 // stops the run at once, and the disk space a checkpoint needs is known before step one.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { checkDiskSpace, estimateCheckpointBytes, train, resolveTrainConfig, type StepEvent } from '../lib/train.js';
 import { TorchSslError } from '../lib/errors.js';
 import { digitsSubset } from './helpers/datasets.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const work = mkdtempSync(join(tmpdir(), 'tssl-hard-'));
+const work = makeTmpDir('hard');
 let data: string;
 beforeAll(async () => {
   data = await digitsSubset(work, 32);
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const tiny = (dir: string, extra: Record<string, unknown> = {}) => ({
   method: 'vicreg' as const,

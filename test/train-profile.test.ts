@@ -1,16 +1,14 @@
 // config.profileSteps: an op-level profile of training steps (bench/profile.mjs prints it). The FLOPs it
 // assigns to convolutions and GEMMs are checked against ResNet-18's own arithmetic, layer by layer, and its
 // rows must add up to the steps they profile.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { train } from '../lib/index.js';
 import type { TrainProfile } from '../lib/native.js';
 import { digitsSubset } from './helpers/datasets.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
-const work = mkdtempSync(join(tmpdir(), 'tssl-profile-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const work = makeTmpDir('profile');
 
 /** 2 × multiply-adds of one forward pass of solo-learn's CIFAR ResNet-18 (conv1 3×3 s1 p2, no max-pool). */
 function resnet18CifarConvFlops(n: number, side: number): number {

@@ -1,17 +1,17 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { train, resolveTrainConfig, type StepEvent } from '../lib/train.js';
 import { readTorchFile } from '../lib/checkpoint/index.js';
 import { digitsSubset } from './helpers/datasets.js';
+import { fixtureJson } from './helpers/fixtures.js';
 import { PYTHON } from './helpers/python.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 let data: string;
-const work = mkdtempSync(join(tmpdir(), 'tssl-train-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const work = makeTmpDir('train');
 beforeAll(async () => {
   data = await digitsSubset(work, 32);
 });
@@ -52,6 +52,19 @@ describe('train()', () => {
       expect(Number.isFinite(e.loss)).toBe(true);
       expect(Object.keys(e.terms).sort()).toEqual(['cov', 'sim', 'var']);
     }
+  });
+
+  it('warms up over a run shorter than its warm-up as solo-learn\'s scheduler does (total steps <= warm-up steps)', async () => {
+    // 2 epochs of 2 steps with 3 warm-up epochs: 4 steps, all inside a 6-step warm-up (PyTorch's values in the fixture).
+    const ref = fixtureJson<{ baseLr: number; warmupSteps: number; totalSteps: number; values: number[] }[]>('optim', 'schedules.json').find(
+      (s) => s.baseLr === 0.05 && s.warmupSteps === 6 && s.totalSteps === 4,
+    )!;
+    const steps: StepEvent[] = [];
+    await train(tiny(join(work, 'short-warmup'), { scheduler: { warmupEpochs: 3 }, checkpoint: { dir: join(work, 'short-warmup'), every: 0 } }), {
+      onProgress: (e) => e.type === 'step' && steps.push(e),
+    });
+    expect(steps.map((e) => e.globalStep)).toEqual([1, 2, 3, 4]);
+    steps.forEach((e, i) => expect(e.lr, `step ${i}`).toBeCloseTo(ref.values[i]!, 12));
   });
 
   it('writes solo-learn\'s checkpoint layout that Python torch.load reads', async () => {

@@ -1,23 +1,23 @@
 // The picture commands end to end on a real (tiny) training run: heatmap and patch-knn on its checkpoint, then
 // the HTML report of the run, opened in headless Chromium (Debian's) with no console errors, charts drawn,
 // pictures loaded, and a screenshot written to .cache/test-output/report.png.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { register as registerHeatmap } from '../lib/cli/heatmap.js';
 import { register as registerPatchKnn } from '../lib/cli/patch-knn.js';
 import { register as registerReport } from '../lib/cli/report.js';
 import { train } from '../lib/train.js';
 import { cliRunner } from './helpers/cli.js';
 import { digitsSubset } from './helpers/datasets.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 const { run: cli, fails: cliError } = cliRunner(registerHeatmap, registerPatchKnn, registerReport);
 
-const work = mkdtempSync(join(tmpdir(), 'tssl-viz-cli-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+const work = makeTmpDir('viz-cli');
 const run = join(work, 'run');
 let data: string;
 let ckpt: string;
@@ -105,7 +105,7 @@ describe('torch-ssl report', () => {
       const sizes = await page.$$eval('figure img', (imgs) => imgs.map((i) => (i as unknown as { naturalWidth: number }).naturalWidth));
       expect(sizes).toHaveLength(2);
       expect(sizes.every((w) => w > 0)).toBe(true);
-      const shots = resolve(import.meta.dirname, '..', '.cache', 'test-output');
+      const shots = resolve(REPO_ROOT, '.cache', 'test-output');
       mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: join(shots, 'report.png'), fullPage: true });
       console.log(`report screenshot: ${join(shots, 'report.png')}`);

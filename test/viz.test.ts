@@ -8,6 +8,7 @@ import { patchHeatmap } from '../lib/viz/heatmap.js';
 import { patchKnn } from '../lib/viz/patch-knn.js';
 import { expectError } from './helpers/errors.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
+import { makeTmpDir } from './helpers/tmp.js';
 
 interface Meta {
   heatmap: { x: number; y: number; size: number; stride: number; rows: number; cols: number; resize: number };
@@ -127,12 +128,11 @@ describe('patchKnn', () => {
   });
 
   it('a CIFAR-10 binary folder and an image folder of the same images give the same neighbours as the .npy', async () => {
-    const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
     const pixels = (await fixtureArray('viz', 'digits60')).data as unknown as Uint8Array;
     const labels = Array.from((await fixtureArray('viz', 'digits60-labels')).data as unknown as ArrayLike<bigint>, Number);
-    const dir = mkdtempSync(join(tmpdir(), 'tssl-viz-'));
+    const dir = makeTmpDir('viz');
     // CIFAR-10: records of <label> <1024 R> <1024 G> <1024 B>.
     const cifar = join(dir, 'cifar');
     mkdirSync(cifar);
@@ -158,7 +158,6 @@ describe('patchKnn', () => {
     const order = Array.from({ length: 60 }, (_, i) => i).sort((a, b) => labels[a]! - labels[b]! || a - b);
     const viaFolder = await ask(folder, order.indexOf(q.image));
     expect(viaFolder.results[0]!.neighbours.map((n) => ({ ...n, image: order[n.image] }))).toEqual(npy.results[0]!.neighbours);
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('checks the bank against the memory budget before any work, and the query against the data', async () => {

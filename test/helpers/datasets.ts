@@ -1,16 +1,16 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readNpyFile, writeNpyFile } from '../../lib/npy.js';
+import { REPO_ROOT } from './paths.js';
 import { PYTHON } from './python.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-export const DATASETS = join(ROOT, '.cache', 'datasets');
+export const DATASETS = join(REPO_ROOT, '.cache', 'datasets');
 
 /** The bundled real datasets (scikit-learn digits and photos), exported on demand like setup.sh does. */
 export function datasets(): string {
   if (!existsSync(join(DATASETS, 'digits-train.npy'))) {
-    execFileSync(PYTHON, [join(ROOT, 'scripts', 'export-datasets.py'), DATASETS], { stdio: 'inherit' });
+    execFileSync(PYTHON, [join(REPO_ROOT, 'scripts', 'export-datasets.py'), DATASETS], { stdio: 'inherit' });
   }
   return DATASETS;
 }

@@ -1,16 +1,24 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readNpyFile } from '../../lib/npy.js';
 import { Tensor } from '../../lib/tensor.js';
+import { REPO_ROOT } from './paths.js';
 
 /** Where scripts/fixtures.mjs writes the PyTorch references: .cache/fixtures, or $TORCH_SSL_FIXTURES (scripts/emulate-avx2.sh keeps its own). */
 export const FIXTURES = process.env.TORCH_SSL_FIXTURES
   ? resolve(process.env.TORCH_SSL_FIXTURES)
-  : resolve(import.meta.dirname, '..', '..', '.cache', 'fixtures');
+  : join(REPO_ROOT, '.cache', 'fixtures');
 
+/** Runs scripts/fixtures.mjs for the named fixture sets (a no-op for those that are up to date). */
+export function ensureFixtures(...names: string[]): void {
+  execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', 'fixtures.mjs'), ...names], { stdio: 'ignore' });
+}
+
+/** The path of a fixture file or folder under FIXTURES; throws, naming it, when it does not exist. */
 export function fixturePath(...parts: string[]): string {
   const p = join(FIXTURES, ...parts);
-  if (!existsSync(p)) throw new Error(`missing fixture ${p}: run \`npm run fixtures\` (needs Debian python3-torch)`);
+  if (!existsSync(p)) throw new Error(`missing fixture ${p}: run \`node scripts/fixtures.mjs\` (needs Debian python3-torch)`);
   return p;
 }
 
