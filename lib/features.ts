@@ -240,6 +240,178 @@ function aborted(what: string): TorchSslError {
   return new TorchSslError('ERR_ABORTED', `${what} was aborted`);
 }
 
+/** The options that shape the model's run, checked, with their defaults filled in. */
+interface ExtractSettings {
+  pooling: PoolingSpec;
+  space: 'embedding' | 'projection';
+  batchSize: number;
+  device: string;
+  channelsLast: boolean;
+  foldBatchNorm: boolean;
+}
+
+function resolveSettings(m: FeatureModel, opts: ExtractOptions): ExtractSettings {
+  checkKeys(opts, EXTRACT_OPTION_KEYS, 'extractFeatures options');
+  const pooling = parsePooling(opts.pooling ?? EXTRACT_DEFAULTS.pooling);
+  const space = opts.space ?? EXTRACT_DEFAULTS.space;
+  if (space !== 'embedding' && space !== 'projection') throw invalidArg('space', "'embedding' or 'projection'", space);
+  if (space === 'projection') {
+    if (m.projector === undefined) throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs a model with a projector (the checkpoint has none)");
+    if (pooling.kind !== 'global') throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs pooling 'global': the projector takes the pooled backbone vector");
+  }
+  const batchSize = opts.batchSize ?? EXTRACT_DEFAULTS.batchSize;
+  if (!posInt(batchSize)) throw invalidArg('batchSize', 'a positive integer', batchSize);
+  const device = opts.device ?? EXTRACT_DEFAULTS.device;
+  if (typeof device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", device);
+  const channelsLast = opts.channelsLast ?? EXTRACT_DEFAULTS.channelsLast;
+  const foldBatchNorm = opts.foldBatchNorm ?? EXTRACT_DEFAULTS.foldBatchNorm;
+  if (typeof channelsLast !== 'boolean') throw invalidArg('channelsLast', 'a boolean', channelsLast);
+  if (typeof foldBatchNorm !== 'boolean') throw invalidArg('foldBatchNorm', 'a boolean', foldBatchNorm);
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw invalidArg('onProgress', 'a function', opts.onProgress);
+  if (opts.out !== undefined && (typeof opts.out !== 'string' || opts.out.length === 0)) throw invalidArg('out', 'a non-empty path', opts.out);
+  return { pooling, space, batchSize, device, channelsLast, foldBatchNorm };
+}
+
+async function openReader(images: Tensor | string | ImageSource): Promise<BatchReader> {
+  if (images instanceof Tensor) return tensorReader(images);
+  if (typeof images === 'string') return sourceReader(await openImageSource(images), true);
+  if (isImageSource(images)) return sourceReader(images, false);
+  throw invalidArg('images', 'a Tensor, a path (.npy, CIFAR folder, image folder) or an ImageSource', images);
+}
+
+/** The statistics uint8 images are normalised with; float32 images are taken as normalised and refuse any. */
+function inputNormalization(opt: unknown, m: FeatureModel, reader: BatchReader): Normalization | 'none' | undefined {
+  if (reader.uint8) return resolveNormalization(opt, m, reader);
+  if (opt !== undefined && opt !== 'none') {
+    throw new TorchSslError('ERR_INVALID_ARG', 'normalize applies to uint8 (N, H, W, 3) images; float32 (N, 3, H, W) inputs are taken as already normalised');
+  }
+  return undefined;
+}
+
+/** Starts reading images [start, start + step) and normalising them natively; each promise is kept in `pending`. */
+function batchPreparer(
+  reader: BatchReader,
+  step: number,
+  stats: { mean: number[]; std: number[] } | null,
+  device: string,
+  pending: Promise<unknown>[],
+): (start: number) => Promise<NativeTensor> {
+  return (start: number): Promise<NativeTensor> => {
+    const end = Math.min(start + step, reader.count);
+    const p = reader.read(start, end).then((raw) => native().prepareImages(raw, stats, device) as Promise<NativeTensor>);
+    p.catch(() => undefined); // surfaced when awaited
+    pending.push(p);
+    return p;
+  };
+}
+
+/** Where the features go: one (N, …) array in memory, or a .npy stream to `out`; opened on the first batch's row shape. */
+interface FeatureSink {
+  readonly rowShape: number[] | undefined;
+  open(rowShape: number[]): Promise<void>;
+  append(values: Float32Array, offset: number): Promise<void>;
+  /** Completes the .npy file (no Tensor), or returns the array as a Tensor of `shape`. */
+  finish(shape: number[]): Promise<Tensor | undefined>;
+  abort(): Promise<void>;
+}
+
+function featureSink(out: string | undefined, total: number): FeatureSink {
+  let rows: number[] | undefined;
+  let writer: NpyStreamWriter | undefined;
+  let collected: Float32Array | undefined;
+  return {
+    get rowShape() {
+      return rows;
+    },
+    async open(rowShape) {
+      rows = rowShape;
+      if (out !== undefined) writer = await NpyStreamWriter.open(out, { dtype: 'float32', rowShape });
+      else collected = new Float32Array(total * rowShape.reduce((a, b) => a * b, 1));
+    },
+    async append(values, offset) {
+      if (writer !== undefined) await writer.append(values);
+      else collected!.set(values, offset);
+    },
+    async finish(shape) {
+      if (writer === undefined) return Tensor.from(collected!, shape);
+      await writer.finalize();
+      return undefined;
+    },
+    async abort() {
+      await writer?.abort();
+    },
+  };
+}
+
+/** One extraction's checked inputs, as the batch loop needs them. */
+interface ExtractRun {
+  model: FeatureModel;
+  reader: BatchReader;
+  settings: ExtractSettings;
+  patches: NativePatches | undefined;
+  /** Images per forward pass. */
+  step: number;
+  prepare: (start: number) => Promise<NativeTensor>;
+  opts: ExtractOptions;
+}
+
+/** Runs every batch through the model on a native worker while the next one is read and normalised. */
+async function extractBatches(run: ExtractRun, sink: FeatureSink): Promise<void> {
+  const { reader, settings, step, opts } = run;
+  const backbone = run.model.backbone.handle;
+  const proj = settings.space === 'projection' ? run.model.projector!.handle : null;
+  const nativeOpts = { pooling: settings.pooling, patches: run.patches ?? null, channelsLast: settings.channelsLast, foldBatchNorm: settings.foldBatchNorm };
+  const total = reader.count;
+  const t0 = performance.now();
+  let next: Promise<NativeTensor> | undefined = run.prepare(0);
+  for (let start = 0; start < total; start += step) {
+    if (opts.signal?.aborted) throw aborted('feature extraction');
+    const input = await awaitNative(() => next!);
+    next = start + step < total ? run.prepare(start + step) : undefined;
+    const out = await awaitNative(() => native().extractFeatureBatch(backbone, proj, input, { ...nativeOpts, firstIndex: start }) as Promise<NativeTensor>);
+    await storeBatch(run, sink, new Tensor(out), start);
+    const done = Math.min(start + step, total);
+    opts.onProgress?.({ done, total, imagesPerSec: done / ((performance.now() - t0) / 1000) });
+  }
+}
+
+/** Copies one batch's features into the sink (opening it on the first batch) and frees the batch. */
+async function storeBatch(run: ExtractRun, sink: FeatureSink, batch: Tensor, start: number): Promise<void> {
+  try {
+    const shape = batch.shape;
+    if (sink.rowShape === undefined) {
+      const rowShape = shape.slice(1);
+      checkLocalPooling(run, rowShape);
+      await sink.open(rowShape);
+    }
+    const values = batch.toTypedArray() as Float32Array;
+    await sink.append(values, start * (values.length / shape[0]!));
+  } finally {
+    batch.dispose();
+  }
+}
+
+// 'local' on a map too small for two windows per side would silently equal global pooling.
+function checkLocalPooling(run: ExtractRun, rowShape: number[]): void {
+  if (run.opts.pooling === 'local' && run.settings.space === 'embedding' && rowShape.reduce((a, b) => a * b, 1) <= run.model.backbone.featureDim) {
+    throw new TorchSslError(
+      'ERR_TORCH_SHAPE',
+      `pooling 'local' (3×3 windows, stride 2) needs a layer4 map of at least 5×5, as a CIFAR-stem ResNet gives for 32×32 images; these ${run.reader.height}×${run.reader.width} images give one window only, which is global pooling. Use 32×32 inputs, or pooling { kernel: 2, stride: 1 } for a 3×3 or 4×4 map`,
+    );
+  }
+}
+
+async function extractResult(reader: BatchReader, sink: FeatureSink, normalization: Normalization | 'none' | undefined): Promise<ExtractResult> {
+  const rowShape = sink.rowShape!;
+  const total = reader.count;
+  const shape = [total, ...rowShape];
+  const features = await sink.finish(shape);
+  const result: ExtractResult = { features, count: total, dim: rowShape.reduce((a, b) => a * b, 1), shape };
+  if (reader.labels !== undefined) result.labels = reader.labels;
+  if (normalization !== undefined) result.normalization = normalization;
+  return result;
+}
+
 /**
  * Extracts one feature vector (or map) per image. `images`: a Tensor (uint8 (N, H, W, 3) or float32
  * (N, 3, H, W)), a path (.npy, CIFAR-10/100 binary folder, image folder) or an ImageSource.
@@ -261,100 +433,22 @@ export async function extractFeatures(model: ResNet | FeatureModel, images: Tens
   const m = toFeatureModel(model);
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
   await preloadNative();
-  checkKeys(opts, EXTRACT_OPTION_KEYS, 'extractFeatures options');
-  const pooling = parsePooling(opts.pooling ?? EXTRACT_DEFAULTS.pooling);
-  const space = opts.space ?? EXTRACT_DEFAULTS.space;
-  if (space !== 'embedding' && space !== 'projection') throw invalidArg('space', "'embedding' or 'projection'", space);
-  if (space === 'projection') {
-    if (m.projector === undefined) throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs a model with a projector (the checkpoint has none)");
-    if (pooling.kind !== 'global') throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs pooling 'global': the projector takes the pooled backbone vector");
-  }
-  const batchSize = opts.batchSize ?? EXTRACT_DEFAULTS.batchSize;
-  if (!posInt(batchSize)) throw invalidArg('batchSize', 'a positive integer', batchSize);
-  const device = opts.device ?? EXTRACT_DEFAULTS.device;
-  if (typeof device !== 'string') throw invalidArg('device', "a device string such as 'cpu' or 'cuda'", device);
-  const channelsLast = opts.channelsLast ?? EXTRACT_DEFAULTS.channelsLast;
-  const foldBatchNorm = opts.foldBatchNorm ?? EXTRACT_DEFAULTS.foldBatchNorm;
-  if (typeof channelsLast !== 'boolean') throw invalidArg('channelsLast', 'a boolean', channelsLast);
-  if (typeof foldBatchNorm !== 'boolean') throw invalidArg('foldBatchNorm', 'a boolean', foldBatchNorm);
-  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw invalidArg('onProgress', 'a function', opts.onProgress);
-  if (opts.out !== undefined && (typeof opts.out !== 'string' || opts.out.length === 0)) throw invalidArg('out', 'a non-empty path', opts.out);
+  const settings = resolveSettings(m, opts);
   if (opts.signal?.aborted) throw aborted('feature extraction');
-
-  let reader: BatchReader;
-  if (images instanceof Tensor) reader = tensorReader(images);
-  else if (typeof images === 'string') reader = sourceReader(await openImageSource(images), true);
-  else if (isImageSource(images)) reader = sourceReader(images, false);
-  else throw invalidArg('images', 'a Tensor, a path (.npy, CIFAR folder, image folder) or an ImageSource', images);
-
-  let writer: NpyStreamWriter | undefined;
+  const reader = await openReader(images);
+  const sink = featureSink(opts.out, reader.count);
   const pending: Promise<unknown>[] = [];
   try {
     if (reader.count === 0) throw new TorchSslError('ERR_TORCH_SHAPE', 'no images to extract features from (the input is empty)');
     const patches = parsePatches(opts.patches, reader.height, reader.width);
-    let normalization: Normalization | 'none' | undefined;
-    if (reader.uint8) normalization = resolveNormalization(opts.normalize, m, reader);
-    else if (opts.normalize !== undefined && opts.normalize !== 'none') {
-      throw new TorchSslError('ERR_INVALID_ARG', 'normalize applies to uint8 (N, H, W, 3) images; float32 (N, 3, H, W) inputs are taken as already normalised');
-    }
+    const normalization = inputNormalization(opts.normalize, m, reader);
     const stats = normalization === undefined || normalization === 'none' ? null : { mean: [...normalization.mean], std: [...normalization.std] };
-    const step = Math.max(1, Math.floor(batchSize / patchesPerImage(patches, reader.height, reader.width)));
-    const backbone = m.backbone.handle;
-    const proj = space === 'projection' ? m.projector!.handle : null;
-    const nativeOpts = { pooling, patches: patches ?? null, channelsLast, foldBatchNorm };
-
-    const prepare = (start: number): Promise<NativeTensor> => {
-      const end = Math.min(start + step, reader.count);
-      const p = reader.read(start, end).then((raw) => native().prepareImages(raw, stats, device) as Promise<NativeTensor>);
-      p.catch(() => undefined); // surfaced when awaited
-      pending.push(p);
-      return p;
-    };
-
-    const total = reader.count;
-    const t0 = performance.now();
-    let rowShape: number[] | undefined;
-    let collected: Float32Array | undefined;
-    let next: Promise<NativeTensor> | undefined = prepare(0);
-    for (let start = 0; start < total; start += step) {
-      if (opts.signal?.aborted) throw aborted('feature extraction');
-      const input = await awaitNative(() => next!);
-      next = start + step < total ? prepare(start + step) : undefined;
-      const out = await awaitNative(() => native().extractFeatureBatch(backbone, proj, input, { ...nativeOpts, firstIndex: start }) as Promise<NativeTensor>);
-      const batch = new Tensor(out);
-      try {
-        const shape = batch.shape;
-        if (rowShape === undefined) {
-          rowShape = shape.slice(1);
-          // 'local' on a map too small for two windows per side would silently equal global pooling.
-          if (opts.pooling === 'local' && space === 'embedding' && rowShape.reduce((a, b) => a * b, 1) <= m.backbone.featureDim) {
-            throw new TorchSslError(
-              'ERR_TORCH_SHAPE',
-              `pooling 'local' (3×3 windows, stride 2) needs a layer4 map of at least 5×5, as a CIFAR-stem ResNet gives for 32×32 images; these ${reader.height}×${reader.width} images give one window only, which is global pooling. Use 32×32 inputs, or pooling { kernel: 2, stride: 1 } for a 3×3 or 4×4 map`,
-            );
-          }
-          if (opts.out !== undefined) writer = await NpyStreamWriter.open(opts.out, { dtype: 'float32', rowShape });
-          else collected = new Float32Array(total * rowShape.reduce((a, b) => a * b, 1));
-        }
-        const values = batch.toTypedArray() as Float32Array;
-        if (writer !== undefined) await writer.append(values);
-        else collected!.set(values, start * (values.length / shape[0]!));
-      } finally {
-        batch.dispose();
-      }
-      const done = Math.min(start + step, total);
-      opts.onProgress?.({ done, total, imagesPerSec: done / ((performance.now() - t0) / 1000) });
-    }
-    const shape = [total, ...rowShape!];
-    let features: Tensor | undefined;
-    if (writer !== undefined) await writer.finalize();
-    else features = Tensor.from(collected!, shape);
-    const result: ExtractResult = { features, count: total, dim: rowShape!.reduce((a, b) => a * b, 1), shape };
-    if (reader.labels !== undefined) result.labels = reader.labels;
-    if (normalization !== undefined) result.normalization = normalization;
-    return result;
+    const step = Math.max(1, Math.floor(settings.batchSize / patchesPerImage(patches, reader.height, reader.width)));
+    const run: ExtractRun = { model: m, reader, settings, patches, step, prepare: batchPreparer(reader, step, stats, settings.device, pending), opts };
+    await extractBatches(run, sink);
+    return await extractResult(reader, sink, normalization);
   } catch (err) {
-    await writer?.abort();
+    await sink.abort();
     throw err;
   } finally {
     await Promise.allSettled(pending);

@@ -10,7 +10,8 @@ import { checkKeys } from '../strict-keys.js';
 import type { FeatureModel, NormalizeOption } from '../features.js';
 import { Tensor } from '../tensor.js';
 import { blankImage, drawBox, encodePng, overlay, RED, readImageFile, sideBySide, upscale, type RgbImage } from './canvas.js';
-import { embedPatches, modelInputSize, normalizeRows, type PatchBox, type PatchSpace } from './patches.js';
+import { embedPatches, normalizeRows, type PatchBox, type PatchSpace } from './patches.js';
+import { checkNonNegativeInts, posInt, resolveResize, resolveSpaces } from './patch-options.js';
 
 export interface HeatmapQuery {
   /** Top-left corner of the query patch, in pixels. */
@@ -65,8 +66,6 @@ const HEATMAP_KEYS = ['query', 'space', 'patchScale', 'stride', 'resize', 'norma
 const _heatmapKeysComplete: Exclude<keyof HeatmapOptions, (typeof HEATMAP_KEYS)[number]> extends never ? true : never = true;
 void _heatmapKeysComplete;
 
-const posInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
-
 /** The default integer upscaling: the picture's longer side reaches 256 px (1 for large images, at most 16). */
 export function defaultScale(width: number, height: number): number {
   return Math.min(16, Math.max(1, Math.ceil(256 / Math.max(width, height))));
@@ -108,30 +107,48 @@ export function renderHeatmapPanel(image: RgbImage, heat: Float64Array, min: num
   return panel;
 }
 
-export async function patchHeatmap(model: FeatureModel, image: RgbImage | string, opts: HeatmapOptions): Promise<HeatmapResult> {
-  if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
-  checkKeys(opts, HEATMAP_KEYS, 'patchHeatmap options');
+/** The options checked, with their defaults filled in. */
+interface HeatmapPlan {
+  query: Required<HeatmapQuery>;
+  stride: number;
+  resize: number;
+  alpha: number;
+  scale: number;
+  spaces: PatchSpace[];
+  /** The sliding grid: patch (r, c) at x = c·stride, y = r·stride. */
+  rows: number;
+  cols: number;
+}
+
+async function loadImage(image: RgbImage | string): Promise<RgbImage> {
   const img = typeof image === 'string' ? await readImageFile(image) : image;
   if (typeof img !== 'object' || img === null || !(img.data instanceof Uint8Array) || img.data.length !== img.width * img.height * 3) {
     throw invalidArg('image', 'an image file path or { width, height, data: Uint8Array RGB }', image);
   }
+  return img;
+}
+
+/** The query patch, its side defaulting to `patchScale` of the image's area; it must lie inside the image. */
+function resolveQuery(opts: HeatmapOptions, img: RgbImage): Required<HeatmapQuery> {
   const q = opts.query;
   if (typeof q !== 'object' || q === null) throw invalidArg('query', '{ x, y, size? }', q);
   checkKeys(q, ['x', 'y', 'size'], 'patchHeatmap query');
   const patchScale = opts.patchScale ?? 0.1;
   if (!(typeof patchScale === 'number' && patchScale > 0 && patchScale <= 1)) throw invalidArg('patchScale', 'a number in (0, 1]', patchScale);
   const size = q.size ?? Math.max(1, Math.round(Math.sqrt(patchScale * img.width * img.height)));
-  for (const [k, v] of [['query.x', q.x], ['query.y', q.y]] as const) {
-    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) throw invalidArg(k, 'a non-negative integer', v);
-  }
+  checkNonNegativeInts([['query.x', q.x], ['query.y', q.y]]);
   if (!posInt(size)) throw invalidArg('query.size', 'a positive integer', size);
   if (q.x + size > img.width || q.y + size > img.height) {
     throw new TorchSslError('ERR_INVALID_ARG', `the query patch (x ${q.x}, y ${q.y}, size ${size}) does not fit in the ${img.width}×${img.height} image: x + size must be ≤ ${img.width} and y + size ≤ ${img.height}`);
   }
-  const stride = opts.stride ?? Math.max(1, Math.round(size / 8));
+  return { x: q.x, y: q.y, size };
+}
+
+function resolveOptions(model: FeatureModel, opts: HeatmapOptions, img: RgbImage): HeatmapPlan {
+  const query = resolveQuery(opts, img);
+  const stride = opts.stride ?? Math.max(1, Math.round(query.size / 8));
   if (!posInt(stride)) throw invalidArg('stride', 'a positive integer', stride);
-  const resize = opts.resize ?? modelInputSize(model as Parameters<typeof modelInputSize>[0]);
-  if (!posInt(resize)) throw invalidArg('resize', 'a positive integer', resize);
+  const resize = resolveResize(model, opts.resize);
   const alpha = opts.alpha ?? 0.5;
   if (!(typeof alpha === 'number' && alpha >= 0 && alpha <= 1)) throw invalidArg('alpha', 'a number in [0, 1]', alpha);
   const scale = opts.scale ?? defaultScale(img.width, img.height);
@@ -139,19 +156,34 @@ export async function patchHeatmap(model: FeatureModel, image: RgbImage | string
   if (opts.range !== undefined && !(Array.isArray(opts.range) && opts.range.length === 2 && opts.range.every(Number.isFinite) && opts.range[0] < opts.range[1])) {
     throw invalidArg('range', '[low, high] with low < high', opts.range);
   }
-  const space = opts.space ?? 'embedding';
-  if (space !== 'embedding' && space !== 'projection' && space !== 'both') throw invalidArg('space', "'embedding', 'projection' or 'both'", space);
-  const spaces: PatchSpace[] = space === 'both' ? ['embedding', 'projection'] : [space];
-  if (spaces.includes('projection') && model.projector === undefined) {
-    throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs a checkpoint with a projector (this one has none); use space 'embedding'");
+  const spaces = resolveSpaces(model, opts.space);
+  const rows = Math.floor((img.height - query.size) / stride) + 1;
+  const cols = Math.floor((img.width - query.size) / stride) + 1;
+  return { query, stride, resize, alpha, scale, spaces, rows, cols };
+}
+
+/** Cosine similarity of the query (row 0, unit length) to each sliding patch (rows 1…): (rows · cols) values. */
+function querySimilarities(features: Float32Array, dim: number, patches: number): Float32Array {
+  const sim = new Float32Array(patches);
+  for (let p = 0; p < patches; p++) {
+    let dot = 0;
+    for (let d = 0; d < dim; d++) dot += features[d]! * features[(p + 1) * dim + d]!;
+    sim[p] = dot;
   }
+  return sim;
+}
 
-  const rows = Math.floor((img.height - size) / stride) + 1;
-  const cols = Math.floor((img.width - size) / stride) + 1;
-  const boxes: PatchBox[] = [{ image: 0, x: q.x, y: q.y }];
+/** Embeds the query and every sliding patch, and draws one similarity map and panel per space. */
+async function similarityMaps(
+  model: FeatureModel,
+  img: RgbImage,
+  plan: HeatmapPlan,
+  opts: HeatmapOptions,
+): Promise<{ maps: HeatmapMap[]; panels: RgbImage[] }> {
+  const { query, stride, resize, spaces, rows, cols } = plan;
+  const { size } = query;
+  const boxes: PatchBox[] = [{ image: 0, x: query.x, y: query.y }];
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) boxes.push({ image: 0, x: c * stride, y: r * stride });
-  const query = { x: q.x, y: q.y, size };
-
   const maps: HeatmapMap[] = [];
   const panels: RgbImage[] = [];
   try {
@@ -159,27 +191,36 @@ export async function patchHeatmap(model: FeatureModel, image: RgbImage | string
     for (const s of spaces) {
       const { features, dim } = embedded[s]!;
       normalizeRows(features, dim);
-      const sim = new Float32Array(rows * cols);
-      for (let p = 0; p < rows * cols; p++) {
-        let dot = 0;
-        for (let d = 0; d < dim; d++) dot += features[d]! * features[(p + 1) * dim + d]!;
-        sim[p] = dot;
-      }
+      const sim = querySimilarities(features, dim, rows * cols);
       let [min, max] = opts.range ?? [Infinity, -Infinity];
       if (opts.range === undefined) for (const v of sim) [min, max] = [Math.min(min, v), Math.max(max, v)];
       maps.push({ space: s, similarity: Tensor.from(sim, [rows, cols]), min, max });
-      panels.push(renderHeatmapPanel(img, heatAtPixels(sim, rows, cols, stride, size, img.width, img.height), min, max, alpha, scale, query));
+      panels.push(renderHeatmapPanel(img, heatAtPixels(sim, rows, cols, stride, size, img.width, img.height), min, max, plan.alpha, plan.scale, query));
     }
   } catch (err) {
     for (const m of maps) m.similarity.dispose();
     throw err;
   }
+  return { maps, panels };
+}
+
+/**
+ * Similarity of a query patch of `image` to every patch on a sliding grid over it, in each space asked for,
+ * with the colour-mapped pictures side by side.
+ */
+export async function patchHeatmap(model: FeatureModel, image: RgbImage | string, opts: HeatmapOptions): Promise<HeatmapResult> {
+  if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
+  checkKeys(opts, HEATMAP_KEYS, 'patchHeatmap options');
+  const img = await loadImage(image);
+  const plan = resolveOptions(model, opts, img);
+  const { query, stride, resize, scale, rows, cols } = plan;
+  const { maps, panels } = await similarityMaps(model, img, plan, opts);
   const picture = panels.length === 1 ? panels[0]! : sideBySide(panels, Math.max(4, scale));
   return {
     maps,
     png: await encodePng(picture.width > 0 ? picture : blankImage(1, 1)),
     query,
-    grid: { rows, cols, stride, size, resize },
+    grid: { rows, cols, stride, size: query.size, resize },
     scale,
     image: { width: img.width, height: img.height },
   };

@@ -12,7 +12,8 @@ import { invalidArg, TorchSslError } from '../errors.js';
 import { checkKeys } from '../strict-keys.js';
 import type { FeatureModel, NormalizeOption } from '../features.js';
 import { blankImage, drawBox, encodePng, GREEN, paste, RED, sideBySide, upscale, type Rgb, type RgbImage } from './canvas.js';
-import { embedPatches, modelInputSize, normalizeRows, type PatchBox, type PatchSpace } from './patches.js';
+import { embedPatches, normalizeRows, type PatchBox, type PatchSpace } from './patches.js';
+import { checkNonNegativeInts, posInt, resolveResize, resolveSpaces } from './patch-options.js';
 
 export interface PatchKnnQuery {
   /** Index of the query's image in the data set. */
@@ -71,7 +72,6 @@ const KEYS = ['query', 'k', 'space', 'stride', 'resize', 'limit', 'memoryMb', 'n
 const _keysComplete: Exclude<keyof PatchKnnOptions, (typeof KEYS)[number]> extends never ? true : never = true;
 void _keysComplete;
 
-const posInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 const BLUE: Rgb = [40, 90, 255];
 const GRAY: Rgb = [128, 128, 128];
 
@@ -102,129 +102,216 @@ function tileOf(patch: RgbImage, tile: number, border: number, colour: Rgb): Rgb
   return out;
 }
 
-export async function patchKnn(model: FeatureModel, dataset: string | ImageSource, opts: PatchKnnOptions): Promise<PatchKnnResult> {
-  if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
-  checkKeys(opts, KEYS, 'patchKnn options');
-  const q = opts.query;
+/** The options checked, with their defaults filled in. */
+interface KnnPlan {
+  query: PatchKnnQuery;
+  k: number;
+  stride: number;
+  resize: number;
+  memoryMb: number;
+  tile: number;
+  spaces: PatchSpace[];
+}
+
+/** The bank's grid: rows × cols patches in each of the first `count` images. */
+interface BankLayout {
+  count: number;
+  width: number;
+  height: number;
+  rows: number;
+  cols: number;
+  perImage: number;
+  patches: number;
+}
+
+/** One space's bank: (patches × dim) unit rows, and the query's unit row. */
+interface PatchBank {
+  features: Float32Array;
+  dim: number;
+  query: Float32Array;
+}
+
+function checkQuery(q: PatchKnnQuery): PatchKnnQuery {
   if (typeof q !== 'object' || q === null) throw invalidArg('query', '{ image, x, y, size }', q);
   checkKeys(q, ['image', 'x', 'y', 'size'], 'patchKnn query');
-  for (const [k, v] of [['query.image', q.image], ['query.x', q.x], ['query.y', q.y]] as const) {
-    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) throw invalidArg(k, 'a non-negative integer', v);
-  }
+  checkNonNegativeInts([['query.image', q.image], ['query.x', q.x], ['query.y', q.y]]);
   if (!posInt(q.size)) throw invalidArg('query.size', 'a positive integer', q.size);
+  return q;
+}
+
+function resolveOptions(model: FeatureModel, opts: PatchKnnOptions): KnnPlan {
+  if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object', opts);
+  checkKeys(opts, KEYS, 'patchKnn options');
+  const q = checkQuery(opts.query);
   const k = opts.k ?? 119;
   if (!posInt(k)) throw invalidArg('k', 'a positive integer', k);
   const stride = opts.stride ?? Math.max(1, Math.floor(q.size / 2));
   if (!posInt(stride)) throw invalidArg('stride', 'a positive integer', stride);
-  const resize = opts.resize ?? modelInputSize(model as Parameters<typeof modelInputSize>[0]);
-  if (!posInt(resize)) throw invalidArg('resize', 'a positive integer', resize);
+  const resize = resolveResize(model, opts.resize);
   const memoryMb = opts.memoryMb ?? 512;
   if (!(typeof memoryMb === 'number' && memoryMb > 0)) throw invalidArg('memoryMb', 'a positive number', memoryMb);
   if (opts.limit !== undefined && !posInt(opts.limit)) throw invalidArg('limit', 'a positive integer', opts.limit);
   const tile = opts.tile ?? Math.max(48, 2 * q.size);
   const minTile = q.size + 2 * Math.max(2, Math.round(tile / 24));
   if (!posInt(tile) || tile < minTile) throw invalidArg('tile', `an integer ≥ ${minTile} (the patch side plus its frame)`, tile);
-  const space = opts.space ?? 'embedding';
-  if (space !== 'embedding' && space !== 'projection' && space !== 'both') throw invalidArg('space', "'embedding', 'projection' or 'both'", space);
-  const spaces: PatchSpace[] = space === 'both' ? ['embedding', 'projection'] : [space];
-  if (spaces.includes('projection') && model.projector === undefined) {
-    throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs a checkpoint with a projector (this one has none); use space 'embedding'");
-  }
+  return { query: q, k, stride, resize, memoryMb, tile, spaces: resolveSpaces(model, opts.space) };
+}
 
+/** The bank's grid over the first `limit` images, once the source is known to hold the query patch. */
+function layOutBank(source: ImageSource, q: PatchKnnQuery, stride: number, limit: number | undefined): BankLayout {
+  if (source.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${source.path}: patch kNN draws patches and needs uint8 (N, H, W, 3) images, not normalised float32`, { file: source.path });
+  const count = Math.min(source.count, limit ?? source.count);
+  const { width, height } = source;
+  if (q.image >= count) throw new TorchSslError('ERR_INVALID_ARG', `query image ${q.image} is not among the ${count} images of ${source.path}${limit ? ` (limit ${limit})` : ''}`);
+  if (q.x + q.size > width || q.y + q.size > height) {
+    throw new TorchSslError('ERR_INVALID_ARG', `the query patch (x ${q.x}, y ${q.y}, size ${q.size}) does not fit in the ${width}×${height} images of ${source.path}`);
+  }
+  const rows = Math.floor((height - q.size) / stride) + 1;
+  const cols = Math.floor((width - q.size) / stride) + 1;
+  return { count, width, height, rows, cols, perImage: rows * cols, patches: count * rows * cols };
+}
+
+/** Refuses, before any work, a bank whose float32 rows (one bank per space) would take more than memoryMb. */
+function checkBankMemory(model: FeatureModel, plan: KnnPlan, layout: BankLayout): void {
+  // One bank per space: the backbone's width for embedding, the projector's output for projection.
+  const dims = plan.spaces.map((s) => (s === 'embedding' ? model.backbone.featureDim : model.projector!.outputDim));
+  const totalDim = dims.reduce((a, b) => a + b, 0);
+  const bytes = layout.patches * totalDim * 4;
+  if (bytes > plan.memoryMb * 2 ** 20) {
+    throw new TorchSslError(
+      'ERR_INVALID_ARG',
+      `the patch bank (${layout.count} images × ${layout.perImage} patches × ${dims.join(' + ')} dims, float32) needs ${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MiB, more than memoryMb ${plan.memoryMb}: raise it, or take fewer images (limit) or a larger stride`,
+    );
+  }
+}
+
+/** Embeds the query patch and every grid patch of the bank's images, a chunk of images at a time, as unit rows. */
+async function embedBanks(
+  model: FeatureModel,
+  source: ImageSource,
+  queryImage: RgbImage,
+  plan: KnnPlan,
+  layout: BankLayout,
+  opts: PatchKnnOptions,
+): Promise<Map<PatchSpace, PatchBank>> {
+  const { query: q, stride, spaces } = plan;
+  const { count, width, height, rows, cols, perImage, patches } = layout;
+  const embedOpts = { size: q.size, resize: plan.resize, spaces, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal };
+  const banks = new Map<PatchSpace, PatchBank>();
+  const qe = await embedPatches(model, [queryImage], [{ image: 0, x: q.x, y: q.y }], embedOpts);
+  for (const s of spaces) {
+    const { features, dim } = qe[s]!;
+    banks.set(s, { features: new Float32Array(patches * dim), dim, query: normalizeRows(features, dim) });
+  }
+  const imagesPerChunk = Math.max(1, Math.floor(2048 / perImage));
+  for (let start = 0; start < count; start += imagesPerChunk) {
+    const end = Math.min(count, start + imagesPerChunk);
+    const b = await source.readBatch(start, end);
+    const imgs = batchImages(b.pixels as Uint8Array, b.count, width, height);
+    const boxes: PatchBox[] = [];
+    for (let i = 0; i < imgs.length; i++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) boxes.push({ image: i, x: c * stride, y: r * stride });
+    const e = await embedPatches(model, imgs, boxes, embedOpts);
+    for (const s of spaces) {
+      const bank = banks.get(s)!;
+      bank.features.set(normalizeRows(e[s]!.features, bank.dim), start * perImage * bank.dim);
+    }
+    opts.onProgress?.({ done: end, total: count });
+  }
+  return banks;
+}
+
+/** Cosine similarity of the query to every patch of the bank (both sides are unit rows). */
+function similarities({ features, dim, query }: PatchBank, patches: number): Float32Array {
+  const sims = new Float32Array(patches);
+  for (let p = 0; p < patches; p++) {
+    let dot = 0;
+    for (let d = 0; d < dim; d++) dot += query[d]! * features[p * dim + d]!;
+    sims[p] = dot;
+  }
+  return sims;
+}
+
+/** The k most similar patches of the other images (ties to the lower index), and their same-class share. */
+function nearestPatches(
+  space: PatchSpace,
+  bank: PatchBank,
+  plan: KnnPlan,
+  layout: BankLayout,
+  labels: Int32Array | undefined,
+  queryLabel: number | null,
+): PatchKnnSpaceResult {
+  const { perImage, cols, patches } = layout;
+  const sims = similarities(bank, patches);
+  const order = Array.from({ length: patches }, (_, i) => i).filter((p) => Math.floor(p / perImage) !== plan.query.image);
+  order.sort((a, b) => sims[b]! - sims[a]! || a - b);
+  const neighbours = order.slice(0, plan.k).map((p): PatchNeighbour => {
+    const image = Math.floor(p / perImage);
+    const cell = p % perImage;
+    const label = labels ? labels[image]! : null;
+    return { image, x: (cell % cols) * plan.stride, y: Math.floor(cell / cols) * plan.stride, similarity: sims[p]!, label, sameClass: label === null ? null : label === queryLabel };
+  });
+  const share = labels && neighbours.length > 0 ? neighbours.filter((n) => n.sameClass).length / neighbours.length : null;
+  return { space, neighbours, sameClassShare: share };
+}
+
+/** One space's grid: the query framed blue, then its neighbours framed by class (green same, red other, gray unknown). */
+async function drawGrid(source: ImageSource, result: PatchKnnSpaceResult, cache: Map<number, RgbImage>, plan: KnnPlan, border: number): Promise<RgbImage> {
+  const { query: q, tile } = plan;
+  const n = result.neighbours.length + 1;
+  const gridCols = Math.ceil(Math.sqrt(n));
+  const gridRows = Math.ceil(n / gridCols);
+  const gap = 2;
+  const panel = blankImage(gridCols * (tile + gap) - gap, gridRows * (tile + gap) - gap);
+  const items: [number, number, number, Rgb][] = [[q.image, q.x, q.y, BLUE], ...result.neighbours.map((nb): [number, number, number, Rgb] => [nb.image, nb.x, nb.y, nb.sameClass === null ? GRAY : nb.sameClass ? GREEN : RED])];
+  for (let i = 0; i < items.length; i++) {
+    const [image, x, y, colour] = items[i]!;
+    if (!cache.has(image)) cache.set(image, await readImage(source, image));
+    const t = tileOf(crop(cache.get(image)!, x, y, q.size), tile, border, colour);
+    paste(panel, t, (i % gridCols) * (tile + gap), Math.floor(i / gridCols) * (tile + gap));
+  }
+  return panel;
+}
+
+/** The grids, one per space left to right, as PNG bytes. */
+async function drawGrids(source: ImageSource, results: PatchKnnSpaceResult[], queryImage: RgbImage, plan: KnnPlan): Promise<Buffer> {
+  const { query: q, tile } = plan;
+  // Tiles of the query and its neighbours, re-read from the source (k images at most).
+  const cache = new Map<number, RgbImage>([[q.image, queryImage]]);
+  const border = Math.max(2, Math.round(tile / 24));
+  const panels: RgbImage[] = [];
+  for (const r of results) panels.push(await drawGrid(source, r, cache, plan, border));
+  const picture = panels.length === 1 ? panels[0]! : sideBySide(panels, Math.max(8, Math.round(tile / 3)));
+  return encodePng(picture);
+}
+
+/**
+ * The k patches of `dataset` nearest to the query patch, in each space asked for, and the grids that show them.
+ * The options are all checked, and the bank's memory bounded, before any image is read.
+ */
+export async function patchKnn(model: FeatureModel, dataset: string | ImageSource, opts: PatchKnnOptions): Promise<PatchKnnResult> {
+  const plan = resolveOptions(model, opts);
+  const q = plan.query;
   const source = typeof dataset === 'string' ? await openImageSource(dataset) : dataset;
   try {
-    if (source.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${source.path}: patch kNN draws patches and needs uint8 (N, H, W, 3) images, not normalised float32`, { file: source.path });
-    const count = Math.min(source.count, opts.limit ?? source.count);
-    const { width, height } = source;
-    if (q.image >= count) throw new TorchSslError('ERR_INVALID_ARG', `query image ${q.image} is not among the ${count} images of ${source.path}${opts.limit ? ` (limit ${opts.limit})` : ''}`);
-    if (q.x + q.size > width || q.y + q.size > height) {
-      throw new TorchSslError('ERR_INVALID_ARG', `the query patch (x ${q.x}, y ${q.y}, size ${q.size}) does not fit in the ${width}×${height} images of ${source.path}`);
-    }
-    const rows = Math.floor((height - q.size) / stride) + 1;
-    const cols = Math.floor((width - q.size) / stride) + 1;
-    const perImage = rows * cols;
-    const patches = count * perImage;
-    // One bank per space: the backbone's width for embedding, the projector's output for projection.
-    const dims = spaces.map((s) => (s === 'embedding' ? model.backbone.featureDim : model.projector!.outputDim));
-    const totalDim = dims.reduce((a, b) => a + b, 0);
-    const bytes = patches * totalDim * 4;
-    if (bytes > memoryMb * 2 ** 20) {
-      throw new TorchSslError(
-        'ERR_INVALID_ARG',
-        `the patch bank (${count} images × ${perImage} patches × ${dims.join(' + ')} dims, float32) needs ${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MiB, more than memoryMb ${memoryMb}: raise it, or take fewer images (limit) or a larger stride`,
-      );
-    }
-    const labels = source.labels ? source.labels.subarray(0, count) : undefined;
+    const layout = layOutBank(source, q, plan.stride, opts.limit);
+    checkBankMemory(model, plan, layout);
+    const labels = source.labels ? source.labels.subarray(0, layout.count) : undefined;
     const queryLabel = labels ? labels[q.image]! : null;
     const queryImage = await readImage(source, q.image);
-
-    const banks = new Map<PatchSpace, { features: Float32Array; dim: number; query: Float32Array }>();
-    const qe = await embedPatches(model, [queryImage], [{ image: 0, x: q.x, y: q.y }], { size: q.size, resize, spaces, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
-    for (const s of spaces) {
-      const { features, dim } = qe[s]!;
-      banks.set(s, { features: new Float32Array(patches * dim), dim, query: normalizeRows(features, dim) });
-    }
-    const imagesPerChunk = Math.max(1, Math.floor(2048 / perImage));
-    for (let start = 0; start < count; start += imagesPerChunk) {
-      const end = Math.min(count, start + imagesPerChunk);
-      const b = await source.readBatch(start, end);
-      const imgs = batchImages(b.pixels as Uint8Array, b.count, width, height);
-      const boxes: PatchBox[] = [];
-      for (let i = 0; i < imgs.length; i++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) boxes.push({ image: i, x: c * stride, y: r * stride });
-      const e = await embedPatches(model, imgs, boxes, { size: q.size, resize, spaces, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
-      for (const s of spaces) {
-        const bank = banks.get(s)!;
-        bank.features.set(normalizeRows(e[s]!.features, bank.dim), start * perImage * bank.dim);
-      }
-      opts.onProgress?.({ done: end, total: count });
-    }
-
-    const results: PatchKnnSpaceResult[] = [];
-    for (const s of spaces) {
-      const { features, dim, query } = banks.get(s)!;
-      const sims = new Float32Array(patches);
-      for (let p = 0; p < patches; p++) {
-        let dot = 0;
-        for (let d = 0; d < dim; d++) dot += query[d]! * features[p * dim + d]!;
-        sims[p] = dot;
-      }
-      const order = Array.from({ length: patches }, (_, i) => i).filter((p) => Math.floor(p / perImage) !== q.image);
-      order.sort((a, b) => sims[b]! - sims[a]! || a - b);
-      const neighbours = order.slice(0, k).map((p): PatchNeighbour => {
-        const image = Math.floor(p / perImage);
-        const cell = p % perImage;
-        const label = labels ? labels[image]! : null;
-        return { image, x: (cell % cols) * stride, y: Math.floor(cell / cols) * stride, similarity: sims[p]!, label, sameClass: label === null ? null : label === queryLabel };
-      });
-      const share = labels && neighbours.length > 0 ? neighbours.filter((n) => n.sameClass).length / neighbours.length : null;
-      results.push({ space: s, neighbours, sameClassShare: share });
-    }
-
-    // The grids: tiles of the query and its neighbours, re-read from the source (k images at most).
-    const cache = new Map<number, RgbImage>([[q.image, queryImage]]);
-    const border = Math.max(2, Math.round(tile / 24));
-    const panels: RgbImage[] = [];
-    for (const r of results) {
-      const n = r.neighbours.length + 1;
-      const gridCols = Math.ceil(Math.sqrt(n));
-      const gridRows = Math.ceil(n / gridCols);
-      const gap = 2;
-      const panel = blankImage(gridCols * (tile + gap) - gap, gridRows * (tile + gap) - gap);
-      const items: [number, number, number, Rgb][] = [[q.image, q.x, q.y, BLUE], ...r.neighbours.map((nb): [number, number, number, Rgb] => [nb.image, nb.x, nb.y, nb.sameClass === null ? GRAY : nb.sameClass ? GREEN : RED])];
-      for (let i = 0; i < items.length; i++) {
-        const [image, x, y, colour] = items[i]!;
-        if (!cache.has(image)) cache.set(image, await readImage(source, image));
-        const t = tileOf(crop(cache.get(image)!, x, y, q.size), tile, border, colour);
-        paste(panel, t, (i % gridCols) * (tile + gap), Math.floor(i / gridCols) * (tile + gap));
-      }
-      panels.push(panel);
-    }
-    const picture = panels.length === 1 ? panels[0]! : sideBySide(panels, Math.max(8, Math.round(tile / 3)));
+    const banks = await embedBanks(model, source, queryImage, plan, layout, opts);
+    const results = plan.spaces.map((s) => nearestPatches(s, banks.get(s)!, plan, layout, labels, queryLabel));
     return {
       results,
-      png: await encodePng(picture),
+      png: await drawGrids(source, results, queryImage, plan),
       query: { ...q, label: queryLabel },
-      bank: { images: count, patches, patchesPerImage: perImage, stride, resize, bytes: [...banks.values()].reduce((s, b) => s + b.features.byteLength, 0) },
+      bank: {
+        images: layout.count,
+        patches: layout.patches,
+        patchesPerImage: layout.perImage,
+        stride: plan.stride,
+        resize: plan.resize,
+        bytes: [...banks.values()].reduce((s, b) => s + b.features.byteLength, 0),
+      },
     };
   } finally {
     if (typeof dataset === 'string') await source.close();
