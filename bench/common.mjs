@@ -28,7 +28,11 @@ async function computeFairBlas() {
   const { buildInfo, describeBlas } = await lib();
   const b = buildInfo().blas;
   if (b.chosenBy === 'torch-ssl') {
-    return { env: { OPENBLAS_CORETYPE: b.core }, misread: true, note: `OpenBLAS reads this CPU as ${b.detected}: PyTorch runs with OPENBLAS_CORETYPE=${b.core} (as installed: ${b.detected}, printed beside). torch-ssl: ${describeBlas(b)}` };
+    return {
+      env: { OPENBLAS_CORETYPE: b.core },
+      misread: true,
+      note: `OpenBLAS reads this CPU as ${b.detected}: PyTorch runs with OPENBLAS_CORETYPE=${b.core} (as installed: ${b.detected}, printed beside). torch-ssl: ${describeBlas(b)}`,
+    };
   }
   return { env: {}, misread: false, note: `${describeBlas(b)}; PyTorch runs on the same OpenBLAS as installed, which reads this CPU correctly` };
 }
@@ -49,7 +53,15 @@ export function runPython(script, args, threads, extraEnv = {}, { blasAsInstalle
 export function cpuName() {
   const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
   const flags = /flags\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
-  const isa = /\bamx_bf16\b/.test(flags) ? 'AMX-BF16 + AVX-512' : /\bavx512_bf16\b/.test(flags) ? 'AVX-512 with BF16' : /\bavx512f\b/.test(flags) ? 'AVX-512' : /\bavx2\b/.test(flags) ? 'AVX2' : 'no AVX2';
+  const isa = /\bamx_bf16\b/.test(flags)
+    ? 'AMX-BF16 + AVX-512'
+    : /\bavx512_bf16\b/.test(flags)
+      ? 'AVX-512 with BF16'
+      : /\bavx512f\b/.test(flags)
+        ? 'AVX-512'
+        : /\bavx2\b/.test(flags)
+          ? 'AVX2'
+          : 'no AVX2';
   return `${m?.[1]?.trim() ?? 'unknown CPU'} (${isa})`;
 }
 

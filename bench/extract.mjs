@@ -28,7 +28,23 @@ try {
     return { s, stdout: r.stdout };
   };
   const ours = (extra = []) =>
-    time(process.execPath, [join(root, 'bench', 'extract-job.mjs'), 'extract', '--checkpoint', ckpt, '--input', images, '--out', join(dir, 'ours.npy'), '--pool', 'local', '--normalize', 'cifar10', '--batch-size', String(batch), ...extra]);
+    time(process.execPath, [
+      join(root, 'bench', 'extract-job.mjs'),
+      'extract',
+      '--checkpoint',
+      ckpt,
+      '--input',
+      images,
+      '--out',
+      join(dir, 'ours.npy'),
+      '--pool',
+      'local',
+      '--normalize',
+      'cifar10',
+      '--batch-size',
+      String(batch),
+      ...extra,
+    ]);
   const theirs = (cl) => time(python, [join(root, 'bench', 'py', 'extract.py'), threads, ckpt, images, join(dir, 'ref.npy'), batch, cl ? 1 : 0]);
   // Interleaved, best of `runs` each: a shared machine's background load hits both sides alike.
   let [a, b, c] = [Infinity, Infinity, Infinity];
@@ -47,11 +63,14 @@ try {
     diff = Math.max(diff, Math.abs(x[i] - y[i]));
     scale = Math.max(scale, Math.abs(y[i]));
   }
-  table(`bench/extract: ${count} real digits 32×32, ResNet-18 CIFAR stem, --pool local (2048-d), batch ${batch}, ${threads} threads, best of ${runs}, whole process`, [
-    { name: 'images/s vs PyTorch (contiguous, inference_mode)', ours: count / a, reference: count / b, unit: 'images/s' },
-    { name: 'images/s vs PyTorch (channels_last)', ours: count / a, reference: count / c, unit: 'images/s' },
-    { name: 'process seconds vs PyTorch (contiguous)', ours: a, reference: b, unit: 's', higherIsBetter: false },
-  ]);
+  table(
+    `bench/extract: ${count} real digits 32×32, ResNet-18 CIFAR stem, --pool local (2048-d), batch ${batch}, ${threads} threads, best of ${runs}, whole process`,
+    [
+      { name: 'images/s vs PyTorch (contiguous, inference_mode)', ours: count / a, reference: count / b, unit: 'images/s' },
+      { name: 'images/s vs PyTorch (channels_last)', ours: count / a, reference: count / c, unit: 'images/s' },
+      { name: 'process seconds vs PyTorch (contiguous)', ours: a, reference: b, unit: 's', higherIsBetter: false },
+    ],
+  );
   console.log(`features agree: max |Δ| / max |ref| = ${(diff / scale).toExponential(2)}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -62,7 +62,9 @@ try {
   const grid = await knnGrid({ trainFeatures: train.f, trainLabels: train.l, testFeatures: test.f, testLabels: test.l });
   const gridS = (performance.now() - t0) / 1000;
   table(`bench/knn: ${nTrain} × ${dim} bank vs ${nTest} queries, ${classes} classes, ${threads} threads, best of ${runs}, compute seconds`, rows);
-  console.log(`knnGrid (8 k × 8 T, cosine, one pass): ${gridS.toFixed(2)} s; best k=${grid.best.k} T=${grid.best.temperature} top-1 ${grid.best.top1.toFixed(2)} %`);
+  console.log(
+    `knnGrid (8 k × 8 T, cosine, one pass): ${gridS.toFixed(2)} s; best k=${grid.best.k} T=${grid.best.temperature} top-1 ${grid.best.top1.toFixed(2)} %`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -53,7 +53,21 @@ const threads = threadsFromEnv();
 const cpu = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? cpus()[0]?.model ?? 'unknown CPU';
 const FM = '/usr/share/datasets/fashion-mnist';
 
-const { openImageSource, resolveTrainConfig, train, Tensor, writeNpy, setNumThreads, NORMALIZATIONS, loadCheckpoint, extractFeatures, knn, linearProbe, resnet, manualSeed } = await lib();
+const {
+  openImageSource,
+  resolveTrainConfig,
+  train,
+  Tensor,
+  writeNpy,
+  setNumThreads,
+  NORMALIZATIONS,
+  loadCheckpoint,
+  extractFeatures,
+  knn,
+  linearProbe,
+  resnet,
+  manualSeed,
+} = await lib();
 setNumThreads(threads);
 const work = mkdtempSync(join(tmpdir(), 'tssl-learning-'));
 
@@ -64,7 +78,14 @@ async function exportSplit(file, count, name) {
     const b = await src.readBatch(0, src.count);
     const images = join(work, `${name}.npy`);
     await writeNpy(images, Tensor.from(b.pixels, [src.count, size, size, 3], { dtype: 'uint8' }));
-    await writeNpy(join(work, `${name}-labels.npy`), Tensor.from(BigInt64Array.from(b.labels, (v) => BigInt(v)), [src.count], { dtype: 'int64' }));
+    await writeNpy(
+      join(work, `${name}-labels.npy`),
+      Tensor.from(
+        BigInt64Array.from(b.labels, (v) => BigInt(v)),
+        [src.count],
+        { dtype: 'int64' },
+      ),
+    );
     return images;
   } finally {
     await src.close();
@@ -87,12 +108,21 @@ function recipe(method, seed) {
     method,
     data: { train: trainPath, val: testPath, normalization: 'fashion-mnist' },
     ...(method === 'tcr'
-      ? { views: tcrViews, augmentation: [{ ...view, scale: [0.25, 0.25], ratio: [1, 1], interpolation: 'bilinear' }], scheduler: { ...base.scheduler, warmupEpochs: 0 } }
+      ? {
+          views: tcrViews,
+          augmentation: [{ ...view, scale: [0.25, 0.25], ratio: [1, 1], interpolation: 'bilinear' }],
+          scheduler: { ...base.scheduler, warmupEpochs: 0 },
+        }
       : {}),
     // DINO and SwAV: multi-crop, the recipe's view as 2 large crops and 4 small crops of half the side (together
     // the compute of one more large crop).
     ...(method === 'dino' || method === 'swav'
-      ? { augmentation: [{ ...view, crops: 2 }, { ...view, size: Math.round((view.size ?? 32) / 2), scale: [0.2, 0.5], crops: 4 }] }
+      ? {
+          augmentation: [
+            { ...view, crops: 2 },
+            { ...view, size: Math.round((view.size ?? 32) / 2), scale: [0.2, 0.5], crops: 4 },
+          ],
+        }
       : {}),
     // TCR's epochs see `tcrViews` views per image: as many as keep the compute equal to the 2-view methods'.
     epochs: method === 'tcr' ? Math.max(1, Math.round((epochs * 2) / tcrViews)) : epochs,
@@ -107,12 +137,18 @@ function recipe(method, seed) {
 function oursRun(config, dir) {
   const rows = [];
   const t0 = performance.now();
-  return train({ ...config, checkpoint: { dir, every: 0 } }, {
-    onProgress: (e) => {
-      if (e.type === 'knn') rows.push({ epoch: e.epoch, top1: e.top1, top5: e.top5, seconds: (performance.now() - t0) / 1000 });
-      if (e.type === 'knn' || e.type === 'epoch') console.log(`  torch-ssl ${e.type === 'knn' ? `epoch ${e.epoch}: kNN top-1 ${e.top1.toFixed(2)}%` : `epoch ${e.epoch}: loss ${e.loss.toFixed(4)}`} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  return train(
+    { ...config, checkpoint: { dir, every: 0 } },
+    {
+      onProgress: (e) => {
+        if (e.type === 'knn') rows.push({ epoch: e.epoch, top1: e.top1, top5: e.top5, seconds: (performance.now() - t0) / 1000 });
+        if (e.type === 'knn' || e.type === 'epoch')
+          console.log(
+            `  torch-ssl ${e.type === 'knn' ? `epoch ${e.epoch}: kNN top-1 ${e.top1.toFixed(2)}%` : `epoch ${e.epoch}: loss ${e.loss.toFixed(4)}`} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+          );
+      },
     },
-  }).then(
+  ).then(
     (r) => ({ rows, seconds: (performance.now() - t0) / 1000, imagesPerSec: r.imagesPerSec, checkpoint: r.checkpoint }),
     (err) => {
       if (err?.code !== 'ERR_TORCH_VALUE') throw err;
@@ -160,7 +196,10 @@ function pythonRun(config) {
   return new Promise((resolve, reject) => {
     // Python's threads: intra-op `threads` for the step, one DataLoader worker for the transforms (like the
     // native producer thread).
-    const p = spawn(python, [join(root, 'bench', 'py', 'learning.py'), file], { env: { ...process.env, OMP_NUM_THREADS: String(threads) }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(python, [join(root, 'bench', 'py', 'learning.py'), file], {
+      env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const rows = [];
     let done;
     let buf = '';
@@ -175,15 +214,20 @@ function pythonRun(config) {
         else if (j.diverged) {
           done = { seconds: j.seconds, diverged: `loss ${j.loss} at step ${j.step}` };
           console.log(`  PyTorch   diverged: loss ${j.loss} at step ${j.step}`);
-        }
-        else {
+        } else {
           rows.push({ epoch: j.epoch, top1: j.top1, top5: j.top5, seconds: j.seconds });
-          console.log(`  PyTorch   epoch ${j.epoch}: kNN top-1 ${j.top1.toFixed(2)}%${j.loss != null ? `, loss ${j.loss.toFixed(4)}` : ''} (${j.seconds.toFixed(0)} s)`);
+          console.log(
+            `  PyTorch   epoch ${j.epoch}: kNN top-1 ${j.top1.toFixed(2)}%${j.loss != null ? `, loss ${j.loss.toFixed(4)}` : ''} (${j.seconds.toFixed(0)} s)`,
+          );
         }
       }
     });
     p.on('error', reject);
-    p.on('exit', (code) => (done && (code === 0 || done.diverged) ? resolve({ rows, seconds: done.seconds, ...(done.diverged && { diverged: done.diverged }) }) : reject(new Error(`bench/py/learning.py exited ${code}`))));
+    p.on('exit', (code) =>
+      done && (code === 0 || done.diverged)
+        ? resolve({ rows, seconds: done.seconds, ...(done.diverged && { diverged: done.diverged }) })
+        : reject(new Error(`bench/py/learning.py exited ${code}`)),
+    );
   });
 }
 
@@ -196,11 +240,21 @@ const mapSide = Math.ceil((size + 2) / 8);
 const localPool = mapSide >= 5 ? { kernel: 3, stride: 2 } : { kernel: 2, stride: 1 };
 async function globalVsLocal(model) {
   const out = {};
-  for (const [name, pooling] of [['global', 'global'], ['local', localPool]]) {
+  for (const [name, pooling] of [
+    ['global', 'global'],
+    ['local', localPool],
+  ]) {
     const tr = await extractFeatures(model, trainPath, { pooling, normalize: 'fashion-mnist' });
     const te = await extractFeatures(model, testPath, { pooling, normalize: 'fashion-mnist' });
     const k = await knn({ trainFeatures: tr.features, trainLabels: tr.labels, testFeatures: te.features, testLabels: te.labels, k: 20, temperature: 0.07 });
-    const lp = await linearProbe({ trainFeatures: tr.features, trainLabels: tr.labels, testFeatures: te.features, testLabels: te.labels, epochs: 100, evalEveryEpoch: false });
+    const lp = await linearProbe({
+      trainFeatures: tr.features,
+      trainLabels: tr.labels,
+      testFeatures: te.features,
+      testLabels: te.labels,
+      epochs: 100,
+      evalEveryEpoch: false,
+    });
     out[name] = { dim: tr.dim, knnTop1: k.top1, linearTop1: lp.top1 };
     tr.features.dispose();
     te.features.dispose();
@@ -209,7 +263,8 @@ async function globalVsLocal(model) {
   }
   return out;
 }
-const describeFeatures = (f) => `global ${f.global.dim}-d kNN ${f.global.knnTop1.toFixed(2)}% / linear ${f.global.linearTop1.toFixed(2)}%; local ${f.local.dim}-d kNN ${f.local.knnTop1.toFixed(2)}% / linear ${f.local.linearTop1.toFixed(2)}%`;
+const describeFeatures = (f) =>
+  `global ${f.global.dim}-d kNN ${f.global.knnTop1.toFixed(2)}% / linear ${f.global.linearTop1.toFixed(2)}%; local ${f.local.dim}-d kNN ${f.local.knnTop1.toFixed(2)}% / linear ${f.local.linearTop1.toFixed(2)}%`;
 
 const results = [];
 manualSeed(5);
@@ -217,7 +272,9 @@ const fresh = resnet({ depth: 18, stem: 'cifar' }).eval();
 const randomInit = await globalVsLocal({ backbone: fresh });
 fresh.dispose();
 console.log(`random initialisation: ${describeFeatures(randomInit)}`);
-console.log(`bench/learning: Fashion-MNIST ${trainCount} train / ${testCount} test images at ${size}×${size} (gray → RGB), ResNet-18 CIFAR stem, recipe ${a.recipe}, ${epochs} epochs, ${threads} threads; CPU: ${cpu}`);
+console.log(
+  `bench/learning: Fashion-MNIST ${trainCount} train / ${testCount} test images at ${size}×${size} (gray → RGB), ResNet-18 CIFAR stem, recipe ${a.recipe}, ${epochs} epochs, ${threads} threads; CPU: ${cpu}`,
+);
 for (const method of methods) {
   for (let s = 0; s < seeds; s++) {
     const seed = firstSeed + s;
@@ -249,10 +306,15 @@ const lines = [];
 lines.push(`| method | seed | views × batch | side | ${Array.from({ length: epochs + 1 }, (_, e) => (e === 0 ? 'init' : `ep ${e}`)).join(' | ')} | wall s |`);
 lines.push(`|${'---|'.repeat(5 + epochs + 1)}`);
 for (const r of results) {
-  for (const [side, run] of [['torch-ssl', r.ours], ['PyTorch', r.py]]) {
+  for (const [side, run] of [
+    ['torch-ssl', r.ours],
+    ['PyTorch', r.py],
+  ]) {
     if (!run) continue;
     const cells = Array.from({ length: epochs + 1 }, (_, e) => fmt(run.rows.find((x) => x.epoch === e)?.top1));
-    lines.push(`| ${r.method} | ${r.seed} | ${r.views} × ${r.batch} | ${side}${run.diverged ? ' (diverged)' : ''} | ${cells.join(' | ')} | ${run.seconds.toFixed(0)} |`);
+    lines.push(
+      `| ${r.method} | ${r.seed} | ${r.views} × ${r.batch} | ${side}${run.diverged ? ' (diverged)' : ''} | ${cells.join(' | ')} | ${run.seconds.toFixed(0)} |`,
+    );
   }
 }
 const summary = results
@@ -262,15 +324,44 @@ const summary = results
     const p = r.py.rows.at(-1).top1;
     return `${r.method} (seed ${r.seed}): torch-ssl ${o.toFixed(2)}% vs PyTorch ${p.toFixed(2)}% (Δ ${(o - p).toFixed(2)} points), wall ${r.ours.seconds.toFixed(0)} s vs ${r.py.seconds.toFixed(0)} s (${(r.py.seconds / r.ours.seconds).toFixed(2)}× faster)`;
   });
-const featLines = [`| backbone | global ${randomInit.global.dim}-d kNN | local ${randomInit.local.dim}-d kNN | global linear | local linear |`, '|---|---|---|---|---|'];
-featLines.push(`| random init | ${fmt(randomInit.global.knnTop1)} | ${fmt(randomInit.local.knnTop1)} | ${fmt(randomInit.global.linearTop1)} | ${fmt(randomInit.local.linearTop1)} |`);
+const featLines = [
+  `| backbone | global ${randomInit.global.dim}-d kNN | local ${randomInit.local.dim}-d kNN | global linear | local linear |`,
+  '|---|---|---|---|---|',
+];
+featLines.push(
+  `| random init | ${fmt(randomInit.global.knnTop1)} | ${fmt(randomInit.local.knnTop1)} | ${fmt(randomInit.global.linearTop1)} | ${fmt(randomInit.local.linearTop1)} |`,
+);
 for (const r of results) {
-  if (r.features) featLines.push(`| ${r.method} seed ${r.seed} (torch-ssl) | ${fmt(r.features.global.knnTop1)} | ${fmt(r.features.local.knnTop1)} | ${fmt(r.features.global.linearTop1)} | ${fmt(r.features.local.linearTop1)} |`);
+  if (r.features)
+    featLines.push(
+      `| ${r.method} seed ${r.seed} (torch-ssl) | ${fmt(r.features.global.knnTop1)} | ${fmt(r.features.local.knnTop1)} | ${fmt(r.features.global.linearTop1)} | ${fmt(r.features.local.linearTop1)} |`,
+    );
 }
 console.log(`\n${lines.join('\n')}\n\n${summary.join('\n')}\n\n${featLines.join('\n')}`);
 mkdirSync(a.out, { recursive: true });
 const json = join(a.out, 'learning-bench.json');
-writeFileSync(`${json}.tmp`, JSON.stringify({ cpu, threads, epochs, trainCount, testCount, size, recipe: base, date: new Date().toISOString(), randomInit, localPool, results, table: lines, features: featLines }, null, 1));
+writeFileSync(
+  `${json}.tmp`,
+  JSON.stringify(
+    {
+      cpu,
+      threads,
+      epochs,
+      trainCount,
+      testCount,
+      size,
+      recipe: base,
+      date: new Date().toISOString(),
+      randomInit,
+      localPool,
+      results,
+      table: lines,
+      features: featLines,
+    },
+    null,
+    1,
+  ),
+);
 renameSync(`${json}.tmp`, json);
 try {
   execFileSync(python, [join(root, 'bench', 'py', 'learning_plot.py'), json, a.out], { stdio: 'inherit' });

@@ -16,7 +16,15 @@ try {
   const { augment, readNpy, setNumThreads, resolveTrainConfig } = await lib();
   setNumThreads(1);
   const images = await readNpy(npy);
-  const views = resolveTrainConfig({ method: 'dino', data: { train: npy }, augmentation: [{ size: 32, scale: [0.4, 1], crops: 1 }, { size: 32, scale: [0.4, 1], solarize: 0.2, crops: 1 }, { size: 16, scale: [0.05, 0.4], crops: 6 }] }).resolvedViews;
+  const views = resolveTrainConfig({
+    method: 'dino',
+    data: { train: npy },
+    augmentation: [
+      { size: 32, scale: [0.4, 1], crops: 1 },
+      { size: 32, scale: [0.4, 1], solarize: 0.2, crops: 1 },
+      { size: 16, scale: [0.05, 0.4], crops: 6 },
+    ],
+  }).resolvedViews;
   const run = async () => {
     const t0 = performance.now();
     let seen = 0;
@@ -35,7 +43,9 @@ try {
   await run();
   const ours = await run();
   console.log(`CPU: ${cpuName()}; ${n} images, batches of ${batch}, ${views.length} views each (2 × 32 px, 6 × 16 px), 1 thread; PyTorch ${py.torch}`);
-  table('bench/multicrop: DINO multi-crop views per second', [{ name: 'multi-crop views (native batch vs DataLoader)', ours, reference: py.viewsPerSec, unit: 'views/s, higher is better' }]);
+  table('bench/multicrop: DINO multi-crop views per second', [
+    { name: 'multi-crop views (native batch vs DataLoader)', ours, reference: py.viewsPerSec, unit: 'views/s, higher is better' },
+  ]);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

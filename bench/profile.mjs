@@ -27,7 +27,11 @@ const CATEGORIES = [
   { name: 'LARS (+ grad-scaler check)', test: (o) => o.phase === 'tssl::optimizer' || o.name === 'tssl::optimizer' },
   { name: 'conv forward', kind: 'conv', test: (o) => fwd(o) && /^aten::.*conv/.test(o.name) },
   { name: 'conv backward (data + weights)', kind: 'conv', test: (o) => bwd(o) && /convolution_backward|ConvolutionBackward|SmallMapConv/.test(o.name) },
-  { name: 'conv backward, weights as one GEMM (small maps)', kind: 'gemm', test: (o) => o.phase === 'tssl::conv_weight_grad' || o.name === 'tssl::conv_weight_grad' },
+  {
+    name: 'conv backward, weights as one GEMM (small maps)',
+    kind: 'gemm',
+    test: (o) => o.phase === 'tssl::conv_weight_grad' || o.name === 'tssl::conv_weight_grad',
+  },
   { name: 'BatchNorm forward', kind: 'mem', test: (o) => fwd(o) && /batch_norm/.test(o.name) },
   { name: 'BatchNorm backward', kind: 'mem', test: (o) => bwd(o) && /batch_norm_backward|BatchNormBackward/.test(o.name) },
   { name: 'ReLU forward', kind: 'mem', test: (o) => fwd(o) && /relu|clamp_min/.test(o.name) },
@@ -46,7 +50,18 @@ async function profile(precision) {
   const dir = mkdtempSync(join(tmpdir(), 'tssl-bench-profile-'));
   try {
     const data = join(root, '.cache', 'datasets', 'digits-train.npy');
-    const r = await train({ method: 'vicreg', data: { train: data }, batchSize: batch, epochs: 1000, maxSteps: steps + 1, profileSteps: steps, precision, scheduler: { warmupEpochs: 0 }, checkpoint: { dir, every: 0 }, logEvery: 1000 });
+    const r = await train({
+      method: 'vicreg',
+      data: { train: data },
+      batchSize: batch,
+      epochs: 1000,
+      maxSteps: steps + 1,
+      profileSteps: steps,
+      precision,
+      scheduler: { warmupEpochs: 0 },
+      checkpoint: { dir, every: 0 },
+      logEvery: 1000,
+    });
     return r.profile;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -57,7 +72,9 @@ const fmt = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const ceilings = runPython('ceilings.py', [threads], threads, blas.env);
 console.log(`bench/profile: VICReg, ResNet-18 CIFAR stem, batch ${batch} × 2 views of 32×32, ${steps} profiled steps after a warm-up step, ${threads} threads`);
 console.log(`CPU: ${cpuName()}; LibTorch ${buildInfo().torchVersion}`);
-console.log(`ceilings on this machine (bench/py/ceilings.py, same libraries): conv 3×3 64→64 128×32×32 channels_last fwd / bwd-data / bwd-weight: fp32 ${fmt(ceilings.conv_fwd_fp32, 0)} / ${fmt(ceilings.conv_bwd_data_fp32, 0)} / ${fmt(ceilings.conv_bwd_weight_fp32, 0)}, bf16 ${fmt(ceilings.conv_fwd_bf16, 0)} / ${fmt(ceilings.conv_bwd_data_bf16, 0)} / ${fmt(ceilings.conv_bwd_weight_bf16, 0)} GFLOP/s; GEMM 2048² fp32 ${fmt(ceilings.gemm_fp32, 0)}, bf16 ${fmt(ceilings.gemm_bf16, 0)} GFLOP/s; copy ${fmt(ceilings.copy_GBps)} GB/s`);
+console.log(
+  `ceilings on this machine (bench/py/ceilings.py, same libraries): conv 3×3 64→64 128×32×32 channels_last fwd / bwd-data / bwd-weight: fp32 ${fmt(ceilings.conv_fwd_fp32, 0)} / ${fmt(ceilings.conv_bwd_data_fp32, 0)} / ${fmt(ceilings.conv_bwd_weight_fp32, 0)}, bf16 ${fmt(ceilings.conv_fwd_bf16, 0)} / ${fmt(ceilings.conv_bwd_data_bf16, 0)} / ${fmt(ceilings.conv_bwd_weight_bf16, 0)} GFLOP/s; GEMM 2048² fp32 ${fmt(ceilings.gemm_fp32, 0)}, bf16 ${fmt(ceilings.gemm_bf16, 0)} GFLOP/s; copy ${fmt(ceilings.copy_GBps)} GB/s`,
+);
 const report = { cpu: cpuName(), batch, threads, ceilings, precisions: {} };
 for (const precision of precisions) {
   const p = await profile(precision);
@@ -72,7 +89,9 @@ for (const precision of precisions) {
     row.elements += o.elements / p.steps;
     row.calls += o.calls / p.steps;
   }
-  console.log(`\n[precision ${precision}] step ${perStep.toFixed(0)} ms (${(batch / (perStep / 1000)).toFixed(1)} images/s while profiled); rows are self time, so they add up to the step`);
+  console.log(
+    `\n[precision ${precision}] step ${perStep.toFixed(0)} ms (${(batch / (perStep / 1000)).toFixed(1)} images/s while profiled); rows are self time, so they add up to the step`,
+  );
   console.log(`${'category'.padEnd(44)} ${'ms/step'.padStart(8)} ${'share'.padStart(6)} ${'calls'.padStart(6)}  achieved`);
   const bytesPerElement = bf16 ? 2 : 4;
   for (const r of rows.filter((x) => x.ms > 0.05).sort((a, b) => b.ms - a.ms)) {
@@ -85,14 +104,22 @@ for (const precision of precisions) {
       const gbs = (r.elements * bytesPerElement) / (r.ms / 1000) / 1e9;
       achieved = `≥ ${gbs.toFixed(1)} GB/s read (${((100 * gbs) / ceilings.copy_GBps).toFixed(0)}% of copy bandwidth; inputs at ${bytesPerElement} B)`;
     }
-    console.log(`${r.name.padEnd(44)} ${r.ms.toFixed(1).padStart(8)} ${`${((100 * r.ms) / perStep).toFixed(1)}%`.padStart(6)} ${r.calls.toFixed(0).padStart(6)}  ${achieved}`);
+    console.log(
+      `${r.name.padEnd(44)} ${r.ms.toFixed(1).padStart(8)} ${`${((100 * r.ms) / perStep).toFixed(1)}%`.padStart(6)} ${r.calls.toFixed(0).padStart(6)}  ${achieved}`,
+    );
   }
   console.log(`\n[precision ${precision}] convolutions by shape (input, weight; backward: grad_output, input, weight)`);
   const convs = p.ops.filter((o) => o.shapes !== '' && /conv/.test(o.name)).sort((a, b) => b.selfMs - a.selfMs);
   for (const o of convs.slice(0, 12)) {
     const ms = o.selfMs / p.steps;
-    console.log(`${o.name.padEnd(28)} ${o.shapes.padEnd(58)} ${ms.toFixed(1).padStart(7)} ms ${(o.flops / p.steps / (ms / 1000) / 1e9).toFixed(0).padStart(6)} GFLOP/s`);
+    console.log(
+      `${o.name.padEnd(28)} ${o.shapes.padEnd(58)} ${ms.toFixed(1).padStart(7)} ms ${(o.flops / p.steps / (ms / 1000) / 1e9).toFixed(0).padStart(6)} GFLOP/s`,
+    );
   }
-  report.precisions[precision] = { stepMs: perStep, rows: rows.map(({ name, ms, flops, elements, calls }) => ({ name, ms, flops, elements, calls })), convs: convs.map((o) => ({ name: o.name, shapes: o.shapes, ms: o.selfMs / p.steps, flops: o.flops / p.steps })) };
+  report.precisions[precision] = {
+    stepMs: perStep,
+    rows: rows.map(({ name, ms, flops, elements, calls }) => ({ name, ms, flops, elements, calls })),
+    convs: convs.map((o) => ({ name: o.name, shapes: o.shapes, ms: o.selfMs / p.steps, flops: o.flops / p.steps })),
+  };
 }
 if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, `${JSON.stringify(report, null, 1)}\n`);

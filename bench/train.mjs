@@ -24,7 +24,17 @@ async function ours(precision) {
   const events = [];
   try {
     await train(
-      { method: 'vicreg', data: { train: data }, batchSize: batch, epochs: 1000, maxSteps: steps + 1, precision, scheduler: { warmupEpochs: 0 }, checkpoint: { dir, every: 0 }, logEvery: 1 },
+      {
+        method: 'vicreg',
+        data: { train: data },
+        batchSize: batch,
+        epochs: 1000,
+        maxSteps: steps + 1,
+        precision,
+        scheduler: { warmupEpochs: 0 },
+        checkpoint: { dir, every: 0 },
+        logEvery: 1,
+      },
       { onProgress: (e) => e.type === 'step' && events.push(e) },
     );
   } finally {
@@ -57,9 +67,18 @@ for (const precision of precisions) {
   }
   rows.push(
     { name: 'end-to-end vs Python channels_last', ours: o.imagesPerSec, reference: pyCl.imagesPerSec, unit: 'images/s' },
-    { name: 'step compute (forward+loss+backward+LARS)', ours: o.stepMsPerStep, reference: pyCl.stepMsPerStep, unit: 'ms/step, lower is better', higherIsBetter: false },
+    {
+      name: 'step compute (forward+loss+backward+LARS)',
+      ours: o.stepMsPerStep,
+      reference: pyCl.stepMsPerStep,
+      unit: 'ms/step, lower is better',
+      higherIsBetter: false,
+    },
     { name: 'time the step waited for augmented data', ours: o.waitMsPerStep, reference: pyCl.waitMsPerStep, unit: 'ms/step', higherIsBetter: false },
   );
-  table(`bench/train [precision ${precision}${precision === 'bf16-mixed' ? ': Python under torch.autocast("cpu", bfloat16)' : ''}]: VICReg, ResNet-18 CIFAR stem, batch ${batch} × 2 views of 32×32, ${steps} timed steps, ${threads} threads (+1 augmentation thread / DataLoader worker)`, rows);
+  table(
+    `bench/train [precision ${precision}${precision === 'bf16-mixed' ? ': Python under torch.autocast("cpu", bfloat16)' : ''}]: VICReg, ResNet-18 CIFAR stem, batch ${batch} × 2 views of 32×32, ${steps} timed steps, ${threads} threads (+1 augmentation thread / DataLoader worker)`,
+    rows,
+  );
   console.log(`torch-ssl augmentation on its producer thread: ${o.augmentMsPerStep.toFixed(0)} ms/step (overlapped with the step)`);
 }

@@ -33,4 +33,3 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
   }
   return out;
 }
-

@@ -5,7 +5,16 @@
  */
 
 /** LARS as solo-learn fills it in (solo/utils/lars.py; eta from its CIFAR configs). */
-export const LARS_DEFAULTS = { momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, eta: 0.02, eps: 1e-8, clipLr: true, excludeBiasAndNorm: true } as const;
+export const LARS_DEFAULTS = {
+  momentum: 0.9,
+  dampening: 0,
+  weightDecay: 0,
+  nesterov: false,
+  eta: 0.02,
+  eps: 1e-8,
+  clipLr: true,
+  excludeBiasAndNorm: true,
+} as const;
 
 /** torch.optim.SGD's. */
 export const SGD_DEFAULTS = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false } as const;

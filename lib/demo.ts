@@ -97,8 +97,22 @@ async function scoreFeatures(model: FeatureModel, m: Measurement): Promise<KnnPa
     const a = await extractFeatures(model, m.trainSrc, { pooling, normalize: m.normalize });
     const b = await extractFeatures(model, m.testSrc, { pooling, normalize: m.normalize });
     try {
-      const r = await knn({ trainFeatures: a.features, trainLabels: a.labels!, testFeatures: b.features, testLabels: b.labels!, k: m.knn.k, temperature: m.knn.temperature });
-      const lp = await linearProbe({ trainFeatures: a.features, trainLabels: a.labels!, testFeatures: b.features, testLabels: b.labels!, epochs: 100, evalEveryEpoch: false });
+      const r = await knn({
+        trainFeatures: a.features,
+        trainLabels: a.labels!,
+        testFeatures: b.features,
+        testLabels: b.labels!,
+        k: m.knn.k,
+        temperature: m.knn.temperature,
+      });
+      const lp = await linearProbe({
+        trainFeatures: a.features,
+        trainLabels: a.labels!,
+        testFeatures: b.features,
+        testLabels: b.labels!,
+        epochs: 100,
+        evalEveryEpoch: false,
+      });
       lp.weight.dispose();
       lp.bias.dispose();
       out[name] = { top1: r.top1, top5: r.top5, linearTop1: lp.top1, dim: a.dim };
@@ -120,24 +134,42 @@ async function makePictures(
   dataPath: string,
   o: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined; limit: number; normalize: NormalizeOption; dir: string; log: (l: string) => void },
 ): Promise<DemoPictures> {
-  const source = await openImageSource({ path: dataPath, ...(o.size !== undefined && { size: o.size }), ...(o.fit !== undefined && { fit: o.fit }), limit: o.limit });
+  const source = await openImageSource({
+    path: dataPath,
+    ...(o.size !== undefined && { size: o.size }),
+    ...(o.fit !== undefined && { fit: o.fit }),
+    limit: o.limit,
+  });
   try {
     const side = source.height;
     const size = Math.max(1, Math.round(side / 2));
     const at = Math.floor((side - size) / 2);
     const spaces = model.projector ? 'both' : 'embedding';
     const b = await source.readBatch(0, 1);
-    const heat = await patchHeatmap(model, { width: b.width, height: b.height, data: b.pixels as Uint8Array }, { query: { x: at, y: at, size }, stride: 1, resize: side, space: spaces, normalize: o.normalize });
+    const heat = await patchHeatmap(
+      model,
+      { width: b.width, height: b.height, data: b.pixels as Uint8Array },
+      { query: { x: at, y: at, size }, stride: 1, resize: side, space: spaces, normalize: o.normalize },
+    );
     const heatmap = join(o.dir, 'heatmap.png');
     await writeFileAtomically(heatmap, heat.png);
     for (const m of heat.maps) m.similarity.dispose();
-    const cls = (l: number | null) => (l === null ? '?' : source.classes?.[l] ?? String(l));
-    const knnResult = await patchKnn(model, source, { query: { image: 0, x: at, y: at, size }, k: 119, stride: Math.max(1, Math.floor(size / 2)), resize: side, space: spaces, normalize: o.normalize });
+    const cls = (l: number | null) => (l === null ? '?' : (source.classes?.[l] ?? String(l)));
+    const knnResult = await patchKnn(model, source, {
+      query: { image: 0, x: at, y: at, size },
+      k: 119,
+      stride: Math.max(1, Math.floor(size / 2)),
+      resize: side,
+      space: spaces,
+      normalize: o.normalize,
+    });
     const patchKnnPng = join(o.dir, 'patch-knn.png');
     await writeFileAtomically(patchKnnPng, knnResult.png);
     const share = (space: string) => knnResult.results.find((r) => r.space === space)?.sameClassShare ?? null;
     const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)} %`);
-    o.log(`pictures: ${heatmap} (test image 0, ${cls(knnResult.query.label)}: similarity of its central ${size}×${size} patch to every patch); ${patchKnnPng} (its 119 nearest patches among ${knnResult.bank.images} test images)`);
+    o.log(
+      `pictures: ${heatmap} (test image 0, ${cls(knnResult.query.label)}: similarity of its central ${size}×${size} patch to every patch); ${patchKnnPng} (its 119 nearest patches among ${knnResult.bank.images} test images)`,
+    );
     o.log(`  same-class share of the 119 nearest patches: embedding ${pct(share('embedding'))}, projection ${pct(share('projection'))}`);
     const report = join(o.dir, 'report.html');
     await writeReport(o.dir, { out: report });
@@ -181,7 +213,9 @@ export function readDemoConfig(path: string): Record<string, unknown> {
 function describeTraining(c: ResolvedTrainConfig): string {
   const side = c.resolvedViews[0]!.size;
   const views = c.numViews;
-  const patches = c.concatViews ? `${views} patches (${(c.resolvedViews[0]!.scale[0] * 100).toFixed(0)} % of the area) per image, upsampled to ${side}×${side}` : `${views} views of ${side}×${side}`;
+  const patches = c.concatViews
+    ? `${views} patches (${(c.resolvedViews[0]!.scale[0] * 100).toFixed(0)} % of the area) per image, upsampled to ${side}×${side}`
+    : `${views} views of ${side}×${side}`;
   return `training ${c.method} on ResNet-${c.backbone.depth} (${c.backbone.stem} stem): ${c.epochs} epoch${c.epochs > 1 ? 's' : ''}, ${c.batchSize} images per step × ${patches}, LARS lr ${c.optimizer.lr} + ${c.scheduler.warmupEpochs > 0 ? 'warmup-' : ''}cosine, seed ${c.seed}…`;
 }
 
@@ -204,9 +238,13 @@ function logGain(random: KnnPair, trained: KnnPair, log: (line: string) => void)
   const gain = (k: keyof KnnPair) => trained[k].top1 - random[k].top1;
   const sign = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
   const lgain = (k: keyof KnnPair) => trained[k].linearTop1 - random[k].linearTop1;
-  log(`gain over the random initialisation, kNN top-1: global ${sign(gain('global'))} points, local ${sign(gain('local'))} points; linear probe: global ${sign(lgain('global'))}, local ${sign(lgain('local'))}`);
+  log(
+    `gain over the random initialisation, kNN top-1: global ${sign(gain('global'))} points, local ${sign(gain('local'))} points; linear probe: global ${sign(lgain('global'))}, local ${sign(lgain('local'))}`,
+  );
   if (gain('global') <= 0 && gain('local') <= 0) {
-    log('kNN: this short run did not beat the random initialisation (its features are already close to raw-pixel kNN on Fashion-MNIST); docs/learning.md has longer side-by-side runs against PyTorch (bench/learning.mjs)');
+    log(
+      'kNN: this short run did not beat the random initialisation (its features are already close to raw-pixel kNN on Fashion-MNIST); docs/learning.md has longer side-by-side runs against PyTorch (bench/learning.mjs)',
+    );
   }
 }
 
@@ -225,7 +263,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   if (!c.data.val) throw new TorchSslError('ERR_CONFIG', `${recipePath}: the demo needs data.val (a labelled held-out set)`);
   for (const p of [c.data.train, c.data.val]) {
     if (!existsSync(p)) {
-      throw ioFailure(p, `${p} is missing: the demo trains on Debian's dataset-fashion-mnist; run \`bash scripts/setup.sh\` (or apt-get install dataset-fashion-mnist)`);
+      throw ioFailure(
+        p,
+        `${p} is missing: the demo trains on Debian's dataset-fashion-mnist; run \`bash scripts/setup.sh\` (or apt-get install dataset-fashion-mnist)`,
+      );
     }
   }
   const info = buildInfo();
@@ -248,7 +289,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   const testSrc = await open(c.data.val, c.data.valLimit);
   try {
     const which = c.data.sampleSeed !== undefined ? `a random subset (seed ${c.data.sampleSeed}) of ` : '';
-    log(`data: ${trainSrc.count} training images (${which}${c.data.train}), ${testSrc.count} held-out test images (${c.data.val}), ${trainSrc.height}×${trainSrc.width}${trainSrc.kind === 'idx' ? ' (gray → RGB)' : ''}`);
+    log(
+      `data: ${trainSrc.count} training images (${which}${c.data.train}), ${testSrc.count} held-out test images (${c.data.val}), ${trainSrc.height}×${trainSrc.width}${trainSrc.kind === 'idx' ? ' (gray → RGB)' : ''}`,
+    );
     // layer4's side for a CIFAR-stem ResNet (3×3 stride-1 conv with padding 2, then three stride-2 stages).
     const mapSide = c.backbone.stem === 'cifar' ? Math.ceil((trainSrc.height + 2) / 8) : Math.ceil(trainSrc.height / 32);
     const window = localWindow(mapSide);
@@ -271,7 +314,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
     const ts = performance.now();
     const result = await train(config, { onProgress: trainingLog(c, ts, log) });
     const trainSeconds = (performance.now() - ts) / 1000;
-    log(`  ${trainSeconds.toFixed(0)} s, ${result.imagesPerSec.toFixed(1)} images/s (${c.numViews} views each); checkpoint (solo-learn layout): ${result.checkpoint}`);
+    log(
+      `  ${trainSeconds.toFixed(0)} s, ${result.imagesPerSec.toFixed(1)} images/s (${c.numViews} views each); checkpoint (solo-learn layout): ${result.checkpoint}`,
+    );
 
     const loaded = await loadCheckpoint(result.checkpoint);
     let trained: KnnPair;
@@ -279,7 +324,14 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
     try {
       trained = await scoreFeatures(loaded, measurement);
       log(`trained backbone (loaded from the checkpoint): ${describe(trained)}`);
-      pictures = await makePictures(loaded, c.data.val, { size: c.data.size, fit: c.data.fit, limit: Math.min(1000, c.data.valLimit ?? 1000), normalize, dir: c.checkpoint.dir, log });
+      pictures = await makePictures(loaded, c.data.val, {
+        size: c.data.size,
+        fit: c.data.fit,
+        limit: Math.min(1000, c.data.valLimit ?? 1000),
+        normalize,
+        dir: c.checkpoint.dir,
+        log,
+      });
     } finally {
       loaded.dispose();
     }

@@ -47,23 +47,40 @@ export function resolveDist(c: Pick<TrainConfig, 'dist' | 'device'>, env: NodeJS
   const pick = <T extends number | string>(f: Field): { value: T; from: string } | undefined => {
     const a = d?.[f] as T | undefined;
     const b = fromEnv(f) as T | undefined;
-    if (a !== undefined && b !== undefined && a !== b) throw new TorchSslError('ERR_CONFIG', `config.dist.${f} is ${a} but ${ENV_NAMES[f]} is ${b}: give it once, or the same in both`, { key: `dist.${f}` });
+    if (a !== undefined && b !== undefined && a !== b)
+      throw new TorchSslError('ERR_CONFIG', `config.dist.${f} is ${a} but ${ENV_NAMES[f]} is ${b}: give it once, or the same in both`, { key: `dist.${f}` });
     if (a !== undefined) return { value: a, from: name(f, 'config') };
     if (b !== undefined) return { value: b, from: name(f, 'env') };
     return undefined;
   };
   const world = pick<number>('worldSize');
   const rank = pick<number>('rank');
-  if (!world) throw new TorchSslError('ERR_CONFIG', `a data-parallel run needs its world size: config.dist.worldSize or WORLD_SIZE (${rank?.from ?? 'config.dist'} is set)`, { key: 'dist.worldSize' });
-  if (!rank) throw new TorchSslError('ERR_CONFIG', `a data-parallel run needs this process's rank: config.dist.rank or RANK (${world.from} is ${world.value})`, { key: 'dist.rank' });
+  if (!world)
+    throw new TorchSslError(
+      'ERR_CONFIG',
+      `a data-parallel run needs its world size: config.dist.worldSize or WORLD_SIZE (${rank?.from ?? 'config.dist'} is set)`,
+      { key: 'dist.worldSize' },
+    );
+  if (!rank)
+    throw new TorchSslError('ERR_CONFIG', `a data-parallel run needs this process's rank: config.dist.rank or RANK (${world.from} is ${world.value})`, {
+      key: 'dist.rank',
+    });
   if (world.value < 1) throw new TorchSslError('ERR_CONFIG', `${world.from} must be at least 1, got ${world.value}`, { key: 'dist.worldSize' });
-  if (rank.value >= world.value) throw new TorchSslError('ERR_CONFIG', `${rank.from} is ${rank.value}, but ranks run from 0 to ${world.value - 1} (${world.from} is ${world.value})`, { key: 'dist.rank' });
+  if (rank.value >= world.value)
+    throw new TorchSslError('ERR_CONFIG', `${rank.from} is ${rank.value}, but ranks run from 0 to ${world.value - 1} (${world.from} is ${world.value})`, {
+      key: 'dist.rank',
+    });
   const port = pick<number>('masterPort');
-  if (port && (port.value < 1 || port.value > 65535)) throw new TorchSslError('ERR_CONFIG', `${port.from} must be a TCP port (1–65535), got ${port.value}`, { key: 'dist.masterPort' });
+  if (port && (port.value < 1 || port.value > 65535))
+    throw new TorchSslError('ERR_CONFIG', `${port.from} must be a TCP port (1–65535), got ${port.value}`, { key: 'dist.masterPort' });
   const cuda = c.device.startsWith('cuda');
   const backend = d?.backend ?? (cuda ? 'nccl' : 'gloo');
-  if (backend === 'nccl' && !cuda) throw new TorchSslError('ERR_CONFIG', `config.dist.backend 'nccl' needs a CUDA device (config.device is '${c.device}'); on CPU use 'gloo'`, { key: 'dist.backend' });
-  if (backend === 'gloo' && cuda) throw new TorchSslError('ERR_CONFIG', `config.dist.backend 'gloo' with config.device '${c.device}': use 'nccl' for CUDA tensors`, { key: 'dist.backend' });
+  if (backend === 'nccl' && !cuda)
+    throw new TorchSslError('ERR_CONFIG', `config.dist.backend 'nccl' needs a CUDA device (config.device is '${c.device}'); on CPU use 'gloo'`, {
+      key: 'dist.backend',
+    });
+  if (backend === 'gloo' && cuda)
+    throw new TorchSslError('ERR_CONFIG', `config.dist.backend 'gloo' with config.device '${c.device}': use 'nccl' for CUDA tensors`, { key: 'dist.backend' });
   return {
     rank: rank.value,
     worldSize: world.value,
@@ -89,7 +106,15 @@ export function deviceForRank(device: string, place: DistPlace | null): string {
  * between machines); a different data set of the same shape is not caught.
  */
 export function configDigest(config: Omit<NativeTrainConfig, 'dist'>, place: DistPlace, dataShape: readonly number[]): string {
-  const shared = { ...config, device: config.device.replace(/:\d+$/, ''), worldSize: place.worldSize, backend: place.backend, syncBatchNorm: place.syncBatchNorm, bucketMb: place.bucketMb, dataShape };
+  const shared = {
+    ...config,
+    device: config.device.replace(/:\d+$/, ''),
+    worldSize: place.worldSize,
+    backend: place.backend,
+    syncBatchNorm: place.syncBatchNorm,
+    bucketMb: place.bucketMb,
+    dataShape,
+  };
   return createHash('sha256').update(JSON.stringify(shared)).digest('hex').slice(0, 16);
 }
 
@@ -157,10 +182,12 @@ export async function launchLocal(o: LaunchOptions): Promise<LaunchResult> {
   const nodeRank = o.nodeRank ?? 0;
   if (!Number.isInteger(o.nproc) || o.nproc < 1) throw new TorchSslError('ERR_INVALID_ARG', `--nproc: expected a positive integer, got ${o.nproc}`);
   if (!Number.isInteger(nnodes) || nnodes < 1) throw new TorchSslError('ERR_INVALID_ARG', `--nnodes: expected a positive integer, got ${nnodes}`);
-  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes) throw new TorchSslError('ERR_INVALID_ARG', `--node-rank: expected 0 to ${nnodes - 1}, got ${nodeRank}`);
+  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes)
+    throw new TorchSslError('ERR_INVALID_ARG', `--node-rank: expected 0 to ${nnodes - 1}, got ${nodeRank}`);
   const env = o.env ?? process.env;
   const masterAddr = env.MASTER_ADDR || '127.0.0.1';
-  if (nnodes > 1 && !env.MASTER_PORT) throw new TorchSslError('ERR_INVALID_ARG', 'several machines (--nnodes > 1) need MASTER_ADDR and MASTER_PORT set to the same values on each');
+  if (nnodes > 1 && !env.MASTER_PORT)
+    throw new TorchSslError('ERR_INVALID_ARG', 'several machines (--nnodes > 1) need MASTER_ADDR and MASTER_PORT set to the same values on each');
   const masterPort = env.MASTER_PORT ? Number(env.MASTER_PORT) : await freePort(masterAddr === 'localhost' ? '127.0.0.1' : masterAddr);
   const world = nnodes * o.nproc;
   const children: ChildProcess[] = [];
@@ -171,9 +198,12 @@ export async function launchLocal(o: LaunchOptions): Promise<LaunchResult> {
 
   const stopOthers = () => {
     for (const [i, ch] of children.entries()) if (!exited.has(i)) ch.kill('SIGTERM');
-    killTimer ??= setTimeout(() => {
-      for (const [i, ch] of children.entries()) if (!exited.has(i)) ch.kill('SIGKILL');
-    }, (o.graceSec ?? 5) * 1000);
+    killTimer ??= setTimeout(
+      () => {
+        for (const [i, ch] of children.entries()) if (!exited.has(i)) ch.kill('SIGKILL');
+      },
+      (o.graceSec ?? 5) * 1000,
+    );
   };
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts += 1;
@@ -189,7 +219,16 @@ export async function launchLocal(o: LaunchOptions): Promise<LaunchResult> {
       for (let local = 0; local < o.nproc; local++) {
         const rank = nodeRank * o.nproc + local;
         const ch = spawn(o.command, o.args, {
-          env: { ...env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world), LOCAL_WORLD_SIZE: String(o.nproc), MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort), TORCH_SSL_LAUNCHED: '1' },
+          env: {
+            ...env,
+            RANK: String(rank),
+            LOCAL_RANK: String(local),
+            WORLD_SIZE: String(world),
+            LOCAL_WORLD_SIZE: String(o.nproc),
+            MASTER_ADDR: masterAddr,
+            MASTER_PORT: String(masterPort),
+            TORCH_SSL_LAUNCHED: '1',
+          },
           stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', rank === 0 ? 'inherit' : 'pipe', 'ipc'],
           detached: true,
         });
@@ -224,7 +263,11 @@ export async function launchLocal(o: LaunchOptions): Promise<LaunchResult> {
   }
   if (failure) {
     const status = failure.signal ? `was killed by ${failure.signal}` : failure.code === null ? 'could not be started' : `exited with status ${failure.code}`;
-    throw new TorchSslError('ERR_DISTRIBUTED', `rank ${failure.rank} of ${world} ${status}; the other workers were stopped`, { rank: failure.rank, exitCode: failure.code, signal: failure.signal });
+    throw new TorchSslError('ERR_DISTRIBUTED', `rank ${failure.rank} of ${world} ${status}; the other workers were stopped`, {
+      rank: failure.rank,
+      exitCode: failure.code,
+      signal: failure.signal,
+    });
   }
   return { exitCode: interrupts > 0 ? 130 : 0, interrupted: interrupts > 0 };
 }

@@ -106,13 +106,29 @@ async function runKnn(tensors: Tensor[], ks: number[], temperatures: number[], d
 
 const KNN_KEYS = ['trainFeatures', 'trainLabels', 'testFeatures', 'testLabels', 'k', 'temperature', 'distance', 'chunkSize'] as const;
 const KNN_GRID_KEYS = ['trainFeatures', 'trainLabels', 'testFeatures', 'testLabels', 'ks', 'temperatures', 'distance', 'chunkSize'] as const;
-const LINEAR_KEYS = ['trainFeatures', 'trainLabels', 'testFeatures', 'testLabels', 'epochs', 'lr', 'batchSize', 'momentum', 'weightDecay', 'standardize', 'seed', 'evalEveryEpoch', 'signal'] as const;
+const LINEAR_KEYS = [
+  'trainFeatures',
+  'trainLabels',
+  'testFeatures',
+  'testLabels',
+  'epochs',
+  'lr',
+  'batchSize',
+  'momentum',
+  'weightDecay',
+  'standardize',
+  'seed',
+  'evalEveryEpoch',
+  'signal',
+] as const;
 // Compile-time: each list names every key of its options type.
 const _keysComplete: [
   Exclude<keyof KnnOptions, (typeof KNN_KEYS)[number]>,
   Exclude<keyof KnnGridOptions, (typeof KNN_GRID_KEYS)[number]>,
   Exclude<keyof LinearProbeOptions, (typeof LINEAR_KEYS)[number]>,
-] extends [never, never, never] ? true : never = true;
+] extends [never, never, never]
+  ? true
+  : never = true;
 void _keysComplete;
 
 function checkOptions(opts: unknown, keys: readonly string[], where: string): void {
@@ -157,7 +173,9 @@ export async function knnGrid(opts: KnnGridOptions): Promise<KnnGridResult> {
   const temps = distance === 'euclidean' ? [temperatures[0]!] : temperatures;
   const r = await runKnn(tensors, ks, temps, distance, opts.chunkSize);
   const results: KnnGridEntry[] = [];
-  ks.forEach((k, i) => temps.forEach((temperature, j) => results.push({ k, temperature, top1: r.top1[i * temps.length + j]!, top5: r.top5[i * temps.length + j]! })));
+  ks.forEach((k, i) =>
+    temps.forEach((temperature, j) => results.push({ k, temperature, top1: r.top1[i * temps.length + j]!, top5: r.top5[i * temps.length + j]! })),
+  );
   const best = results.reduce((a, b) => (b.top1 > a.top1 ? b : a));
   return { distance, results, best, numClasses: r.numClasses };
 }
@@ -206,7 +224,16 @@ export interface LinearProbeResult {
   bias: Tensor;
 }
 
-export const LINEAR_PROBE_DEFAULTS = { epochs: 100, lr: 0.1, batchSize: 256, momentum: 0.9, weightDecay: 5e-5, standardize: true, seed: 0, evalEveryEpoch: true } as const;
+export const LINEAR_PROBE_DEFAULTS = {
+  epochs: 100,
+  lr: 0.1,
+  batchSize: 256,
+  momentum: 0.9,
+  weightDecay: 5e-5,
+  standardize: true,
+  seed: 0,
+  evalEveryEpoch: true,
+} as const;
 
 /** Trains a linear classifier on frozen train features and reports its test accuracy (docs/features.md). */
 export async function linearProbe(opts: LinearProbeOptions): Promise<LinearProbeResult> {
@@ -216,7 +243,8 @@ export async function linearProbe(opts: LinearProbeOptions): Promise<LinearProbe
   checkPositive('lr', o.lr, false);
   checkPositive('batchSize', o.batchSize, true);
   if (typeof o.momentum !== 'number' || !(o.momentum >= 0 && o.momentum < 1)) throw invalidArg('momentum', 'a number in [0, 1)', o.momentum);
-  if (typeof o.weightDecay !== 'number' || !(o.weightDecay >= 0) || !Number.isFinite(o.weightDecay)) throw invalidArg('weightDecay', 'a finite number >= 0', o.weightDecay);
+  if (typeof o.weightDecay !== 'number' || !(o.weightDecay >= 0) || !Number.isFinite(o.weightDecay))
+    throw invalidArg('weightDecay', 'a finite number >= 0', o.weightDecay);
   if (typeof o.standardize !== 'boolean') throw invalidArg('standardize', 'a boolean', o.standardize);
   if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw invalidArg('seed', 'a non-negative integer', o.seed);
   if (opts.signal?.aborted) throw new TorchSslError('ERR_ABORTED', 'the linear probe was aborted');
@@ -234,7 +262,16 @@ export async function linearProbe(opts: LinearProbeOptions): Promise<LinearProbe
         b,
         c,
         d,
-        { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, momentum: o.momentum, weightDecay: o.weightDecay, standardize: o.standardize, seed: o.seed, evalEveryEpoch: o.evalEveryEpoch },
+        {
+          epochs: o.epochs,
+          lr: o.lr,
+          batchSize: o.batchSize,
+          momentum: o.momentum,
+          weightDecay: o.weightDecay,
+          standardize: o.standardize,
+          seed: o.seed,
+          evalEveryEpoch: o.evalEveryEpoch,
+        },
         stop,
       ),
     );

@@ -157,7 +157,11 @@ function patchesPerImage(p: NativePatches | undefined, height: number, width: nu
   return (Math.floor((height - p.size) / p.stride) + 1) * (Math.floor((width - p.size) / p.stride) + 1);
 }
 
-function resolveNormalization(opt: unknown, model: FeatureModel, source: { height: number; width: number; normalization?: NormalizationName | undefined }): Normalization | 'none' {
+function resolveNormalization(
+  opt: unknown,
+  model: FeatureModel,
+  source: { height: number; width: number; normalization?: NormalizationName | undefined },
+): Normalization | 'none' {
   if (opt !== undefined) {
     if (opt === 'none') return 'none';
     if (isNormalizationName(opt)) return NORMALIZATIONS[opt];
@@ -257,7 +261,8 @@ function resolveSettings(m: FeatureModel, opts: ExtractOptions): ExtractSettings
   if (space !== 'embedding' && space !== 'projection') throw invalidArg('space', "'embedding' or 'projection'", space);
   if (space === 'projection') {
     if (m.projector === undefined) throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs a model with a projector (the checkpoint has none)");
-    if (pooling.kind !== 'global') throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs pooling 'global': the projector takes the pooled backbone vector");
+    if (pooling.kind !== 'global')
+      throw new TorchSslError('ERR_INVALID_ARG', "space 'projection' needs pooling 'global': the projector takes the pooled backbone vector");
   }
   const batchSize = opts.batchSize ?? EXTRACT_DEFAULTS.batchSize;
   if (!posInt(batchSize)) throw invalidArg('batchSize', 'a positive integer', batchSize);
@@ -416,7 +421,19 @@ async function extractResult(reader: BatchReader, sink: FeatureSink, normalizati
  * Extracts one feature vector (or map) per image. `images`: a Tensor (uint8 (N, H, W, 3) or float32
  * (N, 3, H, W)), a path (.npy, CIFAR-10/100 binary folder, image folder) or an ImageSource.
  */
-const EXTRACT_OPTION_KEYS = ['pooling', 'space', 'patches', 'batchSize', 'normalize', 'device', 'channelsLast', 'foldBatchNorm', 'onProgress', 'signal', 'out'] as const;
+const EXTRACT_OPTION_KEYS = [
+  'pooling',
+  'space',
+  'patches',
+  'batchSize',
+  'normalize',
+  'device',
+  'channelsLast',
+  'foldBatchNorm',
+  'onProgress',
+  'signal',
+  'out',
+] as const;
 // Compile-time: the list names every ExtractOptions key (a key added to the interface but not here fails tsc).
 const _extractKeysComplete: Exclude<keyof ExtractOptions, (typeof EXTRACT_OPTION_KEYS)[number]> extends never ? true : never = true;
 void _extractKeysComplete;
@@ -426,8 +443,16 @@ export type ExtractResultStreamed = ExtractResult & { features: undefined };
 /** Features in memory (no `out`): `features` is always a Tensor. */
 export type ExtractResultInMemory = ExtractResult & { features: Tensor };
 
-export function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts: ExtractOptions & { out: string }): Promise<ExtractResultStreamed>;
-export function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts?: ExtractOptions & { out?: undefined }): Promise<ExtractResultInMemory>;
+export function extractFeatures(
+  model: ResNet | FeatureModel,
+  images: Tensor | string | ImageSource,
+  opts: ExtractOptions & { out: string },
+): Promise<ExtractResultStreamed>;
+export function extractFeatures(
+  model: ResNet | FeatureModel,
+  images: Tensor | string | ImageSource,
+  opts?: ExtractOptions & { out?: undefined },
+): Promise<ExtractResultInMemory>;
 export function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts?: ExtractOptions): Promise<ExtractResult>;
 export async function extractFeatures(model: ResNet | FeatureModel, images: Tensor | string | ImageSource, opts: ExtractOptions = {}): Promise<ExtractResult> {
   const m = toFeatureModel(model);

@@ -22,7 +22,18 @@ export {
   type ForwardOptions,
 } from './models.js';
 export { losses, LossTensor, LOSS_DEFAULTS, type VICRegOptions, type SimCLROptions, type TCROptions, type BarlowOptions } from './losses.js';
-export { LARS, SGD, warmupCosine, LARS_DEFAULTS, SGD_DEFAULTS, type LARSOptions, type SGDOptions, type WarmupCosineOptions, type OptimizerState, type ParamGroup } from './optim.js';
+export {
+  LARS,
+  SGD,
+  warmupCosine,
+  LARS_DEFAULTS,
+  SGD_DEFAULTS,
+  type LARSOptions,
+  type SGDOptions,
+  type WarmupCosineOptions,
+  type OptimizerState,
+  type ParamGroup,
+} from './optim.js';
 export {
   extractFeatures,
   EXTRACT_DEFAULTS,
@@ -56,7 +67,23 @@ export {
 export { readTorchFile, inspectCheckpoint, type CheckpointInfo, type InspectResult } from './checkpoint/index.js';
 export { loadCheckpoint, LinearClassifier, type LoadCheckpointOptions, type LoadedCheckpoint } from './checkpoint/load.js';
 export { exportCheckpoint, type ExportOptions, type ExportSource, type ExportFormat } from './checkpoint/export.js';
-export { train, resolveTrainConfig, TRAIN_PRESETS, METHOD_DEFAULTS, AUGMENTATION_PRESETS, type TrainConfig, type TrainConfigInput, type TrainEvent, type TrainOptions, type TrainResult, type StepEvent, type EpochEvent, type KnnEvent, type CheckpointEvent, type WarningEvent } from './train.js';
+export {
+  train,
+  resolveTrainConfig,
+  TRAIN_PRESETS,
+  METHOD_DEFAULTS,
+  AUGMENTATION_PRESETS,
+  type TrainConfig,
+  type TrainConfigInput,
+  type TrainEvent,
+  type TrainOptions,
+  type TrainResult,
+  type StepEvent,
+  type EpochEvent,
+  type KnnEvent,
+  type CheckpointEvent,
+  type WarningEvent,
+} from './train.js';
 export { augment, type ViewConfig } from './augment.js';
 export {
   openImageSource,

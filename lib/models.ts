@@ -200,7 +200,8 @@ export class Projector extends Module {
 
 export function projector(opts: ProjectorOptions): Projector {
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object such as { inputDim: 512, preset: "vicreg" }', opts);
-  if (opts.preset !== undefined && !(opts.preset in PROJECTOR_PRESETS)) throw invalidArg('preset', `one of ${Object.keys(PROJECTOR_PRESETS).join(', ')}`, opts.preset);
+  if (opts.preset !== undefined && !(opts.preset in PROJECTOR_PRESETS))
+    throw invalidArg('preset', `one of ${Object.keys(PROJECTOR_PRESETS).join(', ')}`, opts.preset);
   const base = PROJECTOR_PRESETS[opts.preset ?? 'vicreg'];
   const o = {
     inputDim: opts.inputDim,
@@ -224,5 +225,8 @@ export function projector(opts: ProjectorOptions): Projector {
   });
   if (!['on', 'off', 'frozen'].includes(head.outputBias)) throw invalidArg('outputBias', "'on', 'off' or 'frozen'", opts.outputBias);
   if (!['relu', 'gelu'].includes(head.activation)) throw invalidArg('activation', "'relu' or 'gelu'", opts.activation);
-  return new Projector(callNative(() => native().createProjector({ inputDim: o.inputDim, ...head })), o);
+  return new Projector(
+    callNative(() => native().createProjector({ inputDim: o.inputDim, ...head })),
+    o,
+  );
 }

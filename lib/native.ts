@@ -93,7 +93,11 @@ export interface NativeAddon {
     outputBatchNormAffine: boolean;
     activation: 'relu' | 'gelu';
   }): NativeModule;
-  createOptimizer(kind: 'lars' | 'sgd', groups: { params: NativeTensor[]; options: Record<string, unknown> }[], defaults: Record<string, unknown>): NativeOptimizer;
+  createOptimizer(
+    kind: 'lars' | 'sgd',
+    groups: { params: NativeTensor[]; options: Record<string, unknown> }[],
+    defaults: Record<string, unknown>,
+  ): NativeOptimizer;
   /** The learning-rate schedule (native/optim/schedule.h), the trainer's own. */
   warmupCosineLr(step: number, warmupSteps: number, totalSteps: number, baseLr: number, warmupStartLr: number, minLr: number): number;
   computeLoss(name: string, tensors: NativeTensor[], options: Record<string, number>): Promise<{ loss: NativeTensor; terms: Record<string, number> }>;
@@ -102,11 +106,29 @@ export interface NativeAddon {
   augmentOp(name: string, images: NativeTensor, params: Record<string, unknown>): NativeTensor;
   prepareImages(raw: NativeTensor, stats: { mean: number[]; std: number[] } | null, device: string): Promise<NativeTensor>;
   extractFeatureBatch(backbone: NativeModule, projector: NativeModule | null, input: NativeTensor, opts: Record<string, unknown>): Promise<NativeTensor>;
-  knnGrid(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor, opts: { ks: number[]; temperatures: number[]; distance: string; chunkSize: number }): Promise<NativeKnnGrid>;
-  linearProbe(trainFeatures: NativeTensor, trainLabels: NativeTensor, testFeatures: NativeTensor, testLabels: NativeTensor, opts: Record<string, unknown>, stop: NativeStopFlag): Promise<NativeLinearProbe>;
+  knnGrid(
+    trainFeatures: NativeTensor,
+    trainLabels: NativeTensor,
+    testFeatures: NativeTensor,
+    testLabels: NativeTensor,
+    opts: { ks: number[]; temperatures: number[]; distance: string; chunkSize: number },
+  ): Promise<NativeKnnGrid>;
+  linearProbe(
+    trainFeatures: NativeTensor,
+    trainLabels: NativeTensor,
+    testFeatures: NativeTensor,
+    testLabels: NativeTensor,
+    opts: Record<string, unknown>,
+    stop: NativeStopFlag,
+  ): Promise<NativeLinearProbe>;
   newStopFlag(): NativeStopFlag;
   raiseStopFlag(flag: NativeStopFlag): void;
-  startTraining(config: NativeTrainConfig, data: { images: NativeTensor; labels?: NativeTensor | undefined; valImages?: NativeTensor | undefined; valLabels?: NativeTensor | undefined }, resume: NativeResume | null, onEvent: (e: NativeTrainEvent) => void): { done: Promise<NativeTrainResult>; abort(): void };
+  startTraining(
+    config: NativeTrainConfig,
+    data: { images: NativeTensor; labels?: NativeTensor | undefined; valImages?: NativeTensor | undefined; valLabels?: NativeTensor | undefined },
+    resume: NativeResume | null,
+    onEvent: (e: NativeTrainEvent) => void,
+  ): { done: Promise<NativeTrainResult>; abort(): void };
 }
 
 // ---- Wire types: the engine's config as native/bindings/*.cc read it (every field, no defaults there). ----
@@ -216,7 +238,6 @@ export interface NativeView {
   mean: number[];
   std: number[];
 }
-
 
 // ---- Training events (native/bindings/train.cc): what startTraining's onEvent receives. ----
 

@@ -151,7 +151,10 @@ abstract class Optimizer<O extends { lr: number }> {
   loadStateDict(state: OptimizerState): void {
     if (state?.kind !== this.kind) throw invalidArg('state.kind', `'${this.kind}'`, state?.kind);
     if (!Array.isArray(state.groups) || state.groups.length !== this.paramGroups.length) {
-      throw new TorchSslError('ERR_INVALID_ARG', `optimizer state has ${state.groups?.length} parameter groups but this optimizer has ${this.paramGroups.length}`);
+      throw new TorchSslError(
+        'ERR_INVALID_ARG',
+        `optimizer state has ${state.groups?.length} parameter groups but this optimizer has ${this.paramGroups.length}`,
+      );
     }
     state.groups.forEach((g, i) => callNative(() => this.handle.setGroup(i, g)));
     callNative(() => this.handle.setMomentumBuffers(state.momentumBuffers.map((g) => g.map((b) => (b === null ? null : b.handle)))));

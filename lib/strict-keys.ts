@@ -22,7 +22,12 @@ function distance(a: string, b: string): number {
 
 const normalise = (s: string) => s.toLowerCase().replace(/[-_\s]/g, '');
 /** learning_rate, learningRate → 'lr': the first letter of each word. */
-const initials = (s: string) => s.split(/[-_\s]+|(?=[A-Z])/).filter(Boolean).map((w) => w[0]!.toLowerCase()).join('');
+const initials = (s: string) =>
+  s
+    .split(/[-_\s]+|(?=[A-Z])/)
+    .filter(Boolean)
+    .map((w) => w[0]!.toLowerCase())
+    .join('');
 
 /** The candidate closest to `word`, or undefined when none is plausibly what was meant. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
@@ -30,7 +35,8 @@ export function closest(word: string, candidates: readonly string[]): string | u
   let bestD = Infinity;
   for (const c of candidates) {
     // learning_rate ~ learningRate, lr: normalised equality and prefixes count as close.
-    const n = normalise(word), m = normalise(c);
+    const n = normalise(word),
+      m = normalise(c);
     // A prefix (pool → pooling) counts as one edit, the nearer length winning ties (valLabel → valLabels, not val).
     const prefix = Math.min(n.length, m.length) >= 2 && (m.startsWith(n) || n.startsWith(m));
     // An abbreviation by initials (learning_rate → lr) counts as one edit too.
@@ -49,7 +55,10 @@ export function checkKeys(obj: object, allowed: readonly string[], where: string
   for (const [k, v] of Object.entries(obj)) {
     if (v === undefined || allowed.includes(k)) continue;
     const near = closest(k, allowed);
-    throw new TorchSslError(code, `${where}: unknown key "${k}"${near !== undefined ? `; did you mean "${near}"?` : ''} (valid: ${allowed.join(', ')})`, { key: k, suggestion: near });
+    throw new TorchSslError(code, `${where}: unknown key "${k}"${near !== undefined ? `; did you mean "${near}"?` : ''} (valid: ${allowed.join(', ')})`, {
+      key: k,
+      suggestion: near,
+    });
   }
 }
 

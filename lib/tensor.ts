@@ -76,7 +76,10 @@ export class Tensor {
     if (dtype === undefined) throw invalidArg('data', 'a supported TypedArray', data);
     const numel = shape.reduce((a, b) => a * b, 1);
     if (array.byteLength !== numel * DTYPE_BYTES[dtype]) {
-      throw new TorchSslError('ERR_TORCH_SHAPE', `data has ${array.byteLength / DTYPE_BYTES[dtype]} elements of ${dtype} but shape [${shape.join(', ')}] needs ${numel}`);
+      throw new TorchSslError(
+        'ERR_TORCH_SHAPE',
+        `data has ${array.byteLength / DTYPE_BYTES[dtype]} elements of ${dtype} but shape [${shape.join(', ')}] needs ${numel}`,
+      );
     }
     return new Tensor(callNative(() => native().fromBuffer(array, dtype, [...shape], opts.requiresGrad ?? false, opts.device ?? 'cpu')));
   }

@@ -44,7 +44,10 @@ export const AUGMENTATION_PRESETS: Record<string, Partial<z.input<typeof ViewSch
 /** `config.loss`: any method's options here; each method's own schema checks them (lib/methods/method.ts). */
 const LossSchema = z.record(z.string(), z.union([z.number(), z.boolean()]));
 
-const NormalizationSchema = z.union([z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl', 'fashion-mnist', 'mnist']), z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) })]);
+const NormalizationSchema = z.union([
+  z.enum(['cifar10', 'cifar100', 'imagenet', 'emp-ssl', 'fashion-mnist', 'mnist']),
+  z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([positive, positive, positive]) }),
+]);
 
 export const TrainConfigSchema = z.object({
   method: z.enum(METHODS),
@@ -84,7 +87,14 @@ export const TrainConfigSchema = z.object({
       init: z.string().min(1).optional(),
     })
     .prefault({}),
-  projector: z.object({ preset: z.enum(Object.keys(PROJECTOR_PRESETS) as [string, ...string[]]).optional(), hiddenDims: z.array(z.number().int().positive()).optional(), outputDim: z.number().int().positive().optional(), batchNorm: z.boolean().optional() }).default({}),
+  projector: z
+    .object({
+      preset: z.enum(Object.keys(PROJECTOR_PRESETS) as [string, ...string[]]).optional(),
+      hiddenDims: z.array(z.number().int().positive()).optional(),
+      outputDim: z.number().int().positive().optional(),
+      batchNorm: z.boolean().optional(),
+    })
+    .default({}),
   /** Number of views (SimCLR may use more than 2); for TCR the number of patches per image. */
   views: z.number().int().min(2).optional(),
   augmentation: z.union([z.enum(Object.keys(AUGMENTATION_PRESETS) as [string, ...string[]]), z.array(ViewSchema.partial())]).optional(),
@@ -148,7 +158,13 @@ export const TrainConfigSchema = z.object({
   /** Intra-op threads (0: all cores). */
   threads: z.number().int().min(0).default(0),
   checkpoint: z.object({ dir: z.string().default('trained_models'), every: z.number().int().min(0).default(1), name: z.string().optional() }).prefault({}),
-  knn: z.object({ every: z.number().int().min(0).default(0), k: z.number().int().positive().default(KNN_DEFAULTS.k), temperature: positive.default(KNN_DEFAULTS.temperature) }).prefault({}),
+  knn: z
+    .object({
+      every: z.number().int().min(0).default(0),
+      k: z.number().int().positive().default(KNN_DEFAULTS.k),
+      temperature: positive.default(KNN_DEFAULTS.temperature),
+    })
+    .prefault({}),
   logEvery: z.number().int().positive().default(10),
   /** A checkpoint written by torch-ssl train to continue from. */
   resume: z.string().optional(),
@@ -215,10 +231,32 @@ export const METHOD_DEFAULTS: Record<Method, MethodDefaults> = Object.fromEntrie
 /** Whole recipes; a config's own fields override the preset's. */
 export const TRAIN_PRESETS: Record<string, Partial<TrainConfigInput>> = {
   /** BagSSL seed C.1: CIFAR ResNet-34, 600 epochs, batch 1024, LARS lr 0.3, wd 1e-4, 10 warm-up epochs. */
-  'bagssl-c1-cifar10': { backbone: { depth: 34, stem: 'cifar' }, epochs: 600, batchSize: 1024, optimizer: { lr: 0.3, weightDecay: 1e-4 }, projector: { preset: 'bagssl-cifar10' }, loss: { temperature: 0.1, lambda: 30, eps: 0.2 } },
-  'bagssl-c1-cifar100': { backbone: { depth: 34, stem: 'cifar' }, epochs: 600, batchSize: 1024, optimizer: { lr: 0.3, weightDecay: 1e-4 }, projector: { preset: 'bagssl-cifar100' }, loss: { temperature: 0.1, lambda: 30, eps: 0.2 } },
+  'bagssl-c1-cifar10': {
+    backbone: { depth: 34, stem: 'cifar' },
+    epochs: 600,
+    batchSize: 1024,
+    optimizer: { lr: 0.3, weightDecay: 1e-4 },
+    projector: { preset: 'bagssl-cifar10' },
+    loss: { temperature: 0.1, lambda: 30, eps: 0.2 },
+  },
+  'bagssl-c1-cifar100': {
+    backbone: { depth: 34, stem: 'cifar' },
+    epochs: 600,
+    batchSize: 1024,
+    optimizer: { lr: 0.3, weightDecay: 1e-4 },
+    projector: { preset: 'bagssl-cifar100' },
+    loss: { temperature: 0.1, lambda: 30, eps: 0.2 },
+  },
   /** BagSSL seed C.2: ImageNet-100 ResNet-50, 400 epochs, batch 1024, lr 0.1, 3×8192 projector, TCR λ 1920. */
-  'bagssl-c2-imagenet100': { backbone: { depth: 50, stem: 'imagenet' }, epochs: 400, batchSize: 1024, optimizer: { lr: 0.1, weightDecay: 1e-4 }, projector: { preset: 'bagssl-imagenet' }, loss: { temperature: 0.1, lambda: 1920, eps: 0.2 }, data: { train: '', normalization: 'imagenet' } },
+  'bagssl-c2-imagenet100': {
+    backbone: { depth: 50, stem: 'imagenet' },
+    epochs: 400,
+    batchSize: 1024,
+    optimizer: { lr: 0.1, weightDecay: 1e-4 },
+    projector: { preset: 'bagssl-imagenet' },
+    loss: { temperature: 0.1, lambda: 1920, eps: 0.2 },
+    data: { train: '', normalization: 'imagenet' },
+  },
   /** solo-learn's CIFAR recipes (1000 epochs, batch 256). */
   'solo-cifar-vicreg': { method: 'vicreg', epochs: 1000, batchSize: 256 },
   'solo-cifar-barlow': { method: 'barlow', epochs: 1000, batchSize: 256 },
@@ -260,7 +298,10 @@ export function resolveTrainConfig(input: unknown): ResolvedTrainConfig {
   if (unknown) {
     const { parent, key, allowed, suggestion } = unknown;
     const near = suggestion !== undefined ? `; did you mean ${joinPath([...parent, suggestion])}?` : '';
-    throw new TorchSslError('ERR_CONFIG', `${joinPath([...parent, key])}: unknown key${near} (valid: ${allowed.join(', ')})`, { key: joinPath([...parent, key]), suggestion });
+    throw new TorchSslError('ERR_CONFIG', `${joinPath([...parent, key])}: unknown key${near} (valid: ${allowed.join(', ')})`, {
+      key: joinPath([...parent, key]),
+      suggestion,
+    });
   }
   const parsed = TrainConfigSchema.safeParse(raw);
   if (!parsed.success) {
@@ -283,40 +324,70 @@ export function resolveTrainConfig(input: unknown): ResolvedTrainConfig {
   c.loss = Object.fromEntries(Object.keys(spec.lossOptions).map((k) => [k, merged[k]!]));
   const problem = spec.checkConfig?.({ loss: c.loss as Record<string, number>, batchSize: c.batchSize });
   if (problem) throw new TorchSslError('ERR_CONFIG', problem, { key: 'config.loss' });
-  if (c.momentum !== undefined && !spec.momentum) throw new TorchSslError('ERR_CONFIG', `config.momentum: method ${c.method} has no teacher to update (momentum applies to ${METHODS.filter((n) => methodSpec(n).momentum).join(', ')})`, { key: 'config.momentum' });
+  if (c.momentum !== undefined && !spec.momentum)
+    throw new TorchSslError(
+      'ERR_CONFIG',
+      `config.momentum: method ${c.method} has no teacher to update (momentum applies to ${METHODS.filter((n) => methodSpec(n).momentum).join(', ')})`,
+      { key: 'config.momentum' },
+    );
   if (spec.momentum) {
     c.momentum = { baseTau: c.momentum?.baseTau ?? spec.momentum.baseTau, finalTau: c.momentum?.finalTau ?? spec.momentum.finalTau };
-    if (c.momentum.baseTau! > c.momentum.finalTau!) throw new TorchSslError('ERR_CONFIG', `config.momentum: baseTau ${c.momentum.baseTau} is above finalTau ${c.momentum.finalTau}`, { key: 'config.momentum' });
+    if (c.momentum.baseTau! > c.momentum.finalTau!)
+      throw new TorchSslError('ERR_CONFIG', `config.momentum: baseTau ${c.momentum.baseTau} is above finalTau ${c.momentum.finalTau}`, {
+        key: 'config.momentum',
+      });
   }
-  if (c.predictor !== undefined && !spec.predictor) throw new TorchSslError('ERR_CONFIG', `config.predictor: method ${c.method} has no predictor (predictors: ${METHODS.filter((n) => methodSpec(n).predictor).join(', ')})`, { key: 'config.predictor' });
+  if (c.predictor !== undefined && !spec.predictor)
+    throw new TorchSslError(
+      'ERR_CONFIG',
+      `config.predictor: method ${c.method} has no predictor (predictors: ${METHODS.filter((n) => methodSpec(n).predictor).join(', ')})`,
+      { key: 'config.predictor' },
+    );
   const aug = c.augmentation ?? m.augmentation;
   const partials = typeof aug === 'string' ? AUGMENTATION_PRESETS[aug]! : aug;
   if (partials.length === 0) throw new TorchSslError('ERR_CONFIG', 'config.augmentation: at least one view pipeline is needed');
   const pipelines = partials.map((p, i) => {
     const r = ViewSchema.safeParse(p);
-    if (!r.success) throw new TorchSslError('ERR_CONFIG', `config.augmentation[${i}]: ${r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+    if (!r.success)
+      throw new TorchSslError('ERR_CONFIG', `config.augmentation[${i}]: ${r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
     return r.data;
   });
   // Pipelines with `crops` give that many views each (multi-crop); otherwise `views` cycles through them.
   const counted = pipelines.some((p) => p.crops !== undefined);
   const resolvedViews = counted ? pipelines.flatMap((p) => Array.from({ length: p.crops ?? 1 }, () => p)) : pipelines;
   if (counted && c.views !== undefined && c.views !== resolvedViews.length) {
-    throw new TorchSslError('ERR_CONFIG', `config.views: ${c.views} given, but the crops of config.augmentation add up to ${resolvedViews.length}`, { key: 'config.views' });
+    throw new TorchSslError('ERR_CONFIG', `config.views: ${c.views} given, but the crops of config.augmentation add up to ${resolvedViews.length}`, {
+      key: 'config.views',
+    });
   }
   const numViews = counted ? resolvedViews.length : (c.views ?? m.views);
-  if (spec.views.exactly !== undefined && numViews !== spec.views.exactly) throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly ${spec.views.exactly} views, got ${numViews}`);
+  if (spec.views.exactly !== undefined && numViews !== spec.views.exactly)
+    throw new TorchSslError('ERR_CONFIG', `config.views: ${c.method} uses exactly ${spec.views.exactly} views, got ${numViews}`);
   checkCropSizes(spec, counted ? resolvedViews : Array.from({ length: numViews }, (_, v) => resolvedViews[v % resolvedViews.length]!));
   const pp = PROJECTOR_PRESETS[(c.projector.preset ?? m.projector) as keyof typeof PROJECTOR_PRESETS];
-  const projectorResolved = toNativeHead({ ...pp, hiddenDims: c.projector.hiddenDims ?? pp.hiddenDims, outputDim: c.projector.outputDim ?? pp.outputDim, batchNorm: c.projector.batchNorm ?? pp.batchNorm });
+  const projectorResolved = toNativeHead({
+    ...pp,
+    hiddenDims: c.projector.hiddenDims ?? pp.hiddenDims,
+    outputDim: c.projector.outputDim ?? pp.outputDim,
+    batchNorm: c.projector.batchNorm ?? pp.batchNorm,
+  });
   // The predictor maps the projection back to its own width.
   const predictorResolved = spec.predictor
-    ? toNativeHead({ ...spec.predictor, hiddenDims: c.predictor?.hiddenDims ?? spec.predictor.hiddenDims, batchNorm: c.predictor?.batchNorm ?? spec.predictor.batchNorm, outputDim: projectorResolved.outputDim })
+    ? toNativeHead({
+        ...spec.predictor,
+        hiddenDims: c.predictor?.hiddenDims ?? spec.predictor.hiddenDims,
+        batchNorm: c.predictor?.batchNorm ?? spec.predictor.batchNorm,
+        outputDim: projectorResolved.outputDim,
+      })
     : null;
   if (c.precision === '16-mixed' && !c.device.startsWith('cuda'))
     throw new TorchSslError('ERR_CONFIG', `config.precision: '16-mixed' needs a CUDA device (config.device is '${c.device}'); on CPU use 'bf16-mixed'`);
   if (c.maxSteps === 0 && c.epochs <= 0) throw new TorchSslError('ERR_CONFIG', 'config.epochs must be positive');
   if (c.resume !== undefined && c.backbone.init !== undefined) {
-    throw new TorchSslError('ERR_CONFIG', 'config.resume continues a run of this trainer and config.backbone.init starts a new run from a backbone: give one of them');
+    throw new TorchSslError(
+      'ERR_CONFIG',
+      'config.resume continues a run of this trainer and config.backbone.init starts a new run from a backbone: give one of them',
+    );
   }
   return { ...c, loss: c.loss as Record<string, number>, resolvedViews, numViews, concatViews: m.concatViews, projectorResolved, predictorResolved };
 }
@@ -329,13 +400,21 @@ function checkCropSizes(spec: MethodSpec, views: readonly ViewConfig[]): void {
   const sizes = views.map((v) => v.size);
   if (sizes.every((s) => s === sizes[0])) return;
   const multi = METHODS.filter((n) => methodSpec(n).views.multiCrop);
-  if (!spec.views.multiCrop) throw new TorchSslError('ERR_CONFIG', `config.augmentation: method ${spec.name} takes views of one size, got sizes ${sizes.join(', ')} (multi-crop: ${multi.join(', ')})`, { key: 'config.augmentation' });
+  if (!spec.views.multiCrop)
+    throw new TorchSslError(
+      'ERR_CONFIG',
+      `config.augmentation: method ${spec.name} takes views of one size, got sizes ${sizes.join(', ')} (multi-crop: ${multi.join(', ')})`,
+      { key: 'config.augmentation' },
+    );
   const large = sizes[0]!;
   const bad = sizes.findIndex((s, i) => (i < 2 ? s !== large : s >= large));
   if (bad >= 0) {
-    throw new TorchSslError('ERR_CONFIG', `config.augmentation: multi-crop needs the two large crops first and every other view smaller; view ${bad} has size ${sizes[bad]} (sizes: ${sizes.join(', ')})`, {
-      key: 'config.augmentation',
-    });
+    throw new TorchSslError(
+      'ERR_CONFIG',
+      `config.augmentation: multi-crop needs the two large crops first and every other view smaller; view ${bad} has size ${sizes[bad]} (sizes: ${sizes.join(', ')})`,
+      {
+        key: 'config.augmentation',
+      },
+    );
   }
 }
-

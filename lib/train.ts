@@ -64,7 +64,10 @@ export function cpuHasNativeBf16(): boolean {
  */
 export function measureBf16Slowdown(): number {
   const n = 192;
-  const a = Tensor.from(Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)), [n, n]);
+  const a = Tensor.from(
+    Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)),
+    [n, n],
+  );
   const time = (x: Tensor) => {
     x.matmul(x).dispose(); // warm-up
     const t0 = performance.now();
@@ -130,7 +133,11 @@ function headSize(h: HeadSize, input: number): { params: number; buffers: number
   return { params, buffers };
 }
 export function estimateCheckpointBytes(
-  c: Pick<TrainConfig, 'backbone' | 'momentum' | 'method'> & { projectorResolved: HeadSize; predictorResolved?: HeadSize | null; loss?: Record<string, number> },
+  c: Pick<TrainConfig, 'backbone' | 'momentum' | 'method'> & {
+    projectorResolved: HeadSize;
+    predictorResolved?: HeadSize | null;
+    loss?: Record<string, number>;
+  },
   numClasses: number,
 ): number {
   const b = BACKBONE_PARAMS[c.backbone.depth];
@@ -155,7 +162,11 @@ export async function checkDiskSpace(dir: string, bytes: number): Promise<void> 
   }
   if (free < bytes) {
     const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-    throw ioFailure(dir, `config.checkpoint.dir ${dir}: ${mb(free)} free, a checkpoint of this model needs about ${mb(bytes)}; free space or choose another folder`, { needed: bytes, free });
+    throw ioFailure(
+      dir,
+      `config.checkpoint.dir ${dir}: ${mb(free)} free, a checkpoint of this model needs about ${mb(bytes)}; free space or choose another folder`,
+      { needed: bytes, free },
+    );
   }
 }
 
@@ -180,7 +191,13 @@ async function loadImages(
     const count = src.count;
     const batch = await src.readBatch(0, count);
     const images = Tensor.from(batch.pixels as Uint8Array, [count, src.height, src.width, 3], { dtype: 'uint8' });
-    const labels = batch.labels ? Tensor.from(BigInt64Array.from(batch.labels, (v) => BigInt(v)), [count], { dtype: 'int64' }) : undefined;
+    const labels = batch.labels
+      ? Tensor.from(
+          BigInt64Array.from(batch.labels, (v) => BigInt(v)),
+          [count],
+          { dtype: 'int64' },
+        )
+      : undefined;
     const numClasses = batch.labels ? batch.labels.reduce((m, v) => Math.max(m, v), 0) + 1 : 0;
     return { images, labels, numClasses, height: src.height, normalization: src.normalization };
   } finally {
@@ -327,11 +344,15 @@ async function runNatively(
   const onEvent = (e: NativeTrainEvent) => {
     logger?.onEvent(e); // metrics.csv is rewritten with each checkpoint
     if (e.type === 'checkpoint') {
-      writes = writes.then(() => (writeError === undefined ? writeCheckpoint(e) : undefined)).catch((err) => {
-        // A checkpoint that cannot be written stops the run now, not after the remaining epochs.
-        writeError ??= ioFailure(c.checkpoint.dir, `checkpoint of epoch ${e.epoch} could not be written, training stopped: ${(err as Error).message}`, { cause: err });
-        abortRun();
-      });
+      writes = writes
+        .then(() => (writeError === undefined ? writeCheckpoint(e) : undefined))
+        .catch((err) => {
+          // A checkpoint that cannot be written stops the run now, not after the remaining epochs.
+          writeError ??= ioFailure(c.checkpoint.dir, `checkpoint of epoch ${e.epoch} could not be written, training stopped: ${(err as Error).message}`, {
+            cause: err,
+          });
+          abortRun();
+        });
       return;
     }
     if (e.type === 'step') losses.push({ globalStep: e.globalStep, loss: e.loss });

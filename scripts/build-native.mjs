@@ -35,9 +35,11 @@ function packageDir(name, why) {
   try {
     return dirname(require.resolve(`${name}/package.json`));
   } catch {
-    fail(`cannot find the package ${name} (${why}) from ${root}. It is one of torch-ssl's dependencies, so the ` +
-      'package manager should have installed it: reinstall without --no-optional / --omit settings that drop it, ' +
-      `or add it to your project (npm install ${name}).`);
+    fail(
+      `cannot find the package ${name} (${why}) from ${root}. It is one of torch-ssl's dependencies, so the ` +
+        'package manager should have installed it: reinstall without --no-optional / --omit settings that drop it, ' +
+        `or add it to your project (npm install ${name}).`,
+    );
   }
 }
 
@@ -55,9 +57,11 @@ function fromEnv() {
   const dir = torchConfigUnder(p);
   // Set on purpose, so never passed over for another LibTorch.
   if (!dir) {
-    fail(`LIBTORCH=${p} holds no TorchConfig.cmake (looked in share/cmake/Torch, lib/cmake/Torch, cmake/Torch and ` +
-      'the folder itself). Point it at an unpacked LibTorch (the folder with include/, lib/ and share/), or unset it to ' +
-      'use Python\'s torch or the system\'s libtorch-dev (sudo apt-get install libtorch-dev).');
+    fail(
+      `LIBTORCH=${p} holds no TorchConfig.cmake (looked in share/cmake/Torch, lib/cmake/Torch, cmake/Torch and ` +
+        'the folder itself). Point it at an unpacked LibTorch (the folder with include/, lib/ and share/), or unset it to ' +
+        "use Python's torch or the system's libtorch-dev (sudo apt-get install libtorch-dev).",
+    );
   }
   return { source: `LIBTORCH (${p})`, prefix: p, torchDir: dir, system: false };
 }
@@ -72,7 +76,7 @@ function fromPython() {
     }
     const prefix = r.stdout.trim();
     const dir = torchConfigUnder(join(prefix, '..', '..')) ?? torchConfigUnder(prefix);
-    if (!dir || dir.startsWith('/usr/lib/') && !dir.includes('python')) {
+    if (!dir || (dir.startsWith('/usr/lib/') && !dir.includes('python'))) {
       tried.push(`${py}: torch at ${prefix} has no TorchConfig.cmake`);
       continue;
     }
@@ -107,7 +111,9 @@ function filesUnder(dir) {
 function cacheKey(found) {
   const h = createHash('sha256');
   for (const f of [...filesUnder(join(root, 'native')), 'CMakeLists.txt', 'scripts/build-native.mjs']) {
-    h.update(`${f}\0`).update(readFileSync(join(root, f))).update('\0');
+    h.update(`${f}\0`)
+      .update(readFileSync(join(root, f)))
+      .update('\0');
   }
   const version = join(found.torchDir, 'TorchConfigVersion.cmake');
   h.update(`${found.torchDir}\0${existsSync(version) ? readFileSync(version, 'utf8') : ''}\0`);
@@ -126,12 +132,17 @@ if (!existsSync(join(napiDir, 'napi.h'))) fail(`${napiDir} has no napi.h: reinst
 
 const found = fromEnv() ?? fromPython() ?? fromSystem();
 if (!found) {
-  fail(`no LibTorch found. Looked at:\n  - ${tried.join('\n  - ')}\nFixes:\n` +
-    '  - Debian/Ubuntu: sudo apt-get install libtorch-dev libopenblas0-pthread cmake g++\n' +
-    '  - an unpacked LibTorch: LIBTORCH=/path/to/libtorch npm rebuild torch-ssl\n' +
-    '  - a PyTorch install: make `python3 -c "import torch"` work, then npm rebuild torch-ssl');
+  fail(
+    `no LibTorch found. Looked at:\n  - ${tried.join('\n  - ')}\nFixes:\n` +
+      '  - Debian/Ubuntu: sudo apt-get install libtorch-dev libopenblas0-pthread cmake g++\n' +
+      '  - an unpacked LibTorch: LIBTORCH=/path/to/libtorch npm rebuild torch-ssl\n' +
+      '  - a PyTorch install: make `python3 -c "import torch"` work, then npm rebuild torch-ssl',
+  );
 }
-for (const [tool, pkg] of [['cmake', 'cmake'], [process.env.CXX || 'c++', 'g++']]) {
+for (const [tool, pkg] of [
+  ['cmake', 'cmake'],
+  [process.env.CXX || 'c++', 'g++'],
+]) {
   if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) {
     fail(`\`${tool}\` is not on PATH; the addon is compiled from source. Debian/Ubuntu: sudo apt-get install ${pkg}`);
   }

@@ -17,7 +17,9 @@ const python = process.env.TORCH_SSL_PYTHON ?? (existsSync('/usr/bin/python3') ?
 const only = process.argv.slice(2);
 
 mkdirSync(cacheDir, { recursive: true });
-const scripts = readdirSync(srcDir).filter((f) => f.endsWith('.py') && !f.startsWith('_')).sort();
+const scripts = readdirSync(srcDir)
+  .filter((f) => f.endsWith('.py') && !f.startsWith('_'))
+  .sort();
 let made = 0;
 for (const file of scripts) {
   const name = file.slice(0, -3);
@@ -36,7 +38,10 @@ for (const file of scripts) {
   mkdirSync(tmp, { recursive: true });
   const t0 = Date.now();
   try {
-    execFileSync(python, [script, tmp], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' } });
+    execFileSync(python, [script, tmp], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' },
+    });
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     console.error(`fixtures: ${file} failed (python: ${python}). Is python3-torch installed? Run: bash scripts/setup.sh`);

@@ -41,7 +41,16 @@ describe('archive readers, structure-aware fuzzing', () => {
     ];
     let p = base.readUInt32LE(eocd + 16);
     for (let i = 0; i < base.readUInt16LE(eocd + 10) && base.readUInt32LE(p) === 0x02014b50; i++) {
-      for (const [off, w, name] of [[10, 2, 'method'], [16, 4, 'crc'], [20, 4, 'compressed size'], [24, 4, 'size'], [28, 2, 'name length'], [30, 2, 'extra length'], [32, 2, 'comment length'], [42, 4, 'local header offset']] as const) {
+      for (const [off, w, name] of [
+        [10, 2, 'method'],
+        [16, 4, 'crc'],
+        [20, 4, 'compressed size'],
+        [24, 4, 'size'],
+        [28, 2, 'name length'],
+        [30, 2, 'extra length'],
+        [32, 2, 'comment length'],
+        [42, 4, 'local header offset'],
+      ] as const) {
         fields.push([p + off, w, `entry ${i} ${name}`]);
       }
       p += 46 + base.readUInt16LE(p + 28) + base.readUInt16LE(p + 30) + base.readUInt16LE(p + 32);

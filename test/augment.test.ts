@@ -25,10 +25,13 @@ async function expectMatches(name: string, actual: Float32Array, tol = 1e-5) {
 }
 
 describe('batched augmentation ops equal torchvision.transforms.functional (same parameters, real photos)', () => {
-  it('resized_crop, bilinear', async () => expectMatches('resizedCrop_bilinear', await op('resizedCrop', { boxes: params.boxes, size: 32, interpolation: 'bilinear' })));
-  it('resized_crop, bicubic (saturated to [0, 1])', async () => expectMatches('resizedCrop_bicubic', await op('resizedCrop', { boxes: params.boxes, size: 32, interpolation: 'bicubic' })));
+  it('resized_crop, bilinear', async () =>
+    expectMatches('resizedCrop_bilinear', await op('resizedCrop', { boxes: params.boxes, size: 32, interpolation: 'bilinear' })));
+  it('resized_crop, bicubic (saturated to [0, 1])', async () =>
+    expectMatches('resizedCrop_bicubic', await op('resizedCrop', { boxes: params.boxes, size: 32, interpolation: 'bicubic' })));
   for (const size of [16, 8]) {
-    it(`resized_crop, bicubic, to a multi-crop small crop of ${size}`, async () => expectMatches(`resizedCrop_bicubic_${size}`, await op('resizedCrop', { boxes: params.boxes, size, interpolation: 'bicubic' })));
+    it(`resized_crop, bicubic, to a multi-crop small crop of ${size}`, async () =>
+      expectMatches(`resizedCrop_bicubic_${size}`, await op('resizedCrop', { boxes: params.boxes, size, interpolation: 'bicubic' })));
   }
   it('adjust_brightness per image', async () => expectMatches('brightness', await op('brightness', { factors: params.brightness })));
   it('adjust_contrast per image', async () => expectMatches('contrast', await op('contrast', { factors: params.contrast })));
@@ -43,7 +46,28 @@ describe('batched augmentation ops equal torchvision.transforms.functional (same
 
 describe('sampled view pipeline', () => {
   // The complete view the engine requires (lib/train-wire.ts toNativeView fills the same fields).
-  const view = { size: 24, scaleMin: 0.08, scaleMax: 1, ratioMin: 3 / 4, ratioMax: 4 / 3, jitterP: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, grayP: 0.2, blurP: 0.5, sigmaMin: 0.1, sigmaMax: 2, blurKernel: 0, solarizeP: 0.2, flipP: 0.5, interpolation: 'bicubic' as const, mean: params.mean, std: params.std };
+  const view = {
+    size: 24,
+    scaleMin: 0.08,
+    scaleMax: 1,
+    ratioMin: 3 / 4,
+    ratioMax: 4 / 3,
+    jitterP: 0.8,
+    brightness: 0.4,
+    contrast: 0.4,
+    saturation: 0.2,
+    hue: 0.1,
+    grayP: 0.2,
+    blurP: 0.5,
+    sigmaMin: 0.1,
+    sigmaMax: 2,
+    blurKernel: 0,
+    solarizeP: 0.2,
+    flipP: 0.5,
+    interpolation: 'bicubic' as const,
+    mean: params.mean,
+    std: params.std,
+  };
   it('is reproducible from its seed and differs across seeds', async () => {
     const images = await fixtureTensor('augment', 'images_u8');
     const a = new Tensor(await native().augmentBatch(images.handle, view, 42));

@@ -36,7 +36,14 @@ function probe(env: Record<string, string>): Probe {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Probe;
 }
 
-const rank = (core: string): number => (/^(skylakex|cooperlake|sapphirerapids)$/i.test(core) ? 3 : /^(haswell|zen|excavator|steamroller|skylake)$/i.test(core) ? 2 : /^(sandybridge|bulldozer|piledriver)$/i.test(core) ? 1 : 0);
+const rank = (core: string): number =>
+  /^(skylakex|cooperlake|sapphirerapids)$/i.test(core)
+    ? 3
+    : /^(haswell|zen|excavator|steamroller|skylake)$/i.test(core)
+      ? 2
+      : /^(sandybridge|bulldozer|piledriver)$/i.test(core)
+        ? 1
+        : 0;
 
 describe('the BLAS kernels the engine runs on', () => {
   it('as this machine runs it: kernels for its CPU, or the OPENBLAS_CORETYPE it set, untouched', () => {
@@ -54,24 +61,32 @@ describe('the BLAS kernels the engine runs on', () => {
     expect(p.line).toMatch(/^BLAS: OpenBLAS [\d.]+, \w+ kernels \(/);
   }, 60_000);
 
-  it.skipIf(machineSetting !== undefined)('corrects an OpenBLAS that took the CPU for Prescott, and its GEMMs stay right', () => {
-    const p = probe({ TORCH_SSL_SIMULATE_BLAS_MISREAD: 'Prescott' });
-    expect(p.blas.detected).toBe('Prescott');
-    if (p.blas.cpuIsa === 'avx512' || p.blas.cpuIsa === 'avx2') {
-      expect(p.blas.chosenBy).toBe('torch-ssl');
-      expect(rank(p.blas.core)).toBe(p.blas.cpuIsa === 'avx512' ? 3 : 2);
-      expect(p.line).toContain(`OpenBLAS read this ${p.blas.cpuIsa.toUpperCase()} CPU as Prescott`);
-    }
-    expect(p.envAfterLoad).toBeNull();
-    expect(p.maxError).toBeLessThan(1e-4);
-  }, 60_000);
+  it.skipIf(machineSetting !== undefined)(
+    'corrects an OpenBLAS that took the CPU for Prescott, and its GEMMs stay right',
+    () => {
+      const p = probe({ TORCH_SSL_SIMULATE_BLAS_MISREAD: 'Prescott' });
+      expect(p.blas.detected).toBe('Prescott');
+      if (p.blas.cpuIsa === 'avx512' || p.blas.cpuIsa === 'avx2') {
+        expect(p.blas.chosenBy).toBe('torch-ssl');
+        expect(rank(p.blas.core)).toBe(p.blas.cpuIsa === 'avx512' ? 3 : 2);
+        expect(p.line).toContain(`OpenBLAS read this ${p.blas.cpuIsa.toUpperCase()} CPU as Prescott`);
+      }
+      expect(p.envAfterLoad).toBeNull();
+      expect(p.maxError).toBeLessThan(1e-4);
+    },
+    60_000,
+  );
 
-  it.skipIf(machineSetting !== undefined)('honours OPENBLAS_CORETYPE when the user set it, even to slower kernels', () => {
-    const p = probe({ OPENBLAS_CORETYPE: 'Prescott' });
-    expect(p.blas.core).toBe('Prescott');
-    expect(p.blas.chosenBy).toBe('OPENBLAS_CORETYPE');
-    expect(p.envAfterLoad).toBe('Prescott');
-    expect(p.line).toContain('OPENBLAS_CORETYPE=Prescott, as set');
-    expect(p.maxError).toBeLessThan(1e-4);
-  }, 60_000);
+  it.skipIf(machineSetting !== undefined)(
+    'honours OPENBLAS_CORETYPE when the user set it, even to slower kernels',
+    () => {
+      const p = probe({ OPENBLAS_CORETYPE: 'Prescott' });
+      expect(p.blas.core).toBe('Prescott');
+      expect(p.blas.chosenBy).toBe('OPENBLAS_CORETYPE');
+      expect(p.envAfterLoad).toBe('Prescott');
+      expect(p.line).toContain('OPENBLAS_CORETYPE=Prescott, as set');
+      expect(p.maxError).toBeLessThan(1e-4);
+    },
+    60_000,
+  );
 });

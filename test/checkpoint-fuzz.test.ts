@@ -44,7 +44,8 @@ function mutate(src: Uint8Array, rnd: () => number, focus?: [number, number]): U
     const p = Math.min(at(), Math.max(0, out.length - 1));
     if (kind === 0) out[p] = out[p]! ^ (1 << Math.floor(rnd() * 8));
     else if (kind === 1) out[p] = INTERESTING[Math.floor(rnd() * INTERESTING.length)]!;
-    else if (kind === 2 && p + 4 <= out.length) new DataView(out.buffer).setUint32(p, [0, 0xffffffff, 0x7fffffff, 0x80000000, Math.floor(rnd() * 2 ** 32)][Math.floor(rnd() * 5)]!, true);
+    else if (kind === 2 && p + 4 <= out.length)
+      new DataView(out.buffer).setUint32(p, [0, 0xffffffff, 0x7fffffff, 0x80000000, Math.floor(rnd() * 2 ** 32)][Math.floor(rnd() * 5)]!, true);
     else if (kind === 3) out = out.slice(0, p);
     else if (kind === 4) {
       const ins = Uint8Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => Math.floor(rnd() * 256));

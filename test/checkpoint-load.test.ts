@@ -261,7 +261,7 @@ describe('loadCheckpoint: strict keys', () => {
     expect(e.message).toContain('projector.4.running_mean');
   });
 
-  it('a solo-learn checkpoint\'s method-specific extras (queues, other heads) are reported as not loaded', async () => {
+  it("a solo-learn checkpoint's method-specific extras (queues, other heads) are reported as not loaded", async () => {
     const { readTorchFile, tensorMap } = await import('../lib/checkpoint/torch-file.js');
     const { writeTorchFile } = await import('../lib/checkpoint/torch-writer.js');
     const src = await readTorchFile(fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'));
@@ -323,14 +323,20 @@ for k, v in ref.items():
 bad = [k for k in want if k not in sd or sd[k].dtype != want[k].dtype or not torch.equal(sd[k], want[k])]
 print(json.dumps({"keys": sorted(sd), "want": sorted(want), "bad": bad, "meta": meta}, default=str))
 `;
-  return JSON.parse(execFileSync(python, ['-c', code, exported, original, JSON.stringify(prefixes), loader], { encoding: 'utf8', maxBuffer: 64 << 20 })) as Record<string, unknown>;
+  return JSON.parse(
+    execFileSync(python, ['-c', code, exported, original, JSON.stringify(prefixes), loader], { encoding: 'utf8', maxBuffer: 64 << 20 }),
+  ) as Record<string, unknown>;
 }
 
 describe('exportCheckpoint', () => {
   const SOLO = { 'backbone.': 'backbone.', 'projector.': 'projector.', 'classifier.': 'classifier.' };
   const cases = [
     { name: 'vicreg_channels_last', file: 'vicreg-cifar10-q9w8e7r6-ep=999.ckpt', prefixes: SOLO },
-    { name: 'simclr_legacy_encoder', file: 'simclr-cifar100-1a2b3c4d-ep=399.ckpt', prefixes: { 'backbone.': 'encoder.', 'projector.': 'projector.', 'classifier.': 'classifier.' } },
+    {
+      name: 'simclr_legacy_encoder',
+      file: 'simclr-cifar100-1a2b3c4d-ep=399.ckpt',
+      prefixes: { 'backbone.': 'encoder.', 'projector.': 'projector.', 'classifier.': 'classifier.' },
+    },
     { name: 'fp16_state_dict', file: 'backbone-fp16.pth', prefixes: { 'backbone.': '' } },
   ];
   for (const c of cases) {
@@ -341,7 +347,12 @@ describe('exportCheckpoint', () => {
         const out = join(dir, `${c.name}.${ext}`);
         const names = await exportCheckpoint(out, loaded);
         loaded.dispose();
-        const r = pythonCompare(out, original, c.prefixes, ext === 'pth' ? 'torch' : 'safetensors') as { keys: string[]; want: string[]; bad: string[]; meta: Record<string, unknown> };
+        const r = pythonCompare(out, original, c.prefixes, ext === 'pth' ? 'torch' : 'safetensors') as {
+          keys: string[];
+          want: string[];
+          bad: string[];
+          meta: Record<string, unknown>;
+        };
         expect(r.bad).toEqual([]);
         expect(r.keys).toEqual(r.want);
         expect([...names].sort()).toEqual(r.keys);
@@ -381,7 +392,9 @@ describe('exportCheckpoint', () => {
     const net = resnet({ depth: 18, stem: 'cifar' });
     await expect(exportCheckpoint(join(sub, 'x.bin2'), net)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
     await expect(exportCheckpoint(join(sub, 'missing-dir', 'x.pth'), net)).rejects.toMatchObject({ code: 'ERR_IO' });
-    await expect(exportCheckpoint(join(sub, 'x.pth'), { backbone: net, classifier: { weight: 1, bias: 2 } } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+    await expect(exportCheckpoint(join(sub, 'x.pth'), { backbone: net, classifier: { weight: 1, bias: 2 } } as never)).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG',
+    });
     net.dispose();
     await expect(exportCheckpoint(join(sub, 'x.pth'), net)).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
     await expect(exportCheckpoint(join(sub, 'x.safetensors'), net)).rejects.toMatchObject({ code: 'ERR_DISPOSED' });

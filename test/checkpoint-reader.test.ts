@@ -167,9 +167,16 @@ describe('readTorchFile on files PyTorch wrote', () => {
     expect(dir).toBeInstanceOf(PyObject);
     // What this Python pickled: class and arguments of PosixPath.__reduce__ (pathlib.PosixPath and the path's
     // parts up to Python 3.12; pathlib._local.PosixPath and the whole path from 3.13).
-    const [cls, args] = JSON.parse(execFileSync(process.env.TORCH_SSL_PYTHON ?? PYTHON, ['-c',
-      'import json, pathlib; c, a = pathlib.PosixPath("/tmp/trained_models/barlow").__reduce__(); print(json.dumps([c.__module__ + "." + c.__qualname__, list(a)]))'],
-    { encoding: 'utf8' })) as [string, string[]];
+    const [cls, args] = JSON.parse(
+      execFileSync(
+        process.env.TORCH_SSL_PYTHON ?? PYTHON,
+        [
+          '-c',
+          'import json, pathlib; c, a = pathlib.PosixPath("/tmp/trained_models/barlow").__reduce__(); print(json.dumps([c.__module__ + "." + c.__qualname__, list(a)]))',
+        ],
+        { encoding: 'utf8' },
+      ),
+    ) as [string, string[]];
     expect(dir.$class).toBe(cls);
     expect(dir.args).toEqual(args);
     const ns = dictGet(cb, 'args') as PyObject;

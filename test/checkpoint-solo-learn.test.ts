@@ -168,7 +168,11 @@ describe('inspectCheckpoint recognises every solo-learn era', () => {
 
   it('recognises the project’s own files and ResNet-34 (BasicBlock [3, 4, 6, 3])', async () => {
     const sd = new Map<string, { dtype: 'float32'; shape: number[]; data: Float32Array }>();
-    const t = (...shape: number[]): { dtype: 'float32'; shape: number[]; data: Float32Array } => ({ dtype: 'float32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    const t = (...shape: number[]): { dtype: 'float32'; shape: number[]; data: Float32Array } => ({
+      dtype: 'float32',
+      shape,
+      data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+    });
     sd.set('backbone.conv1.weight', t(64, 3, 7, 7));
     [3, 4, 6, 3].forEach((n, l) => {
       const c = 64 << l;

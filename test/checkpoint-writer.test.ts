@@ -42,7 +42,7 @@ function make(dtype: DType, shape: number[], seed: number): TensorData {
     case 'float16':
     case 'bfloat16':
       // Finite 16-bit patterns: sign, exponent below all-ones, any mantissa.
-      data = Uint16Array.from({ length: n }, () => ((r() * 0x7b00) | 0) | (r() < 0.5 ? 0x8000 : 0));
+      data = Uint16Array.from({ length: n }, () => (r() * 0x7b00) | 0 | (r() < 0.5 ? 0x8000 : 0));
       break;
     case 'int8':
       data = Int8Array.from({ length: n }, () => Math.floor(r() * 256) - 128);
@@ -148,7 +148,13 @@ describe('writeTorchFile', () => {
 
   it('aligns every stored record to 64 bytes as PyTorch does, under an archive/ folder with version 3', async () => {
     const path = join(dir, 'aligned.pth');
-    await writeTorchFile(path, new Map([['w', make('float32', [7], 1)], ['b', make('int8', [3], 2)]]));
+    await writeTorchFile(
+      path,
+      new Map([
+        ['w', make('float32', [7], 1)],
+        ['b', make('int8', [3], 2)],
+      ]),
+    );
     const code = `
 import sys, zipfile, json
 z = zipfile.ZipFile(sys.argv[1])
@@ -161,7 +167,9 @@ for i in z.infolist():
     out[i.filename]['data_offset'] = i.header_offset + 30 + n + m
 out['version'] = z.read('archive/version').decode()
 print(json.dumps(out))`;
-    const info = JSON.parse(execFileSync(python, ['-c', code, path], { encoding: 'utf8' })) as Record<string, { stored: boolean; data_offset: number }> & { version: string };
+    const info = JSON.parse(execFileSync(python, ['-c', code, path], { encoding: 'utf8' })) as Record<string, { stored: boolean; data_offset: number }> & {
+      version: string;
+    };
     expect(info.version).toBe('3\n');
     expect(Object.keys(info)).toEqual(expect.arrayContaining(['archive/data.pkl', 'archive/data/0', 'archive/data/1', 'archive/version']));
     for (const [name, e] of Object.entries(info) as Array<[string, { stored: boolean; data_offset: number }]>) {
@@ -190,7 +198,7 @@ print(json.dumps(out))`;
     const w = make('float32', [4, 2], 5);
     await writeTorchFile(path, new Map([['w', w]]));
     const f = await readTorchFile(path);
-    expect(Array.from((await (tensorMap(f.root)!.get('w')!).read()) as Float32Array)).toEqual(Array.from(w.data as Float32Array));
+    expect(Array.from((await tensorMap(f.root)!.get('w')!.read()) as Float32Array)).toEqual(Array.from(w.data as Float32Array));
     await f.close();
   });
 
@@ -199,7 +207,15 @@ print(json.dumps(out))`;
     writeFileSync(path, 'previous');
     const before = readdirSync(dir).length;
     const bad = { dtype: 'float32' as const, shape: [3], data: new Float32Array(2) };
-    await expect(writeTorchFile(path, new Map([['ok', make('float32', [2], 1)], ['bad', bad]]))).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+    await expect(
+      writeTorchFile(
+        path,
+        new Map([
+          ['ok', make('float32', [2], 1)],
+          ['bad', bad],
+        ]),
+      ),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
     await expect(writeTorchFile(join(dir, 'fresh.pth'), { x: new Float32Array(3) as never })).rejects.toBeInstanceOf(TorchSslError);
     expect(readFileSync(path, 'utf8')).toBe('previous');
     expect(existsSync(join(dir, 'fresh.pth'))).toBe(false);
@@ -243,7 +259,18 @@ print(json.dumps(out))`;
       tensors: Record<string, { dtype: string; shape: number[]; sha256: string; aligned: boolean }>;
     };
     expect(got.__metadata__).toEqual({ format: 'pt', epoch: '7' });
-    const codes: Record<DType, string> = { float16: 'F16', bfloat16: 'BF16', float32: 'F32', float64: 'F64', int8: 'I8', int16: 'I16', int32: 'I32', int64: 'I64', uint8: 'U8', bool: 'BOOL' };
+    const codes: Record<DType, string> = {
+      float16: 'F16',
+      bfloat16: 'BF16',
+      float32: 'F32',
+      float64: 'F64',
+      int8: 'I8',
+      int16: 'I16',
+      int32: 'I32',
+      int64: 'I64',
+      uint8: 'U8',
+      bool: 'BOOL',
+    };
     for (const [k, t] of tensors) expect({ k, ...got.tensors[k] }).toEqual({ k, dtype: codes[t.dtype], shape: t.shape, sha256: sha256(t.data), aligned: true });
   });
 
@@ -273,7 +300,11 @@ print(json.dumps(out))`;
     ['header not JSON', craft('{"a": '), /not valid JSON/],
     ['offsets past the data', craft({ a: { dtype: 'F32', shape: [8], data_offsets: [0, 32] } }), /outside the 16-byte data block/],
     ['size disagreeing with shape', craft({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 16] } }), /needs 12 bytes/],
-    ['overlapping tensors', craft({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }), /overlap/],
+    [
+      'overlapping tensors',
+      craft({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }),
+      /overlap/,
+    ],
     ['unknown dtype', craft({ a: { dtype: 'C64', shape: [1], data_offsets: [0, 8] } }), /unsupported dtype/],
     ['too short', new Uint8Array(3), /shorter than/],
   ];

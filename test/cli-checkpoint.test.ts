@@ -50,7 +50,15 @@ describe('torch-ssl inspect', () => {
     const r = await cli('inspect', '--json', fixturePath('checkpoints', 'byol', 'byol-cifar10-z1x2c3v4-ep=999.ckpt'));
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out) as Record<string, unknown>;
-    expect(j).toMatchObject({ format: 'solo-learn-lightning', era: 'modern-args-json', method: 'byol', depth: 18, stem: 'cifar', dataset: 'cifar10', epoch: 999 });
+    expect(j).toMatchObject({
+      format: 'solo-learn-lightning',
+      era: 'modern-args-json',
+      method: 'byol',
+      depth: 18,
+      stem: 'cifar',
+      dataset: 'cifar10',
+      epoch: 999,
+    });
     expect(j.parameterCounts).toMatchObject({ backbone: 11168832, momentum_backbone: 11168832 });
     expect(j.keys).toMatchObject({ stateDictTensors: 269, modules: { backbone: 120, predictor: 9 } });
   });
@@ -75,7 +83,11 @@ describe('torch-ssl export', () => {
     const r = await cli('export', '--checkpoint', VICREG(), '--out', pth);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain('138 tensors (backbone 120, projector 16, classifier 2)');
-    const keys = execFileSync(python, ['-c', 'import sys, torch; o = torch.load(sys.argv[1], weights_only=True); print(len(o["state_dict"]), o["hyper_parameters"]["method"])', pth], { encoding: 'utf8' });
+    const keys = execFileSync(
+      python,
+      ['-c', 'import sys, torch; o = torch.load(sys.argv[1], weights_only=True); print(len(o["state_dict"]), o["hyper_parameters"]["method"])', pth],
+      { encoding: 'utf8' },
+    );
     expect(keys.trim()).toBe('138 vicreg');
     const st = join(dir, 'vicreg.safetensors');
     expect((await cli('export', '--checkpoint', VICREG(), '--out', st, '--backbone-only')).code).toBe(0);

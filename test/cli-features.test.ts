@@ -48,7 +48,23 @@ describe('torch-ssl extract', () => {
     await writeNpyFile(join(tmp, 'digits-labels.npy'), { dtype: 'int64', shape: [labels.length], data: labels });
     const out = join(tmp, 'local.npy');
     const labelsOut = join(tmp, 'labels-out.npy');
-    await cli('extract', '--checkpoint', model, '--input', imgs, '--out', out, '--pool', 'local', '--normalize', 'cifar10', '--batch-size', '10', '--labels-out', labelsOut);
+    await cli(
+      'extract',
+      '--checkpoint',
+      model,
+      '--input',
+      imgs,
+      '--out',
+      out,
+      '--pool',
+      'local',
+      '--normalize',
+      'cifar10',
+      '--batch-size',
+      '10',
+      '--labels-out',
+      labelsOut,
+    );
     const got = await readNpyFile(out);
     const ref = await fixtureArray('features', 'local');
     expect(got.shape).toEqual([48, 2048]);
@@ -62,7 +78,9 @@ describe('torch-ssl extract', () => {
   it('bad options fail with a typed error and leave no output', async () => {
     const out = join(tmp, 'never.npy');
     await expect(cli('extract', '--checkpoint', ckpt(), '--input', input(), '--out', out, '--pool', '3')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
-    await expect(cli('extract', '--checkpoint', ckpt(), '--input', input(), '--out', out, '--normalize', 'cifar10')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+    await expect(cli('extract', '--checkpoint', ckpt(), '--input', input(), '--out', out, '--normalize', 'cifar10')).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG',
+    });
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
@@ -70,12 +88,20 @@ describe('torch-ssl extract', () => {
 
 describe('torch-ssl knn / linear', () => {
   const files = (set: string) => [
-    '--train', fixturePath('features', 'knn', `${set}_train.npy`),
-    '--train-labels', fixturePath('features', 'knn', `${set}_train_labels.npy`),
-    '--test', fixturePath('features', 'knn', `${set}_test.npy`),
-    '--test-labels', fixturePath('features', 'knn', `${set}_test_labels.npy`),
+    '--train',
+    fixturePath('features', 'knn', `${set}_train.npy`),
+    '--train-labels',
+    fixturePath('features', 'knn', `${set}_train_labels.npy`),
+    '--test',
+    fixturePath('features', 'knn', `${set}_test.npy`),
+    '--test-labels',
+    fixturePath('features', 'knn', `${set}_test_labels.npy`),
   ];
-  const ref = fixtureJson<Record<string, { distance: string; k: number; temperature: number; top1: number; top5: number }[]>>('features', 'knn', 'results.json');
+  const ref = fixtureJson<Record<string, { distance: string; k: number; temperature: number; top1: number; top5: number }[]>>(
+    'features',
+    'knn',
+    'results.json',
+  );
 
   it('--json prints PyTorch’s top1/top5 as the last line', async () => {
     const c = ref.clusters!.find((x) => x.distance === 'cosine' && x.k === 20 && x.temperature === 0.07)!;

@@ -107,7 +107,9 @@ describe('CLI messages', () => {
     const { register: registerExport } = await import('../lib/cli/export.js');
     const program = new Command().exitOverride();
     registerExport(program);
-    const err = await program.parseAsync(['node', 'torch-ssl', 'export', '--checkpoint', join(work, 'not-read.ckpt'), '--out', join(work, 'none', 'x.pth')]).catch((x: unknown) => x);
+    const err = await program
+      .parseAsync(['node', 'torch-ssl', 'export', '--checkpoint', join(work, 'not-read.ckpt'), '--out', join(work, 'none', 'x.pth')])
+      .catch((x: unknown) => x);
     expect((err as Error).message).toContain(`the folder ${join(work, 'none')} does not exist`);
     // A folder nobody may write to: read-only by mode, or for root (whom modes do not stop) immutable.
     const locked = join(work, 'locked');
@@ -136,7 +138,17 @@ describe('CLI messages', () => {
     mkdirSync(dir, { recursive: true });
     const input = join(dir, 'images.npy');
     await writeNpyFile(input, { dtype: 'uint8', shape: [2, 8, 8, 3], data: new Uint8Array(2 * 8 * 8 * 3) });
-    const e = await cliError('extract', '--checkpoint', fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), '--input', input, '--out', join(dir, 'f.npy'), '--labels-out', join(dir, 'l.npy'));
+    const e = await cliError(
+      'extract',
+      '--checkpoint',
+      fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'),
+      '--input',
+      input,
+      '--out',
+      join(dir, 'f.npy'),
+      '--labels-out',
+      join(dir, 'l.npy'),
+    );
     expect(e.message).toContain(`--labels-out: --input ${input} has no labels`);
     expect(readdirSync(dir)).toEqual(['images.npy']);
   });
@@ -148,7 +160,26 @@ describe('CLI messages', () => {
     const labelsOut = join(dir, 'l.npy');
     // digits-train.npy has its labels beside it. Once extraction has started (its staging file exists, so the
     // checks before the work have passed), a folder takes the labels' name: their write fails at the end.
-    const p = spawn(process.execPath, [cli, 'extract', '--checkpoint', fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), '--input', join(datasets(), 'digits-train.npy'), '--limit', '256', '--batch-size', '16', '--out', out, '--labels-out', labelsOut], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(
+      process.execPath,
+      [
+        cli,
+        'extract',
+        '--checkpoint',
+        fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'),
+        '--input',
+        join(datasets(), 'digits-train.npy'),
+        '--limit',
+        '256',
+        '--batch-size',
+        '16',
+        '--out',
+        out,
+        '--labels-out',
+        labelsOut,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const watch = setInterval(() => {
@@ -161,7 +192,9 @@ describe('CLI messages', () => {
     clearInterval(watch);
     expect(existsSync(join(labelsOut, 'occupied')), 'the folder was put in the way during extraction').toBe(true);
     expect(code, stderr).toBe(1);
-    expect(stderr).toContain(`ERR_IO: --labels-out ${labelsOut}: cannot write the labels (a folder of that name is in the way); --out ${out} was not written either`);
+    expect(stderr).toContain(
+      `ERR_IO: --labels-out ${labelsOut}: cannot write the labels (a folder of that name is in the way); --out ${out} was not written either`,
+    );
     expect(existsSync(out)).toBe(false); // the features were not committed without their labels
     expect(readdirSync(dir).sort()).toEqual(['l.npy']); // only the folder the test made: no staging file, no temporary
   }, 60_000);
@@ -183,10 +216,25 @@ describe('CLI messages', () => {
   it('Ctrl-C during extract exits 130 and leaves no output', async () => {
     const out = join(work, 'sigint', 'f.npy');
     mkdirSync(join(work, 'sigint'), { recursive: true });
-    const p = spawn(process.execPath, [cli, 'extract', '--checkpoint', fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), '--input', join(datasets(), 'digits-train.npy'), '--batch-size', '16', '--out', out], {
-      env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const p = spawn(
+      process.execPath,
+      [
+        cli,
+        'extract',
+        '--checkpoint',
+        fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'),
+        '--input',
+        join(datasets(), 'digits-train.npy'),
+        '--batch-size',
+        '16',
+        '--out',
+        out,
+      ],
+      {
+        env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();

@@ -38,10 +38,25 @@ describe('progress in logs', () => {
   });
 
   it('torch-ssl extract with output to a file prints progress lines with an ETA', () => {
-    const r = spawnSync(process.execPath, [cli, 'extract', '--checkpoint', fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), '--input', fixturePath('checkpoints', 'vicreg_omegaconf', 'features', 'input.npy'), '--batch-size', '2', '--out', join(work, 'f.npy')], {
-      encoding: 'utf8',
-      env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'extract',
+        '--checkpoint',
+        fixturePath('checkpoints', 'vicreg_omegaconf', 'vicreg-cifar10-otu5cw89-ep=999.ckpt'),
+        '--input',
+        fixturePath('checkpoints', 'vicreg_omegaconf', 'features', 'input.npy'),
+        '--batch-size',
+        '2',
+        '--out',
+        join(work, 'f.npy'),
+      ],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' },
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('extract: '));
     expect(lines.length).toBeGreaterThan(1);
@@ -51,8 +66,23 @@ describe('progress in logs', () => {
   it('torch-ssl train with output to a file prints step lines with an ETA between epochs', async () => {
     const data = await digitsSubset(work, 32);
     const config = join(work, 'cfg.json');
-    writeFileSync(config, JSON.stringify({ method: 'vicreg', data: { train: data }, projector: { hiddenDims: [32], outputDim: 16 }, augmentation: [{ size: 16 }], batchSize: 8, epochs: 1, checkpoint: { dir: join(work, 'run'), every: 0 }, logEvery: 1 }));
-    const r = spawnSync(process.execPath, [cli, 'train', '--config', config, '--set', `checkpoint.dir=${join(work, 'run2')}`], { encoding: 'utf8', env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' } });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        method: 'vicreg',
+        data: { train: data },
+        projector: { hiddenDims: [32], outputDim: 16 },
+        augmentation: [{ size: 16 }],
+        batchSize: 8,
+        epochs: 1,
+        checkpoint: { dir: join(work, 'run'), every: 0 },
+        logEvery: 1,
+      }),
+    );
+    const r = spawnSync(process.execPath, [cli, 'train', '--config', config, '--set', `checkpoint.dir=${join(work, 'run2')}`], {
+      encoding: 'utf8',
+      env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' },
+    });
     expect(r.status, r.stderr).toBe(0);
     const steps = r.stderr.split('\n').filter((l) => l.startsWith('step '));
     expect(steps.length).toBeGreaterThanOrEqual(3);
@@ -63,8 +93,23 @@ describe('progress in logs', () => {
     const data = await digitsSubset(work, 32);
     const dir = join(work, 'sigint-run');
     const config = join(work, 'sigint.json');
-    writeFileSync(config, JSON.stringify({ method: 'vicreg', data: { train: data }, projector: { hiddenDims: [32], outputDim: 16 }, augmentation: [{ size: 16 }], batchSize: 8, epochs: 50, checkpoint: { dir, name: 'run', every: 0 }, logEvery: 1 }));
-    const p = spawn(process.execPath, [cli, 'train', '--config', config], { env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        method: 'vicreg',
+        data: { train: data },
+        projector: { hiddenDims: [32], outputDim: 16 },
+        augmentation: [{ size: 16 }],
+        batchSize: 8,
+        epochs: 50,
+        checkpoint: { dir, name: 'run', every: 0 },
+        logEvery: 1,
+      }),
+    );
+    const p = spawn(process.execPath, [cli, 'train', '--config', config], {
+      env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let stdout = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -37,14 +37,33 @@ function packedFiles(): string[] {
 describe('the published package', () => {
   it('holds what the published commands need and nothing of the repository besides', () => {
     const files = packedFiles();
-    for (const needed of ['package.json', 'CMakeLists.txt', 'scripts/build-native.mjs', 'configs/demo.yaml', 'dist/index.js', 'dist/index.d.ts',
-      'dist/checkpoint/index.js', 'dist/cli/index.js', 'native/bindings/addon.cc', 'native/train/trainer.cc']) {
+    for (const needed of [
+      'package.json',
+      'CMakeLists.txt',
+      'scripts/build-native.mjs',
+      'configs/demo.yaml',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/checkpoint/index.js',
+      'dist/cli/index.js',
+      'native/bindings/addon.cc',
+      'native/train/trainer.cc',
+    ]) {
       expect(files, needed).toContain(needed);
     }
-    const stray = files.filter((f) => /^(test|bench|docs|build|\.cache|scripts\/(?!build-native\.mjs$))\//.test(f) || f.endsWith('.map') || f.endsWith('.tgz') || f === 'configs/learning-bench.yaml');
+    const stray = files.filter(
+      (f) =>
+        /^(test|bench|docs|build|\.cache|scripts\/(?!build-native\.mjs$))\//.test(f) ||
+        f.endsWith('.map') ||
+        f.endsWith('.tgz') ||
+        f === 'configs/learning-bench.yaml',
+    );
     expect(stray).toEqual([]);
     // Node's own types are the user's choice of version: an optional peer, not a runtime dependency.
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    };
     expect(Object.keys(pkg.dependencies).filter((d) => d.startsWith('@types/'))).toEqual([]);
     expect(pkg.peerDependenciesMeta?.['@types/node']?.optional).toBe(true);
   });
@@ -68,9 +87,23 @@ describe('npm install <tarball> in a fresh project', () => {
     execFileSync('npm', ['init', '-y'], { cwd: app, stdio: 'ignore' });
     execFileSync('npm', ['pkg', 'set', 'type=module'], { cwd: app });
     const t0 = performance.now();
-    install = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', tarball, `typescript@${version('typescript')}`, `@types/node@${version('@types/node')}`], app, {
-      TORCH_SSL_BUILD_CACHE: buildCache,
-    });
+    install = run(
+      'npm',
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--foreground-scripts',
+        tarball,
+        `typescript@${version('typescript')}`,
+        `@types/node@${version('@types/node')}`,
+      ],
+      app,
+      {
+        TORCH_SSL_BUILD_CACHE: buildCache,
+      },
+    );
     installSeconds = (performance.now() - t0) / 1000;
     console.log(`consumer install: ${installSeconds.toFixed(1)} s; tarball ${(readFileSync(tarball).length / 1024).toFixed(0)} KiB`);
   }, 900_000);
@@ -118,9 +151,20 @@ console.log(JSON.stringify({ localShape: local.features.shape, method: loaded.in
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
     const dir = fixturePath('checkpoints', 'vicreg_omegaconf');
-    const r = run(process.execPath, ['index.js', join(dir, 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), join(dir, 'features', 'input.npy'), join(dir, 'features', 'pooled.npy')], app);
+    const r = run(
+      process.execPath,
+      ['index.js', join(dir, 'vicreg-cifar10-otu5cw89-ep=999.ckpt'), join(dir, 'features', 'input.npy'), join(dir, 'features', 'pooled.npy')],
+      app,
+    );
     expect(r.status, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { localShape: number[]; method: string; pooledShape: number[]; refShape: number[]; relError: number; inspected: string };
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      localShape: number[];
+      method: string;
+      pooledShape: number[];
+      refShape: number[];
+      relError: number;
+      inspected: string;
+    };
     expect(out.localShape).toEqual([2, 2048]); // 512×5×5 → 3×3 stride-2 pooling → 512×2×2
     expect(out.method).toBe('vicreg');
     expect(out.inspected).toBe('vicreg');

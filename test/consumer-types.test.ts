@@ -18,7 +18,10 @@ describe('published types', () => {
   let made = false;
   function consumer(): void {
     if (made) return;
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; peerDependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      peerDependencies: Record<string, string>;
+    };
     const nm = join(work, 'node_modules');
     mkdirSync(join(nm, 'torch-ssl'), { recursive: true });
     cpSync(join(REPO_ROOT, 'dist'), join(nm, 'torch-ssl', 'dist'), { recursive: true });
@@ -58,7 +61,12 @@ describe('published types', () => {
   // exports, and type-check under the same settings (type-only names need `import type` there).
   it('every import of torch-ssl in README.md and docs/*.md resolves and type-checks in that project', () => {
     consumer();
-    const docs = ['README.md', ...readdirSync(join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+    const docs = [
+      'README.md',
+      ...readdirSync(join(REPO_ROOT, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => join('docs', f)),
+    ];
     const imports: string[] = [];
     for (const doc of docs) {
       const text = readFileSync(join(REPO_ROOT, doc), 'utf8');
@@ -80,7 +88,11 @@ describe('published types', () => {
     expect(r.status).toBe(0);
     // And Node resolves each path at run time (the exports map's "default" entries).
     for (const spec of new Set(imports.map((src) => /from\s+['"]([^'"]+)['"]/.exec(src)![1]!))) {
-      const run = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(spec)}); console.log(Object.keys(m).length);`], { cwd: work, encoding: 'utf8' });
+      const run = spawnSync(
+        process.execPath,
+        ['--input-type=module', '-e', `const m = await import(${JSON.stringify(spec)}); console.log(Object.keys(m).length);`],
+        { cwd: work, encoding: 'utf8' },
+      );
       expect(run.stderr, spec).toBe('');
       expect(Number(run.stdout.trim()), spec).toBeGreaterThan(0);
     }

@@ -5,7 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { Tensor } from '../lib/tensor.js';
 import { fixtureArray, fixtureJson, fixtureTensor, relError } from './helpers/fixtures.js';
 
-interface Case { name: string; kernel: number; stride: number; padding: number }
+interface Case {
+  name: string;
+  kernel: number;
+  stride: number;
+  padding: number;
+}
 const cases = fixtureJson<Case[]>('conv_grad', 'cases.json');
 
 /** Our dW for one case, in `dtype`, as a contiguous float32 array in PyTorch's (O, C, kh, kw) order. */
@@ -33,6 +38,8 @@ describe('convolution weight gradients as one GEMM (small output maps)', () => {
   it('refuses a grad_output that does not fit the input, naming both shapes', () => {
     const g = Tensor.zeros([2, 4, 3, 3]);
     const x = Tensor.zeros([2, 4, 9, 9]);
-    expect(() => g.handle.op('convWeightGradByGemm', x.handle, [3, 3], [1, 1], [1, 1])).toThrow(/grad_output \[2, 4, 3, 3\] does not match input \[2, 4, 9, 9\]/);
+    expect(() => g.handle.op('convWeightGradByGemm', x.handle, [3, 3], [1, 1], [1, 1])).toThrow(
+      /grad_output \[2, 4, 3, 3\] does not match input \[2, 4, 9, 9\]/,
+    );
   });
 });

@@ -13,7 +13,10 @@ describe('caching CPU allocator', () => {
     expect(cpuCacheInfo().installed).toBe(true);
     const model = resnet({ depth: 18, stem: 'cifar' });
     model.eval();
-    const x = Tensor.from(Float32Array.from({ length: 16 * 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.37)), [16, 3, 32, 32]);
+    const x = Tensor.from(
+      Float32Array.from({ length: 16 * 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.37)),
+      [16, 3, 32, 32],
+    );
     releaseCpuCache();
     const before = cpuCacheInfo();
     const a = await model.forward(x, { grad: false });
@@ -29,16 +32,19 @@ describe('caching CPU allocator', () => {
     expect(cpuCacheInfo().cachedBytes).toBe(0);
   });
 
-  it('TORCH_SSL_CPU_CACHE_MB=0 keeps LibTorch\'s system allocator; a size sets the cap, and the cap holds', () => {
+  it("TORCH_SSL_CPU_CACHE_MB=0 keeps LibTorch's system allocator; a size sets the cap, and the cap holds", () => {
     const probe = `const a = require(${JSON.stringify(addon)}); const t = a.fromBuffer(new Float32Array(1 << 20), 'float32', [1 << 20]); console.log(JSON.stringify(a.cpuCacheInfo()))`;
     const off = JSON.parse(execFileSync(process.execPath, ['-e', probe], { env: { ...process.env, TORCH_SSL_CPU_CACHE_MB: '0' }, encoding: 'utf8' }));
     expect(off).toMatchObject({ installed: false, cachedBytes: 0, hits: 0 });
     const on = JSON.parse(execFileSync(process.execPath, ['-e', probe], { env: { ...process.env, TORCH_SSL_CPU_CACHE_MB: '64' }, encoding: 'utf8' }));
     expect(on).toMatchObject({ installed: true, capBytes: 64 * 2 ** 20 });
     // The cap holds: with 1 MiB, a freed 4 MiB block goes back to the system, a freed 512 KiB one is kept.
-    const capped = `const a = require(${JSON.stringify(addon)}); const big = a.fromBuffer(new Float32Array(1 << 20), 'float32', [1 << 20]).op('mulScalar', 2); big.dispose(); const b = a.cpuCacheInfo().cachedBytes;` +
+    const capped =
+      `const a = require(${JSON.stringify(addon)}); const big = a.fromBuffer(new Float32Array(1 << 20), 'float32', [1 << 20]).op('mulScalar', 2); big.dispose(); const b = a.cpuCacheInfo().cachedBytes;` +
       ` const small = a.fromBuffer(new Float32Array(1 << 17), 'float32', [1 << 17]).op('mulScalar', 2); small.dispose(); console.log(JSON.stringify([b, a.cpuCacheInfo().cachedBytes]))`;
-    const [afterBig, afterSmall] = JSON.parse(execFileSync(process.execPath, ['-e', capped], { env: { ...process.env, TORCH_SSL_CPU_CACHE_MB: '1' }, encoding: 'utf8' }));
+    const [afterBig, afterSmall] = JSON.parse(
+      execFileSync(process.execPath, ['-e', capped], { env: { ...process.env, TORCH_SSL_CPU_CACHE_MB: '1' }, encoding: 'utf8' }),
+    );
     expect(afterBig).toBe(0);
     expect(afterSmall).toBe(512 * 1024);
   });

@@ -33,7 +33,9 @@ describe('CUDA build information', () => {
     expect(cuda.deviceCount()).toBe(0);
     const why = info.cudaBuild ? /no CUDA GPU is visible/ : /without CUDA \(cpu only\)/;
     for (const device of ['cuda', 'cuda:0', 'cuda:1']) {
-      expect(() => Tensor.from(new Float32Array(6), [2, 3], { device })).toThrow(expect.objectContaining({ code: 'ERR_TORCH_DEVICE', message: expect.stringMatching(why) }));
+      expect(() => Tensor.from(new Float32Array(6), [2, 3], { device })).toThrow(
+        expect.objectContaining({ code: 'ERR_TORCH_DEVICE', message: expect.stringMatching(why) }),
+      );
     }
     const net = resnet({ depth: 18, stem: 'cifar' });
     await expect(net.to('cuda')).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE' });
@@ -42,9 +44,17 @@ describe('CUDA build information', () => {
     // Training checks the device before any work, naming the config key.
     const work = makeTmpDir('cuda');
     const data = await digitsSubset(work, 16);
-    await expect(train({
-      method: 'vicreg', data: { train: data }, projector: { hiddenDims: [32], outputDim: 16 }, augmentation: [{ size: 16 }],
-      batchSize: 8, epochs: 1, device: 'cuda', checkpoint: { dir: join(work, 'ckpt') },
-    })).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE', message: expect.stringMatching(/config\.device/) });
+    await expect(
+      train({
+        method: 'vicreg',
+        data: { train: data },
+        projector: { hiddenDims: [32], outputDim: 16 },
+        augmentation: [{ size: 16 }],
+        batchSize: 8,
+        epochs: 1,
+        device: 'cuda',
+        checkpoint: { dir: join(work, 'ckpt') },
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_TORCH_DEVICE', message: expect.stringMatching(/config\.device/) });
   });
 });

@@ -42,7 +42,8 @@ describe('IDX images (Fashion-MNIST) against torchvision', () => {
     const red = b.pixels.filter((_, i) => i % 3 === 0);
     expect(Buffer.from(red).equals(Buffer.from(gray))).toBe(true);
     // gray replicated to three equal channels
-    for (let i = 0; i < b.pixels.length; i += 3) if (b.pixels[i] !== b.pixels[i + 1] || b.pixels[i] !== b.pixels[i + 2]) throw new Error(`pixel ${i / 3} not gray`);
+    for (let i = 0; i < b.pixels.length; i += 3)
+      if (b.pixels[i] !== b.pixels[i + 1] || b.pixels[i] !== b.pixels[i + 2]) throw new Error(`pixel ${i / 3} not gray`);
   });
 
   it("pads to 32×32 exactly like torchvision's Pad(2) + Grayscale(3)", async () => {
@@ -198,7 +199,30 @@ describe('IDX files as training and extraction inputs', () => {
     const cli = resolve(REPO_ROOT, 'dist', 'cli', 'index.js');
     const out = join(work, 'idx-feats.npy');
     const labelsOut = join(work, 'idx-labels.npy');
-    execFileSync(process.execPath, [cli, 'extract', '--checkpoint', r.checkpoint, '--input', join(FM, 't10k-images-idx3-ubyte.gz'), '--size', '32', '--fit', 'pad', '--limit', '24', '--pool', 'local', '--out', out, '--labels-out', labelsOut], { stdio: 'pipe' });
+    execFileSync(
+      process.execPath,
+      [
+        cli,
+        'extract',
+        '--checkpoint',
+        r.checkpoint,
+        '--input',
+        join(FM, 't10k-images-idx3-ubyte.gz'),
+        '--size',
+        '32',
+        '--fit',
+        'pad',
+        '--limit',
+        '24',
+        '--pool',
+        'local',
+        '--out',
+        out,
+        '--labels-out',
+        labelsOut,
+      ],
+      { stdio: 'pipe' },
+    );
     const f = await readNpyFile(out);
     expect(f.shape).toEqual([24, 2048]); // 32×32 padded: layer4 5×5 → 3×3/2 → 512×2×2
     const l = await readNpyFile(labelsOut);

@@ -130,8 +130,14 @@ describe('image folders', () => {
   it('indexes classes and files exactly as torchvision ImageFolder', async () => {
     const root = join(fx, 'folder');
     const index = await scanImageFolder(root);
-    const files = readFileSync(join(fx, 'expected', 'folder-files.txt'), 'utf8').trim().split('\n');
-    expect(index.classes).toEqual(readFileSync(join(fx, 'expected', 'folder-classes.txt'), 'utf8').trim().split('\n'));
+    const files = readFileSync(join(fx, 'expected', 'folder-files.txt'), 'utf8')
+      .trim()
+      .split('\n');
+    expect(index.classes).toEqual(
+      readFileSync(join(fx, 'expected', 'folder-classes.txt'), 'utf8')
+        .trim()
+        .split('\n'),
+    );
     expect(index.files.map((f) => relative(root, f))).toEqual(files);
     expect([...index.labels]).toEqual(await expectedLabels('folder-labels'));
   });

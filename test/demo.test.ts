@@ -12,7 +12,7 @@ import { makeTmpDir } from './helpers/tmp.js';
 const work = makeTmpDir('demo');
 
 describe('demo', () => {
-  it('configs/demo.yaml is a valid training config on Debian\'s Fashion-MNIST', () => {
+  it("configs/demo.yaml is a valid training config on Debian's Fashion-MNIST", () => {
     const c = resolveTrainConfig(readDemoConfig(DEMO_CONFIG));
     expect(c.data.train).toBe('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz');
     expect(c.knn.every).toBe(c.epochs); // online kNN before the first step and after the last
@@ -28,7 +28,14 @@ describe('demo', () => {
   it('runs end to end: random vs trained, global 512-d and local 2048-d, online kNN equal to its own measurement', async () => {
     const lines: string[] = [];
     const s = await runDemo({
-      overrides: { data: { limit: 64, valLimit: 48 }, batchSize: 16, epochs: 1, knn: { every: 1 }, checkpoint: { dir: join(work, 'run') }, projector: { hiddenDims: [64], outputDim: 32 } },
+      overrides: {
+        data: { limit: 64, valLimit: 48 },
+        batchSize: 16,
+        epochs: 1,
+        knn: { every: 1 },
+        checkpoint: { dir: join(work, 'run') },
+        projector: { hiddenDims: [64], outputDim: 32 },
+      },
       log: (l) => lines.push(l),
     });
     expect(s.random.global.dim).toBe(512);

@@ -32,7 +32,14 @@ interface Meta {
 }
 const meta = () => fixtureJson<Meta>('ddp', 'meta.json');
 
-const view = (flip: number) => ({ size: 16, scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0, flip });
+const view = (flip: number) => ({
+  size: 16,
+  scale: [1, 1],
+  ratio: [1, 1],
+  jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 },
+  grayscale: 0,
+  flip,
+});
 
 function ddpConfig(method: string, dir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const m = meta();
@@ -77,7 +84,10 @@ function csvLosses(dir: string): number[] {
   const cols = head!.split(',');
   const loss = cols.indexOf('train/loss');
   const stepMs = cols.indexOf('perf/step_ms'); // step rows (epoch rows carry the epoch's mean instead)
-  return rows.map((r) => r.split(',')).filter((f) => f[stepMs] !== '' && f[loss] !== '').map((f) => Number(f[loss]));
+  return rows
+    .map((r) => r.split(','))
+    .filter((f) => f[stepMs] !== '' && f[loss] !== '')
+    .map((f) => Number(f[loss]));
 }
 
 describe('data-parallel training equals PyTorch DDP (2 processes, gloo on loopback)', () => {
@@ -88,9 +98,22 @@ describe('data-parallel training equals PyTorch DDP (2 processes, gloo on loopba
   const relDev = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
   async function equalsPyTorch(method: string, tag: string, extra: Record<string, unknown>) {
     const dir = join(work, `eq-${tag}`);
-    const r = runCli(['train', '--config', writeConfig(`eq-${tag}`, ddpConfig(method, dir, { checkpoint: { dir, every: 1 }, ...extra })), '--nproc', '2', '--json']);
+    const r = runCli([
+      'train',
+      '--config',
+      writeConfig(`eq-${tag}`, ddpConfig(method, dir, { checkpoint: { dir, every: 1 }, ...extra })),
+      '--nproc',
+      '2',
+      '--json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { globalStep: number; worldSize: number; rank: number; checkpoint: string; commMsPerStep: number };
+    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+      globalStep: number;
+      worldSize: number;
+      rank: number;
+      checkpoint: string;
+      commMsPerStep: number;
+    };
     expect(result.worldSize).toBe(2);
     expect(result.rank).toBe(0);
     expect(result.globalStep).toBe(4); // 64 images / 2 ranks / 16 per rank = 2 steps per epoch
@@ -114,9 +137,14 @@ describe('data-parallel training equals PyTorch DDP (2 processes, gloo on loopba
       const after = await params(join(dir, `${method}-resnet18-images-ep=${epoch}.ckpt`), names);
       for (const n of names) {
         // The update (after − init) of every parameter, relative to its largest entry.
-        const delta = async (threads: number) => ((await fixtureArray('ddp', `t${threads}`, tag, `ep${epoch}`, n)).data as Float32Array).map((v, i) => v - init.get(n)![i]!);
+        const delta = async (threads: number) =>
+          ((await fixtureArray('ddp', `t${threads}`, tag, `ep${epoch}`, n)).data as Float32Array).map((v, i) => v - init.get(n)![i]!);
         const ref = await delta(1);
-        const ourErr = relError(after.get(n)!.map((v, i) => v - init.get(n)![i]!), ref, 1e-6);
+        const ourErr = relError(
+          after.get(n)!.map((v, i) => v - init.get(n)![i]!),
+          ref,
+          1e-6,
+        );
         const torchErr = Math.max(weightDrift.get(n) ?? 0, relError(await delta(2), ref, 1e-6));
         weightDrift.set(n, torchErr);
         expect(ourErr, `${n} after epoch ${epoch} (PyTorch t2 vs t1: ${torchErr.toExponential(1)})`).toBeLessThanOrEqual(Math.max(3e-3, 2 * torchErr));
@@ -159,7 +187,8 @@ describe('SyncBatchNorm: 2 processes × batch 16 take the step 1 process × batc
   }
   for (const method of ['vicreg', 'simclr']) {
     it(`${method}: the same updates and running statistics (and without SyncBatchNorm, not)`, async () => {
-      const singleConfig = (name: string, threads: number) => oneStep(method, join(work, name), { batchSize: 32, threads, resume: fixturePath('ddp', `init-${method}-single.ckpt`) });
+      const singleConfig = (name: string, threads: number) =>
+        oneStep(method, join(work, name), { batchSize: 32, threads, resume: fixturePath('ddp', `init-${method}-single.ckpt`) });
       const single = await step(method, `one-${method}`, singleConfig(`one-${method}`, 1));
       // The same step in other summation orders: how far rounding alone moves each update.
       const reorders: Awaited<ReturnType<typeof step>>[] = [];
@@ -178,7 +207,8 @@ describe('SyncBatchNorm: 2 processes × batch 16 take the step 1 process × batc
         if (relError(d(plain), ref, 1e-6) > bound) plainFar += 1;
       }
       expect(plainFar).toBeGreaterThanOrEqual(0.9 * names.length); // per-rank statistics take another step
-      for (const n of [...single.keys()].filter((k) => /running_(mean|var)$/.test(k))) expect(relError(synced.get(n)!, single.get(n)!, 1e-3), n).toBeLessThan(1e-4);
+      for (const n of [...single.keys()].filter((k) => /running_(mean|var)$/.test(k)))
+        expect(relError(synced.get(n)!, single.get(n)!, 1e-3), n).toBeLessThan(1e-4);
     });
   }
 });
@@ -205,8 +235,12 @@ describe('where a rank stands: config.dist and torchrun variables', () => {
     expect(err(() => resolveDist(base, { RANK: '0' })).message).toMatch(/needs its world size: config.dist.worldSize or WORLD_SIZE/);
     const withDist = resolveTrainConfig({ method: 'vicreg', data: { train: 'x.npy' }, dist: { worldSize: 2, rank: 1 } });
     expect(err(() => resolveDist(withDist, { WORLD_SIZE: '3' })).message).toMatch(/config.dist.worldSize is 2 but WORLD_SIZE is 3/);
-    expect(err(() => resolveDist(resolveTrainConfig({ method: 'vicreg', data: { train: 'x.npy' }, dist: { worldSize: 2, rank: 0, backend: 'nccl' } }), {})).message).toMatch(/'nccl' needs a CUDA device/);
-    expect(err(() => resolveTrainConfig({ method: 'vicreg', data: { train: 'x.npy' }, dist: { worldsize: 2 } })).message).toMatch(/config.dist.worldsize: unknown key; did you mean config.dist.worldSize\?/);
+    expect(
+      err(() => resolveDist(resolveTrainConfig({ method: 'vicreg', data: { train: 'x.npy' }, dist: { worldSize: 2, rank: 0, backend: 'nccl' } }), {})).message,
+    ).toMatch(/'nccl' needs a CUDA device/);
+    expect(err(() => resolveTrainConfig({ method: 'vicreg', data: { train: 'x.npy' }, dist: { worldsize: 2 } })).message).toMatch(
+      /config.dist.worldsize: unknown key; did you mean config.dist.worldSize\?/,
+    );
   });
   it('the config digest ignores the rank and the paths, and changes with anything the ranks must share', () => {
     const place = resolveDist(base, { WORLD_SIZE: '2', RANK: '0' })!;
@@ -225,7 +259,12 @@ describe('faults: a clear ERR_DISTRIBUTED, no hang, no half-written checkpoint',
     const port = await freePort();
     const dir = join(work, 'lonely');
     const t0 = performance.now();
-    const r = runCli(['train', '--config', writeConfig('lonely', quick(dir, { dist: { rendezvousTimeout: 3 } }))], { WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) });
+    const r = runCli(['train', '--config', writeConfig('lonely', quick(dir, { dist: { rendezvousTimeout: 3 } }))], {
+      WORLD_SIZE: '2',
+      RANK: '0',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(port),
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/ERR_DISTRIBUTED.*rendezvous at 127\.0\.0\.1:\d+ timed out after 3 s: rank 1 of WORLD_SIZE 2 never arrived/);
     expect(performance.now() - t0).toBeLessThan(30_000);
@@ -234,7 +273,11 @@ describe('faults: a clear ERR_DISTRIBUTED, no hang, no half-written checkpoint',
 
   it('rank 0 never arrives: a worker says it could not reach the rendezvous', async () => {
     const port = await freePort();
-    const r = runCli(['train', '--config', writeConfig('orphan', quick(join(work, 'orphan'), { dist: { rendezvousTimeout: 2 } }))], { WORLD_SIZE: '2', RANK: '1', MASTER_PORT: String(port) });
+    const r = runCli(['train', '--config', writeConfig('orphan', quick(join(work, 'orphan'), { dist: { rendezvousTimeout: 2 } }))], {
+      WORLD_SIZE: '2',
+      RANK: '1',
+      MASTER_PORT: String(port),
+    });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/ERR_DISTRIBUTED.*rank 1 could not reach rank 0's rendezvous at 127\.0\.0\.1:\d+ within 2 s/);
   });
@@ -244,7 +287,11 @@ describe('faults: a clear ERR_DISTRIBUTED, no hang, no half-written checkpoint',
     await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
     const port = (srv.address() as { port: number }).port;
     try {
-      const r = runCli(['train', '--config', writeConfig('busy', quick(join(work, 'busy'), { dist: { rendezvousTimeout: 3 } }))], { WORLD_SIZE: '2', RANK: '0', MASTER_PORT: String(port) });
+      const r = runCli(['train', '--config', writeConfig('busy', quick(join(work, 'busy'), { dist: { rendezvousTimeout: 3 } }))], {
+        WORLD_SIZE: '2',
+        RANK: '0',
+        MASTER_PORT: String(port),
+      });
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(new RegExp(`ERR_DISTRIBUTED.*MASTER_PORT ${port} on 127\\.0\\.0\\.1 is already in use`));
     } finally {
@@ -275,25 +322,35 @@ describe('faults: a clear ERR_DISTRIBUTED, no hang, no half-written checkpoint',
   it('ranks started with different world sizes or configs are told which rank disagrees', async () => {
     const port = await freePort();
     const cfg = writeConfig('agree', quick(join(work, 'agree'), { dist: { rendezvousTimeout: 20 } }));
-    const sizes = await runPair([cfg, cfg], [
-      { WORLD_SIZE: '2', RANK: '0', MASTER_PORT: String(port) },
-      { WORLD_SIZE: '3', RANK: '1', MASTER_PORT: String(port) },
-    ]);
+    const sizes = await runPair(
+      [cfg, cfg],
+      [
+        { WORLD_SIZE: '2', RANK: '0', MASTER_PORT: String(port) },
+        { WORLD_SIZE: '3', RANK: '1', MASTER_PORT: String(port) },
+      ],
+    );
     expect(sizes.map((r) => r.status)).toEqual([1, 1]);
-    expect(sizes[0]!.stderr + sizes[1]!.stderr).toMatch(/ERR_DISTRIBUTED.*was started with WORLD_SIZE 3 and rank \d with 2|was started with WORLD_SIZE 2 and rank 1 with 3/);
+    expect(sizes[0]!.stderr + sizes[1]!.stderr).toMatch(
+      /ERR_DISTRIBUTED.*was started with WORLD_SIZE 3 and rank \d with 2|was started with WORLD_SIZE 2 and rank 1 with 3/,
+    );
     const port2 = await freePort();
     const other = writeConfig('disagree', quick(join(work, 'disagree'), { dist: { rendezvousTimeout: 20 }, optimizer: { lr: 0.1 } }));
-    const cfgs = await runPair([cfg, other], [
-      { WORLD_SIZE: '2', RANK: '0', MASTER_PORT: String(port2) },
-      { WORLD_SIZE: '2', RANK: '1', MASTER_PORT: String(port2) },
-    ]);
+    const cfgs = await runPair(
+      [cfg, other],
+      [
+        { WORLD_SIZE: '2', RANK: '0', MASTER_PORT: String(port2) },
+        { WORLD_SIZE: '2', RANK: '1', MASTER_PORT: String(port2) },
+      ],
+    );
     expect(cfgs.map((r) => r.status)).toEqual([1, 1]);
     expect(cfgs[0]!.stderr).toMatch(/ERR_DISTRIBUTED.*rank 1's training config differs from rank 0's/);
   });
 
   /** Starts `train --nproc 2` and resolves once rank 0 has reported its second step (a line per step). */
   async function startedJob(name: string, dir: string) {
-    const ch = spawn(process.execPath, [cli, 'train', '--config', writeConfig(name, quick(dir, { epochs: 50 })), '--nproc', '2'], { env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' } });
+    const ch = spawn(process.execPath, [cli, 'train', '--config', writeConfig(name, quick(dir, { epochs: 50 })), '--nproc', '2'], {
+      env: { ...process.env, TORCH_SSL_LOG_INTERVAL: '0' },
+    });
     let stderr = '';
     const exited = new Promise<number | null>((ok) => ch.on('exit', ok));
     await new Promise<void>((ok, fail) => {
@@ -342,11 +399,19 @@ describe('faults: a clear ERR_DISTRIBUTED, no hang, no half-written checkpoint',
 
   it('a 2-process run resumed from its epoch-1 checkpoint ends with the weights of the run that was not stopped', async () => {
     const full = join(work, 'resume-full');
-    const cfg = (dir: string, extra: Record<string, unknown>) => ddpConfig('vicreg', dir, { resume: undefined, checkpoint: { dir, every: 1 }, epochs: 2, ...extra });
+    const cfg = (dir: string, extra: Record<string, unknown>) =>
+      ddpConfig('vicreg', dir, { resume: undefined, checkpoint: { dir, every: 1 }, epochs: 2, ...extra });
     const a = runCli(['train', '--config', writeConfig('resume-full', cfg(full, {})), '--nproc', '2', '--json']);
     expect(a.status, a.stderr).toBe(0);
     const part = join(work, 'resume-part');
-    const b = runCli(['train', '--config', writeConfig('resume-part', cfg(part, { resume: join(full, 'vicreg-resnet18-images-ep=1.ckpt') })), '--nproc', '2', '--json']);
+    const b = runCli([
+      'train',
+      '--config',
+      writeConfig('resume-part', cfg(part, { resume: join(full, 'vicreg-resnet18-images-ep=1.ckpt') })),
+      '--nproc',
+      '2',
+      '--json',
+    ]);
     expect(b.status, b.stderr).toBe(0);
     const rb = JSON.parse(b.stdout.trim().split('\n').at(-1)!) as { globalStep: number; checkpoint: string };
     expect(rb.globalStep).toBe(4);

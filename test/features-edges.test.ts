@@ -10,7 +10,12 @@ import { TorchSslError } from '../lib/errors.js';
 import { PYTHON } from './helpers/python.js';
 import { REPO_ROOT } from './helpers/paths.js';
 
-const images = (side: number, n = 4) => Tensor.from(Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256), [n, side, side, 3], { dtype: 'uint8' });
+const images = (side: number, n = 4) =>
+  Tensor.from(
+    Uint8Array.from({ length: n * side * side * 3 }, (_, i) => (i * 37) % 256),
+    [n, side, side, 3],
+    { dtype: 'uint8' },
+  );
 
 describe('extractFeatures edges', () => {
   it("pooling 'local' on 16×16 images (a 3×3 layer4 map) is ERR_TORCH_SHAPE naming the fix; 2×2/1 windows give 2048-d", async () => {
@@ -48,7 +53,7 @@ describe('extractFeatures edges', () => {
 });
 
 describe('the first native call', () => {
-  it('preloadNative loads LibTorch on a worker thread: the JS thread\'s own load then takes a fraction of the time', { retry: 2, timeout: 60_000 }, async () => {
+  it("preloadNative loads LibTorch on a worker thread: the JS thread's own load then takes a fraction of the time", { retry: 2, timeout: 60_000 }, async () => {
     const { execFileSync } = await import('node:child_process');
     const dist = resolvePath(REPO_ROOT, 'dist', 'native.js');
     // Time on the JS thread of the synchronous addon load (LibTorch's libraries and static initialisers),
@@ -81,7 +86,7 @@ describe('process.exit() while LibTorch is still loading', () => {
 });
 
 describe('weighted kNN at small temperatures', () => {
-  it('T = 0.005 on close neighbours equals a float64 evaluation of solo-learn\'s formula (float32 exp(sim/T) overflows)', async () => {
+  it("T = 0.005 on close neighbours equals a float64 evaluation of solo-learn's formula (float32 exp(sim/T) overflows)", async () => {
     const { execFileSync } = await import('node:child_process');
     const { knn } = await import('../lib/eval.js');
     // Three close clusters around one direction: every neighbour's similarity is near 1 (sim / T ≈ 200 > 88.7),
@@ -93,7 +98,7 @@ describe('weighted kNN at small temperatures', () => {
       const f = new Float32Array(count * d);
       const labels: number[] = [];
       let s = seed;
-      const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+      const rnd = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
       for (let i = 0; i < count; i++) {
         const c = i % 3;
         labels.push(c);
@@ -104,7 +109,14 @@ describe('weighted kNN at small temperatures', () => {
     const tr = make(n, 1);
     const te = make(30, 2);
     const T = 0.005;
-    const ours = await knn({ trainFeatures: Tensor.from(tr.f, [n, d]), trainLabels: tr.labels, testFeatures: Tensor.from(te.f, [30, d]), testLabels: te.labels, k: 30, temperature: T });
+    const ours = await knn({
+      trainFeatures: Tensor.from(tr.f, [n, d]),
+      trainLabels: tr.labels,
+      testFeatures: Tensor.from(te.f, [30, d]),
+      testLabels: te.labels,
+      k: 30,
+      temperature: T,
+    });
     const py = `
 import json, sys, torch
 sys.path.insert(0, ${JSON.stringify(resolvePath(REPO_ROOT, 'scripts', 'fixtures'))})
@@ -113,7 +125,12 @@ a = json.loads(sys.stdin.read())
 t = lambda x: torch.tensor(x, dtype=torch.float64)
 top1, top5 = solo_knn(t(a["tr"]).view(-1, ${d}), torch.tensor(a["trl"]), t(a["te"]).view(-1, ${d}), torch.tensor(a["tel"]), 30, ${T}, "cosine")
 print(json.dumps([top1, top5]))`;
-    const [top1, top5] = JSON.parse(execFileSync(PYTHON, ['-c', py], { input: JSON.stringify({ tr: Array.from(tr.f), trl: tr.labels, te: Array.from(te.f), tel: te.labels }), encoding: 'utf8' })) as [number, number];
+    const [top1, top5] = JSON.parse(
+      execFileSync(PYTHON, ['-c', py], {
+        input: JSON.stringify({ tr: Array.from(tr.f), trl: tr.labels, te: Array.from(te.f), tel: te.labels }),
+        encoding: 'utf8',
+      }),
+    ) as [number, number];
     expect(top1).toBeGreaterThan(90); // float64: the own class's slightly closer neighbours win
     expect([ours.top1, ours.top5]).toEqual([top1, top5]);
   });

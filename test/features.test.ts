@@ -128,8 +128,7 @@ describe('extractFeatures vs PyTorch (solo-learn CIFAR ResNet-18, real 32×32 di
     const std = [0.247, 0.2435, 0.2616];
     const f = new Float32Array(48 * 3 * 32 * 32);
     for (let n = 0; n < 48; n++)
-      for (let c = 0; c < 3; c++)
-        for (let p = 0; p < 1024; p++) f[((n * 3 + c) * 1024) + p] = (u8[(n * 1024 + p) * 3 + c]! / 255 - mean[c]!) / std[c]!;
+      for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) f[(n * 3 + c) * 1024 + p] = (u8[(n * 1024 + p) * 3 + c]! / 255 - mean[c]!) / std[c]!;
     const r = await extractFeatures(net, Tensor.from(f, [48, 3, 32, 32]), { pooling: 'local' });
     await expectClose(r.features, 'local');
   });
@@ -146,7 +145,9 @@ describe('extractFeatures rejects bad input with typed errors', () => {
   it('bad options', async () => {
     await expect(extractFeatures(net, images, { pooling: 'max' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
     await expect(extractFeatures(net, images, { space: 'projection' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
-    await expect(extractFeatures({ backbone: net, projector: proj }, images, { space: 'projection', pooling: 'local' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+    await expect(extractFeatures({ backbone: net, projector: proj }, images, { space: 'projection', pooling: 'local' })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG',
+    });
     await expect(extractFeatures(net, images, { patches: { size: 40, stride: 8 } })).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });
     await expect(extractFeatures(net, images, { pooling: { kernel: 7, stride: 1 } })).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });
     await expect(extractFeatures(net, images, { batchSize: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
@@ -204,11 +205,17 @@ describe("knn equals solo-learn's WeightedKNNClassifier (transcribed, run by PyT
         const o = { trainFeatures: bank.trainFeatures, trainLabels: bank.trainLabels, k: c.k, temperature: c.temperature, distance: c.distance, chunkSize: 37 };
         // Image by image, wherever rounding cannot decide: the images PyTorch gets right we get right (100 %),
         // the ones it gets wrong we get wrong (0 %), at top-1 and at top-5.
-        for (const [top, right, ties] of [['top1', c.right1, c.ties1], ['top5', c.right5, c.ties5]] as const) {
+        for (const [top, right, ties] of [
+          ['top1', c.right1, c.ties1],
+          ['top5', c.right5, c.ties5],
+        ] as const) {
           const tie = new Set(ties);
           const ok = new Set(right);
           const all = Array.from({ length: c.testCount }, (_, i) => i).filter((i) => !tie.has(i));
-          for (const [want, idx] of [[100, all.filter((i) => ok.has(i))], [0, all.filter((i) => !ok.has(i))]] as const) {
+          for (const [want, idx] of [
+            [100, all.filter((i) => ok.has(i))],
+            [0, all.filter((i) => !ok.has(i))],
+          ] as const) {
             if (idx.length === 0) continue;
             const r = await knn({ ...o, ...rows(idx) });
             expect(r[top], `${where}: ${top} over the ${idx.length} images PyTorch gets ${want ? 'right' : 'wrong'}`).toBe(want);
@@ -226,7 +233,10 @@ describe("knn equals solo-learn's WeightedKNNClassifier (transcribed, run by PyT
         for (const c of cases.filter((x) => x.distance === distance)) {
           const e = grid.results.find((g) => g.k === c.k && (distance === 'euclidean' || g.temperature === c.temperature))!;
           const per = 100 / c.testCount;
-          expect(Math.round(Math.abs(e.top1 - c.top1) / per) <= c.nearTies1 && Math.round(Math.abs(e.top5 - c.top5) / per) <= c.nearTies5, `k ${c.k} T ${c.temperature}`).toBe(true);
+          expect(
+            Math.round(Math.abs(e.top1 - c.top1) / per) <= c.nearTies1 && Math.round(Math.abs(e.top5 - c.top5) / per) <= c.nearTies5,
+            `k ${c.k} T ${c.temperature}`,
+          ).toBe(true);
         }
       }
     });
@@ -250,11 +260,17 @@ describe("knn equals solo-learn's WeightedKNNClassifier (transcribed, run by PyT
     const l = Int32Array.from([0, 1, 1]);
     await expect(knn({ trainFeatures: f, trainLabels: l, testFeatures: f, testLabels: l, k: 4 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
     await expect(knn({ trainFeatures: f, trainLabels: [0, 1], testFeatures: f, testLabels: l, k: 1 })).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });
-    await expect(knn({ trainFeatures: Tensor.zeros([0, 2]), trainLabels: [], testFeatures: f, testLabels: l })).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });
-    await expect(knn({ trainFeatures: f, trainLabels: l, testFeatures: Tensor.zeros([3, 5]), testLabels: l, k: 1 })).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });
+    await expect(knn({ trainFeatures: Tensor.zeros([0, 2]), trainLabels: [], testFeatures: f, testLabels: l })).rejects.toMatchObject({
+      code: 'ERR_TORCH_SHAPE',
+    });
+    await expect(knn({ trainFeatures: f, trainLabels: l, testFeatures: Tensor.zeros([3, 5]), testLabels: l, k: 1 })).rejects.toMatchObject({
+      code: 'ERR_TORCH_SHAPE',
+    });
     const nan = Tensor.from(new Float32Array([1, NaN, 0, 1, 1, 1]), [3, 2]);
     await expect(knn({ trainFeatures: nan, trainLabels: l, testFeatures: f, testLabels: l, k: 1 })).rejects.toMatchObject({ code: 'ERR_TORCH_VALUE' });
-    await expect(knn({ trainFeatures: f, trainLabels: l, testFeatures: f, testLabels: l, k: 1, temperature: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+    await expect(knn({ trainFeatures: f, trainLabels: l, testFeatures: f, testLabels: l, k: 1, temperature: 0 })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG',
+    });
     await expect(knn({ trainFeatures: f, trainLabels: l, testFeatures: f, testLabels: [0, -1, 1], k: 1 })).rejects.toMatchObject({ code: 'ERR_TORCH_VALUE' });
   });
 });
@@ -280,7 +296,14 @@ describe('linearProbe', () => {
 
   it('is reproducible for a seed and stops on abort', async () => {
     const f = await readNpy(fixturePath(FX, 'knn', 'clusters_train.npy'));
-    const o = { trainFeatures: f, trainLabels: fixturePath(FX, 'knn', 'clusters_train_labels.npy'), testFeatures: f, testLabels: fixturePath(FX, 'knn', 'clusters_train_labels.npy'), epochs: 5, seed: 3 };
+    const o = {
+      trainFeatures: f,
+      trainLabels: fixturePath(FX, 'knn', 'clusters_train_labels.npy'),
+      testFeatures: f,
+      testLabels: fixturePath(FX, 'knn', 'clusters_train_labels.npy'),
+      epochs: 5,
+      seed: 3,
+    };
     const a = await linearProbe(o);
     const b = await linearProbe(o);
     expect(a.top1).toBe(b.top1);

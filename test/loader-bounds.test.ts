@@ -64,7 +64,7 @@ describe('pickle integers', () => {
     expect(`0x${(a >> BigInt(a.toString(2).length - 64)).toString(16)}`).toBe(high);
   });
 
-  it('LONG1 edge values (0, ±1, ±2^63, 255, -256) equal Python\'s', () => {
+  it("LONG1 edge values (0, ±1, ±2^63, 255, -256) equal Python's", () => {
     const values = ['0', '1', '-1', '255', '-256', str(2n ** 63n), str(-(2n ** 63n)), str(2n ** 64n + 5n)];
     const hex = py(`import pickle\nfor v in [${values.join(',')}]: print(pickle.dumps(v, protocol=2).hex())`).split('\n');
     hex.forEach((h, i) => {
@@ -73,7 +73,7 @@ describe('pickle integers', () => {
     });
   });
 
-  it('a decimal INT literal longer than Python\'s 4300-digit limit is refused (Python refuses it too)', () => {
+  it("a decimal INT literal longer than Python's 4300-digit limit is refused (Python refuses it too)", () => {
     const long = '9'.repeat(5000);
     const refused = py(`import pickle\ntry:\n  pickle.loads(b'I${long}\\n.')\n  print('loaded')\nexcept ValueError as e:\n  print('refused')`);
     expect(refused).toBe('refused');

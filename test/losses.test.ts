@@ -103,7 +103,11 @@ describe('gradcheck (float64, finite differences)', () => {
 });
 
 describe('loss input validation', () => {
-  const t = (shape: number[]) => Tensor.from(new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => Math.random()), shape);
+  const t = (shape: number[]) =>
+    Tensor.from(
+      new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => Math.random()),
+      shape,
+    );
   it('rejects mismatched VICReg / Barlow shapes with ERR_TORCH_SHAPE', async () => {
     await expect(losses.vicreg(t([4, 3]), t([4, 5]))).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });
     await expect(losses.barlow(t([4, 3]), t([5, 3]))).rejects.toMatchObject({ code: 'ERR_TORCH_SHAPE' });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { datasets } from './helpers/datasets.js';
 
 describe('projector heads', () => {
-  it('use solo-learn\'s names and layouts per method', () => {
+  it("use solo-learn's names and layouts per method", () => {
     const names = (p: ReturnType<typeof projector>) => Object.keys(p.stateDict());
     const v = projector({ inputDim: 512, preset: 'vicreg' });
     expect(names(v).filter((n) => n.endsWith('weight'))).toEqual(['0.weight', '1.weight', '3.weight', '4.weight', '6.weight']);
@@ -31,7 +31,13 @@ describe('manual training loop', () => {
     const images = (await readNpy(join(datasets(), 'digits-train.npy'))).narrow(0, 0, 64);
     const backbone = resnet({ depth: 18, stem: 'cifar' }).train();
     const head = projector({ inputDim: backbone.featureDim, hiddenDims: [512], outputDim: 512 }).train();
-    const opt = new LARS([{ params: backbone, name: 'backbone' }, { params: head, name: 'projector' }], { lr: 0.05, weightDecay: 1e-4 });
+    const opt = new LARS(
+      [
+        { params: backbone, name: 'backbone' },
+        { params: head, name: 'projector' },
+      ],
+      { lr: 0.05, weightDecay: 1e-4 },
+    );
     const lrAt = warmupCosine({ baseLr: 0.05, warmupSteps: 2, totalSteps: 50 });
     const view = { size: 16, scale: [0.5, 1] as [number, number] };
     const x1 = await augment(images, view, { seed: 1 });

@@ -11,14 +11,24 @@ import { AUGMENTATION_PRESETS, METHOD_DEFAULTS, resolveTrainConfig } from '../li
 import { toNativeConfig } from '../lib/train-wire.js';
 import { NORMALIZATIONS } from '../lib/data/normalization.js';
 
-const z = (n: number, d: number, seed: number) => Tensor.from(Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.37 + seed)), [n, d]);
+const z = (n: number, d: number, seed: number) =>
+  Tensor.from(
+    Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 0.37 + seed)),
+    [n, d],
+  );
 
 describe('method registry', () => {
   it('derives the training defaults, presets and loss defaults from each method file', () => {
     expect(METHODS).toEqual(['vicreg', 'simclr', 'tcr', 'barlow', 'byol', 'mocov3', 'simsiam', 'dino', 'swav', 'nnclr']);
     for (const name of METHODS) {
       const m = METHOD_REGISTRY[name];
-      expect(METHOD_DEFAULTS[name]).toMatchObject({ lr: m.train.lr, weightDecay: m.train.weightDecay, views: m.views.default, concatViews: m.concatViews, loss: m.train.loss });
+      expect(METHOD_DEFAULTS[name]).toMatchObject({
+        lr: m.train.lr,
+        weightDecay: m.train.weightDecay,
+        views: m.views.default,
+        concatViews: m.concatViews,
+        loss: m.train.loss,
+      });
       expect(PROJECTOR_PRESETS[name]).toMatchObject({ outputDim: m.projector.outputDim, batchNorm: m.projector.batchNorm });
       expect(AUGMENTATION_PRESETS[m.augmentation.name]).toEqual(m.augmentation.views);
       expect(LOSS_DEFAULTS[name]).toEqual(m.lossDefaults);
@@ -47,12 +57,22 @@ describe('method registry', () => {
       }
       return 'no error';
     };
-    expect(code(() => native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25 }))).toContain('ERR_CONFIG: method vicreg: option covWeight is missing');
-    expect(code(() => native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25, covWeight: 1, temperature: 0.1 }))).toBe('ERR_CONFIG: method vicreg has no option temperature');
-    expect(() => native().computeLoss('deepclusterv2', [a.handle, b.handle], {})).toThrow(/unknown method deepclusterv2 \(known: vicreg, simclr, tcr, barlow, byol, mocov3, simsiam, dino, swav, nnclr\)/);
+    expect(code(() => native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25 }))).toContain(
+      'ERR_CONFIG: method vicreg: option covWeight is missing',
+    );
+    expect(code(() => native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25, covWeight: 1, temperature: 0.1 }))).toBe(
+      'ERR_CONFIG: method vicreg has no option temperature',
+    );
+    expect(() => native().computeLoss('deepclusterv2', [a.handle, b.handle], {})).toThrow(
+      /unknown method deepclusterv2 \(known: vicreg, simclr, tcr, barlow, byol, mocov3, simsiam, dino, swav, nnclr\)/,
+    );
     // A method whose loss needs predictions, a teacher, prototypes or a queue has no loss on projections alone.
-    await expect(native().computeLoss('byol', [a.handle, b.handle], { baseTau: 0.99, finalTau: 1 })).rejects.toThrow(/method byol: its loss needs more than projections/);
-    await expect(native().computeLoss('nnclr', [a.handle, b.handle], { temperature: 0.2, queueSize: 64 })).rejects.toThrow(/method nnclr: its loss needs more than projections/);
+    await expect(native().computeLoss('byol', [a.handle, b.handle], { baseTau: 0.99, finalTau: 1 })).rejects.toThrow(
+      /method byol: its loss needs more than projections/,
+    );
+    await expect(native().computeLoss('nnclr', [a.handle, b.handle], { temperature: 0.2, queueSize: 64 })).rejects.toThrow(
+      /method nnclr: its loss needs more than projections/,
+    );
     const r = await native().computeLoss('vicreg', [a.handle, b.handle], { simWeight: 25, varWeight: 25, covWeight: 1 });
     expect(Object.keys(r.terms)).toEqual(['sim', 'var', 'cov']);
     new Tensor(r.loss).dispose();
@@ -62,7 +82,10 @@ describe('method registry', () => {
 
   it('an option given as undefined keeps its default (it is not sent to the engine as missing)', async () => {
     const { losses } = await import('../lib/losses.js');
-    const zs = Tensor.from(Float32Array.from({ length: 2 * 8 * 4 }, (_, i) => Math.cos(i * 0.7)), [2, 8, 4]);
+    const zs = Tensor.from(
+      Float32Array.from({ length: 2 * 8 * 4 }, (_, i) => Math.cos(i * 0.7)),
+      [2, 8, 4],
+    );
     const a = await losses.simclr(zs, { temperature: undefined });
     const b = await losses.simclr(zs, {});
     expect(a.item()).toBe(b.item());
@@ -77,10 +100,14 @@ describe('method registry', () => {
     const images = Tensor.from(new Uint8Array(4 * 8 * 8 * 3), [4, 8, 8, 3], { dtype: 'uint8' });
     for (const key of ['lr', 'epochs', 'precision', 'evalMean']) {
       const { [key]: _gone, ...partial } = full;
-      expect(() => native().startTraining(partial as never, { images: images.handle }, null, () => {}), key).toThrow(new RegExp(`config\\.${key}: expected .*missing`));
+      expect(() => native().startTraining(partial as never, { images: images.handle }, null, () => {}), key).toThrow(
+        new RegExp(`config\\.${key}: expected .*missing`),
+      );
     }
     const { ratioMin: _r, ...view } = (full.views as Record<string, unknown>[])[0]!;
-    expect(() => native().startTraining({ ...full, views: [view] } as never, { images: images.handle }, null, () => {})).toThrow(/view\.ratioMin: expected a number, but it is missing/);
+    expect(() => native().startTraining({ ...full, views: [view] } as never, { images: images.handle }, null, () => {})).toThrow(
+      /view\.ratioMin: expected a number, but it is missing/,
+    );
     images.dispose();
   });
 });

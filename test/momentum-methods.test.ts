@@ -39,7 +39,14 @@ interface Meta {
 }
 const meta = () => fixtureJson<Meta>('momentum', 'meta.json');
 
-const view = (flip: number) => ({ size: 16, scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0, flip });
+const view = (flip: number) => ({
+  size: 16,
+  scale: [1, 1],
+  ratio: [1, 1],
+  jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 },
+  grayscale: 0,
+  flip,
+});
 
 function config(method: Name, dir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const m = meta();
@@ -72,9 +79,14 @@ async function weightErrors(ckpt: string, method: Name, tag: 'single' | 'single1
   const after = await stateDictFloats(ckpt, names);
   const rows: { name: string; ours: number; torch: number; tolerance: number }[] = [];
   for (const n of names) {
-    const delta = async (threads: number) => ((await fixtureArray('momentum', tag, `t${threads}`, method, n)).data as Float32Array).map((v, i) => v - init.get(n)![i]!);
+    const delta = async (threads: number) =>
+      ((await fixtureArray('momentum', tag, `t${threads}`, method, n)).data as Float32Array).map((v, i) => v - init.get(n)![i]!);
     const ref = await delta(1);
-    const ours = relError(after.get(n)!.map((v, i) => v - init.get(n)![i]!), ref, 1e-6);
+    const ours = relError(
+      after.get(n)!.map((v, i) => v - init.get(n)![i]!),
+      ref,
+      1e-6,
+    );
     const torch = relError(await delta(2), ref, 1e-6);
     rows.push({ name: n, ours, torch, tolerance: Math.max(floor, 2 * torch) });
   }
@@ -83,7 +95,10 @@ async function weightErrors(ckpt: string, method: Name, tag: 'single' | 'single1
 async function expectWeightsMatch(ckpt: string, method: Name, tag: 'single' | 'single1' | 'ddp', floor = 3e-3) {
   const rows = await weightErrors(ckpt, method, tag, floor);
   for (const r of rows) expect(r.ours, `${r.name} (PyTorch t2 vs t1: ${r.torch.toExponential(1)})`).toBeLessThanOrEqual(r.tolerance);
-  const worst = (teacher: boolean) => rows.filter((r) => r.name.startsWith('momentum_') === teacher).reduce((a, b) => (b.ours / b.tolerance > a.ours / a.tolerance ? b : a), { name: '-', ours: 0, torch: 0, tolerance: 1 });
+  const worst = (teacher: boolean) =>
+    rows
+      .filter((r) => r.name.startsWith('momentum_') === teacher)
+      .reduce((a, b) => (b.ours / b.tolerance > a.ours / a.tolerance ? b : a), { name: '-', ours: 0, torch: 0, tolerance: 1 });
   if (method !== 'simsiam') expect(rows.filter((r) => r.name.startsWith('momentum_')).length).toBeGreaterThan(60); // the teacher is compared too
   const fmt = (r: { name: string; ours: number; torch: number }) => `${r.name} ${r.ours.toExponential(2)} (PyTorch t2 vs t1 ${r.torch.toExponential(2)})`;
   console.log(`${tag} ${method}: worst student ${fmt(worst(false))}; worst teacher ${fmt(worst(true))}`);
@@ -98,7 +113,12 @@ describe('BYOL, MoCo v3, SimSiam equal solo-learn-style PyTorch references (one 
       expect(r.globalStep).toBe(8);
       const t1 = fixtureJson<number[]>('momentum', `single-t1-${method}-losses.json`);
       const t2 = fixtureJson<number[]>('momentum', `single-t2-${method}-losses.json`);
-      expectLossesMatch(steps.map((e) => e.loss), t1, t2, 2);
+      expectLossesMatch(
+        steps.map((e) => e.loss),
+        t1,
+        t2,
+        2,
+      );
       await expectWeightsMatch(r.checkpoint, method, 'single');
       // After the first update, where PyTorch agrees with itself closely, the comparison is tight: the student's
       // update, and the teacher's (EMA with tau(0) = baseTau towards the updated student).
@@ -174,13 +194,24 @@ describe('momentum methods: checkpoints, resume and loading', () => {
   });
 
   it('loadCheckpoint { teacher: true } on a file without a teacher, or a teacher that is not a boolean, is an error naming it', async () => {
-    await expectError(loadCheckpoint(fixturePath('momentum', 'init-byol-noteacher.ckpt'), { teacher: true }), 'ERR_CHECKPOINT_FORMAT', 'init-byol-noteacher.ckpt', 'no momentum_backbone');
+    await expectError(
+      loadCheckpoint(fixturePath('momentum', 'init-byol-noteacher.ckpt'), { teacher: true }),
+      'ERR_CHECKPOINT_FORMAT',
+      'init-byol-noteacher.ckpt',
+      'no momentum_backbone',
+    );
     await expectError(loadCheckpoint(fixturePath('momentum', 'init-byol.ckpt'), { teacher: 'yes' as never }), 'ERR_INVALID_ARG', 'teacher');
     await expectError(loadCheckpoint(fixturePath('momentum', 'init-byol.ckpt'), { teachr: true } as never), 'ERR_INVALID_ARG', 'teacher');
   });
 
   it('a resume file without the teacher is an error naming it, before any step', async () => {
-    await expectError(train(config('byol', join(work, 'noteacher'), { resume: fixturePath('momentum', 'init-byol-noteacher.ckpt') })), 'ERR_CHECKPOINT_FORMAT', 'momentum_backbone', 'momentum_projector', 'byol');
+    await expectError(
+      train(config('byol', join(work, 'noteacher'), { resume: fixturePath('momentum', 'init-byol-noteacher.ckpt') })),
+      'ERR_CHECKPOINT_FORMAT',
+      'momentum_backbone',
+      'momentum_projector',
+      'byol',
+    );
   });
 
   it('writes solo-learn’s module names; loadCheckpoint gives the online backbone, or the teacher on request; inspect names the method and modules', async () => {
@@ -234,11 +265,17 @@ describe('momentum methods: the config is strict', () => {
     expect(s.momentum).toBeUndefined();
   });
   it('options the method does not have are ERR_CONFIG naming the method and its options', () => {
-    expect(() => resolveTrainConfig({ ...base, method: 'vicreg', loss: { temperature: 0.5 } })).toThrow(/config\.loss\.temperature: method vicreg has no loss option temperature \(its options: simWeight, varWeight, covWeight\)/);
+    expect(() => resolveTrainConfig({ ...base, method: 'vicreg', loss: { temperature: 0.5 } })).toThrow(
+      /config\.loss\.temperature: method vicreg has no loss option temperature \(its options: simWeight, varWeight, covWeight\)/,
+    );
     expect(() => resolveTrainConfig({ ...base, method: 'mocov3', loss: { temprature: 0.5 } })).toThrow(/did you mean temperature\?/);
-    expect(() => resolveTrainConfig({ ...base, method: 'byol', loss: { temperature: 0.5 } })).toThrow(/method byol has no loss option temperature \(it has no loss options\)/);
+    expect(() => resolveTrainConfig({ ...base, method: 'byol', loss: { temperature: 0.5 } })).toThrow(
+      /method byol has no loss option temperature \(it has no loss options\)/,
+    );
     expect(() => resolveTrainConfig({ ...base, method: 'simclr', momentum: { baseTau: 0.9 } })).toThrow(/config\.momentum: method simclr has no teacher/);
-    expect(() => resolveTrainConfig({ ...base, method: 'vicreg', predictor: { hiddenDims: [8] } })).toThrow(/config\.predictor: method vicreg has no predictor/);
+    expect(() => resolveTrainConfig({ ...base, method: 'vicreg', predictor: { hiddenDims: [8] } })).toThrow(
+      /config\.predictor: method vicreg has no predictor/,
+    );
     expect(() => resolveTrainConfig({ ...base, method: 'byol', momentum: { baseTau: 1, finalTau: 0.9 } })).toThrow(/baseTau 1 is above finalTau 0.9/);
     expect(() => resolveTrainConfig({ ...base, method: 'byol', views: 4 })).toThrow(/byol uses exactly 2 views/);
   });
@@ -259,7 +296,10 @@ describe('data-parallel BYOL and MoCo v3 equal PyTorch DDP (2 processes, gloo on
       const cols = head!.split(',');
       const loss = cols.indexOf('train/loss');
       const stepMs = cols.indexOf('perf/step_ms');
-      const ours = rows.map((x) => x.split(',')).filter((f) => f[stepMs] !== '' && f[loss] !== '').map((f) => Number(f[loss]));
+      const ours = rows
+        .map((x) => x.split(','))
+        .filter((f) => f[stepMs] !== '' && f[loss] !== '')
+        .map((f) => Number(f[loss]));
       const t1 = fixtureJson<number[]>('momentum', `ddp-t1-${method}-losses-rank0.json`);
       const t2 = fixtureJson<number[]>('momentum', `ddp-t2-${method}-losses-rank0.json`);
       expectLossesMatch(ours, t1, t2, 2);

@@ -69,7 +69,7 @@ function sample(dtype: DType, count: number): TypedArray {
     case 'int32':
       return Int32Array.from({ length: count }, (_, i) => seq(i) * 4_000_000);
     case 'int64':
-      return BigInt64Array.from({ length: count }, (_, i) => BigInt(seq(i)) * 18_000_000_000_000_000n / 500n + 1n);
+      return BigInt64Array.from({ length: count }, (_, i) => (BigInt(seq(i)) * 18_000_000_000_000_000n) / 500n + 1n);
     case 'uint8':
       return Uint8Array.from({ length: count }, (_, i) => (i * 37) & 255);
     case 'bool':
@@ -180,12 +180,23 @@ describe('round trips', () => {
     execFileSync('mkdir', ['-p', dir]);
     const expected: Record<string, { dtype: string; shape: number[]; sha: string }> = {};
     const numpyName: Record<DType, string> = {
-      float16: 'float16', float32: 'float32', float64: 'float64', int8: 'int8', int16: 'int16',
-      int32: 'int32', int64: 'int64', uint8: 'uint8', bool: 'bool', bfloat16: '-',
+      float16: 'float16',
+      float32: 'float32',
+      float64: 'float64',
+      int8: 'int8',
+      int16: 'int16',
+      int32: 'int32',
+      int64: 'int64',
+      uint8: 'uint8',
+      bool: 'bool',
+      bfloat16: '-',
     };
     for (const dtype of DTYPES) {
       for (const shape of SHAPES) {
-        const data = sample(dtype, shape.reduce((a, b) => a * b, 1));
+        const data = sample(
+          dtype,
+          shape.reduce((a, b) => a * b, 1),
+        );
         const file = `${dtype}-${shape.join('x') || 'scalar'}.npy`;
         await writeNpyFile(join(dir, file), { dtype, shape, data });
         expected[file] = { dtype: numpyName[dtype], shape, sha: sha(bytes(data)) };
@@ -355,10 +366,7 @@ describe('bad inputs', () => {
     ["'fortran_order': False", "'fortran_order' is not True/False", "'fortran_order': 0    "],
   ])('malformed header: %s → %s', (_what, problem, replacement?: string) => {
     const text = good().toString('latin1');
-    const edited =
-      replacement !== undefined
-        ? text.replace(_what, replacement)
-        : text.replace("'shape': (2, 3, 4)", _what);
+    const edited = replacement !== undefined ? text.replace(_what, replacement) : text.replace("'shape': (2, 3, 4)", _what);
     expect(() => parseNpy(Buffer.from(edited, 'latin1'), 'edited.npy')).toThrow(problem);
   });
 

@@ -45,7 +45,7 @@ async function setGrads(c: LarsCase, ps: Record<string, Tensor>, step: number) {
   }
 }
 
-describe('LARS equals a PyTorch implementation of solo-learn\'s LARS', () => {
+describe("LARS equals a PyTorch implementation of solo-learn's LARS", () => {
   for (const c of cases) {
     it(`${c.name}: ${c.steps} steps over 4-D, 2-D and 1-D parameters (incl. a zero gradient)`, async () => {
       const ps = await params(c);
@@ -95,7 +95,13 @@ describe('LARS equals a PyTorch implementation of solo-learn\'s LARS', () => {
   it('param groups carry their own lr / weightDecay / exclusion; setLr sets every group; zeroGrad clears', async () => {
     const a = Tensor.from(new Float32Array([1, 2, 3, 4]), [2, 2], { requiresGrad: true });
     const b = Tensor.from(new Float32Array([1, 2]), [2], { requiresGrad: true });
-    const opt = new LARS([{ params: [a], lr: 0.5, weightDecay: 1e-4, name: 'backbone' }, { params: [b], lr: 0.1, excludeBiasAndNorm: false }], { lr: 0.3 });
+    const opt = new LARS(
+      [
+        { params: [a], lr: 0.5, weightDecay: 1e-4, name: 'backbone' },
+        { params: [b], lr: 0.1, excludeBiasAndNorm: false },
+      ],
+      { lr: 0.3 },
+    );
     expect(opt.paramGroups[0]!.lr).toBe(0.5);
     expect(opt.paramGroups[0]!.name).toBe('backbone');
     expect(opt.paramGroups[1]!.lr).toBe(0.1);
@@ -129,8 +135,11 @@ describe('LARS equals a PyTorch implementation of solo-learn\'s LARS', () => {
   });
 });
 
-describe('warmupCosine equals solo-learn\'s LinearWarmupCosineAnnealingLR', () => {
-  const scheds = fixtureJson<{ baseLr: number; warmupSteps: number; totalSteps: number; warmupStartLr: number; minLr: number; values: number[] }[]>('optim', 'schedules.json');
+describe("warmupCosine equals solo-learn's LinearWarmupCosineAnnealingLR", () => {
+  const scheds = fixtureJson<{ baseLr: number; warmupSteps: number; totalSteps: number; warmupStartLr: number; minLr: number; values: number[] }[]>(
+    'optim',
+    'schedules.json',
+  );
   for (const s of scheds) {
     it(`base ${s.baseLr}, warmup ${s.warmupSteps}, total ${s.totalSteps}`, () => {
       const f = warmupCosine(s);

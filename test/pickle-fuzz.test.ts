@@ -59,7 +59,8 @@ describe('unpickler, structure-aware fuzzing', () => {
             try {
               unpickle(m);
             } catch (err) {
-              if (!(err instanceof TorchSslError)) throw new Error(`${name} at ${pos} = ${v}: ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
+              if (!(err instanceof TorchSslError))
+                throw new Error(`${name} at ${pos} = ${v}: ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
               return { ms: performance.now() - t0, refused: true };
             }
             return { ms: performance.now() - t0, refused: false };

@@ -43,7 +43,15 @@ interface Meta {
 }
 const meta = () => fixtureJson<Meta>('prototypes', 'meta.json');
 
-const view = (flip: number, size = 16) => ({ size, scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0, flip, crops: 1 });
+const view = (flip: number, size = 16) => ({
+  size,
+  scale: [1, 1],
+  ratio: [1, 1],
+  jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 },
+  grayscale: 0,
+  flip,
+  crops: 1,
+});
 
 function methodPart(method: Name, multi: boolean): Record<string, unknown> {
   const m = meta();
@@ -119,7 +127,13 @@ const floatBuffers = (method: Name) => meta().buffers[method].filter((b) => !b.e
  * Parameters: the update (final − initial) against PyTorch t1's, relative to its largest entry; the method's float
  * buffers (centre, queue): their values. Each within max(floor, 2 × PyTorch's own t2-vs-t1 deviation).
  */
-async function stateErrors(ckpt: string, method: Name, tag: 'single' | 'single1' | 'ddp', floor: number, init = fixturePath('prototypes', `init-${method}.ckpt`)) {
+async function stateErrors(
+  ckpt: string,
+  method: Name,
+  tag: 'single' | 'single1' | 'ddp',
+  floor: number,
+  init = fixturePath('prototypes', `init-${method}.ckpt`),
+) {
   const params = meta().parameters[method];
   const buffers = tag === 'ddp' ? floatBuffers(method).filter((b) => b !== 'queue') : floatBuffers(method);
   const before = await stateDictFloats(init, params);
@@ -142,10 +156,13 @@ async function stateErrors(ckpt: string, method: Name, tag: 'single' | 'single1'
 async function expectStateMatches(ckpt: string, method: Name, tag: 'single' | 'single1' | 'ddp', floor = 3e-3, init?: string) {
   const rows = await stateErrors(ckpt, method, tag, floor, init);
   for (const r of rows) expect(r.ours, `${r.name} (PyTorch t2 vs t1: ${r.torch.toExponential(1)})`).toBeLessThanOrEqual(r.tolerance);
-  const worst = (pick: (r: (typeof rows)[number]) => boolean) => rows.filter(pick).reduce((a, b) => (b.ours / b.tolerance > a.ours / a.tolerance ? b : a), { name: '-', ours: 0, torch: 0, tolerance: 1 });
+  const worst = (pick: (r: (typeof rows)[number]) => boolean) =>
+    rows.filter(pick).reduce((a, b) => (b.ours / b.tolerance > a.ours / a.tolerance ? b : a), { name: '-', ours: 0, torch: 0, tolerance: 1 });
   const fmt = (r: { name: string; ours: number; torch: number }) => `${r.name} ${r.ours.toExponential(2)} (PyTorch t2 vs t1 ${r.torch.toExponential(2)})`;
   const own = new Set(floatBuffers(method));
-  console.log(`${tag} ${method}: worst student ${fmt(worst((r) => !own.has(r.name) && !r.name.startsWith('momentum_')))}; worst teacher ${fmt(worst((r) => r.name.startsWith('momentum_')))}; worst buffer ${fmt(worst((r) => own.has(r.name)))}`);
+  console.log(
+    `${tag} ${method}: worst student ${fmt(worst((r) => !own.has(r.name) && !r.name.startsWith('momentum_')))}; worst teacher ${fmt(worst((r) => r.name.startsWith('momentum_')))}; worst buffer ${fmt(worst((r) => own.has(r.name)))}`,
+  );
   return rows;
 }
 
@@ -160,7 +177,13 @@ describe('DINO, SwAV, NNCLR equal solo-learn-style PyTorch references (one proce
       expect(r.globalStep).toBe(8);
       const t1 = fixtureJson<number[]>('prototypes', `single-t1-${method}-losses.json`);
       const t2 = fixtureJson<number[]>('prototypes', `single-t2-${method}-losses.json`);
-      expectLossesMatch(steps.map((e) => e.loss), t1, t2, 2, 3); // SwAV: exp(score / 0.05) amplifies float drift (LibTorch 2.6: 2.6× at step 4)
+      expectLossesMatch(
+        steps.map((e) => e.loss),
+        t1,
+        t2,
+        2,
+        3,
+      ); // SwAV: exp(score / 0.05) amplifies float drift (LibTorch 2.6: 2.6× at step 4)
       await expectStateMatches(r.checkpoint, method, 'single');
       const one = await train(config(method, join(work, `single1-${method}`), { maxSteps: 1 }));
       await expectStateMatches(one.checkpoint, method, 'single1', 1e-4);
@@ -169,11 +192,15 @@ describe('DINO, SwAV, NNCLR equal solo-learn-style PyTorch references (one proce
   }
 
   it('the epoch schedules have teeth: DINO without the frozen last layer, SwAV with its queue never joining, leave the reference', async () => {
-    const dino = await train(config('dino', join(work, 'teeth-dino'), { maxSteps: 1, loss: { ...(methodPart('dino', true).loss as object), freezeLastLayerEpochs: 0 } }));
+    const dino = await train(
+      config('dino', join(work, 'teeth-dino'), { maxSteps: 1, loss: { ...(methodPart('dino', true).loss as object), freezeLastLayerEpochs: 0 } }),
+    );
     const rows = await stateErrors(dino.checkpoint, 'dino', 'single1', 1e-4);
     expect(rows.find((x) => x.name === 'head.last_layer.weight_v')!.ours).toBeGreaterThan(0.5);
     const steps: StepEvent[] = [];
-    await train(config('swav', join(work, 'teeth-swav'), { loss: { ...(methodPart('swav', true).loss as object), queueStartEpoch: 5 } }), { onProgress: (e) => e.type === 'step' && steps.push(e) });
+    await train(config('swav', join(work, 'teeth-swav'), { loss: { ...(methodPart('swav', true).loss as object), queueStartEpoch: 5 } }), {
+      onProgress: (e) => e.type === 'step' && steps.push(e),
+    });
     const t1 = fixtureJson<number[]>('prototypes', 'single-t1-swav-losses.json');
     expect(relDev(steps[4]!.loss, t1[4]!)).toBeGreaterThan(1e-3); // epoch 1: the reference's assignments see the queue
     expect(relDev(steps[3]!.loss, t1[3]!)).toBeLessThan(1e-2); // epoch 0: the same run
@@ -199,7 +226,10 @@ describe('data-parallel DINO (centre all-reduced) and SwAV (Sinkhorn across rank
     it(`${method}: per-step losses of rank 0, and weights and centre after 2 epochs`, () => {
       const dir = join(work, `ddp-${method}`);
       const path = join(work, `ddp-${method}.json`);
-      writeFileSync(path, JSON.stringify(config(method, dir, { batchSize: meta().localBatch, resume: fixturePath('prototypes', `init-${method}-ddp.ckpt`) }, false)));
+      writeFileSync(
+        path,
+        JSON.stringify(config(method, dir, { batchSize: meta().localBatch, resume: fixturePath('prototypes', `init-${method}-ddp.ckpt`) }, false)),
+      );
       const r = spawnSync(process.execPath, [cli, 'train', '--config', path, '--nproc', '2', '--json'], { encoding: 'utf8', timeout: 240_000 });
       expect(r.status, r.stderr).toBe(0);
       const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { globalStep: number; worldSize: number; checkpoint: string };
@@ -209,7 +239,10 @@ describe('data-parallel DINO (centre all-reduced) and SwAV (Sinkhorn across rank
       const cols = head!.split(',');
       const loss = cols.indexOf('train/loss');
       const stepMs = cols.indexOf('perf/step_ms');
-      const ours = rows.map((x) => x.split(',')).filter((f) => f[stepMs] !== '' && f[loss] !== '').map((f) => Number(f[loss]));
+      const ours = rows
+        .map((x) => x.split(','))
+        .filter((f) => f[stepMs] !== '' && f[loss] !== '')
+        .map((f) => Number(f[loss]));
       const t1 = fixtureJson<number[]>('prototypes', `ddp-t1-${method}-losses-rank0.json`);
       const t2 = fixtureJson<number[]>('prototypes', `ddp-t2-${method}-losses-rank0.json`);
       expectLossesMatch(ours, t1, t2, 2, 3);
@@ -236,7 +269,9 @@ describe('DINO, SwAV, NNCLR: checkpoints and loading', () => {
     for (const method of ['dino', 'swav'] as const) {
       const loaded = await loadCheckpoint(runs.get(method)!.checkpoint, { heads: false });
       try {
-        expect([...(loaded.backbone.stateDict()['conv1.weight']!.toTypedArray() as Float32Array)]).toEqual([...(await stateDictFloats(runs.get(method)!.checkpoint, ['backbone.conv1.weight'])).get('backbone.conv1.weight')!]);
+        expect([...(loaded.backbone.stateDict()['conv1.weight']!.toTypedArray() as Float32Array)]).toEqual([
+          ...(await stateDictFloats(runs.get(method)!.checkpoint, ['backbone.conv1.weight'])).get('backbone.conv1.weight')!,
+        ]);
       } finally {
         loaded.dispose();
       }
@@ -274,7 +309,10 @@ describe('DINO, SwAV, NNCLR: checkpoints and loading', () => {
   it('a resume file without the queue is an error naming it, before any step', async () => {
     const bad = join(work, 'bad-resume');
     await train(config('swav', bad, { maxSteps: 1, resume: undefined, loss: { ...(methodPart('swav', true).loss as object), queueSize: 0 } }));
-    const ckpt = join(bad, (await import('node:fs')).readdirSync(bad).find((f) => f.endsWith('.ckpt'))!);
+    const ckpt = join(
+      bad,
+      (await import('node:fs')).readdirSync(bad).find((f) => f.endsWith('.ckpt'))!,
+    );
     await expectError(train(config('swav', join(work, 'bad2'), { resume: ckpt })), 'ERR_CHECKPOINT_FORMAT', 'queue', 'swav');
   });
 });
@@ -284,12 +322,28 @@ describe('DINO, SwAV, NNCLR: the config is strict', () => {
   it('solo-learn’s CIFAR defaults', () => {
     const d = resolveTrainConfig({ ...base, method: 'dino' });
     expect(d.projectorResolved).toMatchObject({ hiddenDims: [2048, 2048], outputDim: 256, batchNorm: false, activation: 'gelu' });
-    expect(d.loss).toMatchObject({ numPrototypes: 4096, normLastLayer: 1, studentTemperature: 0.1, teacherTemperature: 0.07, warmupTeacherTemperature: 0.04, freezeLastLayerEpochs: 1, clipGrad: 0 });
+    expect(d.loss).toMatchObject({
+      numPrototypes: 4096,
+      normLastLayer: 1,
+      studentTemperature: 0.1,
+      teacherTemperature: 0.07,
+      warmupTeacherTemperature: 0.04,
+      freezeLastLayerEpochs: 1,
+      clipGrad: 0,
+    });
     expect(d.momentum).toEqual({ baseTau: 0.9995, finalTau: 1 });
     expect(d.optimizer).toMatchObject({ name: 'lars', lr: 0.3, weightDecay: 1e-6, classifierLr: 0.1 });
     const s = resolveTrainConfig({ ...base, method: 'swav' });
     expect(s.projectorResolved).toMatchObject({ hiddenDims: [2048], outputDim: 128, batchNorm: true });
-    expect(s.loss).toEqual({ numPrototypes: 3000, temperature: 0.1, sinkhornIterations: 3, sinkhornEpsilon: 0.05, queueSize: 3840, queueStartEpoch: 50, freezePrototypesEpochs: 2 });
+    expect(s.loss).toEqual({
+      numPrototypes: 3000,
+      temperature: 0.1,
+      sinkhornIterations: 3,
+      sinkhornEpsilon: 0.05,
+      queueSize: 3840,
+      queueStartEpoch: 50,
+      freezePrototypesEpochs: 2,
+    });
     expect(s.optimizer).toMatchObject({ lr: 0.6, weightDecay: 1e-6 });
     const n = resolveTrainConfig({ ...base, method: 'nnclr', batchSize: 256 });
     expect(n.projectorResolved).toMatchObject({ hiddenDims: [2048, 2048], outputDim: 256, outputBatchNorm: true, outputBatchNormAffine: true });
@@ -301,17 +355,44 @@ describe('DINO, SwAV, NNCLR: the config is strict', () => {
     const mc = resolveTrainConfig({ ...base, method: 'dino', augmentation: 'dino-multicrop-cifar' });
     expect(mc.numViews).toBe(8);
     expect(mc.resolvedViews.map((v) => v.size)).toEqual([32, 32, 16, 16, 16, 16, 16, 16]);
-    expect(() => resolveTrainConfig({ ...base, method: 'vicreg', augmentation: 'dino-multicrop-cifar' })).toThrow(/method vicreg takes exactly 2 views|vicreg uses exactly 2 views/);
-    expect(() => resolveTrainConfig({ ...base, method: 'simclr', augmentation: 'dino-multicrop-cifar' })).toThrow(/method simclr takes views of one size, got sizes 32, 32, 16.*multi-crop: dino, swav/);
-    expect(() => resolveTrainConfig({ ...base, method: 'swav', augmentation: [{ size: 16, crops: 2 }, { size: 32, crops: 2 }] })).toThrow(/two large crops first.*view 2 has size 32/);
-    expect(() => resolveTrainConfig({ ...base, method: 'swav', augmentation: [{ size: 32, crops: 2 }, { size: 16, crops: 2 }], views: 3 })).toThrow(/config\.views: 3 given, but the crops of config\.augmentation add up to 4/);
+    expect(() => resolveTrainConfig({ ...base, method: 'vicreg', augmentation: 'dino-multicrop-cifar' })).toThrow(
+      /method vicreg takes exactly 2 views|vicreg uses exactly 2 views/,
+    );
+    expect(() => resolveTrainConfig({ ...base, method: 'simclr', augmentation: 'dino-multicrop-cifar' })).toThrow(
+      /method simclr takes views of one size, got sizes 32, 32, 16.*multi-crop: dino, swav/,
+    );
+    expect(() =>
+      resolveTrainConfig({
+        ...base,
+        method: 'swav',
+        augmentation: [
+          { size: 16, crops: 2 },
+          { size: 32, crops: 2 },
+        ],
+      }),
+    ).toThrow(/two large crops first.*view 2 has size 32/);
+    expect(() =>
+      resolveTrainConfig({
+        ...base,
+        method: 'swav',
+        augmentation: [
+          { size: 32, crops: 2 },
+          { size: 16, crops: 2 },
+        ],
+        views: 3,
+      }),
+    ).toThrow(/config\.views: 3 given, but the crops of config\.augmentation add up to 4/);
   });
   it('options are checked by kind and bound, and NNCLR’s queue must take whole batches', () => {
     expect(() => resolveTrainConfig({ ...base, method: 'dino', loss: { normLastLayer: 'yes' } })).toThrow(/config\.loss\.normLastLayer/);
     expect(resolveTrainConfig({ ...base, method: 'dino', loss: { normLastLayer: false } }).loss.normLastLayer).toBe(0);
     expect(() => resolveTrainConfig({ ...base, method: 'swav', loss: { numPrototypes: 2.5 } })).toThrow(/config\.loss\.numPrototypes/);
-    expect(() => resolveTrainConfig({ ...base, method: 'swav', loss: { sinkhornIteration: 3 } })).toThrow(/method swav has no loss option sinkhornIteration; did you mean sinkhornIterations\?/);
-    expect(() => resolveTrainConfig({ ...base, method: 'nnclr', batchSize: 100 })).toThrow(/config\.loss\.queueSize 65536 must be a multiple of config\.batchSize 100/);
+    expect(() => resolveTrainConfig({ ...base, method: 'swav', loss: { sinkhornIteration: 3 } })).toThrow(
+      /method swav has no loss option sinkhornIteration; did you mean sinkhornIterations\?/,
+    );
+    expect(() => resolveTrainConfig({ ...base, method: 'nnclr', batchSize: 100 })).toThrow(
+      /config\.loss\.queueSize 65536 must be a multiple of config\.batchSize 100/,
+    );
     expect(() => resolveTrainConfig({ ...base, method: 'dino', predictor: { hiddenDims: [8] } })).toThrow(/config\.predictor: method dino has no predictor/);
   });
 });

@@ -22,12 +22,12 @@ async function loadCase(c: Case) {
 describe('ResNet parity with torchvision (identical weights)', () => {
   for (const c of cases) {
     describe(`ResNet-${c.depth}, ${c.stem} stem`, () => {
-      it('has exactly torchvision\'s parameter and buffer names', () => {
+      it("has exactly torchvision's parameter and buffer names", () => {
         const net = resnet({ depth: c.depth, stem: c.stem });
         expect(Object.keys(net.stateDict()).sort()).toEqual([...c.keys].sort());
       });
 
-      it('eval(): pooled features and the layer4 map equal torchvision\'s within 1e-4 of scale', async () => {
+      it("eval(): pooled features and the layer4 map equal torchvision's within 1e-4 of scale", async () => {
         const net = await loadCase(c);
         net.eval();
         const x = await fixtureTensor('resnet', c.name, 'input');
@@ -42,7 +42,7 @@ describe('ResNet parity with torchvision (identical weights)', () => {
         expect(relError(map.toTypedArray() as Float32Array, refMap.data)).toBeLessThan(1e-4);
       });
 
-      it('train(): batch statistics and running-stat updates equal torchvision\'s', async () => {
+      it("train(): batch statistics and running-stat updates equal torchvision's", async () => {
         const net = await loadCase(c);
         net.train();
         const x = await fixtureTensor('resnet', c.name, 'input');

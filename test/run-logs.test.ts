@@ -110,9 +110,16 @@ describe('run logs', () => {
     });
     expect(csv.rows.filter((row) => 'knn/top1' in row.values).map((row) => row.values['knn/top1'])).toEqual(knns.map((e) => e.top1));
     expect(csv.rows.filter((row) => 'train/loss_epoch' in row.values).map((row) => row.values['train/loss_epoch'])).toEqual(epochs.map((e) => e.loss));
-    expect(csv.columns).toEqual(expect.arrayContaining(['train/loss', 'train/sim', 'train/var', 'train/cov', 'train/class_loss', 'train/lr', 'knn/top1', 'knn/top5', 'train/loss_epoch']));
+    expect(csv.columns).toEqual(
+      expect.arrayContaining(['train/loss', 'train/sim', 'train/var', 'train/cov', 'train/class_loss', 'train/lr', 'knn/top1', 'knn/top5', 'train/loss_epoch']),
+    );
 
-    const tb = JSON.parse(execFileSync(PYTHON, ['-c', READER, r.eventsFile], { encoding: 'utf8' })) as { step: number; wall_time: number; file_version: string; values: Record<string, number> }[];
+    const tb = JSON.parse(execFileSync(PYTHON, ['-c', READER, r.eventsFile], { encoding: 'utf8' })) as {
+      step: number;
+      wall_time: number;
+      file_version: string;
+      values: Record<string, number>;
+    }[];
     expect(tb[0]!.file_version).toBe('brain.Event:2');
     const scalars = tb.slice(1);
     expect(scalars).toHaveLength(csv.rows.length);
@@ -127,11 +134,22 @@ describe('run logs', () => {
 
   it('a resumed run continues metrics.csv from its step; a new event file is added beside the first', async () => {
     const dir = join(work, 'resume');
-    const base = { method: 'vicreg' as const, data: { train: data, normalization: 'emp-ssl' as const }, projector: { hiddenDims: [64], outputDim: 32 }, augmentation: [{ size: 16 }], batchSize: 16, logEvery: 1, checkpoint: { dir }, seed: 3 };
+    const base = {
+      method: 'vicreg' as const,
+      data: { train: data, normalization: 'emp-ssl' as const },
+      projector: { hiddenDims: [64], outputDim: 32 },
+      augmentation: [{ size: 16 }],
+      batchSize: 16,
+      logEvery: 1,
+      checkpoint: { dir },
+      seed: 3,
+    };
     const first = await train({ ...base, epochs: 2, maxSteps: 2 });
     await new Promise((res) => setTimeout(res, 1100)); // event files are named by the second
     const second = await train({ ...base, epochs: 2, resume: first.checkpoint });
-    const steps = readMetricsCsv(second.metricsCsv).rows.filter((row) => 'train/loss' in row.values).map((row) => row.step);
+    const steps = readMetricsCsv(second.metricsCsv)
+      .rows.filter((row) => 'train/loss' in row.values)
+      .map((row) => row.step);
     expect(steps).toEqual([1, 2, 3, 4]);
     expect(readdirSync(dir).filter((f) => f.startsWith('events.out.tfevents.'))).toHaveLength(2);
     // The statistics the run recorded by name (args.json data.normalization 'emp-ssl') are what loading reports.

@@ -31,7 +31,11 @@ describe('Tensor bridge', () => {
     }
     const b = Tensor.from(new Uint8Array([1, 0, 1]), [3], { dtype: 'bool' });
     expect(b.dtype).toBe('bool');
-    expect(Tensor.from(new Uint16Array([0x3c00]), [], { dtype: 'float16' }).to({ dtype: 'float32' }).item()).toBe(1);
+    expect(
+      Tensor.from(new Uint16Array([0x3c00]), [], { dtype: 'float16' })
+        .to({ dtype: 'float32' })
+        .item(),
+    ).toBe(1);
     expect(Tensor.from([2.5], []).item()).toBe(2.5);
   });
 
@@ -68,7 +72,9 @@ describe('Tensor bridge', () => {
     expect(() => Tensor.from(new Float32Array(6), [2, -3])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
     expect(() => Tensor.from(new Float32Array(6), [2, 3], { dtype: 'complex64' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
     expect(() => Tensor.from(new Int32Array(6), [2, 3], { requiresGrad: true })).toThrow(expect.objectContaining({ code: 'ERR_TORCH_DTYPE' }));
-    expect(() => Tensor.from(new Float32Array(6), [2, 3], { device: 'cuda' })).toThrow(expect.objectContaining({ code: buildInfo().cudaAvailable ? expect.any(String) : 'ERR_TORCH_DEVICE' }));
+    expect(() => Tensor.from(new Float32Array(6), [2, 3], { device: 'cuda' })).toThrow(
+      expect.objectContaining({ code: buildInfo().cudaAvailable ? expect.any(String) : 'ERR_TORCH_DEVICE' }),
+    );
     expect(() => Tensor.from(new Float32Array(6), [2, 3], { device: 'tpu:9' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
   });
 
@@ -90,10 +96,22 @@ describe('readNpy / writeNpy with Tensors', () => {
     const t = await readNpy(src);
     expect(t.shape).toEqual([2, 3, 4]);
     expect((t.toTypedArray() as Float32Array)[7]).toBeCloseTo((7 - 5) / 3, 6);
-    for (const [dtype, arr] of [['float32', new Float32Array([0.5, -1, 2, 3])], ['int64', new BigInt64Array([1n, -2n, 3n, 4n])], ['uint8', new Uint8Array([0, 1, 254, 255])], ['float64', new Float64Array([Math.PI, 1, 2, 3])]] as const) {
+    for (const [dtype, arr] of [
+      ['float32', new Float32Array([0.5, -1, 2, 3])],
+      ['int64', new BigInt64Array([1n, -2n, 3n, 4n])],
+      ['uint8', new Uint8Array([0, 1, 254, 255])],
+      ['float64', new Float64Array([Math.PI, 1, 2, 3])],
+    ] as const) {
       const out = join(dir, `ours-${dtype}.npy`);
       await writeNpy(out, Tensor.from(arr, [2, 2], { dtype }));
-      const back = execFileSync(PYTHON, ['-c', `import numpy as np, json; a = np.load(${JSON.stringify(out)}); print(json.dumps({"dtype": str(a.dtype), "shape": list(a.shape), "v": [float(x) for x in a.ravel()]}))`], { encoding: 'utf8' });
+      const back = execFileSync(
+        PYTHON,
+        [
+          '-c',
+          `import numpy as np, json; a = np.load(${JSON.stringify(out)}); print(json.dumps({"dtype": str(a.dtype), "shape": list(a.shape), "v": [float(x) for x in a.ravel()]}))`,
+        ],
+        { encoding: 'utf8' },
+      );
       const r = JSON.parse(back);
       expect(r.shape).toEqual([2, 2]);
       expect(r.v).toEqual(Array.from(arr as ArrayLike<number | bigint>, Number));
@@ -128,7 +146,9 @@ describe('model inputs are validated', () => {
     expect(() => net.forward(gone)).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
     await expect(net.loadStateDict({ 'conv1.weight': Tensor.zeros([64, 3, 7, 7]), bogus: Tensor.zeros([1]) })).rejects.toMatchObject({
       code: 'ERR_CHECKPOINT_KEYS',
-      message: expect.stringMatching(/missing keys.*unexpected keys \(1\): bogus.*shape mismatches \(1\): conv1\.weight: checkpoint \[64, 3, 7, 7\] vs model \[64, 3, 3, 3\]/s),
+      message: expect.stringMatching(
+        /missing keys.*unexpected keys \(1\): bogus.*shape mismatches \(1\): conv1\.weight: checkpoint \[64, 3, 7, 7\] vs model \[64, 3, 3, 3\]/s,
+      ),
     });
     const y = await net.forward(Tensor.zeros([2, 3, 32, 32]), { grad: false });
     expect(y.shape).toEqual([2, 512]);
@@ -139,7 +159,10 @@ describe('model inputs are validated', () => {
     expect(r.missing.length).toBeGreaterThan(100);
   });
   it('channels_last weights give the same features', async () => {
-    const x = Tensor.from(new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i)), [2, 3, 32, 32]);
+    const x = Tensor.from(
+      new Float32Array(2 * 3 * 32 * 32).map((_, i) => Math.sin(i)),
+      [2, 3, 32, 32],
+    );
     const a = (await net.forward(x, { grad: false })).toTypedArray() as Float32Array;
     net.channelsLast(true);
     const b = (await net.forward(x, { grad: false })).toTypedArray() as Float32Array;

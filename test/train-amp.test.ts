@@ -45,18 +45,24 @@ describe('mixed precision training', () => {
 
   async function ourStep(precision: '32' | 'bf16-mixed', extra: Record<string, unknown> = {}) {
     const steps: StepEvent[] = [];
-    const r = await train(stepConfig(join(work, `${precision}-${Object.keys(extra).join('-')}`), precision, extra), { onProgress: (e) => e.type === 'step' && steps.push(e) });
+    const r = await train(stepConfig(join(work, `${precision}-${Object.keys(extra).join('-')}`), precision, extra), {
+      onProgress: (e) => e.type === 'step' && steps.push(e),
+    });
     const init = await params(fixturePath('train_step', 'init.ckpt'), ref.probes);
     const after = await params(r.checkpoint, ref.probes);
     const deltas = new Map<string, Float32Array>();
-    for (const n of ref.probes) deltas.set(n, after.get(n)!.map((v, i) => v - init.get(n)![i]!));
+    for (const n of ref.probes)
+      deltas.set(
+        n,
+        after.get(n)!.map((v, i) => v - init.get(n)![i]!),
+      );
     return { r, steps, deltas };
   }
   async function refDelta(mode: 'fp32' | 'fp32_16' | 'bf16_16', name: string) {
     return (await fixtureArray('train_step', mode, name)).data;
   }
 
-  it('a float32 trainer step equals PyTorch\'s step (forward, VICReg, backward, LARS)', async () => {
+  it("a float32 trainer step equals PyTorch's step (forward, VICReg, backward, LARS)", async () => {
     const { r, deltas } = await ourStep('32');
     expect(r.globalStep).toBe(1);
     expect(Math.abs(r.lastLoss - ref.fp32) / ref.fp32).toBeLessThan(1e-5);
@@ -95,24 +101,46 @@ describe('mixed precision training', () => {
     }
     // Resuming continues from the saved scale (2048 → 4096 after the next good step), not from initScale.
     const next: StepEvent[] = [];
-    const cfg = stepConfig(join(work, 'amp-resume'), 'bf16-mixed', { ...small, maxSteps: 1, gradScaler: { enabled: true, initScale: 1024, growthInterval: 1 }, resume: scaled.r.checkpoint });
+    const cfg = stepConfig(join(work, 'amp-resume'), 'bf16-mixed', {
+      ...small,
+      maxSteps: 1,
+      gradScaler: { enabled: true, initScale: 1024, growthInterval: 1 },
+      resume: scaled.r.checkpoint,
+    });
     await train(cfg, { onProgress: (e) => e.type === 'step' && next.push(e) });
     expect(next.map((e) => e.gradScale)).toEqual([4096]);
   });
 
   it('skips the optimizer step and backs the scale off when scaled gradients overflow', async () => {
     // Loss weights ×100 make the largest gradient ≈ 200 (PyTorch: 2.26 at weight 1), so ×2^127 overflows float32.
-    const { r, steps, deltas } = await ourStep('bf16-mixed', { ...small, gradScaler: { enabled: true, initScale: 2 ** 127 }, loss: { simWeight: 2500, varWeight: 2500, covWeight: 100 } });
+    const { r, steps, deltas } = await ourStep('bf16-mixed', {
+      ...small,
+      gradScaler: { enabled: true, initScale: 2 ** 127 },
+      loss: { simWeight: 2500, varWeight: 2500, covWeight: 100 },
+    });
     expect(r.skippedSteps).toBe(1);
     expect(steps[0]!.skippedSteps).toBe(1);
     expect(steps[0]!.gradScale).toBe(2 ** 126);
-    for (const n of ref.probes) expect(deltas.get(n)!.every((v) => v === 0), n).toBe(true);
+    for (const n of ref.probes)
+      expect(
+        deltas.get(n)!.every((v) => v === 0),
+        n,
+      ).toBe(true);
   });
 
   it('refuses 16-mixed on CPU and unknown precisions, naming the field', async () => {
     const data = await digitsSubset(work, 16);
-    await expect(train({ method: 'vicreg', data: { train: data }, precision: '16-mixed' })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('config.precision') });
-    await expect(train({ method: 'vicreg', data: { train: data }, precision: 'fp8' })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('config.precision') });
-    await expect(train({ method: 'vicreg', data: { train: data }, gradScaler: { backoffFactor: 2 } })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('config.gradScaler.backoffFactor') });
+    await expect(train({ method: 'vicreg', data: { train: data }, precision: '16-mixed' })).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+      message: expect.stringContaining('config.precision'),
+    });
+    await expect(train({ method: 'vicreg', data: { train: data }, precision: 'fp8' })).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+      message: expect.stringContaining('config.precision'),
+    });
+    await expect(train({ method: 'vicreg', data: { train: data }, gradScaler: { backoffFactor: 2 } })).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+      message: expect.stringContaining('config.gradScaler.backoffFactor'),
+    });
   });
 });

@@ -28,7 +28,7 @@ const tiny = (dir: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe('train() keeps runs safe', () => {
-  it('removes the temporaries a killed run left (its process is gone) and keeps a live writer\'s', async () => {
+  it("removes the temporaries a killed run left (its process is gone) and keeps a live writer's", async () => {
     const dir = join(work, 'stale');
     mkdirSync(dir, { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // exited: its pid names no process now
@@ -47,7 +47,9 @@ describe('train() keeps runs safe', () => {
     const dir = join(work, 'blocked');
     mkdirSync(join(dir, 'run-ep=1.ckpt'), { recursive: true }); // a directory where epoch 1's file must go
     const steps: StepEvent[] = [];
-    const err = await train(tiny(dir, { epochs: 20, checkpoint: { dir, name: 'run', every: 1 }, logEvery: 1 }), { onProgress: (e) => e.type === 'step' && steps.push(e) }).catch((e: unknown) => e);
+    const err = await train(tiny(dir, { epochs: 20, checkpoint: { dir, name: 'run', every: 1 }, logEvery: 1 }), {
+      onProgress: (e) => e.type === 'step' && steps.push(e),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TorchSslError);
     expect((err as TorchSslError).code).toBe('ERR_IO');
     expect((err as Error).message).toContain('checkpoint of epoch 1 could not be written, training stopped');
@@ -55,7 +57,7 @@ describe('train() keeps runs safe', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
   }, 180_000);
 
-  it('estimates a checkpoint\'s size from above within 5 % and refuses to start without that much space', async () => {
+  it("estimates a checkpoint's size from above within 5 % and refuses to start without that much space", async () => {
     const dir = join(work, 'size');
     const r = await train(tiny(dir, { maxSteps: 2 }));
     const actual = statSync(r.checkpoint).size;
@@ -99,9 +101,9 @@ describe('train() keeps runs safe', () => {
     expect(e.message).toContain('give one of them');
   }, 120_000);
 
-  it('backbone.init starts a new run from another checkpoint\'s backbone (weights equal, epoch 0); a different depth is refused', async () => {
+  it("backbone.init starts a new run from another checkpoint's backbone (weights equal, epoch 0); a different depth is refused", async () => {
     const { exportCheckpoint } = await import('../lib/checkpoint/export.js');
-    const { resnet, } = await import('../lib/models.js');
+    const { resnet } = await import('../lib/models.js');
     const { manualSeed } = await import('../lib/native.js');
     const { readTorchFile, tensorMap } = await import('../lib/checkpoint/index.js');
     const { dictGet } = await import('../lib/checkpoint/pyvalue.js');
@@ -112,7 +114,9 @@ describe('train() keeps runs safe', () => {
     await exportCheckpoint(pth, net);
     net.dispose();
     const knn: number[] = [];
-    const r = await train(tiny(join(work, 'init'), { maxSteps: 1, optimizer: { lr: 1e-12 }, scheduler: { warmupEpochs: 0 }, backbone: { init: pth } }), { onProgress: (ev) => ev.type === 'knn' && knn.push(ev.epoch) });
+    const r = await train(tiny(join(work, 'init'), { maxSteps: 1, optimizer: { lr: 1e-12 }, scheduler: { warmupEpochs: 0 }, backbone: { init: pth } }), {
+      onProgress: (ev) => ev.type === 'knn' && knn.push(ev.epoch),
+    });
     expect(r.globalStep).toBe(1);
     const f = await readTorchFile(r.checkpoint);
     try {
@@ -149,14 +153,18 @@ describe('train() keeps runs safe', () => {
     ck2.dispose();
   }, 120_000);
 
-  it("bf16-mixed on a CPU without native bf16 warns before training, with a measured slowdown; float32 does not", async () => {
+  it('bf16-mixed on a CPU without native bf16 warns before training, with a measured slowdown; float32 does not', async () => {
     const before = process.env.TORCH_SSL_ASSUME_NO_BF16;
     process.env.TORCH_SSL_ASSUME_NO_BF16 = '1';
     try {
       const warnings: string[] = [];
-      await train(tiny(join(work, 'bf16warn'), { maxSteps: 1, precision: 'bf16-mixed' }), { onProgress: (e) => e.type === 'warning' && warnings.push(e.message) });
+      await train(tiny(join(work, 'bf16warn'), { maxSteps: 1, precision: 'bf16-mixed' }), {
+        onProgress: (e) => e.type === 'warning' && warnings.push(e.message),
+      });
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/^precision 'bf16-mixed' on a CPU without native bf16 .* emulated, \d+\.\d× slower than float32 on a small matrix product measured now/);
+      expect(warnings[0]).toMatch(
+        /^precision 'bf16-mixed' on a CPU without native bf16 .* emulated, \d+\.\d× slower than float32 on a small matrix product measured now/,
+      );
       const none: string[] = [];
       await train(tiny(join(work, 'f32nowarn'), { maxSteps: 1 }), { onProgress: (e) => e.type === 'warning' && none.push(e.message) });
       expect(none).toEqual([]);

@@ -21,7 +21,12 @@ function resnet18CifarConvFlops(n: number, side: number): number {
   };
   let h = conv(side, 3, 64, 3, 1, 2);
   let c = 64;
-  for (const [width, stride] of [[64, 1], [128, 2], [256, 2], [512, 2]] as const) {
+  for (const [width, stride] of [
+    [64, 1],
+    [128, 2],
+    [256, 2],
+    [512, 2],
+  ] as const) {
     for (let block = 0; block < 2; block++) {
       const s = block === 0 ? stride : 1;
       const h1 = conv(h, c, width, 3, s, 1);
@@ -80,6 +85,9 @@ describe('train({ profileSteps })', () => {
   });
 
   it('is off by default, and a negative count is a config error naming the key', async () => {
-    await expect(train({ method: 'vicreg', data: { train: 'x.npy' }, profileSteps: -1 })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('profileSteps') });
+    await expect(train({ method: 'vicreg', data: { train: 'x.npy' }, profileSteps: -1 })).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+      message: expect.stringContaining('profileSteps'),
+    });
   });
 });

@@ -33,7 +33,7 @@ const tiny = (dir: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe('train()', () => {
-  it('resumes exactly: the losses after resuming equal an uninterrupted run\'s', async () => {
+  it("resumes exactly: the losses after resuming equal an uninterrupted run's", async () => {
     const full: StepEvent[] = [];
     await train(tiny(join(work, 'full')), { onProgress: (e) => e.type === 'step' && full.push(e) });
     const first = await train(tiny(join(work, 'first'), { maxSteps: 2 }));
@@ -54,7 +54,7 @@ describe('train()', () => {
     }
   });
 
-  it('warms up over a run shorter than its warm-up as solo-learn\'s scheduler does (total steps <= warm-up steps)', async () => {
+  it("warms up over a run shorter than its warm-up as solo-learn's scheduler does (total steps <= warm-up steps)", async () => {
     // 2 epochs of 2 steps with 3 warm-up epochs: 4 steps, all inside a 6-step warm-up (PyTorch's values in the fixture).
     const ref = fixtureJson<{ baseLr: number; warmupSteps: number; totalSteps: number; values: number[] }[]>('optim', 'schedules.json').find(
       (s) => s.baseLr === 0.05 && s.warmupSteps === 6 && s.totalSteps === 4,
@@ -67,7 +67,7 @@ describe('train()', () => {
     steps.forEach((e, i) => expect(e.lr, `step ${i}`).toBeCloseTo(ref.values[i]!, 12));
   });
 
-  it('writes solo-learn\'s checkpoint layout that Python torch.load reads', async () => {
+  it("writes solo-learn's checkpoint layout that Python torch.load reads", async () => {
     const r = await train(tiny(join(work, 'layout'), { epochs: 1 }));
     const script = [
       'import sys, json, torch',
@@ -142,8 +142,19 @@ describe('train()', () => {
     expect(c.batchSize).toBe(1024);
     expect(c.loss.lambda).toBe(30);
     expect(c.numViews).toBe(20);
-    expect(c.projectorResolved).toEqual({ hiddenDims: [4096], outputDim: 128, batchNorm: true, hiddenBias: true, outputBias: 'on', outputBatchNorm: false, outputBatchNormAffine: false, activation: 'relu' });
-    await expect(train({ method: 'vicreg', data: { train: join(work, 'missing.npy') }, checkpoint: { dir: join(work, 'm') } })).rejects.toMatchObject({ code: expect.stringMatching(/ERR_(IO|DATA_FORMAT)/) });
+    expect(c.projectorResolved).toEqual({
+      hiddenDims: [4096],
+      outputDim: 128,
+      batchNorm: true,
+      hiddenBias: true,
+      outputBias: 'on',
+      outputBatchNorm: false,
+      outputBatchNormAffine: false,
+      activation: 'relu',
+    });
+    await expect(train({ method: 'vicreg', data: { train: join(work, 'missing.npy') }, checkpoint: { dir: join(work, 'm') } })).rejects.toMatchObject({
+      code: expect.stringMatching(/ERR_(IO|DATA_FORMAT)/),
+    });
     await expect(train(tiny(join(work, 'big'), { batchSize: 64 }))).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
 

@@ -41,7 +41,28 @@ beforeAll(async () => {
 describe('torch-ssl heatmap / patch-knn', () => {
   it('heatmap: image N of a data set, both spaces, PNG and similarity .npy', async () => {
     const out = join(run, 'heatmap.png');
-    const lines = await cli('heatmap', '--checkpoint', ckpt, '--image', data, '--index', '3', '--query', '8,8,16', '--stride', '2', '--space', 'both', '--resize', '16', '--out', out, '--similarity-out', join(work, 'sims.npy'), '--json');
+    const lines = await cli(
+      'heatmap',
+      '--checkpoint',
+      ckpt,
+      '--image',
+      data,
+      '--index',
+      '3',
+      '--query',
+      '8,8,16',
+      '--stride',
+      '2',
+      '--space',
+      'both',
+      '--resize',
+      '16',
+      '--out',
+      out,
+      '--similarity-out',
+      join(work, 'sims.npy'),
+      '--json',
+    );
     const summary = JSON.parse(lines.at(-1)!) as { grid: { rows: number; cols: number }; scale: number; maps: { space: string; max: number }[] };
     expect(summary.grid).toMatchObject({ rows: 9, cols: 9 });
     expect(summary.maps.map((m) => m.space)).toEqual(['embedding', 'projection']);
@@ -65,11 +86,21 @@ describe('torch-ssl heatmap / patch-knn', () => {
   });
 
   it('bad flags and outputs are refused before any work, in the words typed', async () => {
-    expect((await cliError('heatmap', '--checkpoint', ckpt, '--image', data, '--index', '0', '--query', '1,2,3,4', '--out', join(work, 'h.png'))).message).toContain('--query: expected X,Y or X,Y,SIZE');
-    expect((await cliError('heatmap', '--checkpoint', ckpt, '--image', data, '--index', '0', '--query', '1,2', '--out', join(work, 'nope', 'h.png'))).message).toContain('--out');
-    expect((await cliError('heatmap', '--checkpoint', ckpt, '--image', data, '--index', '99', '--query', '1,2', '--out', join(work, 'h.png'))).message).toContain('--index 99');
-    expect((await cliError('patch-knn', '--checkpoint', ckpt, '--dataset', data, '--query', '2:8,8', '--out', join(work, 'g.png'))).message).toContain('--query: expected INDEX:X,Y,SIZE');
-    expect((await cliError('patch-knn', '--checkpoint', ckpt, '--dataset', data, '--query', '2:8,8,16', '--space', 'latent', '--out', join(work, 'g.png'))).message).toContain('--space');
+    expect(
+      (await cliError('heatmap', '--checkpoint', ckpt, '--image', data, '--index', '0', '--query', '1,2,3,4', '--out', join(work, 'h.png'))).message,
+    ).toContain('--query: expected X,Y or X,Y,SIZE');
+    expect(
+      (await cliError('heatmap', '--checkpoint', ckpt, '--image', data, '--index', '0', '--query', '1,2', '--out', join(work, 'nope', 'h.png'))).message,
+    ).toContain('--out');
+    expect(
+      (await cliError('heatmap', '--checkpoint', ckpt, '--image', data, '--index', '99', '--query', '1,2', '--out', join(work, 'h.png'))).message,
+    ).toContain('--index 99');
+    expect((await cliError('patch-knn', '--checkpoint', ckpt, '--dataset', data, '--query', '2:8,8', '--out', join(work, 'g.png'))).message).toContain(
+      '--query: expected INDEX:X,Y,SIZE',
+    );
+    expect(
+      (await cliError('patch-knn', '--checkpoint', ckpt, '--dataset', data, '--query', '2:8,8,16', '--space', 'latent', '--out', join(work, 'g.png'))).message,
+    ).toContain('--space');
     expect((await cliError('report', join(work, 'missing-run'), '--out', join(work, 'r.html'))).code).toBe('ERR_IO');
     expect((await cliError('report', work, '--out', join(work, 'r.html'))).message).toContain('no metrics.csv');
   });
@@ -87,7 +118,15 @@ describe('torch-ssl report', () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

@@ -26,7 +26,11 @@ afterAll(() => ck?.dispose());
 async function decode(png: Buffer): Promise<{ width: number; height: number; px: (x: number, y: number) => [number, number, number] }> {
   const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
   expect(info.channels).toBe(3);
-  return { width: info.width, height: info.height, px: (x, y) => [data[(y * info.width + x) * 3]!, data[(y * info.width + x) * 3 + 1]!, data[(y * info.width + x) * 3 + 2]!] };
+  return {
+    width: info.width,
+    height: info.height,
+    px: (x, y) => [data[(y * info.width + x) * 3]!, data[(y * info.width + x) * 3 + 1]!, data[(y * info.width + x) * 3 + 2]!],
+  };
 }
 
 describe('colour map', () => {
@@ -58,13 +62,23 @@ describe('patchHeatmap', () => {
       let min = Infinity;
       let max = -Infinity;
       for (const v of ref) [min, max] = [Math.min(min, v), Math.max(max, v)];
-      for (const [row, col] of [[0, 0], [5, 7], [11, 11], [3, 9]] as const) {
+      for (const [row, col] of [
+        [0, 0],
+        [5, 7],
+        [11, 11],
+        [3, 9],
+      ] as const) {
         const ix = col * h.stride + h.size / 2;
         const iy = row * h.stride + h.size / 2;
         const v = (ref[row * h.cols + col]! - min) / (max - min);
         const got = pic.px(panel * (64 * 4 + gap) + ix * 4 + 1, iy * 4 + 1);
-        const near = [-1 / 256, 0, 1 / 256].map((d) => jet(Math.min(1, Math.max(0, v + d))).map((c, ch) => Math.round(0.5 * photo.data[(iy * 64 + ix) * 3 + ch]! + 0.5 * c)));
-        expect(near.some((e) => e.every((c, ch) => Math.abs(c - got[ch]!) <= 1)), `${m.space} patch (${row}, ${col}): ${got} vs ${JSON.stringify(near)}`).toBe(true);
+        const near = [-1 / 256, 0, 1 / 256].map((d) =>
+          jet(Math.min(1, Math.max(0, v + d))).map((c, ch) => Math.round(0.5 * photo.data[(iy * 64 + ix) * 3 + ch]! + 0.5 * c)),
+        );
+        expect(
+          near.some((e) => e.every((c, ch) => Math.abs(c - got[ch]!) <= 1)),
+          `${m.space} patch (${row}, ${col}): ${got} vs ${JSON.stringify(near)}`,
+        ).toBe(true);
       }
       // The query box: red dashes (thickness 2, dash 4) along the top edge, starting at its corner.
       const x0 = panel * (64 * 4 + gap) + h.x * 4;
@@ -81,7 +95,11 @@ describe('patchHeatmap', () => {
 
   it('refuses a query outside the image, a projection without projector, and unknown options, naming them', async () => {
     await expectError(patchHeatmap(ck, fixturePath('viz', 'photo64.png'), { query: { x: 50, y: 0, size: 20 } }), 'ERR_INVALID_ARG', 'x + size must be ≤ 64');
-    await expectError(patchHeatmap({ backbone: ck.backbone }, fixturePath('viz', 'photo64.png'), { query: { x: 0, y: 0 }, space: 'projection' }), 'ERR_INVALID_ARG', 'projector');
+    await expectError(
+      patchHeatmap({ backbone: ck.backbone }, fixturePath('viz', 'photo64.png'), { query: { x: 0, y: 0 }, space: 'projection' }),
+      'ERR_INVALID_ARG',
+      'projector',
+    );
     await expectError(patchHeatmap(ck, fixturePath('viz', 'photo64.png'), { query: { x: 0, y: 0 }, strde: 2 } as never), 'ERR_INVALID_ARG', 'strde', 'stride');
     await expectError(patchHeatmap(ck, fixturePath('viz', 'photo64.png').replace('photo64', 'missing'), { query: { x: 0, y: 0 } }), 'ERR_IO', 'missing.png');
     await expectError(patchHeatmap(ck, fixturePath('viz', 'meta.json'), { query: { x: 0, y: 0 } }), 'ERR_DATA_FORMAT', 'meta.json');
@@ -92,13 +110,21 @@ describe('patchKnn', () => {
   it('neighbours equal a PyTorch brute-force search (own image excluded); frames say whether the class matches', async () => {
     const q = meta.knn;
     const k = 20;
-    const r = await patchKnn(ck, fixturePath('viz', 'digits60.npy'), { query: { image: q.image, x: q.x, y: q.y, size: q.size }, k, stride: q.stride, space: 'both', tile: 40 });
+    const r = await patchKnn(ck, fixturePath('viz', 'digits60.npy'), {
+      query: { image: q.image, x: q.x, y: q.y, size: q.size },
+      k,
+      stride: q.stride,
+      space: 'both',
+      tile: 40,
+    });
     const labels = { data: Array.from((await fixtureArray('viz', 'digits60-labels')).data as unknown as ArrayLike<bigint>, Number) };
     expect(r.bank).toMatchObject({ images: 60, patches: 60 * q.perImage, patchesPerImage: q.perImage, stride: q.stride, resize: 32 });
     expect(r.query.label).toBe(labels.data[q.image]);
     for (const res of r.results) {
       const sims = (await fixtureArray('viz', `knn_sims_${res.space}`)).data;
-      const order = Array.from(sims.keys()).filter((p) => Math.floor(p / q.perImage) !== q.image).sort((a, b) => sims[b]! - sims[a]!);
+      const order = Array.from(sims.keys())
+        .filter((p) => Math.floor(p / q.perImage) !== q.image)
+        .sort((a, b) => sims[b]! - sims[a]!);
       const kth = sims[order[k - 1]!]!;
       expect(res.neighbours).toHaveLength(k);
       for (const [i, nb] of res.neighbours.entries()) {
@@ -147,7 +173,9 @@ describe('patchKnn', () => {
     for (let i = 0; i < 60; i++) {
       const cls = join(folder, `class${labels[i]}`);
       mkdirSync(cls, { recursive: true });
-      await sharp(Buffer.from(pixels.subarray(i * 3072, (i + 1) * 3072)), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(cls, `${String(i).padStart(3, '0')}.png`));
+      await sharp(Buffer.from(pixels.subarray(i * 3072, (i + 1) * 3072)), { raw: { width: 32, height: 32, channels: 3 } })
+        .png()
+        .toFile(join(cls, `${String(i).padStart(3, '0')}.png`));
     }
     const q = meta.knn;
     const ask = (data: string, image: number) => patchKnn(ck, data, { query: { image, x: q.x, y: q.y, size: q.size }, k: 10, stride: q.stride });
@@ -165,7 +193,12 @@ describe('patchKnn', () => {
     await expectError(patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 4 }, stride: 1, memoryMb: 1 }), 'ERR_INVALID_ARG', 'MiB, more than memoryMb 1');
     await expectError(patchKnn(ck, data, { query: { image: 60, x: 0, y: 0, size: 16 } }), 'ERR_INVALID_ARG', 'query image 60 is not among the 60 images');
     // Both spaces keep a bank each: 540 patches × (512 + 64) dims × 4 bytes = 1.19 MiB > 1.1, where either alone fits.
-    await expectError(patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 16 }, stride: 8, space: 'both', memoryMb: 1.1 }), 'ERR_INVALID_ARG', '512 + 64 dims', 'needs 1.2 MiB, more than memoryMb 1.1');
+    await expectError(
+      patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 16 }, stride: 8, space: 'both', memoryMb: 1.1 }),
+      'ERR_INVALID_ARG',
+      '512 + 64 dims',
+      'needs 1.2 MiB, more than memoryMb 1.1',
+    );
     await expectError(patchKnn(ck, data, { query: { image: 0, x: 0, y: 0, size: 16 }, tile: 10 }), 'ERR_INVALID_ARG', 'an integer ≥ 20');
     await expectError(patchKnn(ck, data, { query: { image: 0, x: 20, y: 0, size: 16 } }), 'ERR_INVALID_ARG', 'does not fit in the 32×32 images');
   });

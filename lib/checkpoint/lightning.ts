@@ -46,7 +46,14 @@ function tensorData(t: NativeTensor) {
 }
 
 /** Writes one training checkpoint (solo-learn / Lightning layout) atomically at `path`. */
-export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c: RunConfig, stepsPerEpoch: number, version: string, worldSize = 1): Promise<void> {
+export async function writeTrainingCheckpoint(
+  path: string,
+  e: RawCheckpoint,
+  c: RunConfig,
+  stepsPerEpoch: number,
+  version: string,
+  worldSize = 1,
+): Promise<void> {
   const stateDict = new Map<string, WritableValue>(e.stateDict.map(([k, t]) => [k, tensorData(t)]));
   const parameterNames = e.parameterNames;
   const momentumByName = new Map(e.momentum);
@@ -56,7 +63,10 @@ export async function writeTrainingCheckpoint(path: string, e: RawCheckpoint, c:
     if (m) state.set(i, new Map([['momentum_buffer', tensorData(m)]]));
   });
   const groups = Object.entries(e.groupLrs).map(([groupName, lr]) => {
-    const idx = parameterNames.map((n, i) => [n, i] as const).filter(([n]) => n.startsWith(`${groupName}.`)).map(([, i]) => i);
+    const idx = parameterNames
+      .map((n, i) => [n, i] as const)
+      .filter(([n]) => n.startsWith(`${groupName}.`))
+      .map(([, i]) => i);
     return {
       name: groupName,
       lr,
@@ -157,7 +167,11 @@ function checkResumable(path: string, root: PyValue, c: TrainConfig, sdKeys: str
   // The data each rank reads and the steps per epoch depend on the world size: resume with the same one.
   const savedWorld = Number(dictGet(mark ?? undefined, 'world_size') ?? 1);
   if (savedWorld !== worldSize) {
-    throw new TorchSslError('ERR_CONFIG', `config.resume ${path} was trained by ${savedWorld} process${savedWorld === 1 ? '' : 'es'}, but this run has ${worldSize} (world size): resume with the same number`, { file: path });
+    throw new TorchSslError(
+      'ERR_CONFIG',
+      `config.resume ${path} was trained by ${savedWorld} process${savedWorld === 1 ? '' : 'es'}, but this run has ${worldSize} (world size): resume with the same number`,
+      { file: path },
+    );
   }
 }
 
@@ -166,7 +180,10 @@ export async function readResume(path: string, c: TrainConfig, worldSize = 1) {
   try {
     const root = file.root;
     const sd = tensorMap(dictGet(root, 'state_dict'));
-    if (!sd) throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `config.resume ${path}: no state_dict to resume from; to start from a backbone use backbone.init`, { file: path });
+    if (!sd)
+      throw new TorchSslError('ERR_CHECKPOINT_FORMAT', `config.resume ${path}: no state_dict to resume from; to start from a backbone use backbone.init`, {
+        file: path,
+      });
     checkResumable(path, root, c, [...sd.keys()], worldSize);
     const stateDict: [string, NativeTensor][] = [];
     for (const [k, ref] of sd) stateDict.push([k, Tensor.from(await ref.read(), ref.shape, { dtype: ref.dtype }).handle]);
@@ -208,12 +225,18 @@ export async function readBackboneInit(path: string, c: TrainConfig) {
   try {
     const { depth, stem } = loaded.backbone;
     if (depth !== c.backbone.depth || stem !== c.backbone.stem) {
-      throw new TorchSslError('ERR_CONFIG', `config.backbone.init ${path} holds a ResNet-${depth} (${stem} stem), but config.backbone is ResNet-${c.backbone.depth} (${c.backbone.stem} stem)`, { file: path });
+      throw new TorchSslError(
+        'ERR_CONFIG',
+        `config.backbone.init ${path} holds a ResNet-${depth} (${stem} stem), but config.backbone is ResNet-${c.backbone.depth} (${c.backbone.stem} stem)`,
+        { file: path },
+      );
     }
-    const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [`${MODULE_NAMES.backbone}.${k}`, t.clone().handle]);
+    const stateDict: [string, NativeTensor][] = Object.entries(loaded.backbone.stateDict()).map(([k, t]) => [
+      `${MODULE_NAMES.backbone}.${k}`,
+      t.clone().handle,
+    ]);
     return { globalStep: 0, backboneOnly: true, stateDict, momentum: [] as [string, NativeTensor][] };
   } finally {
     loaded.dispose();
   }
 }
-

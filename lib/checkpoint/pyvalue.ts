@@ -16,20 +16,7 @@ import type { TensorRef, TorchStorage } from './tensor-ref.js';
 export type PyDict = Map<PyValue, PyValue>;
 
 export type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PyValue[]
-  | PyDict
-  | Set<PyValue>
-  | PyObject
-  | PyGlobal
-  | PySlice
-  | TensorRef
-  | TorchStorage;
+  null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyDict | Set<PyValue> | PyObject | PyGlobal | PySlice | TensorRef | TorchStorage;
 
 /** A reference to a Python global (`module.name`) that was never called. */
 export class PyGlobal {

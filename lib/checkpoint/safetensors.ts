@@ -156,10 +156,12 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     for (let i = 0; i < spans.length; i++) {
       const [begin, , name] = spans[i]!;
       if (begin < expectedStart) throw formatError(path, `tensors ${spans[i - 1]![2]} and ${name} overlap`);
-      if (begin > expectedStart) throw formatError(path, `a gap of ${begin - expectedStart} bytes before tensor ${name} (data_offsets must tile the data block)`);
+      if (begin > expectedStart)
+        throw formatError(path, `a gap of ${begin - expectedStart} bytes before tensor ${name} (data_offsets must tile the data block)`);
       expectedStart = spans[i]![1];
     }
-    if (expectedStart !== dataLen) throw formatError(path, `the tensors cover ${expectedStart} of the ${dataLen}-byte data block (${dataLen - expectedStart} bytes unaccounted for)`);
+    if (expectedStart !== dataLen)
+      throw formatError(path, `the tensors cover ${expectedStart} of the ${dataLen}-byte data block (${dataLen - expectedStart} bytes unaccounted for)`);
     const ordered = new Map([...spans].map(([, , name]) => [name, tensors.get(name)!] as const));
     const close = async (): Promise<void> => {
       if (!closed) {

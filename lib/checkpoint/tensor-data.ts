@@ -73,7 +73,7 @@ export function tensorBytes(t: TensorData, name: string): Uint8Array {
 export async function toTensorData(t: WritableTensor): Promise<TensorData> {
   if (t instanceof TensorRef) return { dtype: t.dtype, shape: t.shape, data: await t.read() };
   if (isLazyTensor(t)) {
-    await new Promise<void>((resolve) => setImmediate(resolve));  // let the event loop run between tensors
+    await new Promise<void>((resolve) => setImmediate(resolve)); // let the event loop run between tensors
     return { dtype: t.dtype, shape: t.shape, data: await t.load() };
   }
   return t;

@@ -167,19 +167,18 @@ function tensorCallables(path: string): Map<string, PyCallable> {
 /** Parses a persistent id ('storage', torch.XStorage, key, location, numel[, view_metadata]). */
 function parseStoragePid(pid: PyValue, where: string): { dtype: DType; key: string; location: string; numel: number; view: PyValue } {
   if (!Array.isArray(pid) || pid.length < 5 || pid[0] !== 'storage') {
-    throw formatError(where, `unsupported persistent id (${describe(pid)}${Array.isArray(pid) ? ` starting ${describe(pid[0])}` : ''}); only storages are allowed`);
+    throw formatError(
+      where,
+      `unsupported persistent id (${describe(pid)}${Array.isArray(pid) ? ` starting ${describe(pid[0])}` : ''}); only storages are allowed`,
+    );
   }
   const [, type, key, location, numel, view] = pid;
   const typeName = type instanceof PyGlobal ? type.$global : describe(type);
-  const dtype =
-    type instanceof PyGlobal && type.module === 'torch'
-      ? type.name === 'UntypedStorage'
-        ? 'uint8'
-        : STORAGE_DTYPES[type.name]
-      : undefined;
+  const dtype = type instanceof PyGlobal && type.module === 'torch' ? (type.name === 'UntypedStorage' ? 'uint8' : STORAGE_DTYPES[type.name]) : undefined;
   if (dtype === undefined) throw formatError(where, `storage type ${typeName} is not supported`);
   if (typeof key !== 'string' && typeof key !== 'number') throw formatError(where, `storage key is a ${describe(key)}`);
-  if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) throw formatError(where, `storage ${String(key)} has an invalid size ${String(numel)}`);
+  if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0)
+    throw formatError(where, `storage ${String(key)} has an invalid size ${String(numel)}`);
   return { dtype, key: String(key), location: typeof location === 'string' ? location : 'cpu', numel, view: view ?? null };
 }
 
@@ -192,14 +191,18 @@ async function readZipTorchFile(path: string): Promise<TorchFile> {
     }
     const pkls = names.filter((n) => /^[^/]+\/data\.pkl$/.test(n) || n === 'data.pkl');
     if (pkls.length === 0) {
-      throw formatError(path, `a zip archive without <archive>/data.pkl, not a torch.save file (entries: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`);
+      throw formatError(
+        path,
+        `a zip archive without <archive>/data.pkl, not a torch.save file (entries: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`,
+      );
     }
     if (pkls.length > 1) throw formatError(path, `several data.pkl records (${pkls.join(', ')})`);
     const pklName = pkls[0]!;
     const prefix = pklName.slice(0, pklName.length - 'data.pkl'.length);
     const archiveName = prefix === '' ? '' : prefix.slice(0, -1);
     const pklEntry = zip.entries.get(pklName)!;
-    if (pklEntry.uncompressedSize > MAX_PICKLE_BYTES) throw formatError(path, `${pklName} is ${pklEntry.uncompressedSize} bytes, above the ${MAX_PICKLE_BYTES}-byte limit`);
+    if (pklEntry.uncompressedSize > MAX_PICKLE_BYTES)
+      throw formatError(path, `${pklName} is ${pklEntry.uncompressedSize} bytes, above the ${MAX_PICKLE_BYTES}-byte limit`);
 
     let version: number | null = null;
     const versionEntry = zip.entries.get(`${prefix}version`) ?? zip.entries.get(`${prefix}.data/version`);
@@ -224,7 +227,10 @@ async function readZipTorchFile(path: string): Promise<TorchFile> {
       if (!entry) throw formatError(path, `storage ${p.key} is referenced but ${prefix}data/${p.key} is missing from the archive`);
       const es = DTYPE_BYTES[p.dtype];
       if (p.numel * es > entry.uncompressedSize) {
-        throw formatError(path, `storage ${p.key} declares ${p.numel} ${p.dtype} elements (${p.numel * es} bytes) but its record holds ${entry.uncompressedSize} bytes`);
+        throw formatError(
+          path,
+          `storage ${p.key} declares ${p.numel} ${p.dtype} elements (${p.numel * es} bytes) but its record holds ${entry.uncompressedSize} bytes`,
+        );
       }
       const storage = new TorchStorage(p.key, p.dtype, p.location, p.numel, zipSource(zip, entry));
       storages.set(p.key, storage);
@@ -280,7 +286,17 @@ async function readLegacyTorchFile(path: string, fh: FileHandle, size: number): 
       let numel = p.numel;
       if (p.view !== null) {
         const v = p.view;
-        if (!Array.isArray(v) || v.length !== 3 || typeof v[1] !== 'number' || typeof v[2] !== 'number' || !Number.isSafeInteger(v[1]) || !Number.isSafeInteger(v[2]) || v[1] < 0 || v[2] < 0 || v[1] + v[2] > p.numel) {
+        if (
+          !Array.isArray(v) ||
+          v.length !== 3 ||
+          typeof v[1] !== 'number' ||
+          typeof v[2] !== 'number' ||
+          !Number.isSafeInteger(v[1]) ||
+          !Number.isSafeInteger(v[2]) ||
+          v[1] < 0 ||
+          v[2] < 0 ||
+          v[1] + v[2] > p.numel
+        ) {
           throw formatError(path, `storage view of ${p.key} has invalid metadata`);
         }
         key = String(v[0]);
@@ -394,7 +410,8 @@ export function findTensors(root: PyValue, limit = Infinity): FoundTensor[] {
     for (let c: Node | null = n; c; c = c.parent) parts.push(c.step);
     return parts.reverse().join('');
   };
-  const keyStep = (k: PyValue): string => (typeof k === 'string' ? `[${JSON.stringify(k)}]` : typeof k === 'number' || typeof k === 'bigint' ? `[${k}]` : `[<${describe(k)}>]`);
+  const keyStep = (k: PyValue): string =>
+    typeof k === 'string' ? `[${JSON.stringify(k)}]` : typeof k === 'number' || typeof k === 'bigint' ? `[${k}]` : `[<${describe(k)}>]`;
   while (stack.length > 0 && out.length < limit) {
     const node = stack.pop()!;
     const v = node.value;

@@ -216,7 +216,13 @@ class TorchPickler {
     const r = rec;
     this.global('torch._utils', '_rebuild_tensor_v2');
     this.out.op(OP.MARK);
-    this.tuple([() => this.str('storage'), () => this.global('torch', STORAGE_CLASS[r.dtype]), () => this.str(r.key), () => this.str('cpu'), () => this.int(r.numel)]);
+    this.tuple([
+      () => this.str('storage'),
+      () => this.global('torch', STORAGE_CLASS[r.dtype]),
+      () => this.str(r.key),
+      () => this.str('cpu'),
+      () => this.int(r.numel),
+    ]);
     this.out.op(OP.BINPERSID);
     this.int(0);
     this.tuple(shape.map((n) => () => this.int(n)));

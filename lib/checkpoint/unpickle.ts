@@ -93,10 +93,16 @@ const BUILTIN_CALLABLES: ReadonlyMap<string, (args: PyValue[]) => PyValue | unde
   ['builtins.long', (a) => toInt(a[0] ?? 0)],
   ['builtins.float', (a) => toFloat(a[0] ?? 0)],
   ['builtins.bool', (a) => (a.length === 0 ? false : truthy(a[0]!))],
-  ['builtins.str', (a) => (a.length === 0 ? '' : typeof a[0] === 'string' ? a[0] : typeof a[0] === 'number' || typeof a[0] === 'bigint' ? String(a[0]) : undefined)],
+  [
+    'builtins.str',
+    (a) => (a.length === 0 ? '' : typeof a[0] === 'string' ? a[0] : typeof a[0] === 'number' || typeof a[0] === 'bigint' ? String(a[0]) : undefined),
+  ],
   ['builtins.bytes', (a) => toBytes(a)],
   ['builtins.bytearray', (a) => toBytes(a)],
-  ['builtins.slice', (a) => (a.length === 1 ? new PySlice(null, a[0]!, null) : a.length <= 3 ? new PySlice(a[0] ?? null, a[1] ?? null, a[2] ?? null) : undefined)],
+  [
+    'builtins.slice',
+    (a) => (a.length === 1 ? new PySlice(null, a[0]!, null) : a.length <= 3 ? new PySlice(a[0] ?? null, a[1] ?? null, a[2] ?? null) : undefined),
+  ],
   // Protocol 2 pickles Python 3 bytes as _codecs.encode(latin-1 text, 'latin1').
   ['_codecs.encode', (a) => latin1Encode(a)],
   ['torch.Size', (a) => (a.length === 0 ? makeTuple([]) : safe(() => makeTuple([...pyIterate(a[0]!, fail)])))],
@@ -133,7 +139,8 @@ export function littleEndianSigned(b: Uint8Array): bigint {
 const MAX_DECIMAL_DIGITS = 4300;
 function decimalInt(s: string, err: (what: string) => TorchSslError): bigint {
   const digits = s.replace(/^[-+]/, '').length;
-  if (digits > MAX_DECIMAL_DIGITS) throw err(`an integer literal of ${digits} digits exceeds Python's limit of ${MAX_DECIMAL_DIGITS} (int_max_str_digits), which torch.load refuses too`);
+  if (digits > MAX_DECIMAL_DIGITS)
+    throw err(`an integer literal of ${digits} digits exceeds Python's limit of ${MAX_DECIMAL_DIGITS} (int_max_str_digits), which torch.load refuses too`);
   return BigInt(s);
 }
 

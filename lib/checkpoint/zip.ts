@@ -177,11 +177,7 @@ export class ZipReader {
   }
 }
 
-async function readCentralDirectory(
-  fh: FileHandle,
-  path: string,
-  size: number,
-): Promise<{ entries: Map<string, ZipEntry>; centralStart: number }> {
+async function readCentralDirectory(fh: FileHandle, path: string, size: number): Promise<{ entries: Map<string, ZipEntry>; centralStart: number }> {
   const readAt = async (pos: number, len: number): Promise<DataView> => {
     const buf = new Uint8Array(len);
     const { bytesRead } = await fh.read(buf, 0, len, pos);

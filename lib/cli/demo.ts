@@ -22,11 +22,13 @@ export {
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('self-supervised training on real Fashion-MNIST (configs/demo.yaml): kNN of the random and the trained backbone, global and local features; nothing is downloaded')
+    .description(
+      'self-supervised training on real Fashion-MNIST (configs/demo.yaml): kNN of the random and the trained backbone, global and local features; nothing is downloaded',
+    )
     .option('--config <file>', 'the training recipe', DEMO_CONFIG)
-    .option('--seed <n>', 'seed of the initialisation, the order and the augmentations (default: the recipe\'s)')
-    .option('--epochs <n>', 'training epochs (default: the recipe\'s)')
-    .option('--out <dir>', 'where the checkpoint goes (default: the recipe\'s checkpoint.dir)')
+    .option('--seed <n>', "seed of the initialisation, the order and the augmentations (default: the recipe's)")
+    .option('--epochs <n>', "training epochs (default: the recipe's)")
+    .option('--out <dir>', "where the checkpoint goes (default: the recipe's checkpoint.dir)")
     .option('--subset-seed <n>', "train on a seeded random subset of data.limit images instead of the first ones (the recipe's data.sampleSeed)")
     .option('--json', 'print the summary as JSON on the last line')
     .action(async (opts: { config: string; seed?: string; epochs?: string; out?: string; subsetSeed?: string; json?: boolean }) => {

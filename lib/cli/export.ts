@@ -30,8 +30,12 @@ export function register(program: Command): void {
       });
       try {
         const names = await exportCheckpoint(opts.out, loaded, { format });
-        const mods = ['backbone', 'projector', 'classifier'].map((m) => [m, names.filter((n) => n.startsWith(`${m}.`)).length] as const).filter(([, n]) => n > 0);
-        process.stdout.write(`wrote ${opts.out}: ${names.length} tensors (${mods.map(([m, n]) => `${m} ${n}`).join(', ')}) from ${loaded.info.format} ResNet-${loaded.backbone.depth} (${loaded.backbone.stem} stem)\n`);
+        const mods = ['backbone', 'projector', 'classifier']
+          .map((m) => [m, names.filter((n) => n.startsWith(`${m}.`)).length] as const)
+          .filter(([, n]) => n > 0);
+        process.stdout.write(
+          `wrote ${opts.out}: ${names.length} tensors (${mods.map(([m, n]) => `${m} ${n}`).join(', ')}) from ${loaded.info.format} ResNet-${loaded.backbone.depth} (${loaded.backbone.stem} stem)\n`,
+        );
         for (const w of loaded.info.warnings) process.stderr.write(`warning: ${w}\n`);
         if (loaded.missing.length) process.stderr.write(`warning: missing keys kept their initial values: ${loaded.missing.join(', ')}\n`);
         if (loaded.unexpected.length) process.stderr.write(`warning: unexpected keys skipped: ${loaded.unexpected.join(', ')}\n`);

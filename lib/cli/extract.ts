@@ -64,9 +64,7 @@ const OPTIONS = [
   PATCH_SEED,
   SPACE,
   BATCH_SIZE,
-  NORMALIZE.withHelp(
-    "uint8 inputs: cifar10 | cifar100 | cifar-eval | imagenet | emp-ssl | none | 'm1,m2,m3/s1,s2,s3' (default: the checkpoint's dataset)",
-  ),
+  NORMALIZE.withHelp("uint8 inputs: cifar10 | cifar100 | cifar-eval | imagenet | emp-ssl | none | 'm1,m2,m3/s1,s2,s3' (default: the checkpoint's dataset)"),
   SPLIT,
   SIZE,
   FIT,
@@ -81,7 +79,9 @@ function readPatches(o: ParsedOptions): PatchSpec | undefined {
   const grid = PATCHES.read(o);
   const random = RANDOM_PATCHES.read(o);
   if (grid !== undefined && random !== undefined) {
-    throw new TorchSslError('ERR_INVALID_ARG', '--patches and --random-patches are two ways to choose the bag of patches: give one of them', { flag: '--patches' });
+    throw new TorchSslError('ERR_INVALID_ARG', '--patches and --random-patches are two ways to choose the bag of patches: give one of them', {
+      flag: '--patches',
+    });
   }
   if (grid !== undefined) {
     const [size, stride] = ints('--patches', grid, 2, 'SIZE,STRIDE (two positive integers)') as [number, number];
@@ -105,7 +105,8 @@ export function register(program: Command): void {
     const out = await outputFile('--out', OUT.read(o));
     const labelsPath = LABELS_OUT.read(o);
     const labelsOut = labelsPath === undefined ? undefined : await outputFile('--labels-out', labelsPath);
-    if (labelsOut !== undefined && resolvePath(labelsOut) === resolvePath(out)) throw new TorchSslError('ERR_INVALID_ARG', `--labels-out ${labelsOut} is the same file as --out`, { flag: '--labels-out' });
+    if (labelsOut !== undefined && resolvePath(labelsOut) === resolvePath(out))
+      throw new TorchSslError('ERR_INVALID_ARG', `--labels-out ${labelsOut} is the same file as --out`, { flag: '--labels-out' });
     const t0 = performance.now();
     const model = await loadFeatureModel(CHECKPOINT.read(o), { device, projector: space === 'projection' });
     const { fit, size, limit } = readOptions(o, { fit: FIT, size: SIZE, limit: LIMIT });
@@ -117,7 +118,11 @@ export function register(program: Command): void {
     const staging = join(dirname(out), `.${basename(out)}.pending-${process.pid}.npy`);
     try {
       if (labelsOut !== undefined && source.labels === undefined) {
-        throw new TorchSslError('ERR_INVALID_ARG', `--labels-out: --input ${input} has no labels (they come from a labels .npy beside it, an IDX labels file, a CIFAR folder or an image folder)`, { flag: '--labels-out' });
+        throw new TorchSslError(
+          'ERR_INVALID_ARG',
+          `--labels-out: --input ${input} has no labels (they come from a labels .npy beside it, an IDX labels file, a CIFAR folder or an image folder)`,
+          { flag: '--labels-out' },
+        );
       }
       const r = await withInterrupt((signal) =>
         extractFeatures(model, source, {
@@ -149,7 +154,10 @@ async function commitOutputs(r: ExtractResult, staging: string, out: string, lab
     try {
       await writeNpyFile(labelsOut, { dtype: 'int64', shape: [r.count], data: BigInt64Array.from(r.labels!, (v) => BigInt(v)) });
     } catch (err) {
-      throw ioFailure(labelsOut, `--labels-out ${labelsOut}: cannot write the labels (${writeFailure(err)}); --out ${out} was not written either`, { flag: '--labels-out', cause: err });
+      throw ioFailure(labelsOut, `--labels-out ${labelsOut}: cannot write the labels (${writeFailure(err)}); --out ${out} was not written either`, {
+        flag: '--labels-out',
+        cause: err,
+      });
     }
   }
   try {
@@ -161,8 +169,15 @@ async function commitOutputs(r: ExtractResult, staging: string, out: string, lab
 }
 
 function printExtract(r: ExtractResult, out: string, labelsOut: string | undefined, seconds: number, json: boolean): void {
-  const norm = r.normalization === undefined ? 'as-is (float input)' : r.normalization === 'none' ? '/255 only' : `mean ${r.normalization.mean.join(',')} std ${r.normalization.std.join(',')}`;
-  console.log(`wrote ${out}: float32 [${r.shape.join(', ')}] (${r.count} images, normalisation ${norm}) in ${seconds.toFixed(2)} s, ${(r.count / seconds).toFixed(1)} images/s`);
+  const norm =
+    r.normalization === undefined
+      ? 'as-is (float input)'
+      : r.normalization === 'none'
+        ? '/255 only'
+        : `mean ${r.normalization.mean.join(',')} std ${r.normalization.std.join(',')}`;
+  console.log(
+    `wrote ${out}: float32 [${r.shape.join(', ')}] (${r.count} images, normalisation ${norm}) in ${seconds.toFixed(2)} s, ${(r.count / seconds).toFixed(1)} images/s`,
+  );
   if (labelsOut !== undefined) console.log(`wrote ${labelsOut}: int64 [${r.count}]`);
   if (json) console.log(JSON.stringify({ out, shape: r.shape, count: r.count, dim: r.dim, labelsOut: labelsOut ?? null, seconds }));
 }

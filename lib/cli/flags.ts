@@ -101,17 +101,32 @@ export async function readFeatureFiles(f: FeatureFiles): Promise<{ trainFeatures
   const [trainFeatures, testFeatures] = await settledInOrder([readNpy(train), readNpy(test)]);
   const [trainLabels, testLabels] = await settledInOrder([readLabelsNpy(trainLabelsPath), readLabelsNpy(testLabelsPath)]);
   const shape = (t: Tensor) => `(${t.shape.join(', ')})`;
-  for (const [flag, path, t] of [['--train', train, trainFeatures], ['--test', test, testFeatures]] as const) {
-    if (t.shape.length !== 2) throw new TorchSslError('ERR_TORCH_SHAPE', `${flag} ${path} has shape ${shape(t)}; expected (rows, dims) features`, { file: path, flag });
+  for (const [flag, path, t] of [
+    ['--train', train, trainFeatures],
+    ['--test', test, testFeatures],
+  ] as const) {
+    if (t.shape.length !== 2)
+      throw new TorchSslError('ERR_TORCH_SHAPE', `${flag} ${path} has shape ${shape(t)}; expected (rows, dims) features`, { file: path, flag });
   }
   if (trainLabels.length !== trainFeatures.shape[0]) {
-    throw new TorchSslError('ERR_TORCH_SHAPE', `--train-labels ${trainLabelsPath} has ${trainLabels.length} labels but --train ${train} has ${trainFeatures.shape[0]} rows`, { file: trainLabelsPath, flag: '--train-labels' });
+    throw new TorchSslError(
+      'ERR_TORCH_SHAPE',
+      `--train-labels ${trainLabelsPath} has ${trainLabels.length} labels but --train ${train} has ${trainFeatures.shape[0]} rows`,
+      { file: trainLabelsPath, flag: '--train-labels' },
+    );
   }
   if (testLabels.length !== testFeatures.shape[0]) {
-    throw new TorchSslError('ERR_TORCH_SHAPE', `--test-labels ${testLabelsPath} has ${testLabels.length} labels but --test ${test} has ${testFeatures.shape[0]} rows`, { file: testLabelsPath, flag: '--test-labels' });
+    throw new TorchSslError(
+      'ERR_TORCH_SHAPE',
+      `--test-labels ${testLabelsPath} has ${testLabels.length} labels but --test ${test} has ${testFeatures.shape[0]} rows`,
+      { file: testLabelsPath, flag: '--test-labels' },
+    );
   }
   if (trainFeatures.shape[1] !== testFeatures.shape[1]) {
-    throw new TorchSslError('ERR_TORCH_SHAPE', `--test ${test} has ${testFeatures.shape[1]} dims per row but --train ${train} has ${trainFeatures.shape[1]}`, { file: test, flag: '--test' });
+    throw new TorchSslError('ERR_TORCH_SHAPE', `--test ${test} has ${testFeatures.shape[1]} dims per row but --train ${train} has ${trainFeatures.shape[1]}`, {
+      file: test,
+      flag: '--test',
+    });
   }
   return {
     trainFeatures,

@@ -18,7 +18,7 @@ import { CHECKPOINT, JSON_SUMMARY, loadFeatureModel, NORMALIZE, OUT_PNG, PATCH_R
 export function parseQuery(flag: string, value: string): HeatmapQuery {
   const parts = value.split(',').map((s) => Number(s.trim()));
   if ((parts.length !== 2 && parts.length !== 3) || !parts.every((n) => Number.isSafeInteger(n) && n >= 0) || parts[2] === 0) {
-    throw flagError(flag, 'X,Y or X,Y,SIZE (pixels: the query patch\'s top-left corner and side)', value);
+    throw flagError(flag, "X,Y or X,Y,SIZE (pixels: the query patch's top-left corner and side)", value);
   }
   return { x: parts[0]!, y: parts[1]!, ...(parts.length === 3 ? { size: parts[2]! } : {}) };
 }
@@ -28,11 +28,9 @@ function fraction(flag: string, value: string, lo: number): number {
   return oneNumber(flag, value, false, (n) => n >= lo && n <= 1, `a number in ${lo === 0 ? '[0' : '(0'}, 1]`);
 }
 
-const IMAGE = option(
-  '--image <path>',
-  'an image file (PNG, JPEG, …), or with --index a data set (.npy, CIFAR folder, IDX file, image folder)',
-  { required: true },
-);
+const IMAGE = option('--image <path>', 'an image file (PNG, JPEG, …), or with --index a data set (.npy, CIFAR folder, IDX file, image folder)', {
+  required: true,
+});
 const QUERY = option('--query <x,y[,size]>', 'the query patch: top-left corner and side in pixels (side default: from --patch-scale)', {
   required: true,
   parse: parseQuery,
@@ -82,7 +80,11 @@ export async function readQueryImage(o: ParsedOptions): Promise<RgbImage> {
   const size = SIZE.read(o);
   const source = await openImageSource({ path, split, ...(size !== undefined && { size }) });
   try {
-    if (source.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `--image ${path}: the picture needs uint8 (N, H, W, 3) images, not normalised float32`, { file: path, flag: '--image' });
+    if (source.layout !== 'NHWC-uint8')
+      throw new TorchSslError('ERR_DATA_FORMAT', `--image ${path}: the picture needs uint8 (N, H, W, 3) images, not normalised float32`, {
+        file: path,
+        flag: '--image',
+      });
     if (index >= source.count) throw new TorchSslError('ERR_INVALID_ARG', `--index ${index}: --image ${path} has ${source.count} images`, { flag: '--index' });
     const b = await source.readBatch(index, index + 1);
     return { width: b.width, height: b.height, data: b.pixels as Uint8Array };
@@ -101,10 +103,22 @@ async function writeSimilarityMaps(path: string, r: HeatmapResult): Promise<void
 
 function printHeatmap(r: HeatmapResult, out: string, simOut: string | undefined, json: boolean): void {
   const q = r.query;
-  console.log(`query patch x ${q.x}, y ${q.y}, size ${q.size} of a ${r.image.width}×${r.image.height} image; ${r.grid.rows}×${r.grid.cols} patches at stride ${r.grid.stride}, each resized to ${r.grid.resize}×${r.grid.resize}`);
+  console.log(
+    `query patch x ${q.x}, y ${q.y}, size ${q.size} of a ${r.image.width}×${r.image.height} image; ${r.grid.rows}×${r.grid.cols} patches at stride ${r.grid.stride}, each resized to ${r.grid.resize}×${r.grid.resize}`,
+  );
   for (const m of r.maps) console.log(`${m.space}: cosine similarity from ${m.min.toFixed(4)} (blue) to ${m.max.toFixed(4)} (red)`);
   console.log(`wrote ${out}${simOut ? ` and ${simOut}` : ''}`);
-  if (json) console.log(JSON.stringify({ out, similarityOut: simOut ?? null, query: q, grid: r.grid, scale: r.scale, maps: r.maps.map((m) => ({ space: m.space, min: m.min, max: m.max })) }));
+  if (json)
+    console.log(
+      JSON.stringify({
+        out,
+        similarityOut: simOut ?? null,
+        query: q,
+        grid: r.grid,
+        scale: r.scale,
+        maps: r.maps.map((m) => ({ space: m.space, min: m.min, max: m.max })),
+      }),
+    );
 }
 
 export function register(program: Command): void {

@@ -65,10 +65,7 @@ const EXAMPLES: Record<string, string[]> = {
   demo: ['torch-ssl demo', 'torch-ssl demo --seed 6 --epochs 8'],
   inspect: ['torch-ssl inspect barlow-cifar10-otu5cw89-ep=999.ckpt', 'torch-ssl inspect resnet18.pth --json'],
   export: ['torch-ssl export --checkpoint vicreg-ep=999.ckpt --out backbone.safetensors'],
-  train: [
-    'torch-ssl train --config configs/demo.yaml',
-    'torch-ssl train --config configs/demo.yaml --set method=simclr epochs=20 data.limit=10000',
-  ],
+  train: ['torch-ssl train --config configs/demo.yaml', 'torch-ssl train --config configs/demo.yaml --set method=simclr epochs=20 data.limit=10000'],
   extract: [
     'torch-ssl extract --checkpoint run/demo-ep=4.ckpt --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --size 16 --out test.npy --labels-out test-labels.npy',
     'torch-ssl extract --checkpoint vicreg.ckpt --input cifar-10-batches-bin --split test --pool local --out local.npy',
@@ -81,7 +78,9 @@ const EXAMPLES: Record<string, string[]> = {
     'torch-ssl heatmap --checkpoint .cache/demo-run/demo-ep=1.ckpt --image photo.png --query 80,40,71 --space both --out heat.png',
     'torch-ssl heatmap --checkpoint run/demo-ep=1.ckpt --image /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --index 0 --query 7,7,14 --out heat.png',
   ],
-  'patch-knn': ['torch-ssl patch-knn --checkpoint run/demo-ep=1.ckpt --dataset /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --size 16 --limit 1000 --query 0:4,4,8 --k 119 --out grid.png'],
+  'patch-knn': [
+    'torch-ssl patch-knn --checkpoint run/demo-ep=1.ckpt --dataset /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --size 16 --limit 1000 --query 0:4,4,8 --k 119 --out grid.png',
+  ],
   report: ['torch-ssl report .cache/demo-run --out report.html'],
   linear: ['torch-ssl linear --train train.npy --train-labels train-labels.npy --test test.npy --test-labels test-labels.npy --epochs 100'],
 };

@@ -43,7 +43,9 @@ const int = (n: number): string => n.toLocaleString('en-US');
 function headText(layers: InspectResult['projector']): string {
   if (!layers) return '—';
   return layers
-    .map((l) => (l.type === 'Linear' ? `Linear(${l.inFeatures}→${l.outFeatures}${l.bias ? '' : ', no bias'})` : l.type === 'BatchNorm1d' ? `BN(${l.numFeatures})` : 'ReLU'))
+    .map((l) =>
+      l.type === 'Linear' ? `Linear(${l.inFeatures}→${l.outFeatures}${l.bias ? '' : ', no bias'})` : l.type === 'BatchNorm1d' ? `BN(${l.numFeatures})` : 'ReLU',
+    )
     .join(' · ');
 }
 
@@ -67,8 +69,16 @@ export function formatInspect(r: InspectResult): string {
   const counts = Object.entries(r.parameterCounts);
   counts.forEach(([m, n], i) => rows.push([i === 0 ? 'parameters' : '', `${m.padEnd(20)} ${int(n).padStart(12)}`]));
   const k = r.keys;
-  rows.push(['state_dict', `${k.stateDictTensors} tensors, ${mb(k.stateDictBytes)} (${Object.entries(k.modules).map(([m, n]) => `${m} ${n}`).join(', ')})`]);
-  rows.push(['other tensors', k.otherTensors === 0 ? '0' : `${k.otherTensors} (${mb(k.totalTensorBytes - k.stateDictBytes)}; optimizer state etc., never read)`]);
+  rows.push([
+    'state_dict',
+    `${k.stateDictTensors} tensors, ${mb(k.stateDictBytes)} (${Object.entries(k.modules)
+      .map(([m, n]) => `${m} ${n}`)
+      .join(', ')})`,
+  ]);
+  rows.push([
+    'other tensors',
+    k.otherTensors === 0 ? '0' : `${k.otherTensors} (${mb(k.totalTensorBytes - k.stateDictBytes)}; optimizer state etc., never read)`,
+  ]);
   rows.push(['dtypes', k.dtypes.join(', ')]);
   if (k.topLevel.length) rows.push(['top-level keys', k.topLevel.join(', ')]);
   r.warnings.forEach((w, i) => rows.push([i === 0 ? 'warnings' : '', w]));

@@ -38,9 +38,13 @@ export function register(program: Command): void {
       if (grid) {
         const g = await knnGrid({ ...files, distance, ...given({ ks, temperatures, chunkSize }) });
         console.log(`kNN grid (${distance}, ${g.numClasses} classes): top-1 / top-5 %`);
-        for (const e of g.results) console.log(`  k=${String(e.k).padStart(3)}  T=${String(e.temperature).padEnd(5)}  ${e.top1.toFixed(2).padStart(6)}  ${e.top5.toFixed(2).padStart(6)}`);
+        for (const e of g.results)
+          console.log(
+            `  k=${String(e.k).padStart(3)}  T=${String(e.temperature).padEnd(5)}  ${e.top1.toFixed(2).padStart(6)}  ${e.top5.toFixed(2).padStart(6)}`,
+          );
         console.log(`best: k=${g.best.k} T=${g.best.temperature}: top-1 ${g.best.top1.toFixed(2)} %, top-5 ${g.best.top5.toFixed(2)} %`);
-        if (json) console.log(JSON.stringify({ top1: g.best.top1, top5: g.best.top5, k: g.best.k, temperature: g.best.temperature, distance, grid: g.results }));
+        if (json)
+          console.log(JSON.stringify({ top1: g.best.top1, top5: g.best.top5, k: g.best.k, temperature: g.best.temperature, distance, grid: g.results }));
         return;
       }
       const r = await knn({ ...files, k, temperature, distance, ...given({ chunkSize }) });

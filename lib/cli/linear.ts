@@ -41,7 +41,11 @@ export function register(program: Command): void {
         for (const t of Object.values(files)) t.dispose();
       });
     const last = r.history.at(-1)!;
-    for (const h of r.history) if (h.epoch === 1 || h.epoch % 10 === 0 || h === last) console.log(`epoch ${String(h.epoch).padStart(4)}  lr ${h.lr.toFixed(5)}  loss ${h.loss.toFixed(4)}  train ${h.trainTop1.toFixed(2)} %${h.testTop1 !== undefined ? `  test ${h.testTop1.toFixed(2)} %` : ''}`);
+    for (const h of r.history)
+      if (h.epoch === 1 || h.epoch % 10 === 0 || h === last)
+        console.log(
+          `epoch ${String(h.epoch).padStart(4)}  lr ${h.lr.toFixed(5)}  loss ${h.loss.toFixed(4)}  train ${h.trainTop1.toFixed(2)} %${h.testTop1 !== undefined ? `  test ${h.testTop1.toFixed(2)} %` : ''}`,
+        );
     console.log(`linear probe (${r.numClasses} classes, ${r.history.length} epochs): top-1 ${r.top1.toFixed(2)} %, top-5 ${r.top5.toFixed(2)} %`);
     if (JSON_TOP1_TOP5.read(o)) console.log(JSON.stringify({ top1: r.top1, top5: r.top5 }));
     r.weight.dispose();

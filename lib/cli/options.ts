@@ -46,11 +46,9 @@ export const PICTURE_SPACE = option('--space <space>', 'embedding | projection |
 });
 
 /** `--resize` of the picture commands: the side a patch is brought to before the model sees it. */
-export const PATCH_RESIZE = option(
-  '--resize <n>',
-  "side each patch is resized to for the model (default: the checkpoint's training crop, else 32 / 224)",
-  { parse: positiveInt },
-);
+export const PATCH_RESIZE = option('--resize <n>', "side each patch is resized to for the model (default: the checkpoint's training crop, else 32 / 224)", {
+  parse: positiveInt,
+});
 
 /** `--out` of the picture commands. */
 export const OUT_PNG = option('--out <file>', 'the PNG to write', { required: true });

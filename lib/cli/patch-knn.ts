@@ -14,7 +14,8 @@ import { progressBar, withInterrupt } from './progress.js';
 /** `INDEX:x,y,size`. */
 export function parsePatchQuery(value: string): { image: number; x: number; y: number; size: number } {
   const m = /^\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$/.exec(value);
-  if (!m || Number(m[4]) === 0) throw flagError('--query', "INDEX:X,Y,SIZE (the query image's index in --dataset, then the patch's top-left corner and side in pixels)", value);
+  if (!m || Number(m[4]) === 0)
+    throw flagError('--query', "INDEX:X,Y,SIZE (the query image's index in --dataset, then the patch's top-left corner and side in pixels)", value);
   return { image: Number(m[1]), x: Number(m[2]), y: Number(m[3]), size: Number(m[4]) };
 }
 
@@ -24,7 +25,7 @@ const QUERY = option('--query <index:x,y,size>', 'the query: image index in --da
   parse: (_flag, value) => parsePatchQuery(value),
 });
 const K = option('--k <n>', 'neighbours shown', { default: '119', parse: positiveInt });
-const STRIDE = option('--stride <n>', 'pixels between the bank\'s grid patches (default: size / 2)', { parse: positiveInt });
+const STRIDE = option('--stride <n>', "pixels between the bank's grid patches (default: size / 2)", { parse: positiveInt });
 const LIMIT = option('--limit <n>', 'the first N images of --dataset form the bank', { parse: positiveInt });
 const MEMORY_MB = option('--memory-mb <n>', 'memory the patch bank may take (MiB)', {
   default: '512',
@@ -52,12 +53,15 @@ const OPTIONS = [
 ];
 
 function printPatchKnn(r: PatchKnnResult, source: ImageSource, out: string, json: boolean): void {
-  const cls = (l: number | null) => (l === null ? 'unlabelled' : source.classes?.[l] ?? `class ${l}`);
+  const cls = (l: number | null) => (l === null ? 'unlabelled' : (source.classes?.[l] ?? `class ${l}`));
   const q = r.query;
-  console.log(`bank: ${r.bank.patches} patches (${r.bank.images} images × ${r.bank.patchesPerImage}, stride ${r.bank.stride}, resized to ${r.bank.resize}), ${(r.bank.bytes / 2 ** 20).toFixed(1)} MiB`);
+  console.log(
+    `bank: ${r.bank.patches} patches (${r.bank.images} images × ${r.bank.patchesPerImage}, stride ${r.bank.stride}, resized to ${r.bank.resize}), ${(r.bank.bytes / 2 ** 20).toFixed(1)} MiB`,
+  );
   console.log(`query: image ${q.image} (${cls(q.label)}), x ${q.x}, y ${q.y}, size ${q.size}`);
   for (const res of r.results) {
-    const share = res.sameClassShare === null ? 'no labels' : `${(100 * res.sameClassShare).toFixed(1)} % of ${res.neighbours.length} neighbours share the query's class`;
+    const share =
+      res.sameClassShare === null ? 'no labels' : `${(100 * res.sameClassShare).toFixed(1)} % of ${res.neighbours.length} neighbours share the query's class`;
     console.log(`${res.space}: ${share}; similarity ${res.neighbours[0]?.similarity.toFixed(4)} … ${res.neighbours.at(-1)?.similarity.toFixed(4)}`);
   }
   console.log(`wrote ${out}`);

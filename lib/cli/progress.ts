@@ -45,7 +45,9 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
         lastLine = now;
         lastDecile = decile;
         const pct = total > 0 ? ((100 * done) / total).toFixed(0) : '100';
-        stream.write(`${label}: ${pct}% ${done}/${total}${detail ? `, ${detail}` : ''}, elapsed ${formatDuration((now - t0) / 1000)}, ETA ${eta(done, total, (now - t0) / 1000)}\n`);
+        stream.write(
+          `${label}: ${pct}% ${done}/${total}${detail ? `, ${detail}` : ''}, elapsed ${formatDuration((now - t0) / 1000)}, ETA ${eta(done, total, (now - t0) / 1000)}\n`,
+        );
       },
       finish() {},
     };

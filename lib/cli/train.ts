@@ -62,7 +62,8 @@ function workerEnv(opts: TrainFlags): NodeJS.ProcessEnv {
     if (opts.masterAddr.trim() === '') throw new TorchSslError('ERR_INVALID_ARG', '--master-addr: expected a host name or address');
     env.MASTER_ADDR = opts.masterAddr;
   }
-  if (opts.masterPort !== undefined) env.MASTER_PORT = String(oneNumber('--master-port', opts.masterPort, true, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a TCP port (1–65535)'));
+  if (opts.masterPort !== undefined)
+    env.MASTER_PORT = String(oneNumber('--master-port', opts.masterPort, true, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a TCP port (1–65535)'));
   return env;
 }
 
@@ -88,7 +89,9 @@ async function launchWorkers(nprocFlag: string, opts: TrainFlags, config: Record
   const resolved = resolveTrainConfig(config);
   resolveDist(resolved, { ...env, WORLD_SIZE: String(nproc * nnodes), RANK: String(nodeRank * nproc), LOCAL_RANK: '0' });
   const args = workerArgs(process.argv.slice(2));
-  process.stderr.write(`launching ${nproc} worker${nproc > 1 ? 's' : ''}${nnodes > 1 ? ` on machine ${nodeRank} of ${nnodes}` : ''} (world size ${nproc * nnodes}); rank 0 reports\n`);
+  process.stderr.write(
+    `launching ${nproc} worker${nproc > 1 ? 's' : ''}${nnodes > 1 ? ` on machine ${nodeRank} of ${nnodes}` : ''} (world size ${nproc * nnodes}); rank 0 reports\n`,
+  );
   const r = await launchLocal({ nproc, nnodes, nodeRank, env, command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] });
   process.exitCode = r.exitCode;
 }
@@ -97,7 +100,11 @@ async function launchWorkers(nprocFlag: string, opts: TrainFlags, config: Record
 function trainBar(tty: boolean): cliProgress.SingleBar | undefined {
   return tty
     ? new cliProgress.SingleBar(
-        { format: 'train [{bar}] {percentage}% {value}/{total} steps | epoch {epoch} | loss {loss} | lr {lr} | {ips} img/s | ETA {eta_formatted}', hideCursor: true, stream: process.stderr },
+        {
+          format: 'train [{bar}] {percentage}% {value}/{total} steps | epoch {epoch} | loss {loss} | lr {lr} | {ips} img/s | ETA {eta_formatted}',
+          hideCursor: true,
+          stream: process.stderr,
+        },
         cliProgress.Presets.shades_classic,
       )
     : undefined;
@@ -122,7 +129,9 @@ function stepReporter(tty: boolean, bar: cliProgress.SingleBar | undefined): (e:
       if (now - lastLine >= interval) {
         lastLine = now;
         const left = eta(e.globalStep - firstStep.step, e.totalSteps - firstStep.step, (now - firstStep.at) / 1000);
-        process.stderr.write(`step ${e.globalStep}/${e.totalSteps} (${((100 * e.globalStep) / e.totalSteps).toFixed(0)}%), epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, lr ${e.lr.toExponential(2)}, ${e.imagesPerSec.toFixed(1)} images/s, ETA ${left}\n`);
+        process.stderr.write(
+          `step ${e.globalStep}/${e.totalSteps} (${((100 * e.globalStep) / e.totalSteps).toFixed(0)}%), epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, lr ${e.lr.toExponential(2)}, ${e.imagesPerSec.toFixed(1)} images/s, ETA ${left}\n`,
+        );
       }
     }
   };
@@ -152,7 +161,10 @@ function progressReporter(tty: boolean, bar: cliProgress.SingleBar | undefined):
 /** The run's summary on stdout (and the result as JSON with --json); exit status 130 when interrupted. */
 function printSummary(result: TrainResult, config: Record<string, unknown>, json: boolean | undefined): void {
   const summary = `${result.aborted ? 'interrupted' : 'done'}: ${result.globalStep} steps, ${result.epochs} epochs, last loss ${result.lastLoss.toFixed(4)}, ${result.imagesPerSec.toFixed(1)} images/s (augment ${result.augmentMsPerStep.toFixed(0)} ms/step on the producer thread, step ${result.stepMsPerStep.toFixed(0)} ms, waited ${result.waitMsPerStep.toFixed(0)} ms)\ncheckpoint: ${result.checkpoint}`;
-  if (result.removedTemporaries.length > 0) console.log(`removed ${result.removedTemporaries.length} temporary file(s) an interrupted earlier run left in ${String((config.checkpoint as { dir?: string } | undefined)?.dir ?? 'trained_models')}`);
+  if (result.removedTemporaries.length > 0)
+    console.log(
+      `removed ${result.removedTemporaries.length} temporary file(s) an interrupted earlier run left in ${String((config.checkpoint as { dir?: string } | undefined)?.dir ?? 'trained_models')}`,
+    );
   console.log(summary);
   if (result.aborted) process.exitCode = 130;
   if (json) console.log(JSON.stringify({ ...result, losses: undefined }));
@@ -194,8 +206,14 @@ export function register(program: Command): void {
     .option('--master-port <port>', 'the rendezvous port on it (MASTER_PORT; default: a free port on one machine)')
     .action(async (opts: TrainFlags) => {
       const config = await loadConfig(opts);
-      if (opts.nproc === undefined && (opts.nnodes !== undefined || opts.nodeRank !== undefined || opts.masterAddr !== undefined || opts.masterPort !== undefined))
-        throw new TorchSslError('ERR_INVALID_ARG', '--nnodes, --node-rank, --master-addr and --master-port go with --nproc (workers per machine); a single worker reads MASTER_ADDR / MASTER_PORT or config.dist');
+      if (
+        opts.nproc === undefined &&
+        (opts.nnodes !== undefined || opts.nodeRank !== undefined || opts.masterAddr !== undefined || opts.masterPort !== undefined)
+      )
+        throw new TorchSslError(
+          'ERR_INVALID_ARG',
+          '--nnodes, --node-rank, --master-addr and --master-port go with --nproc (workers per machine); a single worker reads MASTER_ADDR / MASTER_PORT or config.dist',
+        );
       if (opts.nproc !== undefined) await launchWorkers(opts.nproc, opts, config);
       else await trainHere(config, opts);
     });

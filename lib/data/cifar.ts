@@ -25,25 +25,130 @@ export const CIFAR10_CLASSES = Object.freeze(['airplane', 'automobile', 'bird', 
 
 /** The binary archive's `fine_label_names.txt` order (alphabetical). */
 export const CIFAR100_CLASSES = Object.freeze([
-  'apple', 'aquarium_fish', 'baby', 'bear', 'beaver', 'bed', 'bee', 'beetle', 'bicycle', 'bottle',
-  'bowl', 'boy', 'bridge', 'bus', 'butterfly', 'camel', 'can', 'castle', 'caterpillar', 'cattle',
-  'chair', 'chimpanzee', 'clock', 'cloud', 'cockroach', 'couch', 'crab', 'crocodile', 'cup', 'dinosaur',
-  'dolphin', 'elephant', 'flatfish', 'forest', 'fox', 'girl', 'hamster', 'house', 'kangaroo', 'keyboard',
-  'lamp', 'lawn_mower', 'leopard', 'lion', 'lizard', 'lobster', 'man', 'maple_tree', 'motorcycle', 'mountain',
-  'mouse', 'mushroom', 'oak_tree', 'orange', 'orchid', 'otter', 'palm_tree', 'pear', 'pickup_truck', 'pine_tree',
-  'plain', 'plate', 'poppy', 'porcupine', 'possum', 'rabbit', 'raccoon', 'ray', 'road', 'rocket',
-  'rose', 'sea', 'seal', 'shark', 'shrew', 'skunk', 'skyscraper', 'snail', 'snake', 'spider',
-  'squirrel', 'streetcar', 'sunflower', 'sweet_pepper', 'table', 'tank', 'telephone', 'television', 'tiger', 'tractor',
-  'train', 'trout', 'tulip', 'turtle', 'wardrobe', 'whale', 'willow_tree', 'wolf', 'woman', 'worm',
+  'apple',
+  'aquarium_fish',
+  'baby',
+  'bear',
+  'beaver',
+  'bed',
+  'bee',
+  'beetle',
+  'bicycle',
+  'bottle',
+  'bowl',
+  'boy',
+  'bridge',
+  'bus',
+  'butterfly',
+  'camel',
+  'can',
+  'castle',
+  'caterpillar',
+  'cattle',
+  'chair',
+  'chimpanzee',
+  'clock',
+  'cloud',
+  'cockroach',
+  'couch',
+  'crab',
+  'crocodile',
+  'cup',
+  'dinosaur',
+  'dolphin',
+  'elephant',
+  'flatfish',
+  'forest',
+  'fox',
+  'girl',
+  'hamster',
+  'house',
+  'kangaroo',
+  'keyboard',
+  'lamp',
+  'lawn_mower',
+  'leopard',
+  'lion',
+  'lizard',
+  'lobster',
+  'man',
+  'maple_tree',
+  'motorcycle',
+  'mountain',
+  'mouse',
+  'mushroom',
+  'oak_tree',
+  'orange',
+  'orchid',
+  'otter',
+  'palm_tree',
+  'pear',
+  'pickup_truck',
+  'pine_tree',
+  'plain',
+  'plate',
+  'poppy',
+  'porcupine',
+  'possum',
+  'rabbit',
+  'raccoon',
+  'ray',
+  'road',
+  'rocket',
+  'rose',
+  'sea',
+  'seal',
+  'shark',
+  'shrew',
+  'skunk',
+  'skyscraper',
+  'snail',
+  'snake',
+  'spider',
+  'squirrel',
+  'streetcar',
+  'sunflower',
+  'sweet_pepper',
+  'table',
+  'tank',
+  'telephone',
+  'television',
+  'tiger',
+  'tractor',
+  'train',
+  'trout',
+  'tulip',
+  'turtle',
+  'wardrobe',
+  'whale',
+  'willow_tree',
+  'wolf',
+  'woman',
+  'worm',
 ]);
 
 /** The binary archive's `coarse_label_names.txt` order. */
 export const CIFAR100_COARSE_CLASSES = Object.freeze([
-  'aquatic_mammals', 'fish', 'flowers', 'food_containers', 'fruit_and_vegetables',
-  'household_electrical_devices', 'household_furniture', 'insects', 'large_carnivores',
-  'large_man-made_outdoor_things', 'large_natural_outdoor_scenes', 'large_omnivores_and_herbivores',
-  'medium_mammals', 'non-insect_invertebrates', 'people', 'reptiles', 'small_mammals', 'trees',
-  'vehicles_1', 'vehicles_2',
+  'aquatic_mammals',
+  'fish',
+  'flowers',
+  'food_containers',
+  'fruit_and_vegetables',
+  'household_electrical_devices',
+  'household_furniture',
+  'insects',
+  'large_carnivores',
+  'large_man-made_outdoor_things',
+  'large_natural_outdoor_scenes',
+  'large_omnivores_and_herbivores',
+  'medium_mammals',
+  'non-insect_invertebrates',
+  'people',
+  'reptiles',
+  'small_mammals',
+  'trees',
+  'vehicles_1',
+  'vehicles_2',
 ]);
 
 export interface CifarOptions {
@@ -127,7 +232,10 @@ async function readClassNames(dir: string, file: string, expected: number): Prom
   } catch {
     return undefined;
   }
-  const names = text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const names = text
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   return names.length === expected ? names : undefined;
 }
 
@@ -171,7 +279,10 @@ export class CifarSource implements ImageSource {
     const found = await detectCifar(dir, opts.variant);
     if (found === undefined) {
       await listDir(dir); // a missing folder is ERR_IO, not a format error
-      throw dataError(dir, `not a CIFAR binary folder: expected ${opts.variant === 'cifar100' ? 'train.bin / test.bin' : opts.variant === 'cifar10' ? 'data_batch_1..5.bin / test_batch.bin' : 'data_batch_1..5.bin / test_batch.bin (CIFAR-10) or train.bin / test.bin (CIFAR-100)'}`);
+      throw dataError(
+        dir,
+        `not a CIFAR binary folder: expected ${opts.variant === 'cifar100' ? 'train.bin / test.bin' : opts.variant === 'cifar10' ? 'data_batch_1..5.bin / test_batch.bin' : 'data_batch_1..5.bin / test_batch.bin (CIFAR-10) or train.bin / test.bin (CIFAR-100)'}`,
+      );
     }
     const variant = found.variant;
     const names = await listDir(found.dir);
@@ -194,8 +305,12 @@ export class CifarSource implements ImageSource {
       }
       if (size === 0 || size % recordBytes !== 0) {
         const other = variant === 'cifar10' ? 3074 : 3073;
-        const hint = size > 0 && size % other === 0 ? ` (it divides into ${other}-byte records: a ${variant === 'cifar10' ? 'CIFAR-100' : 'CIFAR-10'} file?)` : '';
-        throw dataError(path, `size ${size} bytes is not a positive multiple of the ${recordBytes}-byte ${variant === 'cifar10' ? 'CIFAR-10' : 'CIFAR-100'} record${hint}`);
+        const hint =
+          size > 0 && size % other === 0 ? ` (it divides into ${other}-byte records: a ${variant === 'cifar10' ? 'CIFAR-100' : 'CIFAR-10'} file?)` : '';
+        throw dataError(
+          path,
+          `size ${size} bytes is not a positive multiple of the ${recordBytes}-byte ${variant === 'cifar10' ? 'CIFAR-10' : 'CIFAR-100'} record${hint}`,
+        );
       }
       files.push({ path, records: size / recordBytes, first: count });
       count += size / recordBytes;

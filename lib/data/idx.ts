@@ -58,7 +58,13 @@ export async function findIdxLabels(imagesPath: string): Promise<string | undefi
   const sep = /-images\.idx3/.test(name) ? '.' : '-';
   for (const gz of ['.gz', '']) {
     const candidate = join(dirname(imagesPath), `${base}-labels${sep}idx1-ubyte${gz}`);
-    if (await stat(candidate).then((s) => s.isFile(), () => false)) return candidate;
+    if (
+      await stat(candidate).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return candidate;
   }
   return undefined;
 }
@@ -95,7 +101,10 @@ function parseHeader(path: string, head: Uint8Array, expectedDims: 1 | 3): IdxHe
   if (head[2] !== 0x08) throw dataError(path, `IDX value type 0x${head[2]!.toString(16).padStart(2, '0')} is not unsigned byte (0x08)`);
   const ndim = head[3]!;
   if (ndim !== expectedDims) {
-    throw dataError(path, `IDX file has ${ndim} dimension(s), expected ${expectedDims} (${expectedDims === 3 ? 'images N×H×W: an *-idx3-ubyte file' : 'labels N: an *-idx1-ubyte file'})`);
+    throw dataError(
+      path,
+      `IDX file has ${ndim} dimension(s), expected ${expectedDims} (${expectedDims === 3 ? 'images N×H×W: an *-idx3-ubyte file' : 'labels N: an *-idx1-ubyte file'})`,
+    );
   }
   const offset = 4 + 4 * ndim;
   if (head.length < offset) throw dataError(path, `truncated IDX header: ${head.length} of ${offset} bytes`);

@@ -215,7 +215,9 @@ async function decodeInto(sharp: SharpFactory, file: string, o: Required<DecodeO
   let info: { width: number; height: number; channels: number };
   try {
     // No EXIF auto-rotation: PIL (and so torchvision) does not apply it either.
-    ({ data, info } = await (await openInput(sharp, file))
+    ({ data, info } = await (
+      await openInput(sharp, file)
+    )
       .removeAlpha()
       .toColourspace('srgb')
       .resize(o.width, o.height, { fit: o.fit, kernel: o.kernel, position: 'centre', background: { r: 0, g: 0, b: 0 } })

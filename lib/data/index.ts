@@ -47,7 +47,22 @@ export interface OpenImageSourceOptions extends Omit<ImageFolderOptions, 'fit'> 
 }
 
 const KINDS = ['npy', 'cifar', 'cifar10', 'cifar100', 'idx', 'image-folder'];
-const OPEN_KEYS = ['path', 'kind', 'split', 'labelKind', 'labels', 'fit', 'grayscale', 'limit', 'sampleSeed', 'size', 'kernel', 'concurrency', 'height', 'width'] as const;
+const OPEN_KEYS = [
+  'path',
+  'kind',
+  'split',
+  'labelKind',
+  'labels',
+  'fit',
+  'grayscale',
+  'limit',
+  'sampleSeed',
+  'size',
+  'kernel',
+  'concurrency',
+  'height',
+  'width',
+] as const;
 // Compile-time: the list names every OpenImageSourceOptions key.
 const _openKeysComplete: Exclude<keyof OpenImageSourceOptions, (typeof OPEN_KEYS)[number]> extends never ? true : never = true;
 void _openKeysComplete;
@@ -211,7 +226,11 @@ export interface IterateBatchesOptions {
  * Yields consecutive batches of `batchSize` images (the last may be shorter), reading the next ones while the
  * caller works on the current one.
  */
-export async function* iterateBatches(source: ImageSource, batchSize: number, opts: IterateBatchesOptions = {}): AsyncGenerator<ImageBatch & { start: number }> {
+export async function* iterateBatches(
+  source: ImageSource,
+  batchSize: number,
+  opts: IterateBatchesOptions = {},
+): AsyncGenerator<ImageBatch & { start: number }> {
   if (!Number.isSafeInteger(batchSize) || batchSize <= 0) throw invalidArg('batchSize', 'positive integer', batchSize);
   const prefetch = opts.prefetch ?? 1;
   if (!Number.isSafeInteger(prefetch) || prefetch < 0) throw invalidArg('prefetch', 'non-negative integer', prefetch);

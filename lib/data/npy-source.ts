@@ -79,10 +79,7 @@ export class NpyImageSource implements ImageSource {
         layout = 'NCHW-float32';
         [height, width] = [b, c];
       } else {
-        throw dataError(
-          path,
-          `expected uint8 (N, H, W, 3) raw pixels or float32 (N, 3, H, W) normalised images, got ${dtype} (${shape.join(', ')})`,
-        );
+        throw dataError(path, `expected uint8 (N, H, W, 3) raw pixels or float32 (N, 3, H, W) normalised images, got ${dtype} (${shape.join(', ')})`);
       }
       if (height === 0 || width === 0) throw dataError(path, `images have an empty side: shape (${shape.join(', ')})`);
       const labelsPath = opts.labels === false ? undefined : (opts.labels ?? (await findLabelsFile(path)));

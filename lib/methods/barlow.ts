@@ -12,6 +12,10 @@ export const barlow = defineMethod({
   views: { default: 2, exactly: 2 },
   concatViews: false,
   projector: { hiddenDims: [2048, 2048], outputDim: 2048, batchNorm: true, doc: 'solo-learn Barlow Twins: as VICReg.' },
-  augmentation: { name: 'solo-asymmetric', views: [{ solarize: 0 }, { solarize: 0.2 }], doc: 'solo-learn asymmetric.yaml (BYOL, Barlow): solarize 0 / 0.2, no blur on CIFAR.' },
+  augmentation: {
+    name: 'solo-asymmetric',
+    views: [{ solarize: 0 }, { solarize: 0.2 }],
+    doc: 'solo-learn asymmetric.yaml (BYOL, Barlow): solarize 0 / 0.2, no blur on CIFAR.',
+  },
   train: { lr: 0.3, weightDecay: 1e-4, loss: { lambda: 0.0051, scale: 0.1 } },
 });

@@ -14,6 +14,10 @@ export const byol = defineMethod({
   projector: { hiddenDims: [4096], outputDim: 256, batchNorm: true, doc: 'solo-learn BYOL: Linear 512→4096, BN, ReLU, Linear →256.' },
   predictor: { hiddenDims: [4096], outputDim: 256, batchNorm: true, doc: 'solo-learn BYOL: Linear 256→4096, BN, ReLU, Linear →256.' },
   momentum: { baseTau: 0.99, finalTau: 1.0 },
-  augmentation: { name: 'solo-asymmetric', views: [{ solarize: 0 }, { solarize: 0.2 }], doc: 'solo-learn asymmetric.yaml (BYOL, Barlow): solarize 0 / 0.2, no blur on CIFAR.' },
+  augmentation: {
+    name: 'solo-asymmetric',
+    views: [{ solarize: 0 }, { solarize: 0.2 }],
+    doc: 'solo-learn asymmetric.yaml (BYOL, Barlow): solarize 0 / 0.2, no blur on CIFAR.',
+  },
   train: { lr: 1.0, weightDecay: 1e-5, classifierLr: 0.1, optimizer: 'lars', loss: {} },
 });

@@ -14,16 +14,16 @@ export const DINO_MULTICROP_CIFAR = [
 
 /** The loss options' defaults (solo-learn's CIFAR config), for `losses` and the training recipe alike. */
 const DEFAULTS = {
-    numPrototypes: 4096,
-    normLastLayer: 1,
-    studentTemperature: 0.1,
-    teacherTemperature: 0.07,
-    warmupTeacherTemperature: 0.04,
-    warmupTeacherTemperatureEpochs: 0,
-    centerMomentum: 0.9,
-    freezeLastLayerEpochs: 1,
-    clipGrad: 0,
-  };
+  numPrototypes: 4096,
+  normLastLayer: 1,
+  studentTemperature: 0.1,
+  teacherTemperature: 0.07,
+  warmupTeacherTemperature: 0.04,
+  warmupTeacherTemperatureEpochs: 0,
+  centerMomentum: 0.9,
+  freezeLastLayerEpochs: 1,
+  clipGrad: 0,
+};
 
 export const dino = defineMethod({
   name: 'dino',
@@ -52,9 +52,14 @@ export const dino = defineMethod({
   momentum: { baseTau: 0.9995, finalTau: 1.0 },
   modules: ['backbone', 'head', 'momentum_backbone', 'momentum_head', 'dino_loss_func'],
   augmentation: { name: 'solo-asymmetric', views: [{ solarize: 0 }, { solarize: 0.2 }], doc: 'solo-learn asymmetric.yaml.' },
-  moreAugmentations: [{ name: 'dino-multicrop-cifar', views: DINO_MULTICROP_CIFAR, doc: '2 global crops of 32 (scale 0.4–1), 6 local crops of 16 (scale 0.05–0.4).' }],
+  moreAugmentations: [
+    { name: 'dino-multicrop-cifar', views: DINO_MULTICROP_CIFAR, doc: '2 global crops of 32 (scale 0.4–1), 6 local crops of 16 (scale 0.05–0.4).' },
+  ],
   // The student's last layer (with its LARS momentum), the teacher's copy and the centre.
-  state: (loss, head) => ({ params: head.outputDim * loss.numPrototypes! + loss.numPrototypes!, buffers: head.outputDim * loss.numPrototypes! + 2 * loss.numPrototypes! }),
+  state: (loss, head) => ({
+    params: head.outputDim * loss.numPrototypes! + loss.numPrototypes!,
+    buffers: head.outputDim * loss.numPrototypes! + 2 * loss.numPrototypes!,
+  }),
   train: {
     lr: 0.3,
     weightDecay: 1e-6,

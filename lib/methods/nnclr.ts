@@ -30,7 +30,9 @@ export const nnclr = defineMethod({
   modules: ['backbone', 'projector', 'predictor', 'queue', 'queue_y', 'queue_ptr'],
   augmentation: { name: 'solo-asymmetric', views: [{ solarize: 0 }, { solarize: 0.2 }], doc: 'solo-learn asymmetric.yaml.' },
   checkConfig: (c) =>
-    c.loss.queueSize! % c.batchSize !== 0 ? `config.loss.queueSize ${c.loss.queueSize} must be a multiple of config.batchSize ${c.batchSize} (times the ranks): the queue takes whole batches` : undefined,
+    c.loss.queueSize! % c.batchSize !== 0
+      ? `config.loss.queueSize ${c.loss.queueSize} must be a multiple of config.batchSize ${c.batchSize} (times the ranks): the queue takes whole batches`
+      : undefined,
   state: (loss, head) => ({ params: 0, buffers: loss.queueSize! * (head.outputDim + 1) + 1 }),
   train: { lr: 0.4, weightDecay: 1e-5, classifierLr: 0.1, optimizer: 'lars', loss: DEFAULTS },
 });

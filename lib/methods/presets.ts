@@ -45,4 +45,3 @@ function projectorOf(m: { projector: ProjectorLayout }): ProjectorLayout {
   return layout;
 }
 export type ProjectorPreset = keyof typeof PROJECTOR_PRESETS;
-

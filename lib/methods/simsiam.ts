@@ -21,7 +21,14 @@ export const simsiam = defineMethod({
     outputBatchNorm: true,
     doc: 'solo-learn SimSiam: (Linear no bias, BN, ReLU) ×2, Linear →2048 (bias frozen), BN(affine=False).',
   },
-  predictor: { hiddenDims: [512], outputDim: 2048, batchNorm: true, hiddenBias: false, staticLr: true, doc: 'solo-learn SimSiam: Linear 2048→512 (no bias), BN, ReLU, Linear →2048; fixed lr.' },
+  predictor: {
+    hiddenDims: [512],
+    outputDim: 2048,
+    batchNorm: true,
+    hiddenBias: false,
+    staticLr: true,
+    doc: 'solo-learn SimSiam: Linear 2048→512 (no bias), BN, ReLU, Linear →2048; fixed lr.',
+  },
   augmentation: {
     name: 'solo-symmetric-weak',
     views: [{ jitter: { p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }, blur: { p: 0.5, sigma: [0.1, 2], kernel: 0 } }],

@@ -6,7 +6,15 @@
 import { defineMethod } from './method.js';
 
 /** The loss options' defaults (solo-learn's CIFAR config), for `losses` and the training recipe alike. */
-const DEFAULTS = { numPrototypes: 3000, temperature: 0.1, sinkhornIterations: 3, sinkhornEpsilon: 0.05, queueSize: 3840, queueStartEpoch: 50, freezePrototypesEpochs: 2 };
+const DEFAULTS = {
+  numPrototypes: 3000,
+  temperature: 0.1,
+  sinkhornIterations: 3,
+  sinkhornEpsilon: 0.05,
+  queueSize: 3840,
+  queueStartEpoch: 50,
+  freezePrototypesEpochs: 2,
+};
 
 export const swav = defineMethod({
   name: 'swav',
@@ -23,7 +31,12 @@ export const swav = defineMethod({
   lossDefaults: DEFAULTS,
   views: { default: 2, multiCrop: true },
   concatViews: false,
-  projector: { hiddenDims: [2048], outputDim: 128, batchNorm: true, doc: 'solo-learn SwAV: Linear 512→2048, BN, ReLU, Linear →128; then L2 norm and the prototypes.' },
+  projector: {
+    hiddenDims: [2048],
+    outputDim: 128,
+    batchNorm: true,
+    doc: 'solo-learn SwAV: Linear 512→2048, BN, ReLU, Linear →128; then L2 norm and the prototypes.',
+  },
   modules: ['backbone', 'projector', 'prototypes', 'queue'],
   augmentation: {
     name: 'solo-symmetric',

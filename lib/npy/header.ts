@@ -217,4 +217,3 @@ export function headerBytes(descr: string, shape: readonly number[], minLength: 
   out[total - 1] = 0x0a;
   return out;
 }
-

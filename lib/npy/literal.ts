@@ -107,4 +107,3 @@ export class LiteralParser {
     return n;
   }
 }
-

@@ -44,8 +44,6 @@ export function parseNpy(buf: Uint8Array, name = '<buffer>'): NpyArray {
   return { dtype: header.dtype, shape: header.shape, data: typedArrayFor(header.dtype, out, 0, header.count) };
 }
 
-
-
 async function readHeaderFrom(fh: FileHandle, path: string): Promise<NpyHeader> {
   const pre = new Uint8Array(PREAMBLE_MAX);
   const got = await readFully(fh, pre, 0);
@@ -140,4 +138,3 @@ export async function readNpyFile(path: string): Promise<NpyArray> {
     await reader.close();
   }
 }
-

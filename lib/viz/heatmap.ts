@@ -98,7 +98,15 @@ export function heatAtPixels(sim: Float32Array, rows: number, cols: number, stri
 }
 
 /** One panel: the overlay at image resolution, upscaled, with the query box dashed in red. */
-export function renderHeatmapPanel(image: RgbImage, heat: Float64Array, min: number, max: number, alpha: number, scale: number, query: Required<HeatmapQuery>): RgbImage {
+export function renderHeatmapPanel(
+  image: RgbImage,
+  heat: Float64Array,
+  min: number,
+  max: number,
+  alpha: number,
+  scale: number,
+  query: Required<HeatmapQuery>,
+): RgbImage {
   const span = max - min;
   const unit = heat.map((v) => (span > 0 ? Math.min(1, Math.max(0, (v - min) / span)) : 0.5));
   const panel = upscale(overlay(image, unit, alpha), scale);
@@ -136,10 +144,16 @@ function resolveQuery(opts: HeatmapOptions, img: RgbImage): Required<HeatmapQuer
   const patchScale = opts.patchScale ?? 0.1;
   if (!(typeof patchScale === 'number' && patchScale > 0 && patchScale <= 1)) throw invalidArg('patchScale', 'a number in (0, 1]', patchScale);
   const size = q.size ?? Math.max(1, Math.round(Math.sqrt(patchScale * img.width * img.height)));
-  checkNonNegativeInts([['query.x', q.x], ['query.y', q.y]]);
+  checkNonNegativeInts([
+    ['query.x', q.x],
+    ['query.y', q.y],
+  ]);
   if (!posInt(size)) throw invalidArg('query.size', 'a positive integer', size);
   if (q.x + size > img.width || q.y + size > img.height) {
-    throw new TorchSslError('ERR_INVALID_ARG', `the query patch (x ${q.x}, y ${q.y}, size ${size}) does not fit in the ${img.width}×${img.height} image: x + size must be ≤ ${img.width} and y + size ≤ ${img.height}`);
+    throw new TorchSslError(
+      'ERR_INVALID_ARG',
+      `the query patch (x ${q.x}, y ${q.y}, size ${size}) does not fit in the ${img.width}×${img.height} image: x + size must be ≤ ${img.width} and y + size ≤ ${img.height}`,
+    );
   }
   return { x: q.x, y: q.y, size };
 }
@@ -153,7 +167,10 @@ function resolveOptions(model: FeatureModel, opts: HeatmapOptions, img: RgbImage
   if (!(typeof alpha === 'number' && alpha >= 0 && alpha <= 1)) throw invalidArg('alpha', 'a number in [0, 1]', alpha);
   const scale = opts.scale ?? defaultScale(img.width, img.height);
   if (!posInt(scale) || scale > 64) throw invalidArg('scale', 'an integer from 1 to 64', scale);
-  if (opts.range !== undefined && !(Array.isArray(opts.range) && opts.range.length === 2 && opts.range.every(Number.isFinite) && opts.range[0] < opts.range[1])) {
+  if (
+    opts.range !== undefined &&
+    !(Array.isArray(opts.range) && opts.range.length === 2 && opts.range.every(Number.isFinite) && opts.range[0] < opts.range[1])
+  ) {
     throw invalidArg('range', '[low, high] with low < high', opts.range);
   }
   const spaces = resolveSpaces(model, opts.space);
@@ -187,7 +204,14 @@ async function similarityMaps(
   const maps: HeatmapMap[] = [];
   const panels: RgbImage[] = [];
   try {
-    const embedded = await embedPatches(model, [img], boxes, { size, resize, spaces, normalize: opts.normalize, batchSize: opts.batchSize, signal: opts.signal });
+    const embedded = await embedPatches(model, [img], boxes, {
+      size,
+      resize,
+      spaces,
+      normalize: opts.normalize,
+      batchSize: opts.batchSize,
+      signal: opts.signal,
+    });
     for (const s of spaces) {
       const { features, dim } = embedded[s]!;
       normalizeRows(features, dim);

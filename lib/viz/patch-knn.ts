@@ -134,7 +134,11 @@ interface PatchBank {
 function checkQuery(q: PatchKnnQuery): PatchKnnQuery {
   if (typeof q !== 'object' || q === null) throw invalidArg('query', '{ image, x, y, size }', q);
   checkKeys(q, ['image', 'x', 'y', 'size'], 'patchKnn query');
-  checkNonNegativeInts([['query.image', q.image], ['query.x', q.x], ['query.y', q.y]]);
+  checkNonNegativeInts([
+    ['query.image', q.image],
+    ['query.x', q.x],
+    ['query.y', q.y],
+  ]);
   if (!posInt(q.size)) throw invalidArg('query.size', 'a positive integer', q.size);
   return q;
 }
@@ -159,12 +163,19 @@ function resolveOptions(model: FeatureModel, opts: PatchKnnOptions): KnnPlan {
 
 /** The bank's grid over the first `limit` images, once the source is known to hold the query patch. */
 function layOutBank(source: ImageSource, q: PatchKnnQuery, stride: number, limit: number | undefined): BankLayout {
-  if (source.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${source.path}: patch kNN draws patches and needs uint8 (N, H, W, 3) images, not normalised float32`, { file: source.path });
+  if (source.layout !== 'NHWC-uint8')
+    throw new TorchSslError('ERR_DATA_FORMAT', `${source.path}: patch kNN draws patches and needs uint8 (N, H, W, 3) images, not normalised float32`, {
+      file: source.path,
+    });
   const count = Math.min(source.count, limit ?? source.count);
   const { width, height } = source;
-  if (q.image >= count) throw new TorchSslError('ERR_INVALID_ARG', `query image ${q.image} is not among the ${count} images of ${source.path}${limit ? ` (limit ${limit})` : ''}`);
+  if (q.image >= count)
+    throw new TorchSslError('ERR_INVALID_ARG', `query image ${q.image} is not among the ${count} images of ${source.path}${limit ? ` (limit ${limit})` : ''}`);
   if (q.x + q.size > width || q.y + q.size > height) {
-    throw new TorchSslError('ERR_INVALID_ARG', `the query patch (x ${q.x}, y ${q.y}, size ${q.size}) does not fit in the ${width}×${height} images of ${source.path}`);
+    throw new TorchSslError(
+      'ERR_INVALID_ARG',
+      `the query patch (x ${q.x}, y ${q.y}, size ${q.size}) does not fit in the ${width}×${height} images of ${source.path}`,
+    );
   }
   const rows = Math.floor((height - q.size) / stride) + 1;
   const cols = Math.floor((width - q.size) / stride) + 1;
@@ -248,7 +259,14 @@ function nearestPatches(
     const image = Math.floor(p / perImage);
     const cell = p % perImage;
     const label = labels ? labels[image]! : null;
-    return { image, x: (cell % cols) * plan.stride, y: Math.floor(cell / cols) * plan.stride, similarity: sims[p]!, label, sameClass: label === null ? null : label === queryLabel };
+    return {
+      image,
+      x: (cell % cols) * plan.stride,
+      y: Math.floor(cell / cols) * plan.stride,
+      similarity: sims[p]!,
+      label,
+      sameClass: label === null ? null : label === queryLabel,
+    };
   });
   const share = labels && neighbours.length > 0 ? neighbours.filter((n) => n.sameClass).length / neighbours.length : null;
   return { space, neighbours, sameClassShare: share };
@@ -262,7 +280,10 @@ async function drawGrid(source: ImageSource, result: PatchKnnSpaceResult, cache:
   const gridRows = Math.ceil(n / gridCols);
   const gap = 2;
   const panel = blankImage(gridCols * (tile + gap) - gap, gridRows * (tile + gap) - gap);
-  const items: [number, number, number, Rgb][] = [[q.image, q.x, q.y, BLUE], ...result.neighbours.map((nb): [number, number, number, Rgb] => [nb.image, nb.x, nb.y, nb.sameClass === null ? GRAY : nb.sameClass ? GREEN : RED])];
+  const items: [number, number, number, Rgb][] = [
+    [q.image, q.x, q.y, BLUE],
+    ...result.neighbours.map((nb): [number, number, number, Rgb] => [nb.image, nb.x, nb.y, nb.sameClass === null ? GRAY : nb.sameClass ? GREEN : RED]),
+  ];
   for (let i = 0; i < items.length; i++) {
     const [image, x, y, colour] = items[i]!;
     if (!cache.has(image)) cache.set(image, await readImage(source, image));

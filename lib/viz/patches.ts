@@ -36,7 +36,10 @@ export interface EmbedPatchesOptions {
  * (data.size), else 32 for the CIFAR stem and 224 otherwise.
  */
 export function modelInputSize(model: FeatureModel & { info?: { config?: Record<string, unknown> | null; stem?: string | null } }): number {
-  const cfg = model.info?.config as { data?: { size?: unknown }; resolvedViews?: { size?: unknown }[]; augmentation?: { size?: unknown }[]; augmentations?: { crop_size?: unknown }[] } | null | undefined;
+  const cfg = model.info?.config as
+    | { data?: { size?: unknown }; resolvedViews?: { size?: unknown }[]; augmentation?: { size?: unknown }[]; augmentations?: { crop_size?: unknown }[] }
+    | null
+    | undefined;
   const first = <T>(v: T[] | undefined): T | undefined => (Array.isArray(v) ? v[0] : undefined);
   const fromRun = first(cfg?.resolvedViews)?.size ?? first(cfg?.augmentation)?.size ?? first(cfg?.augmentations)?.crop_size ?? cfg?.data?.size;
   if (typeof fromRun === 'number' && Number.isSafeInteger(fromRun) && fromRun > 0) return fromRun;
@@ -49,7 +52,12 @@ export function modelInputSize(model: FeatureModel & { info?: { config?: Record<
  */
 export type PatchEmbeddings = Partial<Record<PatchSpace, { features: Float32Array; dim: number }>>;
 
-export async function embedPatches(model: FeatureModel, images: readonly RgbImage[], boxes: readonly PatchBox[], opts: EmbedPatchesOptions): Promise<PatchEmbeddings> {
+export async function embedPatches(
+  model: FeatureModel,
+  images: readonly RgbImage[],
+  boxes: readonly PatchBox[],
+  opts: EmbedPatchesOptions,
+): Promise<PatchEmbeddings> {
   const { size } = opts;
   for (const b of boxes) {
     const img = images[b.image];

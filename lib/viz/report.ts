@@ -47,7 +47,11 @@ const NAMED = new Set(CHARTS.flatMap((c) => c.series));
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 /** JSON safe inside <script>: no "</script", no HTML comment openers, no U+2028/2029. */
-const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+const scriptJson = (v: unknown) =>
+  JSON.stringify(v)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 
 function uplotAssets(): { js: string; css: string } {
   const require = createRequire(import.meta.url);
@@ -129,7 +133,9 @@ interface ChartData {
 /** The charts the run logged values for: x = global step; one uPlot data array per chart, null where a row lacks the series. */
 function chartData(columns: string[], rows: MetricsRow[]): ChartData[] {
   const terms = columns.filter((c) => c.startsWith('train/') && !NAMED.has(c));
-  const charts = CHARTS.map((c) => ({ ...c, series: (c.series.length ? c.series : terms).filter((s) => columns.includes(s)) })).filter((c) => c.series.length > 0);
+  const charts = CHARTS.map((c) => ({ ...c, series: (c.series.length ? c.series : terms).filter((s) => columns.includes(s)) })).filter(
+    (c) => c.series.length > 0,
+  );
   return charts.map((c) => {
     const rs = rows.filter((r) => c.series.some((s) => s in r.values));
     return { title: c.title, yLabel: c.yLabel, series: c.series, data: [rs.map((r) => r.step), ...c.series.map((s) => rs.map((r) => r.values[s] ?? null))] };
@@ -139,10 +145,28 @@ function chartData(columns: string[], rows: MetricsRow[]): ChartData[] {
 /** What args.json says of the run: method, backbone, data, batch size, lr, precision, device. */
 function configFacts(args: Record<string, unknown> | null): [string, string][] {
   const facts: [string, string][] = [];
-  const cfg = args as { method?: string; backbone?: { name?: string; depth?: number }; data?: { dataset?: string; train?: string }; batchSize?: number; epochs?: number; precision?: string; optimizer?: { lr?: number }; device?: string } | null;
+  const cfg = args as {
+    method?: string;
+    backbone?: { name?: string; depth?: number };
+    data?: { dataset?: string; train?: string };
+    batchSize?: number;
+    epochs?: number;
+    precision?: string;
+    optimizer?: { lr?: number };
+    device?: string;
+  } | null;
   if (cfg) {
-    facts.push(['method', String(cfg.method ?? '?')], ['backbone', String(cfg.backbone?.name ?? cfg.backbone?.depth ?? '?')], ['data', `${cfg.data?.dataset ?? '?'} (${cfg.data?.train ?? '?'})`]);
-    facts.push(['batch size × epochs', `${cfg.batchSize ?? '?'} × ${cfg.epochs ?? '?'}`], ['base lr', String(cfg.optimizer?.lr ?? '?')], ['precision', String(cfg.precision ?? '?')], ['device', String(cfg.device ?? '?')]);
+    facts.push(
+      ['method', String(cfg.method ?? '?')],
+      ['backbone', String(cfg.backbone?.name ?? cfg.backbone?.depth ?? '?')],
+      ['data', `${cfg.data?.dataset ?? '?'} (${cfg.data?.train ?? '?'})`],
+    );
+    facts.push(
+      ['batch size × epochs', `${cfg.batchSize ?? '?'} × ${cfg.epochs ?? '?'}`],
+      ['base lr', String(cfg.optimizer?.lr ?? '?')],
+      ['precision', String(cfg.precision ?? '?')],
+      ['device', String(cfg.device ?? '?')],
+    );
   }
   return facts;
 }
@@ -158,8 +182,12 @@ function logFacts(rows: MetricsRow[], stepRows: MetricsRow[]): [string, string][
   }
   const fmt = (v: number | null, digits: number, unit = '') => (v === null ? '—' : `${v.toFixed(digits)}${unit}`);
   facts.push(['images / s (mean)', fmt(mean(stepRows, 'perf/images_per_sec'), 1)]);
-  facts.push(['per step: compute / augment / wait', `${fmt(mean(stepRows, 'perf/step_ms'), 1, ' ms')} / ${fmt(mean(stepRows, 'perf/augment_ms'), 1, ' ms')} / ${fmt(mean(stepRows, 'perf/wait_ms'), 1, ' ms')}`]);
-  if (knn.length > 0) facts.push(['online kNN top-1: first → last', `${knn[0]!.values['knn/top1']!.toFixed(2)} % → ${knn.at(-1)!.values['knn/top1']!.toFixed(2)} %`]);
+  facts.push([
+    'per step: compute / augment / wait',
+    `${fmt(mean(stepRows, 'perf/step_ms'), 1, ' ms')} / ${fmt(mean(stepRows, 'perf/augment_ms'), 1, ' ms')} / ${fmt(mean(stepRows, 'perf/wait_ms'), 1, ' ms')}`,
+  ]);
+  if (knn.length > 0)
+    facts.push(['online kNN top-1: first → last', `${knn[0]!.values['knn/top1']!.toFixed(2)} % → ${knn.at(-1)!.values['knn/top1']!.toFixed(2)} %`]);
   return facts;
 }
 

@@ -23,7 +23,22 @@ export const METRICS_CSV = 'metrics.csv';
 
 /** The fields of a training event this logger reads (a structural subset of TrainEvent). */
 export type LoggedEvent =
-  | { type: 'step'; epoch: number; globalStep: number; loss: number; classifierLoss?: number; terms?: Record<string, number>; lr: number; imagesPerSec: number; augmentMs: number; stepMs: number; waitMs: number; gradScale?: number | undefined; commMs?: number; commWaitMs?: number }
+  | {
+      type: 'step';
+      epoch: number;
+      globalStep: number;
+      loss: number;
+      classifierLoss?: number;
+      terms?: Record<string, number>;
+      lr: number;
+      imagesPerSec: number;
+      augmentMs: number;
+      stepMs: number;
+      waitMs: number;
+      gradScale?: number | undefined;
+      commMs?: number;
+      commWaitMs?: number;
+    }
   | { type: 'epoch'; epoch: number; globalStep: number; loss: number }
   | { type: 'knn'; epoch: number; globalStep: number; top1: number; top5: number }
   | { type: string; epoch?: number; globalStep?: number };
@@ -37,7 +52,9 @@ export interface MetricsRow {
 
 /** Parses a metrics.csv this logger wrote (numbers only; empty cells are absent values). */
 export function readMetricsCsv(path: string): { columns: string[]; rows: MetricsRow[] } {
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
   if (lines.length === 0) return { columns: [], rows: [] };
   const header = lines[0]!.split(',');
   const columns = header.slice(3);
@@ -122,16 +139,19 @@ export class RunLogger {
 
   private csv(): string {
     const lines = [['epoch', 'step', 'wall_time', ...this.columns].join(',')];
-    for (const r of this.rows) lines.push([r.epoch, r.step, r.wall_time.toFixed(3), ...this.columns.map((c) => (c in r.values ? String(r.values[c]) : ''))].join(','));
+    for (const r of this.rows)
+      lines.push([r.epoch, r.step, r.wall_time.toFixed(3), ...this.columns.map((c) => (c in r.values ? String(r.values[c]) : ''))].join(','));
     return `${lines.join('\n')}\n`;
   }
 
   /** Rewrites metrics.csv atomically (queued behind earlier writes). */
   flush(): Promise<void> {
     const text = this.csv();
-    this.writing = this.writing.then(() => writeFileAtomically(this.csvPath, Buffer.from(text, 'utf8'))).catch((err) => {
-      this.error ??= err;
-    });
+    this.writing = this.writing
+      .then(() => writeFileAtomically(this.csvPath, Buffer.from(text, 'utf8')))
+      .catch((err) => {
+        this.error ??= err;
+      });
     return this.writing;
   }
 

@@ -22,12 +22,10 @@ namespace {
 bool contains(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
 
 std::string classifyTorchMessage(const std::string& m) {
-  if (contains(m, "shape") || contains(m, "size mismatch") || contains(m, "must match the size") ||
-      contains(m, "dimension") || contains(m, "Expected 4-dimensional") || contains(m, "cannot be multiplied") ||
-      contains(m, "channels") || contains(m, "input size"))
+  if (contains(m, "shape") || contains(m, "size mismatch") || contains(m, "must match the size") || contains(m, "dimension") ||
+      contains(m, "Expected 4-dimensional") || contains(m, "cannot be multiplied") || contains(m, "channels") || contains(m, "input size"))
     return "ERR_TORCH_SHAPE";
-  if (contains(m, "scalar type") || contains(m, "dtype") || contains(m, "Expected object of scalar type"))
-    return "ERR_TORCH_DTYPE";
+  if (contains(m, "scalar type") || contains(m, "dtype") || contains(m, "Expected object of scalar type")) return "ERR_TORCH_DTYPE";
   if (contains(m, "CUDA") || contains(m, "device")) return "ERR_TORCH_DEVICE";
   return "ERR_TORCH";
 }
@@ -68,9 +66,7 @@ Napi::Error toJsError(Napi::Env env, const CapturedError& e) {
   return err;
 }
 
-void throwJs(Napi::Env env, const std::string& code, const std::string& message) {
-  throw toJsError(env, {code, message});
-}
+void throwJs(Napi::Env env, const std::string& code, const std::string& message) { throw toJsError(env, {code, message}); }
 
 namespace {
 

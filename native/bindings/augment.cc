@@ -40,7 +40,8 @@ Napi::Value augmentOp(const Napi::CallbackInfo& info) {
     else if (name == "gaussianBlur") y = data::gaussianBlur(x, p.Get("kernel").As<Napi::Number>().Int64Value(), factors("sigmas"));
     else if (name == "solarize") y = data::solarize(x, p.Get("threshold").As<Napi::Number>().DoubleValue());
     else if (name == "hflip") y = data::hflip(x);
-    else if (name == "normalize") y = data::normalize(x, numbersOf(env, p.Get("mean"), "normalize mean"), numbersOf(env, p.Get("std"), "normalize std"));
+    else if (name == "normalize")
+      y = data::normalize(x, numbersOf(env, p.Get("mean"), "normalize mean"), numbersOf(env, p.Get("std"), "normalize std"));
     else throwJs(env, "ERR_INVALID_ARG", "unknown augmentation op " + name);
     return wrapTensor(env, y);
   });

@@ -62,6 +62,6 @@ void initModule(Napi::Env env, Napi::Object exports);
 void initLosses(Napi::Env env, Napi::Object exports);
 void initOptim(Napi::Env env, Napi::Object exports);
 void initFeatures(Napi::Env env, Napi::Object exports);  // features.cc and eval.cc
-void initTrain(Napi::Env env, Napi::Object exports);    // train.cc and augment.cc
+void initTrain(Napi::Env env, Napi::Object exports);     // train.cc and augment.cc
 
 }  // namespace tssl::bindings

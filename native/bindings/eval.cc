@@ -27,7 +27,8 @@ Napi::Array toArray(Napi::Env env, const std::vector<double>& v) {
 
 /// (trainFeatures, trainLabels, testFeatures, testLabels, options, …): the four tensors, each checked.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> featureSets(Napi::Env env, const Napi::CallbackInfo& info) {
-  if (info.Length() < 5 || !info[4].IsObject()) throwJs(env, "ERR_INVALID_ARG", "expects (trainFeatures, trainLabels, testFeatures, testLabels, options)");
+  if (info.Length() < 5 || !info[4].IsObject())
+    throwJs(env, "ERR_INVALID_ARG", "expects (trainFeatures, trainLabels, testFeatures, testLabels, options)");
   return {unwrapTensor(env, info[0], "trainFeatures"), unwrapTensor(env, info[1], "trainLabels"), unwrapTensor(env, info[2], "testFeatures"),
           unwrapTensor(env, info[3], "testLabels")};
 }
@@ -121,8 +122,8 @@ Napi::Value linearProbe(const Napi::CallbackInfo& info) {
 
 Napi::Value newStopFlag(const Napi::CallbackInfo& info) {
   auto* flag = new std::shared_ptr<std::atomic<bool>>(std::make_shared<std::atomic<bool>>(false));
-  return Napi::External<std::shared_ptr<std::atomic<bool>>>::New(
-      info.Env(), flag, [](Napi::Env, std::shared_ptr<std::atomic<bool>>* p) { delete p; });
+  return Napi::External<std::shared_ptr<std::atomic<bool>>>::New(info.Env(), flag,
+                                                                 [](Napi::Env, std::shared_ptr<std::atomic<bool>>* p) { delete p; });
 }
 
 Napi::Value raiseStopFlag(const Napi::CallbackInfo& info) {

@@ -40,8 +40,6 @@ Napi::Value computeLoss(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void initLosses(Napi::Env env, Napi::Object exports) {
-  exports.Set("computeLoss", Napi::Function::New(env, computeLoss));
-}
+void initLosses(Napi::Env env, Napi::Object exports) { exports.Set("computeLoss", Napi::Function::New(env, computeLoss)); }
 
 }  // namespace tssl::bindings

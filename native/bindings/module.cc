@@ -46,10 +46,8 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
   }
 
   explicit ModuleWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModuleWrap>(info) {
-    if (info.Length() == 1 && info[0].IsExternal())
-      state_ = *info[0].As<Napi::External<std::shared_ptr<ModuleState>>>().Data();
-    else
-      throwJs(info.Env(), "ERR_INVALID_ARG", "NativeModule cannot be constructed directly; use resnet() or projector()");
+    if (info.Length() == 1 && info[0].IsExternal()) state_ = *info[0].As<Napi::External<std::shared_ptr<ModuleState>>>().Data();
+    else throwJs(info.Env(), "ERR_INVALID_ARG", "NativeModule cannot be constructed directly; use resnet() or projector()");
   }
 
   std::shared_ptr<ModuleState> state(Napi::Env env) const {
@@ -70,8 +68,7 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
       }
       return runAsync(info.Env(), [st, x, map, grad]() -> ResultBuilder {
         // User-facing calls reject NaN / Inf inputs up front (the trainer's own path skips this pass).
-        if (x.is_floating_point())
-          TSSL_CHECK(x.isfinite().all().item<bool>(), "ERR_TORCH_VALUE", "model input contains NaN or Inf values");
+        if (x.is_floating_point()) TSSL_CHECK(x.isfinite().all().item<bool>(), "ERR_TORCH_VALUE", "model input contains NaN or Inf values");
         std::lock_guard<std::mutex> lock(st->mu);
         at::Tensor y;
         if (grad) {
@@ -95,9 +92,7 @@ class ModuleWrap : public Napi::ObjectWrap<ModuleWrap> {
       return info.Env().Undefined();
     });
   }
-  Napi::Value training(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), state(info.Env())->module->is_training());
-  }
+  Napi::Value training(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), state(info.Env())->module->is_training()); }
   Napi::Value kind(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state(info.Env())->kind); }
 
   // Both return [[name, NativeTensor], ...] in registration order, sharing storage with the module.
@@ -237,8 +232,8 @@ Napi::Value createProjector(const Napi::CallbackInfo& info) {
     st->kind = "projector";
     const int64_t inputDim = opts.inputDim;
     st->forward = [seq, inputDim](const at::Tensor& x) mutable {
-      TSSL_CHECK(x.dim() == 2 && x.size(1) == inputDim, "ERR_TORCH_SHAPE", "projector expects (N, ", inputDim,
-                 ") input but received shape ", shapeString(x.sizes().vec()));
+      TSSL_CHECK(x.dim() == 2 && x.size(1) == inputDim, "ERR_TORCH_SHAPE", "projector expects (N, ", inputDim, ") input but received shape ",
+                 shapeString(x.sizes().vec()));
       return seq->forward(x);
     };
     return wrapModule(info.Env(), st);
@@ -246,7 +241,6 @@ Napi::Value createProjector(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
-
 
 ModuleAccess unwrapModule(Napi::Env env, const Napi::Value& v, const char* what) {
   if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addonData(env).moduleCtor.Value()))

@@ -69,10 +69,8 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
   }
 
   explicit OptimizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<OptimizerWrap>(info) {
-    if (info.Length() == 1 && info[0].IsExternal())
-      state_ = *info[0].As<Napi::External<std::shared_ptr<OptimState>>>().Data();
-    else
-      throwJs(info.Env(), "ERR_INVALID_ARG", "NativeOptimizer cannot be constructed directly; use new LARS() / new SGD()");
+    if (info.Length() == 1 && info[0].IsExternal()) state_ = *info[0].As<Napi::External<std::shared_ptr<OptimState>>>().Data();
+    else throwJs(info.Env(), "ERR_INVALID_ARG", "NativeOptimizer cannot be constructed directly; use new LARS() / new SGD()");
   }
 
  private:
@@ -83,8 +81,7 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
   torch::optim::OptimizerParamGroup& group(Napi::Env env, const Napi::Value& v) {
     auto s = st(env);
     const int64_t i = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
-    if (i < 0 || i >= static_cast<int64_t>(s->opt->param_groups().size()))
-      throwJs(env, "ERR_INVALID_ARG", "parameter group index out of range");
+    if (i < 0 || i >= static_cast<int64_t>(s->opt->param_groups().size())) throwJs(env, "ERR_INVALID_ARG", "parameter group index out of range");
     return s->opt->param_groups()[static_cast<size_t>(i)];
   }
 
@@ -194,13 +191,14 @@ class OptimizerWrap : public Napi::ObjectWrap<OptimizerWrap> {
       for (uint32_t gi = 0; gi < groups.size(); ++gi) {
         Napi::Array a = in.Get(gi).As<Napi::Array>();
         auto& params = groups[gi].params();
-        if (a.Length() != params.size()) throwJs(env, "ERR_INVALID_ARG", "optimizer state has a different number of parameters in group " + std::to_string(gi));
+        if (a.Length() != params.size())
+          throwJs(env, "ERR_INVALID_ARG", "optimizer state has a different number of parameters in group " + std::to_string(gi));
         for (uint32_t pi = 0; pi < params.size(); ++pi) {
           Napi::Value v = a.Get(pi);
           if (v.IsNull() || v.IsUndefined()) continue;
           at::Tensor b = unwrapTensor(env, v, "momentum buffer");
-          TSSL_CHECK(b.sizes() == params[pi].sizes(), "ERR_TORCH_SHAPE", "momentum buffer ", gi, "/", pi, " has shape ",
-                     shapeString(b.sizes().vec()), " but the parameter has ", shapeString(params[pi].sizes().vec()));
+          TSSL_CHECK(b.sizes() == params[pi].sizes(), "ERR_TORCH_SHAPE", "momentum buffer ", gi, "/", pi, " has shape ", shapeString(b.sizes().vec()),
+                     " but the parameter has ", shapeString(params[pi].sizes().vec()));
           at::Tensor copy = b.detach().to(params[pi].options()).clone();
           auto key = compat::optimizerStateKey(s->opt->state(), params[pi]);
           if (s->kind == "lars") {
@@ -274,7 +272,8 @@ Napi::Value warmupCosineLr(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     double a[6];
     for (size_t i = 0; i < 6; ++i) {
-      if (!info[i].IsNumber()) throwJs(env, "ERR_INVALID_ARG", "warmupCosineLr expects (step, warmupSteps, totalSteps, baseLr, warmupStartLr, minLr)");
+      if (!info[i].IsNumber())
+        throwJs(env, "ERR_INVALID_ARG", "warmupCosineLr expects (step, warmupSteps, totalSteps, baseLr, warmupStartLr, minLr)");
       a[i] = info[i].As<Napi::Number>().DoubleValue();
     }
     return Napi::Number::New(env, optim::warmupCosineLr(a[0], a[1], a[2], a[3], a[4], a[5]));

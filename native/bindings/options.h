@@ -14,9 +14,11 @@
 
 namespace tssl::bindings {
 
-inline Napi::Value requiredField(Napi::Env env, const Napi::Object& o, const char* key, const char* where, bool ok(const Napi::Value&), const char* expected) {
+inline Napi::Value requiredField(Napi::Env env, const Napi::Object& o, const char* key, const char* where, bool ok(const Napi::Value&),
+                                 const char* expected) {
   Napi::Value v = o.Get(key);
-  if (!ok(v)) throwJs(env, "ERR_INVALID_ARG", std::string(where) + "." + key + ": expected " + expected + (v.IsUndefined() ? ", but it is missing" : ""));
+  if (!ok(v))
+    throwJs(env, "ERR_INVALID_ARG", std::string(where) + "." + key + ": expected " + expected + (v.IsUndefined() ? ", but it is missing" : ""));
   return v;
 }
 inline bool isNumber(const Napi::Value& v) { return v.IsNumber(); }

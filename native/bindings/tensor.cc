@@ -86,15 +86,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
     for (int64_t i = 0; i < t.dim(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.size(i))));
     return a;
   }
-  Napi::Value dtype(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), dtypeName(get(info.Env(), "Tensor").scalar_type()));
-  }
-  Napi::Value device(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), get(info.Env(), "Tensor").device().str());
-  }
-  Napi::Value requiresGrad(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), get(info.Env(), "Tensor").requires_grad());
-  }
+  Napi::Value dtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtypeName(get(info.Env(), "Tensor").scalar_type())); }
+  Napi::Value device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), get(info.Env(), "Tensor").device().str()); }
+  Napi::Value requiresGrad(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), get(info.Env(), "Tensor").requires_grad()); }
   void setRequiresGrad(const Napi::CallbackInfo& info, const Napi::Value& v) {
     guarded(info.Env(), [&] {
       if (!v.IsBoolean()) throwJs(info.Env(), "ERR_INVALID_ARG", "requiresGrad must be a boolean");
@@ -114,10 +108,10 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
         return;
       }
       at::Tensor g = unwrapTensor(info.Env(), v, "grad");
-      TSSL_CHECK(g.sizes() == t.sizes(), "ERR_TORCH_SHAPE", "grad must have the tensor's shape ",
-                 shapeString(t.sizes().vec()), " but has shape ", shapeString(g.sizes().vec()));
-      TSSL_CHECK(g.scalar_type() == t.scalar_type(), "ERR_TORCH_DTYPE", "grad must have dtype ",
-                 dtypeName(t.scalar_type()), " but has ", dtypeName(g.scalar_type()));
+      TSSL_CHECK(g.sizes() == t.sizes(), "ERR_TORCH_SHAPE", "grad must have the tensor's shape ", shapeString(t.sizes().vec()), " but has shape ",
+                 shapeString(g.sizes().vec()));
+      TSSL_CHECK(g.scalar_type() == t.scalar_type(), "ERR_TORCH_DTYPE", "grad must have dtype ", dtypeName(t.scalar_type()), " but has ",
+                 dtypeName(g.scalar_type()));
       TSSL_CHECK(g.device() == t.device(), "ERR_TORCH_DEVICE", "grad must be on ", t.device().str());
       t.mutable_grad() = g;
     });
@@ -166,8 +160,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value item(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       at::Tensor t = get(info.Env(), "Tensor");
-      TSSL_CHECK(t.numel() == 1, "ERR_TORCH_SHAPE", "item() needs a one-element tensor but the shape is ",
-                 shapeString(t.sizes().vec()));
+      TSSL_CHECK(t.numel() == 1, "ERR_TORCH_SHAPE", "item() needs a one-element tensor but the shape is ", shapeString(t.sizes().vec()));
       if (t.scalar_type() == at::kBool) return Napi::Boolean::New(info.Env(), t.item<bool>());
       if (t.scalar_type() == at::kLong) return Napi::Number::New(info.Env(), static_cast<double>(t.item<int64_t>()));
       return Napi::Number::New(info.Env(), t.item<double>());
@@ -180,10 +173,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
       at::Tensor t = get(info.Env(), "Tensor");
       at::Tensor g;
       if (info.Length() > 0 && !info[0].IsUndefined() && !info[0].IsNull()) g = unwrapTensor(info.Env(), info[0], "gradient");
-      TSSL_CHECK(t.requires_grad(), "ERR_TORCH_VALUE",
-                 "backward() called on a tensor that does not require grad and has no grad_fn");
-      TSSL_CHECK(g.defined() || t.numel() == 1, "ERR_TORCH_SHAPE",
-                 "backward() without a gradient needs a scalar tensor but the shape is ", shapeString(t.sizes().vec()));
+      TSSL_CHECK(t.requires_grad(), "ERR_TORCH_VALUE", "backward() called on a tensor that does not require grad and has no grad_fn");
+      TSSL_CHECK(g.defined() || t.numel() == 1, "ERR_TORCH_SHAPE", "backward() without a gradient needs a scalar tensor but the shape is ",
+                 shapeString(t.sizes().vec()));
       return runAsync(info.Env(), [t, g]() -> ResultBuilder {
         t.backward(g);
         return nullptr;
@@ -214,7 +206,8 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
       if (name == "contiguous") return wrapTensor(env, t.contiguous());
       if (name == "reshape") return wrapTensor(env, t.reshape(intList(1)));
       if (name == "permute") return wrapTensor(env, t.permute(intList(1)));
-      if (name == "narrow") return wrapTensor(env, t.narrow(static_cast<int64_t>(num(1)), static_cast<int64_t>(num(2)), static_cast<int64_t>(num(3))));
+      if (name == "narrow")
+        return wrapTensor(env, t.narrow(static_cast<int64_t>(num(1)), static_cast<int64_t>(num(2)), static_cast<int64_t>(num(3))));
       if (name == "select") return wrapTensor(env, t.select(static_cast<int64_t>(num(1)), static_cast<int64_t>(num(2))));
       if (name == "sum") return wrapTensor(env, t.sum());
       if (name == "mean") return wrapTensor(env, t.mean());
@@ -247,9 +240,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
     });
   }
 
-  static Napi::Value liveCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(liveHandles.load()));
-  }
+  static Napi::Value liveCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(liveHandles.load())); }
 
   at::Tensor tensor_;
   bool counted_ = false;
@@ -284,8 +275,9 @@ Napi::Value fromBuffer(const Napi::CallbackInfo& info) {
     const int64_t numel = productChecked(env, shape);
     const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(st);
     if (ta.ByteLength() != bytes)
-      throwJs(env, "ERR_TORCH_SHAPE", "data holds " + std::to_string(ta.ByteLength()) + " bytes but shape " +
-                                          shapeString(shape) + " of " + dtypeName(st) + " needs " + std::to_string(bytes));
+      throwJs(env, "ERR_TORCH_SHAPE",
+              "data holds " + std::to_string(ta.ByteLength()) + " bytes but shape " + shapeString(shape) + " of " + dtypeName(st) + " needs " +
+                  std::to_string(bytes));
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(st));
     if (bytes > 0) std::memcpy(t.data_ptr(), static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), bytes);
     if (info.Length() > 4 && info[4].IsString()) {
@@ -329,17 +321,28 @@ at::ScalarType parseDtype(Napi::Env env, const std::string& n) {
 
 std::string dtypeName(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kChar: return "int8";
-    case at::kShort: return "int16";
-    case at::kInt: return "int32";
-    case at::kLong: return "int64";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    default: return c10::toString(t);
+    case at::kFloat:
+      return "float32";
+    case at::kDouble:
+      return "float64";
+    case at::kHalf:
+      return "float16";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kChar:
+      return "int8";
+    case at::kShort:
+      return "int16";
+    case at::kInt:
+      return "int32";
+    case at::kLong:
+      return "int64";
+    case at::kByte:
+      return "uint8";
+    case at::kBool:
+      return "bool";
+    default:
+      return c10::toString(t);
   }
 }
 

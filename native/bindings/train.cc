@@ -68,7 +68,8 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   if (!o.Get("predictor").IsNull()) c.predictor = head("predictor");
   Napi::Value views = o.Get("views");
   if (!views.IsArray()) throwJs(env, "ERR_INVALID_ARG", "config.views: expected an array of view pipelines");
-  for (uint32_t i = 0; i < views.As<Napi::Array>().Length(); ++i) c.views.push_back(parseViewAugment(env, views.As<Napi::Array>().Get(i).As<Napi::Object>()));
+  for (uint32_t i = 0; i < views.As<Napi::Array>().Length(); ++i)
+    c.views.push_back(parseViewAugment(env, views.As<Napi::Array>().Get(i).As<Napi::Object>()));
   c.numViews = integer("numViews");
   c.concatViews = flag("concatViews");
   c.batchSize = integer("batchSize");
@@ -114,7 +115,8 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   c.knnTemperature = num("knnTemperature");
   c.evalMean = requiredNumbers(env, o, "evalMean", w);
   c.evalStd = requiredNumbers(env, o, "evalStd", w);
-  if (c.evalMean.size() != 3 || c.evalStd.size() != 3) throwJs(env, "ERR_INVALID_ARG", "config.evalMean and config.evalStd: expected 3 numbers each (R, G, B)");
+  if (c.evalMean.size() != 3 || c.evalStd.size() != 3)
+    throwJs(env, "ERR_INVALID_ARG", "config.evalMean and config.evalStd: expected 3 numbers each (R, G, B)");
   Napi::Value dv = o.Get("dist");  // null: a single-process run
   if (dv.IsObject()) {
     const Napi::Object d = dv.As<Napi::Object>();

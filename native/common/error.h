@@ -30,7 +30,7 @@ std::string concat(const Parts&... parts) {
 
 }  // namespace tssl
 
-#define TSSL_CHECK(cond, code, ...) \
-  do {                              \
+#define TSSL_CHECK(cond, code, ...)                                      \
+  do {                                                                   \
     if (!(cond)) throw ::tssl::Error(code, ::tssl::concat(__VA_ARGS__)); \
   } while (0)

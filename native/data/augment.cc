@@ -7,27 +7,17 @@
 namespace tssl::data {
 namespace {
 
-double uniform(std::mt19937_64& rng, double lo, double hi) {
-  return lo + (hi - lo) * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-}
-int64_t randint(std::mt19937_64& rng, int64_t lo, int64_t hiExclusive) {
-  return std::uniform_int_distribution<int64_t>(lo, hiExclusive - 1)(rng);
-}
+double uniform(std::mt19937_64& rng, double lo, double hi) { return lo + (hi - lo) * std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
+int64_t randint(std::mt19937_64& rng, int64_t lo, int64_t hiExclusive) { return std::uniform_int_distribution<int64_t>(lo, hiExclusive - 1)(rng); }
 bool coin(std::mt19937_64& rng, double p) { return p > 0 && uniform(rng, 0, 1) < p; }
 
 // (N,1,1,1) view of a per-image factor vector.
-at::Tensor perImage(const at::Tensor& f, const at::Tensor& like) {
-  return f.to(like.device(), like.scalar_type()).view({-1, 1, 1, 1});
-}
+at::Tensor perImage(const at::Tensor& f, const at::Tensor& like) { return f.to(like.device(), like.scalar_type()).view({-1, 1, 1, 1}); }
 
 // torchvision _blend: clamp(ratio·img1 + (1 − ratio)·img2, 0, 1) for float images.
-at::Tensor blend(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ratio) {
-  return (a * ratio + b * (1.0 - ratio)).clamp(0.0, 1.0);
-}
+at::Tensor blend(const at::Tensor& a, const at::Tensor& b, const at::Tensor& ratio) { return (a * ratio + b * (1.0 - ratio)).clamp(0.0, 1.0); }
 
-at::Tensor gray1(const at::Tensor& x) {
-  return (x.select(1, 0) * 0.2989 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.114).unsqueeze(1);
-}
+at::Tensor gray1(const at::Tensor& x) { return (x.select(1, 0) * 0.2989 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.114).unsqueeze(1); }
 
 // torchvision _rgb2hsv / _hsv2rgb for float tensors.
 at::Tensor rgb2hsv(const at::Tensor& img) {
@@ -110,16 +100,13 @@ at::Tensor resizedCrop(const at::Tensor& x, const std::vector<CropBox>& boxes, i
   for (size_t i = 0; i < boxes.size(); ++i) {
     const CropBox& b = boxes[i];
     at::Tensor crop = x.narrow(0, int64_t(i), 1).narrow(2, b.top, b.height).narrow(3, b.left, b.width);
-    out.push_back(bicubic ? at::upsample_bicubic2d(crop, {size, size}, false)
-                          : at::upsample_bilinear2d(crop, {size, size}, false));
+    out.push_back(bicubic ? at::upsample_bicubic2d(crop, {size, size}, false) : at::upsample_bilinear2d(crop, {size, size}, false));
   }
   at::Tensor r = at::cat(out, 0);
   return bicubic ? r.clamp(0.0, 1.0) : r;  // bicubic overshoots; PIL / uint8 pipelines saturate
 }
 
-at::Tensor adjustBrightness(const at::Tensor& x, const at::Tensor& f) {
-  return blend(x, at::zeros_like(x), perImage(f, x));
-}
+at::Tensor adjustBrightness(const at::Tensor& x, const at::Tensor& f) { return blend(x, at::zeros_like(x), perImage(f, x)); }
 at::Tensor adjustContrast(const at::Tensor& x, const at::Tensor& f) {
   at::Tensor mean = gray1(x).mean({1, 2, 3}, true);
   return blend(x, mean, perImage(f, x));
@@ -162,12 +149,10 @@ at::Tensor normalize(const at::Tensor& x, const std::vector<double>& mean, const
 
 at::Tensor toFloatImages(const at::Tensor& x) {
   if (x.scalar_type() == at::kByte) {
-    TSSL_CHECK(x.dim() == 4 && x.size(3) == 3, "ERR_TORCH_SHAPE", "uint8 images must be (N, H, W, 3), got ",
-               shapeString(x.sizes().vec()));
+    TSSL_CHECK(x.dim() == 4 && x.size(3) == 3, "ERR_TORCH_SHAPE", "uint8 images must be (N, H, W, 3), got ", shapeString(x.sizes().vec()));
     return x.permute({0, 3, 1, 2}).to(at::kFloat).div_(255.0).contiguous();
   }
-  TSSL_CHECK(x.dim() == 4 && x.size(1) == 3, "ERR_TORCH_SHAPE", "float images must be (N, 3, H, W), got ",
-             shapeString(x.sizes().vec()));
+  TSSL_CHECK(x.dim() == 4 && x.size(1) == 3, "ERR_TORCH_SHAPE", "float images must be (N, 3, H, W), got ", shapeString(x.sizes().vec()));
   return x.to(at::kFloat);
 }
 

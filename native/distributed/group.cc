@@ -30,9 +30,7 @@ std::string reason(const std::exception& e) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
-[[noreturn]] void fail(const std::string& what, const std::exception& e) {
-  throw Error("ERR_DISTRIBUTED", concat(what, ": ", reason(e)));
-}
+[[noreturn]] void fail(const std::string& what, const std::exception& e) { throw Error("ERR_DISTRIBUTED", concat(what, ": ", reason(e))); }
 
 template <class Run>
 auto guarded(const char* what, int64_t rank, Run&& run) -> decltype(run()) {
@@ -160,8 +158,8 @@ void rendezvous(c10d::Store& store, const DistOptions& o) {
       const std::string theirs(v.begin(), v.end());
       const auto bar = theirs.find('|');
       const std::string theirSize = theirs.substr(0, bar);
-      TSSL_CHECK(theirSize == std::to_string(o.worldSize), "ERR_DISTRIBUTED", "rank ", r, " was started with WORLD_SIZE ", theirSize,
-                 " and rank ", o.rank, " with ", o.worldSize, ": every rank must be given the same world size");
+      TSSL_CHECK(theirSize == std::to_string(o.worldSize), "ERR_DISTRIBUTED", "rank ", r, " was started with WORLD_SIZE ", theirSize, " and rank ",
+                 o.rank, " with ", o.worldSize, ": every rank must be given the same world size");
       TSSL_CHECK(theirs.substr(bar + 1) == o.configDigest, "ERR_DISTRIBUTED", "rank ", r, "'s training config differs from rank ", o.rank,
                  "'s (digest ", theirs.substr(bar + 1), " vs ", o.configDigest, "): every rank must run the same config and data");
     }
@@ -177,8 +175,7 @@ void rendezvous(c10d::Store& store, const DistOptions& o) {
 }
 
 std::shared_ptr<::gloo::transport::Device> glooDevice(const DistOptions& o) {
-  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
-    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
   if (isLoopback(o.masterAddr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
@@ -205,7 +202,8 @@ std::shared_ptr<Group> connect(const DistOptions& o, const at::Device& device) {
 #if defined(TSSL_WITH_CUDA) && defined(USE_C10D_NCCL)
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
-    auto pg = guarded("connecting NCCL", o.rank, [&] { return c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, int(o.rank), int(o.worldSize), opts); });
+    auto pg = guarded("connecting NCCL", o.rank,
+                      [&] { return c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, int(o.rank), int(o.worldSize), opts); });
     auto g = std::make_shared<GroupImpl<c10d::ProcessGroupNCCL>>(pg, o.rank, o.worldSize);
     g->device_ = device;
     return g;
@@ -217,7 +215,8 @@ std::shared_ptr<Group> connect(const DistOptions& o, const at::Device& device) {
   auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
   opts->devices.push_back(guarded("choosing the network interface", o.rank, [&] { return glooDevice(o); }));
   opts->threads = 2;
-  auto pg = guarded("connecting Gloo", o.rank, [&] { return c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, int(o.rank), int(o.worldSize), opts); });
+  auto pg =
+      guarded("connecting Gloo", o.rank, [&] { return c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, int(o.rank), int(o.worldSize), opts); });
   auto g = std::make_shared<GroupImpl<c10d::ProcessGroupGloo>>(pg, o.rank, o.worldSize);
   g->device_ = device;
   return g;

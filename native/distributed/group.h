@@ -17,7 +17,7 @@ struct DistOptions {
   int64_t rank{}, worldSize{}, localRank{};
   std::string masterAddr;
   int64_t masterPort{};
-  std::string backend;  // gloo | nccl
+  std::string backend;            // gloo | nccl
   double timeoutSec{};            // collectives (a stalled peer)
   double rendezvousTimeoutSec{};  // every rank must arrive within this
   std::string configDigest;       // the run's config without its rank fields: every rank must agree

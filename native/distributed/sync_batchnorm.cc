@@ -24,8 +24,8 @@ std::vector<int64_t> channelShape(const at::Tensor& x) {
 // Inputs: x, weight, bias, and the global mean / invstd / count computed outside (no gradient through them:
 // their gradient is folded into the backward below, as PyTorch's SyncBatchNorm does).
 struct SyncBatchNormFn : public torch::autograd::Function<SyncBatchNormFn> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                               const at::Tensor& mean, const at::Tensor& invstd, double count, int64_t group) {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& mean,
+                               const at::Tensor& invstd, double count, int64_t group) {
     const auto shape = channelShape(x);
     at::Tensor xf = x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
     at::Tensor y = (xf - mean.view(shape)) * invstd.view(shape);

@@ -14,12 +14,11 @@ void checkFeatures(const at::Tensor& f, const char* name) {
 
 at::Tensor checkLabels(const at::Tensor& labels, const at::Tensor& features, const char* name, int64_t minLabel) {
   TSSL_CHECK(labels.defined(), "ERR_INVALID_ARG", name, " is undefined");
-  TSSL_CHECK(!labels.is_floating_point() && !labels.is_complex() && labels.scalar_type() != at::kBool, "ERR_TORCH_DTYPE",
-             name, " must be integer class indices but is ", c10::toString(labels.scalar_type()));
+  TSSL_CHECK(!labels.is_floating_point() && !labels.is_complex() && labels.scalar_type() != at::kBool, "ERR_TORCH_DTYPE", name,
+             " must be integer class indices but is ", c10::toString(labels.scalar_type()));
   at::Tensor l = labels.dim() == 2 && labels.size(1) == 1 ? labels.reshape({-1}) : labels;
   TSSL_CHECK(l.dim() == 1, "ERR_TORCH_SHAPE", name, " must have shape (N,) but has ", shapeString(labels.sizes().vec()));
-  TSSL_CHECK(l.size(0) == features.size(0), "ERR_TORCH_SHAPE", name, " has ", l.size(0), " labels but the features have ",
-             features.size(0), " rows");
+  TSSL_CHECK(l.size(0) == features.size(0), "ERR_TORCH_SHAPE", name, " has ", l.size(0), " labels but the features have ", features.size(0), " rows");
   l = l.to(features.device(), at::kLong);
   const int64_t lo = l.min().item<int64_t>();
   TSSL_CHECK(lo >= minLabel, "ERR_TORCH_VALUE", name, " contains the label ", lo, "; class indices must be >= ", minLabel);

@@ -10,7 +10,7 @@ namespace tssl::eval {
 
 namespace {
 
-constexpr double kEuclideanEps = 1e-5;           // solo-learn's `epsilon`
+constexpr double kEuclideanEps = 1e-5;                // solo-learn's `epsilon`
 constexpr int64_t kChunkElements = int64_t{1} << 25;  // 32 Mi similarities (128 MiB in float32) per chunk
 
 }  // namespace
@@ -19,13 +19,12 @@ KnnResult weightedKnn(const at::Tensor& trainFeaturesIn, const at::Tensor& train
                       const at::Tensor& testLabelsIn, const KnnOptions& options) {
   checkFeatures(trainFeaturesIn, "trainFeatures");
   checkFeatures(testFeaturesIn, "testFeatures");
-  TSSL_CHECK(trainFeaturesIn.size(1) == testFeaturesIn.size(1), "ERR_TORCH_SHAPE", "trainFeatures have ",
-             trainFeaturesIn.size(1), " dimensions but testFeatures have ", testFeaturesIn.size(1));
+  TSSL_CHECK(trainFeaturesIn.size(1) == testFeaturesIn.size(1), "ERR_TORCH_SHAPE", "trainFeatures have ", trainFeaturesIn.size(1),
+             " dimensions but testFeatures have ", testFeaturesIn.size(1));
   at::Tensor trainLabels = checkLabels(trainLabelsIn, trainFeaturesIn, "trainLabels", -1);
   at::Tensor testLabels = checkLabels(testLabelsIn, testFeaturesIn, "testLabels", 0);
   TSSL_CHECK(!options.ks.empty() && !options.temperatures.empty(), "ERR_INVALID_ARG", "kNN needs at least one k and one temperature");
-  for (double t : options.temperatures)
-    TSSL_CHECK(std::isfinite(t) && t > 0, "ERR_INVALID_ARG", "temperature must be a finite number > 0, got ", t);
+  for (double t : options.temperatures) TSSL_CHECK(std::isfinite(t) && t > 0, "ERR_INVALID_ARG", "temperature must be a finite number > 0, got ", t);
 
   const auto dtype = at::promote_types(trainFeaturesIn.scalar_type(), testFeaturesIn.scalar_type());
   at::Tensor train = trainFeaturesIn.to(dtype), test = testFeaturesIn.to(testFeaturesIn.device(), dtype);
@@ -57,8 +56,7 @@ KnnResult weightedKnn(const at::Tensor& trainFeaturesIn, const at::Tensor& train
   } else {
     trainSqNorm = train.pow(2).sum(1);
   }
-  const int64_t chunk = options.chunkSize > 0 ? std::min(options.chunkSize, nTest)
-                                              : std::clamp<int64_t>(kChunkElements / nTrain, 1, nTest);
+  const int64_t chunk = options.chunkSize > 0 ? std::min(options.chunkSize, nTest) : std::clamp<int64_t>(kChunkElements / nTrain, 1, nTest);
   const size_t nk = options.ks.size(), nt = options.temperatures.size();
   std::vector<int64_t> correct1(nk * nt, 0), correct5(nk * nt, 0);
   at::Tensor trainT = train.t();

@@ -36,7 +36,7 @@ struct KnnResult {
 /// Features (N, D) floating point; labels (N,) integer class indices. Train labels of −1 are left out of
 /// the bank (solo-learn's masking). Classes are 0 … max label (equal to solo-learn's #unique(test labels)
 /// whenever the test set holds every class).
-KnnResult weightedKnn(const at::Tensor& trainFeatures, const at::Tensor& trainLabels, const at::Tensor& testFeatures,
-                      const at::Tensor& testLabels, const KnnOptions& options);
+KnnResult weightedKnn(const at::Tensor& trainFeatures, const at::Tensor& trainLabels, const at::Tensor& testFeatures, const at::Tensor& testLabels,
+                      const KnnOptions& options);
 
 }  // namespace tssl::eval

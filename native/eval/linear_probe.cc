@@ -25,12 +25,12 @@ Accuracy accuracy(const at::Tensor& logits, const at::Tensor& labels) {
 
 }  // namespace
 
-LinearProbeResult linearProbe(const at::Tensor& trainIn, const at::Tensor& trainLabelsIn, const at::Tensor& testIn,
-                              const at::Tensor& testLabelsIn, const LinearProbeOptions& o) {
+LinearProbeResult linearProbe(const at::Tensor& trainIn, const at::Tensor& trainLabelsIn, const at::Tensor& testIn, const at::Tensor& testLabelsIn,
+                              const LinearProbeOptions& o) {
   checkFeatures(trainIn, "trainFeatures");
   checkFeatures(testIn, "testFeatures");
-  TSSL_CHECK(trainIn.size(1) == testIn.size(1), "ERR_TORCH_SHAPE", "trainFeatures have ", trainIn.size(1),
-             " dimensions but testFeatures have ", testIn.size(1));
+  TSSL_CHECK(trainIn.size(1) == testIn.size(1), "ERR_TORCH_SHAPE", "trainFeatures have ", trainIn.size(1), " dimensions but testFeatures have ",
+             testIn.size(1));
   TSSL_CHECK(o.epochs >= 1, "ERR_INVALID_ARG", "epochs must be >= 1, got ", o.epochs);
   TSSL_CHECK(o.batchSize >= 1, "ERR_INVALID_ARG", "batchSize must be >= 1, got ", o.batchSize);
   TSSL_CHECK(std::isfinite(o.lr) && o.lr > 0, "ERR_INVALID_ARG", "lr must be > 0, got ", o.lr);
@@ -87,16 +87,14 @@ LinearProbeResult linearProbe(const at::Tensor& trainIn, const at::Tensor& train
       weight.add_(bufW, -lr);
       bias.add_(bufB, -lr);
     }
-    EpochRecord rec{epoch + 1, lr, lossSum / static_cast<double>(n), 100.0 * static_cast<double>(correct) / static_cast<double>(n),
-                    std::nan("")};
+    EpochRecord rec{epoch + 1, lr, lossSum / static_cast<double>(n), 100.0 * static_cast<double>(correct) / static_cast<double>(n), std::nan("")};
     if (o.evalEveryEpoch || epoch + 1 == o.epochs) {
       Accuracy a = accuracy(at::addmm(bias, test, weight.t()), testLabels);
       rec.testTop1 = a.top1;
       r.top1 = a.top1;
       r.top5 = a.top5;
     }
-    TSSL_CHECK(std::isfinite(rec.loss), "ERR_TORCH_VALUE", "the linear probe diverged at epoch ", epoch + 1,
-               " (loss is not finite); lower lr");
+    TSSL_CHECK(std::isfinite(rec.loss), "ERR_TORCH_VALUE", "the linear probe diverged at epoch ", epoch + 1, " (loss is not finite); lower lr");
     r.history.push_back(rec);
   }
   r.weight = weight;

@@ -4,8 +4,8 @@
 
 namespace tssl::features {
 
-at::Tensor extractBatch(const ModelFn& featureMap, const ModelFn& projector, const at::Tensor& images,
-                        const ExtractOptions& options, int64_t firstIndex) {
+at::Tensor extractBatch(const ModelFn& featureMap, const ModelFn& projector, const at::Tensor& images, const ExtractOptions& options,
+                        int64_t firstIndex) {
   TSSL_CHECK(images.dim() == 4 && images.size(1) == 3, "ERR_TORCH_SHAPE", "images must be (N, 3, H, W) but received ",
              shapeString(images.sizes().vec()));
   TSSL_CHECK(!projector || options.pooling.kind == PoolingKind::Global, "ERR_INVALID_ARG",

@@ -23,7 +23,7 @@ struct ExtractOptions {
 /// `images`: normalised float (N, 3, H, W) (features::toModelInput). `projector` empty: embedding space.
 /// `firstIndex`: the index of images[0] in the whole input (seeds random patch positions).
 /// Returns float32 (N, D) — or (N, C, H, W) for PoolingKind::None — on the images' device.
-at::Tensor extractBatch(const ModelFn& featureMap, const ModelFn& projector, const at::Tensor& images,
-                        const ExtractOptions& options, int64_t firstIndex);
+at::Tensor extractBatch(const ModelFn& featureMap, const ModelFn& projector, const at::Tensor& images, const ExtractOptions& options,
+                        int64_t firstIndex);
 
 }  // namespace tssl::features

@@ -19,8 +19,7 @@ bool FoldedResNet::supported(const ResNetImpl& net) {
 
 FoldedResNet::Conv FoldedResNet::fold(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn, int64_t padding) {
   const auto& o = conv->options;
-  TSSL_CHECK(o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 && bn->options.affine() &&
-                 bn->options.track_running_stats(),
+  TSSL_CHECK(o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 && bn->options.affine() && bn->options.track_running_stats(),
              "ERR_TORCH_NOT_IMPLEMENTED", "this ResNet layer cannot be folded");
   at::Tensor scale = bn->weight / (bn->running_var + bn->options.eps()).sqrt();
   at::Tensor weight = (conv->weight * scale.view({-1, 1, 1, 1})).contiguous();
@@ -51,8 +50,7 @@ FoldedResNet::FoldedResNet(const ResNetImpl& net) {
         b.convs = {fold(basic->conv1, basic->bn1), fold(basic->conv2, basic->bn2)};
         down = basic->downsample;
       } else if (auto bottleneck = std::dynamic_pointer_cast<BottleneckImpl>(layer->ptr(i))) {
-        b.convs = {fold(bottleneck->conv1, bottleneck->bn1), fold(bottleneck->conv2, bottleneck->bn2),
-                   fold(bottleneck->conv3, bottleneck->bn3)};
+        b.convs = {fold(bottleneck->conv1, bottleneck->bn1), fold(bottleneck->conv2, bottleneck->bn2), fold(bottleneck->conv3, bottleneck->bn3)};
         down = bottleneck->downsample;
       } else {
         throw Error("ERR_TORCH_NOT_IMPLEMENTED", "unknown residual block");

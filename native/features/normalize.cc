@@ -21,8 +21,8 @@ at::Tensor toModelInput(const at::Tensor& pixels, const std::optional<ChannelSta
     return x.permute({0, 3, 1, 2});
   }
   TSSL_CHECK(pixels.scalar_type() == at::kFloat, "ERR_TORCH_DTYPE",
-             "images must be uint8 (N, H, W, 3) raw pixels or float32 (N, 3, H, W) normalised, but received ",
-             c10::toString(pixels.scalar_type()), " ", shape);
+             "images must be uint8 (N, H, W, 3) raw pixels or float32 (N, 3, H, W) normalised, but received ", c10::toString(pixels.scalar_type()),
+             " ", shape);
   TSSL_CHECK(pixels.dim() == 4 && pixels.size(1) == 3, "ERR_TORCH_SHAPE",
              "float32 images must have shape (N, 3, H, W) (RGB, channels first) but received ", shape);
   TSSL_CHECK(pixels.size(0) > 0, "ERR_TORCH_SHAPE", "no images: shape ", shape);

@@ -7,8 +7,8 @@ LossResult barlow(const at::Tensor& z1in, const at::Tensor& z2in, const BarlowOp
   detail::checkFloating(z1in, "barlow", "z1");
   detail::checkFloating(z2in, "barlow", "z2");
   TSSL_CHECK(z1in.dim() == 2 && z2in.dim() == 2 && z1in.sizes() == z2in.sizes(), "ERR_TORCH_SHAPE",
-             "barlow: z1 and z2 must both be (N, D) with the same shape, got ", shapeString(z1in.sizes().vec()),
-             " and ", shapeString(z2in.sizes().vec()));
+             "barlow: z1 and z2 must both be (N, D) with the same shape, got ", shapeString(z1in.sizes().vec()), " and ",
+             shapeString(z2in.sizes().vec()));
   TSSL_CHECK(z1in.size(0) >= 2, "ERR_TORCH_SHAPE", "barlow: needs N >= 2, got shape ", shapeString(z1in.sizes().vec()));
   TSSL_CHECK(z1in.size(1) >= 1, "ERR_TORCH_SHAPE", "barlow: needs D >= 1");
   TSSL_CHECK(z1in.device() == z2in.device(), "ERR_TORCH_DEVICE", "barlow: z1 and z2 are on different devices");

@@ -27,9 +27,9 @@ LossResult simclr(const at::Tensor& zsIn, const SimCLROptions& o) {
   const auto longOpts = at::TensorOptions().dtype(at::kLong).device(z.device());
   at::Tensor row = at::arange(M, longOpts);
   at::Tensor view = row.div(N, "floor"), image = row.remainder(N);
-  at::Tensor others = at::arange(V - 1, longOpts).unsqueeze(0);                    // (1, V−1)
-  at::Tensor otherView = others + (others >= view.unsqueeze(1)).to(at::kLong);     // skip own view
-  at::Tensor posIdx = otherView * N + image.unsqueeze(1);                          // (M, V−1)
+  at::Tensor others = at::arange(V - 1, longOpts).unsqueeze(0);                 // (1, V−1)
+  at::Tensor otherView = others + (others >= view.unsqueeze(1)).to(at::kLong);  // skip own view
+  at::Tensor posIdx = otherView * N + image.unsqueeze(1);                       // (M, V−1)
   at::Tensor posLogits = S.gather(1, posIdx);
   at::Tensor logAll = at::logsumexp(S, {1}, true);
   at::Tensor logPos = at::logsumexp(posLogits, {1}, true);

@@ -27,7 +27,7 @@ LossResult tcr(const at::Tensor& zsIn, const TCROptions& o) {
   at::Tensor meanRate = rate.mean();
 
   // Σ_v cos(z_vn, z̄_n) = V·‖z̄_n‖ for unit rows, so the invariance is mean_n ‖z̄_n‖.
-  at::Tensor zbar = z.mean(0);                                    // (N, D)
+  at::Tensor zbar = z.mean(0);                                     // (N, D)
   at::Tensor zbarNorm = zbar.norm(2, {-1}, true).clamp_min(1e-8);  // as F.cosine_similarity's eps
   at::Tensor cosMean = (z * (zbar / zbarNorm).unsqueeze(0)).sum(-1).mean();
   at::Tensor loss = -meanRate - cosMean * o.lambda;

@@ -15,7 +15,7 @@ ViewTerms viewTerms(const at::Tensor& z, bool wantGrad, double varWeight, double
   const int64_t N = z.size(0), D = z.size(1);
   ViewTerms t;
   at::Tensor zc = z - z.mean(0, true);
-  at::Tensor colsq = zc.norm(2, {0}).square_();                // (D) = (N−1)·C_dd
+  at::Tensor colsq = zc.norm(2, {0}).square_();                 // (D) = (N−1)·C_dd
   at::Tensor std = (colsq / double(N - 1)).add_(1e-4).sqrt_();  // (D)
   t.varT = (1.0 - std).clamp_min_(0.0).mean();
   // Σ_{i≠j} C_ij² = (‖C‖_F² − Σ C_dd²); ‖C‖_F = ‖zcᵀzc‖_F = ‖zc zcᵀ‖_F, so use the smaller Gram.
@@ -41,10 +41,9 @@ LossResult vicreg(const at::Tensor& z1in, const at::Tensor& z2in, const VICRegOp
   detail::checkFloating(z1in, "vicreg", "z1");
   detail::checkFloating(z2in, "vicreg", "z2");
   TSSL_CHECK(z1in.dim() == 2 && z2in.dim() == 2 && z1in.sizes() == z2in.sizes(), "ERR_TORCH_SHAPE",
-             "vicreg: z1 and z2 must both be (N, D) with the same shape, got ", shapeString(z1in.sizes().vec()),
-             " and ", shapeString(z2in.sizes().vec()));
-  TSSL_CHECK(z1in.size(0) >= 2, "ERR_TORCH_SHAPE", "vicreg: needs N >= 2 (unbiased variance), got shape ",
-             shapeString(z1in.sizes().vec()));
+             "vicreg: z1 and z2 must both be (N, D) with the same shape, got ", shapeString(z1in.sizes().vec()), " and ",
+             shapeString(z2in.sizes().vec()));
+  TSSL_CHECK(z1in.size(0) >= 2, "ERR_TORCH_SHAPE", "vicreg: needs N >= 2 (unbiased variance), got shape ", shapeString(z1in.sizes().vec()));
   TSSL_CHECK(z1in.size(1) >= 1, "ERR_TORCH_SHAPE", "vicreg: needs D >= 1");
   TSSL_CHECK(z1in.device() == z2in.device(), "ERR_TORCH_DEVICE", "vicreg: z1 and z2 are on different devices");
   const bool wantGrad = detail::needsGrad(z1in, z2in);

@@ -91,7 +91,8 @@ class DINO final : public MomentumMethod {
   }
 
   losses::LossResult loss(const Outputs& o, LossContext& ctx) const override {
-    TSSL_CHECK(ctx.model && !o.teacher.empty() && o.z.size() >= o.teacher.size(), "ERR_TORCH_SHAPE", "dino takes the student's and the teacher's head outputs");
+    TSSL_CHECK(ctx.model && !o.teacher.empty() && o.z.size() >= o.teacher.size(), "ERR_TORCH_SHAPE",
+               "dino takes the student's and the teacher's head outputs");
     at::Tensor& center = ctx.model->extra<CenterImpl>("dino_loss_func").center;
     const double temp = teacherTemperature(ctx.step.epoch);
     const at::Tensor teacherAll = at::cat(o.teacher, 0);

@@ -14,8 +14,8 @@ MethodModel::MethodModel(const ModelSpec& s) {
   if (s.heads.predictor) {
     ProjectorOptions q = s.predictor;
     q.inputDim = p.outputDim;
-    TSSL_CHECK(q.outputDim == p.outputDim, "ERR_CONFIG", "the predictor must map the projector's ", p.outputDim,
-               "-d output back to ", p.outputDim, " dimensions, got outputDim ", q.outputDim);
+    TSSL_CHECK(q.outputDim == p.outputDim, "ERR_CONFIG", "the predictor must map the projector's ", p.outputDim, "-d output back to ", p.outputDim,
+               " dimensions, got outputDim ", q.outputDim);
     predictor = register_module("predictor", makeProjector(q));
   }
   if (s.numClasses > 0) classifier = register_module("classifier", torch::nn::Linear(backbone->featureDim(), s.numClasses));

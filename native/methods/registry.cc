@@ -17,16 +17,8 @@ struct Entry {
   std::unique_ptr<Method> (*make)(OptionReader&);
 };
 constexpr Entry kMethods[] = {
-    {"vicreg", makeVICReg},
-    {"simclr", makeSimCLR},
-    {"tcr", makeTCR},
-    {"barlow", makeBarlow},
-    {"byol", makeBYOL},
-    {"mocov3", makeMoCoV3},
-    {"simsiam", makeSimSiam},
-    {"dino", makeDINO},
-    {"swav", makeSwAV},
-    {"nnclr", makeNNCLR},
+    {"vicreg", makeVICReg}, {"simclr", makeSimCLR},   {"tcr", makeTCR},   {"barlow", makeBarlow}, {"byol", makeBYOL},
+    {"mocov3", makeMoCoV3}, {"simsiam", makeSimSiam}, {"dino", makeDINO}, {"swav", makeSwAV},     {"nnclr", makeNNCLR},
 };
 }  // namespace
 

@@ -20,8 +20,8 @@ at::Tensor convWeightGradByGemm(const at::Tensor& gO, const at::Tensor& x, int64
                  padding[0] >= 0 && padding[1] >= 0,
              "ERR_TORCH_SHAPE", "convWeightGradByGemm: expected 4-d grad_output and input, two strides and two paddings");
   const int64_t O = gO.size(1), Ho = gO.size(2), Wo = gO.size(3), C = x.size(1);
-  TSSL_CHECK(gO.size(0) == x.size(0) && Ho == (x.size(2) + 2 * padding[0] - kh) / stride[0] + 1 && Wo == (x.size(3) + 2 * padding[1] - kw) / stride[1] + 1 &&
-                 gO.scalar_type() == x.scalar_type(),
+  TSSL_CHECK(gO.size(0) == x.size(0) && Ho == (x.size(2) + 2 * padding[0] - kh) / stride[0] + 1 &&
+                 Wo == (x.size(3) + 2 * padding[1] - kw) / stride[1] + 1 && gO.scalar_type() == x.scalar_type(),
              "ERR_TORCH_SHAPE", "convWeightGradByGemm: grad_output ", gO.sizes(), " does not match input ", x.sizes(), " with a ", kh, "×", kw,
              " kernel, stride ", stride, ", padding ", padding, " (or their dtypes differ)");
   at::Tensor xp = padding[0] || padding[1] ? at::constant_pad_nd(x, {padding[1], padding[1], padding[0], padding[0]}) : x;
@@ -91,8 +91,8 @@ bool smallMapConvEnabled() {
 
 at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   const auto& o = conv.options;
-  const bool candidate = conv.is_training() && at::GradMode::is_enabled() && conv.weight.requires_grad() && x.device().is_cpu() &&
-                         x.dim() == 4 && !conv.bias.defined() && o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 &&
+  const bool candidate = conv.is_training() && at::GradMode::is_enabled() && conv.weight.requires_grad() && x.device().is_cpu() && x.dim() == 4 &&
+                         !conv.bias.defined() && o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 &&
                          c10::holds_alternative<torch::ExpandingArray<2>>(o.padding()) && compat::autocastEnabled(c10::DeviceType::CPU) &&
                          compat::autocastDtype(c10::DeviceType::CPU) == at::kBFloat16 && smallMapConvEnabled();
   if (!candidate) return conv.forward(x);

@@ -55,10 +55,18 @@ at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
 ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   std::vector<int64_t> blocks;
   switch (options.depth) {
-    case 18: blocks = {2, 2, 2, 2}; break;
-    case 34: blocks = {3, 4, 6, 3}; break;
-    case 50: blocks = {3, 4, 6, 3}; bottleneck_ = true; break;
-    default: throw Error("ERR_INVALID_ARG", concat("Expected depth 18, 34 or 50 but received ", options.depth));
+    case 18:
+      blocks = {2, 2, 2, 2};
+      break;
+    case 34:
+      blocks = {3, 4, 6, 3};
+      break;
+    case 50:
+      blocks = {3, 4, 6, 3};
+      bottleneck_ = true;
+      break;
+    default:
+      throw Error("ERR_INVALID_ARG", concat("Expected depth 18, 34 or 50 but received ", options.depth));
   }
   if (options.stem == Stem::Cifar) {
     // solo-learn's CIFAR surgery: 3×3, stride 1, padding 2 (not 1), and no max-pool.
@@ -96,8 +104,7 @@ torch::nn::Sequential ResNetImpl::makeLayer(int64_t planes, int64_t blocks, int6
   const int64_t expansion = bottleneck_ ? BottleneckImpl::expansion : BasicBlockImpl::expansion;
   torch::nn::Sequential downsample{nullptr};
   if (stride != 1 || inplanes_ != planes * expansion) {
-    downsample = torch::nn::Sequential(conv1x1(inplanes_, planes * expansion, stride),
-                                       torch::nn::BatchNorm2d(planes * expansion));
+    downsample = torch::nn::Sequential(conv1x1(inplanes_, planes * expansion, stride), torch::nn::BatchNorm2d(planes * expansion));
   }
   torch::nn::Sequential layer;
   for (int64_t i = 0; i < blocks; ++i) {
@@ -112,16 +119,12 @@ torch::nn::Sequential ResNetImpl::makeLayer(int64_t planes, int64_t blocks, int6
 
 void ResNetImpl::checkInput(const at::Tensor& x) const {
   TSSL_CHECK(x.defined(), "ERR_INVALID_ARG", "ResNet input is undefined");
-  TSSL_CHECK(x.dim() == 4, "ERR_TORCH_SHAPE", "ResNet expects a 4-D input (N, 3, H, W) but received shape ",
-             shapeString(x.sizes().vec()));
-  TSSL_CHECK(x.size(1) == 3, "ERR_TORCH_SHAPE", "ResNet expects 3 input channels (N, 3, H, W) but received shape ",
-             shapeString(x.sizes().vec()));
-  TSSL_CHECK(x.is_floating_point(), "ERR_TORCH_DTYPE", "ResNet expects a floating-point input but received ",
-             c10::toString(x.scalar_type()));
+  TSSL_CHECK(x.dim() == 4, "ERR_TORCH_SHAPE", "ResNet expects a 4-D input (N, 3, H, W) but received shape ", shapeString(x.sizes().vec()));
+  TSSL_CHECK(x.size(1) == 3, "ERR_TORCH_SHAPE", "ResNet expects 3 input channels (N, 3, H, W) but received shape ", shapeString(x.sizes().vec()));
+  TSSL_CHECK(x.is_floating_point(), "ERR_TORCH_DTYPE", "ResNet expects a floating-point input but received ", c10::toString(x.scalar_type()));
   TSSL_CHECK(x.size(0) > 0, "ERR_TORCH_SHAPE", "ResNet input has an empty batch: shape ", shapeString(x.sizes().vec()));
   const int64_t minSide = options_.stem == Stem::Cifar ? 1 : 8;
-  TSSL_CHECK(x.size(2) >= minSide && x.size(3) >= minSide, "ERR_TORCH_SHAPE", "ResNet input is too small: shape ",
-             shapeString(x.sizes().vec()));
+  TSSL_CHECK(x.size(2) >= minSide && x.size(3) >= minSide, "ERR_TORCH_SHAPE", "ResNet input is too small: shape ", shapeString(x.sizes().vec()));
 }
 
 at::Tensor ResNetImpl::featureMap(const at::Tensor& input) {
@@ -130,11 +133,9 @@ at::Tensor ResNetImpl::featureMap(const at::Tensor& input) {
   at::Tensor x = input;
   if (x.scalar_type() != w.scalar_type() || x.device() != w.device()) x = x.to(w.device(), w.scalar_type());
   // Follow the weights' memory format: channels_last weights want channels_last activations.
-  if (w.is_contiguous(at::MemoryFormat::ChannelsLast) && !w.is_contiguous())
-    x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  if (w.is_contiguous(at::MemoryFormat::ChannelsLast) && !w.is_contiguous()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   x = batchNorm(*bn1, convolve(*conv1, x)).relu_();
-  if (options_.stem == Stem::ImageNet)
-    x = torch::nn::functional::max_pool2d(x, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  if (options_.stem == Stem::ImageNet) x = torch::nn::functional::max_pool2d(x, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
   x = layer1->forward(x);
   x = layer2->forward(x);
   x = layer3->forward(x);

@@ -42,7 +42,7 @@ enum class Stem { ImageNet, Cifar };
 /// No defaults: the caller sets every field (bindings: createResNet from lib/models.ts resnet(), the trainer's
 /// config from lib/train-wire.ts).
 struct ResNetOptions {
-  int depth{};          // 18 | 34 | 50
+  int depth{};  // 18 | 34 | 50
   Stem stem{};
   int64_t numClasses{};  // 0: no fc (backbone only)
   bool zeroInitResidual{};

@@ -9,8 +9,8 @@
 
 namespace tssl {
 
-StateDictMatch loadStateDict(torch::nn::Module& module, const std::vector<std::pair<std::string, at::Tensor>>& entries,
-                             KeyPolicy policy, const std::string& context) {
+StateDictMatch loadStateDict(torch::nn::Module& module, const std::vector<std::pair<std::string, at::Tensor>>& entries, KeyPolicy policy,
+                             const std::string& context) {
   std::map<std::string, at::Tensor> targets;
   for (const auto& kv : module.named_parameters(true)) targets.emplace(kv.key(), kv.value());
   for (const auto& kv : module.named_buffers(true)) targets.emplace(kv.key(), kv.value());

@@ -23,7 +23,7 @@ struct StateDictMatch {
 
 /// Checks every name and shape first; any error (ERR_CHECKPOINT_KEYS, prefixed by `context`, listing all the
 /// problems) changes nothing. Then copies the values in without recording gradients.
-StateDictMatch loadStateDict(torch::nn::Module& module, const std::vector<std::pair<std::string, at::Tensor>>& entries,
-                             KeyPolicy policy, const std::string& context);
+StateDictMatch loadStateDict(torch::nn::Module& module, const std::vector<std::pair<std::string, at::Tensor>>& entries, KeyPolicy policy,
+                             const std::string& context);
 
 }  // namespace tssl

@@ -15,8 +15,8 @@ Precision parsePrecision(const std::string& s) {
 }
 
 AutocastScope::AutocastScope(c10::DeviceType device, at::ScalarType dtype) : device_(device) {
-  TSSL_CHECK(device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA, "ERR_CONFIG",
-             "mixed precision runs on cpu and cuda devices, not ", c10::DeviceTypeName(device));
+  TSSL_CHECK(device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA, "ERR_CONFIG", "mixed precision runs on cpu and cuda devices, not ",
+             c10::DeviceTypeName(device));
   prevEnabled_ = compat::autocastEnabled(device);
   prevDtype_ = compat::autocastDtype(device);
   compat::setAutocast(device, true, dtype);

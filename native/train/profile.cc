@@ -38,7 +38,7 @@ struct Frame {
   std::vector<std::vector<int64_t>> shapes;
   const prof::LegacyEvent* push;
   double childUs = 0;
-  bool convChild = false;  // a nested convolution op does the work (and gets the FLOPs)
+  bool convChild = false;     // a nested convolution op does the work (and gets the FLOPs)
   bool dataGradOnly = false;  // inside models/conv.h's small-map backward: the weights' gradient is a GEMM
   std::string phase;
 };

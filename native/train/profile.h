@@ -18,8 +18,8 @@ inline constexpr const char* kPhaseOptimizer = "tssl::optimizer";
 inline constexpr const char* kPhaseConvWeightGemm = "tssl::conv_weight_grad";  // models/conv.h, within backward
 
 struct OpProfile {
-  std::string phase;  // the innermost tssl:: scope around the op ("" outside every scope)
-  std::string name;   // the op (aten::mkldnn_convolution), an autograd node, or a phase's own time
+  std::string phase;   // the innermost tssl:: scope around the op ("" outside every scope)
+  std::string name;    // the op (aten::mkldnn_convolution), an autograd node, or a phase's own time
   std::string shapes;  // convolutions and GEMMs: their input shapes ("[128, 64, 32, 32] [64, 64, 3, 3]"), a row each
   int64_t calls = 0;
   double selfMs = 0, totalMs = 0;  // summed over the profiled steps

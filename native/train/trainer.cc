@@ -201,8 +201,8 @@ int64_t applyResume(const ResumeState& r, MethodModel& model, optim::LARS& opt, 
 // Augments batches in global-step order on its own thread, with a deterministic RNG per step, kPrefetch ahead.
 class BatchProducer {
  public:
-  BatchProducer(const TrainConfig& c, const TrainData& d, const at::Device& dev, int64_t firstStep, int64_t lastStep,
-                int64_t stepsPerEpoch, const std::function<bool()>& stopRequested)
+  BatchProducer(const TrainConfig& c, const TrainData& d, const at::Device& dev, int64_t firstStep, int64_t lastStep, int64_t stepsPerEpoch,
+                const std::function<bool()>& stopRequested)
       : queue_(kPrefetch), thread_([=, &c, &d, &stopRequested] { run(c, d, dev, firstStep, lastStep, stepsPerEpoch, stopRequested); }) {}
   /// DistributedSampler's shard with drop_last: the epoch's order cut to a multiple of the world size, then
   /// every world-size-th index from the rank's own.
@@ -223,8 +223,8 @@ class BatchProducer {
   std::exception_ptr error() { return queue_.error(); }
 
  private:
-  void run(const TrainConfig& c, const TrainData& d, at::Device dev, int64_t firstStep, int64_t lastStep,
-           int64_t stepsPerEpoch, const std::function<bool()>& stopRequested) {
+  void run(const TrainConfig& c, const TrainData& d, at::Device dev, int64_t firstStep, int64_t lastStep, int64_t stepsPerEpoch,
+           const std::function<bool()>& stopRequested) {
     try {
       limitThisThread(1);
       at::NoGradGuard g;
@@ -281,10 +281,9 @@ struct StepOutcome {
 
 // Forward (under autocast for mixed precision; losses in float32), the method's loss + the online classifier's
 // cross-entropy on detached features, backward through the grad scaler, and the LARS step unless skipped.
-StepOutcome trainStep(MethodModel& model, const methods::Method& method, const Batch& b, const TrainConfig& c,
-                      const at::Device& dev, optim::LARS& opt, GradScaler& scaler, methods::Collective& collective,
-                      dist::GradReducer* reducer, BatchNormOverride* syncBatchNorm, const std::vector<at::Tensor>& trainable,
-                      const methods::StepInfo& info) {
+StepOutcome trainStep(MethodModel& model, const methods::Method& method, const Batch& b, const TrainConfig& c, const at::Device& dev,
+                      optim::LARS& opt, GradScaler& scaler, methods::Collective& collective, dist::GradReducer* reducer,
+                      BatchNormOverride* syncBatchNorm, const std::vector<at::Tensor>& trainable, const methods::StepInfo& info) {
   for (auto& p : trainable) p.mutable_grad() = at::Tensor();
   methods::Outputs o;
   at::Tensor logits;
@@ -325,7 +324,7 @@ StepOutcome trainStep(MethodModel& model, const methods::Method& method, const B
     RECORD_USER_SCOPE(kPhaseOptimizer);
     out.finiteGrads = scaler.unscale(trainable);
     method.afterBackward(model, info);  // clipping, frozen layers (on unscaled gradients)
-    if (out.finiteGrads) opt.step();  // else GradScaler: inf/NaN gradients skip the update and back the scale off
+    if (out.finiteGrads) opt.step();    // else GradScaler: inf/NaN gradients skip the update and back the scale off
     scaler.update(!out.finiteGrads);
     method.afterStep(model, info.step, info.totalSteps);  // solo-learn's on_train_batch_end: the teacher's EMA
   }
@@ -389,21 +388,21 @@ struct RunStats {
 };
 
 void checkInputs(const TrainConfig& c, const TrainData& d, const at::Device& dev) {
-  TSSL_CHECK(d.images.defined() && d.images.scalar_type() == at::kByte && d.images.dim() == 4 && d.images.size(3) == 3,
-             "ERR_DATA_FORMAT", "training images must be uint8 (N, H, W, 3)");
+  TSSL_CHECK(d.images.defined() && d.images.scalar_type() == at::kByte && d.images.dim() == 4 && d.images.size(3) == 3, "ERR_DATA_FORMAT",
+             "training images must be uint8 (N, H, W, 3)");
   TSSL_CHECK(c.batchSize >= 2, "ERR_CONFIG", "batchSize must be >= 2, got ", c.batchSize);
   const int64_t world = c.dist ? c.dist->worldSize : 1;
   TSSL_CHECK(d.images.size(0) / world >= c.batchSize, "ERR_CONFIG", "the dataset has ", d.images.size(0), " images, fewer than one batch of ",
              c.batchSize, world > 1 ? concat(" per rank × ", world, " ranks") : std::string(), " (drop_last)");
   TSSL_CHECK(!c.views.empty(), "ERR_CONFIG", "no view pipelines configured");
-  TSSL_CHECK(c.precision != Precision::F16Mixed || dev.is_cuda(), "ERR_CONFIG",
-             "precision '16-mixed' needs a CUDA device (", c.device, " given); on CPU use 'bf16-mixed'");
+  TSSL_CHECK(c.precision != Precision::F16Mixed || dev.is_cuda(), "ERR_CONFIG", "precision '16-mixed' needs a CUDA device (", c.device,
+             " given); on CPU use 'bf16-mixed'");
 }
 
 }  // namespace
 
-TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeState* resume,
-                        const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested) {
+TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeState* resume, const std::function<void(TrainEvent&&)>& emit,
+                        const std::function<bool()>& stopRequested) {
   const at::Device dev = resolveDevice(c.device, "config.device");
   checkInputs(c, d, dev);
   // Data-parallel: the rendezvous comes first (a missing rank is named before any work starts).
@@ -415,8 +414,8 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
   const int64_t world = group ? group->size() : 1;
   const std::unique_ptr<methods::Method> method = methods::makeMethod(c.method, c.lossOptions);  // resolved once
   for (const auto& v : c.views)
-    TSSL_CHECK(v.size == c.views[0].size || method->multiCrop(), "ERR_CONFIG", "method ", c.method, " takes views of one size (",
-               c.views[0].size, " and ", v.size, " given); multi-crop is for dino and swav");
+    TSSL_CHECK(v.size == c.views[0].size || method->multiCrop(), "ERR_CONFIG", "method ", c.method, " takes views of one size (", c.views[0].size,
+               " and ", v.size, " given); multi-crop is for dino and swav");
   const bool hasLabels = d.labels.defined() && c.numClasses > 0;
   GradScaler scaler(c.scaler, c.gradScaler.value_or(c.precision == Precision::F16Mixed));
   int64_t skippedSteps = 0, consecutiveNonFinite = 0;
@@ -541,14 +540,14 @@ TrainResult runTraining(const TrainConfig& c, const TrainData& d, const ResumeSt
       const int64_t s = b.globalStep, epoch = s / stepsPerEpoch, inEpoch = s % stepsPerEpoch;
       groups.setLr(s, warmupSteps, double(totalSteps), c);
       methods::StepInfo info{s, totalSteps, epoch, c.epochs, b.labels};
-      const StepOutcome out = trainStep(*model, *method, b, c, dev, *groups.opt, scaler, *collective, reducer.get(), syncBatchNorm.get(), trainable, info);
+      const StepOutcome out =
+          trainStep(*model, *method, b, c, dev, *groups.opt, scaler, *collective, reducer.get(), syncBatchNorm.get(), trainable, info);
       if (!out.finiteGrads) ++skippedSteps;
       // With a grad scaler a non-finite loss is one more skipped step (as under Lightning); without one,
       // or when it persists, the run stops with the step named.
       consecutiveNonFinite = std::isfinite(out.loss) ? 0 : consecutiveNonFinite + 1;
-      TSSL_CHECK(consecutiveNonFinite == 0 || (scaler.enabled() && consecutiveNonFinite < 50), "ERR_TORCH_VALUE",
-                 "the loss became ", out.loss, " at step ", s, scaler.enabled() ? " for 50 steps in a row" : "",
-                 " (lower the learning rate?)");
+      TSSL_CHECK(consecutiveNonFinite == 0 || (scaler.enabled() && consecutiveNonFinite < 50), "ERR_TORCH_VALUE", "the loss became ", out.loss,
+                 " at step ", s, scaler.enabled() ? " for 50 steps in a row" : "", " (lower the learning rate?)");
       const double stepMs = msSince(ts);
       if (profiling) profiler.end(waitMs + stepMs);
       ++globalStep;

@@ -24,12 +24,12 @@ namespace tssl::train {
 /// defaults live only on the TS side (lib/defaults.ts, lib/train-config.ts, lib/methods/*.ts), so nothing here,
 /// in ResNetOptions, ProjectorOptions or LARSOptions has one.
 struct TrainConfig {
-  std::string method;                  // a name in native/methods/registry.cc
+  std::string method;                         // a name in native/methods/registry.cc
   std::map<std::string, double> lossOptions;  // the method's options, all of them (methods/method.h)
   ResNetOptions backbone;
   ProjectorOptions projector;
   std::optional<ProjectorOptions> predictor;  // set exactly when the method's heads have a predictor (methods/model.h)
-  bool lars{};                 // false: momentum SGD (solo-learn's SimSiam recipe)
+  bool lars{};                                // false: momentum SGD (solo-learn's SimSiam recipe)
   /// One pipeline per view; for TCR (EMP-SSL) `views` holds one pipeline applied numViews times.
   std::vector<data::ViewAugment> views;
   int64_t numViews{};
@@ -37,7 +37,7 @@ struct TrainConfig {
   int64_t batchSize{};
   bool shuffle{};  // a seeded permutation per epoch; false: dataset order (reproducible by other tools)
   int64_t epochs{};
-  int64_t maxSteps{};  // 0: no limit (tests, benchmarks)
+  int64_t maxSteps{};      // 0: no limit (tests, benchmarks)
   int64_t profileSteps{};  // > 0: op-level profile of this many steps after the first (train/profile.h)
   double lr{}, classifierLr{}, weightDecay{}, eta{}, momentum{}, dampening{}, eps{};
   bool nesterov{}, clipLr{}, excludeBiasAndNorm{};
@@ -85,14 +85,14 @@ struct TrainEvent {
   double loss = 0, classifierLoss = 0, lr = 0, imagesPerSec = 0, augmentMs = 0, stepMs = 0, waitMs = 0;
   std::map<std::string, double> terms;
   double top1 = 0, top5 = 0;
-  double gradScale = 0;  // the loss scale (0 without a grad scaler)
+  double gradScale = 0;               // the loss scale (0 without a grad scaler)
   double commMs = 0, commWaitMs = 0;  // data-parallel: gradient all-reduce time, and the part backward did not hide
   int64_t skippedSteps = 0, ampGrowthTracker = 0;
   bool final = false, aborted = false;
   std::vector<std::pair<std::string, at::Tensor>> stateDict;  // checkpoint: parameters, then buffers
   std::vector<std::string> parameterNames;                    // checkpoint: every parameter (teacher's too), in order
   std::vector<std::pair<std::string, at::Tensor>> momentum;   // checkpoint: momentum buffers by name
-  std::vector<std::pair<std::string, double>> groupLrs;      // checkpoint: lr per group
+  std::vector<std::pair<std::string, double>> groupLrs;       // checkpoint: lr per group
 };
 
 struct TrainResult {
@@ -107,7 +107,7 @@ struct TrainResult {
   double profiledWallMs = 0;
 };
 
-TrainResult runTraining(const TrainConfig& config, const TrainData& data, const ResumeState* resume,
-                        const std::function<void(TrainEvent&&)>& emit, const std::function<bool()>& stopRequested);
+TrainResult runTraining(const TrainConfig& config, const TrainData& data, const ResumeState* resume, const std::function<void(TrainEvent&&)>& emit,
+                        const std::function<bool()>& stopRequested);
 
 }  // namespace tssl::train

@@ -34,5 +34,7 @@ export function expected(caseName: string): Expected {
 }
 
 export function sha256(a: TypedArray | Uint8Array): string {
-  return createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 }

@@ -6,9 +6,7 @@ import { Tensor } from '../../lib/tensor.js';
 import { REPO_ROOT } from './paths.js';
 
 /** Where scripts/fixtures.mjs writes the PyTorch references: .cache/fixtures, or $TORCH_SSL_FIXTURES (scripts/emulate-avx2.sh keeps its own). */
-export const FIXTURES = process.env.TORCH_SSL_FIXTURES
-  ? resolve(process.env.TORCH_SSL_FIXTURES)
-  : join(REPO_ROOT, '.cache', 'fixtures');
+export const FIXTURES = process.env.TORCH_SSL_FIXTURES ? resolve(process.env.TORCH_SSL_FIXTURES) : join(REPO_ROOT, '.cache', 'fixtures');
 
 /** Runs scripts/fixtures.mjs for the named fixture sets (a no-op for those that are up to date). */
 export function ensureFixtures(...names: string[]): void {
