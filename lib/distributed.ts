@@ -15,17 +15,13 @@ import type { TrainConfig } from './train-config.js';
 const ENV_NAMES = { worldSize: 'WORLD_SIZE', rank: 'RANK', localRank: 'LOCAL_RANK', masterAddr: 'MASTER_ADDR', masterPort: 'MASTER_PORT' } as const;
 type Field = keyof typeof ENV_NAMES;
 
-export interface DistPlace {
-  rank: number;
-  worldSize: number;
-  localRank: number;
-  masterAddr: string;
-  masterPort: number;
-  backend: 'gloo' | 'nccl';
+/** A rank's place in the job: the engine's NativeDist fields (times in seconds under config names), without the digest. */
+export interface DistPlace extends Pick<
+  NativeDist,
+  'rank' | 'worldSize' | 'localRank' | 'masterAddr' | 'masterPort' | 'backend' | 'syncBatchNorm' | 'bucketMb'
+> {
   timeout: number;
   rendezvousTimeout: number;
-  syncBatchNorm: boolean;
-  bucketMb: number;
 }
 
 /**

@@ -82,17 +82,7 @@ export interface NativeAddon {
   cpuCacheInfo(): CpuCacheInfo;
   releaseCpuCache(): void;
   createResNet(o: { depth: number; stem: string; numClasses: number; zeroInitResidual: boolean }): NativeModule;
-  createProjector(o: {
-    inputDim: number;
-    hiddenDims: number[];
-    outputDim: number;
-    batchNorm: boolean;
-    hiddenBias: boolean;
-    outputBias: 'on' | 'off' | 'frozen';
-    outputBatchNorm: boolean;
-    outputBatchNormAffine: boolean;
-    activation: 'relu' | 'gelu';
-  }): NativeModule;
+  createProjector(o: NativeHead & { inputDim: number }): NativeModule;
   createOptimizer(
     kind: 'lars' | 'sgd',
     groups: { params: NativeTensor[]; options: Record<string, unknown> }[],

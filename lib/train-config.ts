@@ -228,25 +228,20 @@ export const METHOD_DEFAULTS: Record<Method, MethodDefaults> = Object.fromEntrie
   }),
 ) as Record<Method, MethodDefaults>;
 
+/** BagSSL seed C.1: CIFAR ResNet-34, 600 epochs, batch 1024, LARS lr 0.3, wd 1e-4, 10 warm-up epochs. */
+const bagsslC1 = (projector: 'bagssl-cifar10' | 'bagssl-cifar100'): Partial<TrainConfigInput> => ({
+  backbone: { depth: 34, stem: 'cifar' },
+  epochs: 600,
+  batchSize: 1024,
+  optimizer: { lr: 0.3, weightDecay: 1e-4 },
+  projector: { preset: projector },
+  loss: { temperature: 0.1, lambda: 30, eps: 0.2 },
+});
+
 /** Whole recipes; a config's own fields override the preset's. */
 export const TRAIN_PRESETS: Record<string, Partial<TrainConfigInput>> = {
-  /** BagSSL seed C.1: CIFAR ResNet-34, 600 epochs, batch 1024, LARS lr 0.3, wd 1e-4, 10 warm-up epochs. */
-  'bagssl-c1-cifar10': {
-    backbone: { depth: 34, stem: 'cifar' },
-    epochs: 600,
-    batchSize: 1024,
-    optimizer: { lr: 0.3, weightDecay: 1e-4 },
-    projector: { preset: 'bagssl-cifar10' },
-    loss: { temperature: 0.1, lambda: 30, eps: 0.2 },
-  },
-  'bagssl-c1-cifar100': {
-    backbone: { depth: 34, stem: 'cifar' },
-    epochs: 600,
-    batchSize: 1024,
-    optimizer: { lr: 0.3, weightDecay: 1e-4 },
-    projector: { preset: 'bagssl-cifar100' },
-    loss: { temperature: 0.1, lambda: 30, eps: 0.2 },
-  },
+  'bagssl-c1-cifar10': bagsslC1('bagssl-cifar10'),
+  'bagssl-c1-cifar100': bagsslC1('bagssl-cifar100'),
   /** BagSSL seed C.2: ImageNet-100 ResNet-50, 400 epochs, batch 1024, lr 0.1, 3×8192 projector, TCR λ 1920. */
   'bagssl-c2-imagenet100': {
     backbone: { depth: 50, stem: 'imagenet' },

@@ -4,19 +4,10 @@
  */
 import type { NativeHead } from '../native.js';
 import { METHOD_REGISTRY } from './index.js';
+import type { HeadPreset } from './method.js';
 
-/** A head's layout; the optional flags (bias-free hidden Linears, the output bias, a final BatchNorm, the
- *  activation) default to a plain head. */
-export type ProjectorLayout = {
-  hiddenDims: readonly number[];
-  outputDim: number;
-  batchNorm: boolean;
-  hiddenBias?: boolean;
-  outputBias?: 'on' | 'off' | 'frozen';
-  outputBatchNorm?: boolean;
-  outputBatchNormAffine?: boolean;
-  activation?: 'relu' | 'gelu';
-};
+/** A head's layout (a method's HeadPreset without its doc); the optional flags default to a plain head. */
+export type ProjectorLayout = Omit<HeadPreset, 'doc'>;
 
 export function toNativeHead(h: ProjectorLayout): NativeHead {
   return {
