@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { openImageSource, sampleIndices } from '../lib/data/index.js';
+import { registerDemo } from '../lib/cli/demo.js';
 import { resolveTrainConfig } from '../lib/train-config.js';
+import { cliRunner } from './helpers/cli.js';
 
 const FASHION_TEST = '/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz';
 
@@ -44,5 +46,14 @@ describe('openImageSource sampleSeed: a seeded random subset', () => {
     await expect(openImageSource({ path: FASHION_TEST, sampleSeed: 1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: /limit/ });
     await expect(openImageSource({ path: FASHION_TEST, limit: 5, sampleSeed: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: /sampleSeed/ });
     expect(resolveTrainConfig({ method: 'tcr', data: { train: 'x', limit: 10, sampleSeed: 2 } }).data.sampleSeed).toBe(2);
+  });
+
+  it('torch-ssl demo --subset-seed takes a non-negative integer, named in the error', async () => {
+    const { fails } = cliRunner(registerDemo);
+    for (const bad of ['-1', '1.5', 'x']) {
+      const err = await fails('demo', '--subset-seed', bad);
+      expect(err.code).toBe('ERR_INVALID_ARG');
+      expect(err.message).toContain('--subset-seed');
+    }
   });
 });
