@@ -21,7 +21,7 @@ import YAML from 'yaml';
 import { TorchSslError } from './errors.js';
 import { ioFailure, writeFileAtomically } from './io.js';
 import { buildInfo, describeBlas, getNumThreads, manualSeed } from './native.js';
-import { train, type TrainEvent } from './train.js';
+import { dataSourceOptions, train, type TrainEvent } from './train.js';
 import { resolveTrainConfig, deepMerge, type ResolvedTrainConfig } from './train-config.js';
 import { loadCheckpoint } from './checkpoint/load.js';
 import { extractFeatures, type FeatureModel, type NormalizeOption, type Pooling } from './features.js';
@@ -277,13 +277,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   log(`recipe: ${isAbsolute(recipePath) ? recipePath : resolve(recipePath)}`);
 
   const open = (path: string, limit: number | undefined, sampleSeed?: number): Promise<ImageSource> =>
-    openImageSource({
-      path,
-      ...(c.data.size !== undefined && { size: c.data.size }),
-      ...(c.data.fit !== undefined && { fit: c.data.fit }),
-      ...(limit !== undefined && { limit }),
-      ...(limit !== undefined && sampleSeed !== undefined && { sampleSeed }),
-    });
+    openImageSource(dataSourceOptions(path, c.data, limit, sampleSeed));
   // The same images the trainer reads (data.sampleSeed: a seeded random subset instead of the first `limit`).
   const trainSrc = await open(c.data.train, c.data.limit, c.data.sampleSeed);
   const testSrc = await open(c.data.val, c.data.valLimit);

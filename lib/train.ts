@@ -7,7 +7,7 @@ import { mkdir, statfs } from 'node:fs/promises';
 import { ioFailure, removeStaleTemporaries } from './io.js';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { openImageSource } from './data/index.js';
+import { openImageSource, type OpenImageSourceOptions } from './data/index.js';
 import { NORMALIZATIONS, type NormalizationName } from './data/normalization.js';
 import { TorchSslError, rethrowWithStack } from './errors.js';
 import {
@@ -170,21 +170,21 @@ export async function checkDiskSpace(dir: string, bytes: number): Promise<void> 
   }
 }
 
-async function loadImages(
-  path: string,
-  labelsPath: string | undefined,
-  d: { size?: number | undefined; fit?: 'pad' | 'resize' | undefined },
-  limit: number | undefined,
-  sampleSeed?: number,
-) {
-  const src = await openImageSource({
+type DataShape = { size?: number | undefined; fit?: 'pad' | 'resize' | undefined };
+
+/** How training (and the demo, which measures the same images) opens a config's data: its side, fit, limit and sample. */
+export function dataSourceOptions(path: string, d: DataShape, limit: number | undefined, sampleSeed?: number): OpenImageSourceOptions {
+  return {
     path,
-    ...(labelsPath ? { labels: labelsPath } : {}),
-    ...(d.size ? { size: d.size } : {}),
-    ...(d.fit ? { fit: d.fit } : {}),
-    ...(limit ? { limit } : {}),
-    ...(limit && sampleSeed !== undefined ? { sampleSeed } : {}),
-  });
+    ...(d.size !== undefined && { size: d.size }),
+    ...(d.fit !== undefined && { fit: d.fit }),
+    ...(limit !== undefined && { limit }),
+    ...(limit !== undefined && sampleSeed !== undefined && { sampleSeed }),
+  };
+}
+
+async function loadImages(path: string, labelsPath: string | undefined, d: DataShape, limit: number | undefined, sampleSeed?: number) {
+  const src = await openImageSource({ ...dataSourceOptions(path, d, limit, sampleSeed), ...(labelsPath ? { labels: labelsPath } : {}) });
   try {
     if (src.layout !== 'NHWC-uint8') throw new TorchSslError('ERR_DATA_FORMAT', `${path}: training needs raw uint8 pixels (N, H, W, 3), not ${src.layout}`);
     if (src.count === 0) throw new TorchSslError('ERR_DATA_FORMAT', `${path}: no images`);
