@@ -3,14 +3,18 @@
 // GEMMs) or GB/s (memory-bound ops), beside the ceilings measured on the same machine in the same run
 // (bench/py/ceilings.py: conv and GEMM in fp32 / bf16, memory bandwidth). Then the convolutions shape by shape.
 // BENCH_BATCH (128), BENCH_PROFILE_STEPS (2), BENCH_PRECISIONS (32 and bf16-mixed where the CPU has bf16),
-// BENCH_JSON=<file> also writes the figures as JSON.
+// BENCH_JSON=<file> also writes the figures as JSON. BENCH_CONFIG=<recipe.yaml> profiles that recipe's step instead
+// (e.g. configs/demo.yaml: the demo's TCR step, 32 images × 20 patches of 16×16; its own batch size unless BENCH_BATCH).
 import { readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuName, fairBlas, lib, root, runPython, threadsFromEnv } from './common.mjs';
 
 const threads = threadsFromEnv();
-const batch = Number.parseInt(process.env.BENCH_BATCH ?? '128', 10);
+const recipePath = process.env.BENCH_CONFIG;
+const recipe = recipePath ? YAML.parse(readFileSync(recipePath, 'utf8')) : null;
+const batch = Number.parseInt(process.env.BENCH_BATCH ?? String(recipe?.batchSize ?? 128), 10);
 const steps = Number.parseInt(process.env.BENCH_PROFILE_STEPS ?? '2', 10);
 const hasBf16 = /\bavx512_bf16\b|\bamx_bf16\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 const precisions = (process.env.BENCH_PRECISIONS ?? (hasBf16 ? '32,bf16-mixed' : '32')).split(',');
@@ -50,15 +54,15 @@ async function profile(precision) {
   const dir = mkdtempSync(join(tmpdir(), 'tssl-bench-profile-'));
   try {
     const data = join(root, '.cache', 'datasets', 'digits-train.npy');
+    const base = recipe ?? { method: 'vicreg', data: { train: data }, scheduler: { warmupEpochs: 0 } };
     const r = await train({
-      method: 'vicreg',
-      data: { train: data },
+      ...base,
       batchSize: batch,
       epochs: 1000,
       maxSteps: steps + 1,
       profileSteps: steps,
       precision,
-      scheduler: { warmupEpochs: 0 },
+      knn: { every: 0 },
       checkpoint: { dir, every: 0 },
       logEvery: 1000,
     });
@@ -70,7 +74,10 @@ async function profile(precision) {
 
 const fmt = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '-');
 const ceilings = runPython('ceilings.py', [threads], threads, blas.env);
-console.log(`bench/profile: VICReg, ResNet-18 CIFAR stem, batch ${batch} × 2 views of 32×32, ${steps} profiled steps after a warm-up step, ${threads} threads`);
+const what = recipe
+  ? `${recipePath} (${recipe.method}, ${recipe.views ?? 2} views of ${recipe.augmentation?.[0]?.size ?? '?'}×${recipe.augmentation?.[0]?.size ?? '?'} per image), batch ${batch}`
+  : `VICReg, ResNet-18 CIFAR stem, batch ${batch} × 2 views of 32×32`;
+console.log(`bench/profile: ${what}, ${steps} profiled steps after a warm-up step, ${threads} threads`);
 console.log(`CPU: ${cpuName()}; LibTorch ${buildInfo().torchVersion}`);
 console.log(
   `ceilings on this machine (bench/py/ceilings.py, same libraries): conv 3×3 64→64 128×32×32 channels_last fwd / bwd-data / bwd-weight: fp32 ${fmt(ceilings.conv_fwd_fp32, 0)} / ${fmt(ceilings.conv_bwd_data_fp32, 0)} / ${fmt(ceilings.conv_bwd_weight_fp32, 0)}, bf16 ${fmt(ceilings.conv_fwd_bf16, 0)} / ${fmt(ceilings.conv_bwd_data_bf16, 0)} / ${fmt(ceilings.conv_bwd_weight_bf16, 0)} GFLOP/s; GEMM 2048² fp32 ${fmt(ceilings.gemm_fp32, 0)}, bf16 ${fmt(ceilings.gemm_bf16, 0)} GFLOP/s; copy ${fmt(ceilings.copy_GBps)} GB/s`,

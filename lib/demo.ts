@@ -14,11 +14,11 @@
  * `torch-ssl demo` prints its progress lines; tests call runDemo directly.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { TorchSslError } from './errors.js';
+import { cpuName } from './cpu.js';
 import { ioFailure, writeFileAtomically } from './io.js';
 import { buildInfo, describeBlas, getNumThreads, manualSeed } from './native.js';
 import { dataSourceOptions, train, type TrainEvent } from './train.js';
@@ -179,16 +179,6 @@ async function makePictures(
   }
 }
 
-function cpuName(): string {
-  try {
-    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1]!.trim();
-  } catch {
-    /* not Linux */
-  }
-  return cpus()[0]?.model ?? 'unknown CPU';
-}
-
 /** The local-aggregation window for a layer4 map of side `side` (BagSSL's 3/2 on 5×5; 2/1 on 3×3 and 4×4). */
 export function localWindow(side: number): { kernel: number; stride: number } {
   if (side >= 5) return { kernel: 3, stride: 2 };
@@ -209,14 +199,14 @@ export function readDemoConfig(path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** The training line: method, backbone, epochs, batch and views, optimiser, seed. */
+/** The training line: method, backbone, epochs, batch and views, optimiser, seed, precision. */
 function describeTraining(c: ResolvedTrainConfig): string {
   const side = c.resolvedViews[0]!.size;
   const views = c.numViews;
   const patches = c.concatViews
     ? `${views} patches (${(c.resolvedViews[0]!.scale[0] * 100).toFixed(0)} % of the area) per image, upsampled to ${side}×${side}`
     : `${views} views of ${side}×${side}`;
-  return `training ${c.method} on ResNet-${c.backbone.depth} (${c.backbone.stem} stem): ${c.epochs} epoch${c.epochs > 1 ? 's' : ''}, ${c.batchSize} images per step × ${patches}, LARS lr ${c.optimizer.lr} + ${c.scheduler.warmupEpochs > 0 ? 'warmup-' : ''}cosine, seed ${c.seed}…`;
+  return `training ${c.method} on ResNet-${c.backbone.depth} (${c.backbone.stem} stem): ${c.epochs} epoch${c.epochs > 1 ? 's' : ''}, ${c.batchSize} images per step × ${patches}, LARS lr ${c.optimizer.lr} + ${c.scheduler.warmupEpochs > 0 ? 'warmup-' : ''}cosine, seed ${c.seed}, ${c.precision === '32' ? 'float32' : c.precision}${c.precisionReason !== undefined ? ` (${c.precisionReason})` : ''}…`;
 }
 
 /** Training events as progress lines: each epoch and online kNN, and a step line at most every 30 s. */

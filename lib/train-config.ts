@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { KNN_DEFAULTS, LARS_DEFAULTS, SCHEDULE_DEFAULTS } from './defaults.js';
 import { TorchSslError } from './errors.js';
+import { cpuHasNativeBf16, cpuIsa } from './cpu.js';
 import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
 import type { NativeHead } from './native.js';
 import { PROJECTOR_PRESETS, toNativeHead } from './methods/presets.js';
@@ -138,10 +139,13 @@ export const TrainConfigSchema = z.object({
   device: z.string().default('cpu'),
   /**
    * '32'; 'bf16-mixed' (CUDA, or CPU — fast where the CPU has AVX512-BF16/AMX); '16-mixed' (CUDA only,
-   * with a grad scaler). Backbone, projector and classifier run under autocast; losses and the LARS
-   * update stay float32 on float32 master weights.
+   * with a grad scaler); 'auto': the fastest of these the device runs natively — on CPU 'bf16-mixed' where it
+   * has AVX512-BF16 or AMX, else '32'; on CUDA '16-mixed' (every CUDA GPU has fp16 tensor cores; bf16 needs
+   * Ampere or later). The resolved config (and the checkpoint's args.json) holds the choice, with its reason in
+   * `precisionReason`. Backbone, projector and classifier run under autocast; losses and the LARS update stay
+   * float32 on float32 master weights.
    */
-  precision: z.enum(['32', '16-mixed', 'bf16-mixed']).default('32'),
+  precision: z.enum(['32', '16-mixed', 'bf16-mixed', 'auto']).default('32'),
   /** Dynamic loss scaling (torch.cuda.amp.GradScaler's defaults); enabled defaults to precision === '16-mixed'. */
   gradScaler: z
     .object({
@@ -270,7 +274,20 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
 }
 
 /** Validates a config (with an optional `preset` key) and fills every default. Errors name the field. */
-export type ResolvedTrainConfig = Omit<TrainConfig, 'loss'> & {
+/** A precision the engine runs ('auto' resolved). */
+export type Precision = Exclude<TrainConfig['precision'], 'auto'>;
+
+/** What `precision: 'auto'` means on `device`: the precision and why, in words for the logs. */
+export function autoPrecision(device: string): { precision: Precision; reason: string } {
+  if (device.startsWith('cuda')) return { precision: '16-mixed', reason: "precision 'auto' on CUDA: fp16 autocast with a grad scaler" };
+  if (cpuHasNativeBf16()) return { precision: 'bf16-mixed', reason: `precision 'auto': bf16-mixed, since the CPU has native bf16 (${cpuIsa()})` };
+  return { precision: '32', reason: `precision 'auto': float32, since the CPU has no native bf16 (${cpuIsa() ?? 'unknown ISA'}; bf16 would be emulated)` };
+}
+
+export type ResolvedTrainConfig = Omit<TrainConfig, 'loss' | 'precision'> & {
+  precision: Precision;
+  /** Set when the config said precision 'auto': what it chose and why. */
+  precisionReason?: string;
   /** Every option of the method's loss, booleans as 0 / 1 (what the engine reads). */
   loss: Record<string, number>;
   resolvedViews: ViewConfig[];
@@ -303,7 +320,9 @@ export function resolveTrainConfig(input: unknown): ResolvedTrainConfig {
     const lines = parsed.error.issues.map((i) => `config.${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new TorchSslError('ERR_CONFIG', `invalid training config:\n  ${lines.join('\n  ')}`, { issues: parsed.error.issues });
   }
-  const c = parsed.data;
+  const { precision: asked, ...rest } = parsed.data;
+  const auto = asked === 'auto' ? autoPrecision(rest.device) : undefined;
+  const c = { ...rest, precision: auto?.precision ?? (asked as Precision), ...(auto && { precisionReason: auto.reason }) };
   const m = METHOD_DEFAULTS[c.method];
   c.optimizer.lr ??= m.lr;
   c.optimizer.weightDecay ??= m.weightDecay;

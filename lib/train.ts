@@ -5,7 +5,6 @@
  */
 import { mkdir, statfs } from 'node:fs/promises';
 import { ioFailure, removeStaleTemporaries } from './io.js';
-import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openImageSource, type OpenImageSourceOptions } from './data/index.js';
 import { NORMALIZATIONS, type NormalizationName } from './data/normalization.js';
@@ -26,8 +25,9 @@ import {
 } from './native.js';
 import { Tensor } from './tensor.js';
 import { methodSpec } from './methods/index.js';
-import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
+import { resolveTrainConfig, type Precision, type ResolvedTrainConfig, type TrainConfig, type TrainConfigInput } from './train-config.js';
 import { toNativeConfig } from './train-wire.js';
+import { cpuHasNativeBf16 } from './cpu.js';
 import { checkKeys } from './strict-keys.js';
 import { RunLogger } from './viz/run-log.js';
 import { PACKAGE } from './version.js';
@@ -47,16 +47,6 @@ export interface CheckpointEvent {
   aborted: boolean;
 }
 export type TrainEvent = StepEvent | EpochEvent | KnnEvent | CheckpointEvent | WarningEvent;
-
-/** The CPU does bf16 arithmetic natively (AVX512-BF16 or AMX); without, LibTorch emulates it in software. */
-export function cpuHasNativeBf16(): boolean {
-  if (process.env.TORCH_SSL_ASSUME_NO_BF16 === '1') return false; // tests of the warning on any CPU
-  try {
-    return /\b(avx512_bf16|amx_bf16)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return true; // not Linux: do not guess
-  }
-}
 
 /**
  * How many times slower bf16 is than float32 here, measured on one small matrix product (a proxy for a
@@ -101,6 +91,9 @@ export interface TrainResult extends NativeTrainResult {
   losses: { globalStep: number; loss: number }[];
   /** Temporary files of killed earlier runs removed from the checkpoint folder at start. */
   removedTemporaries: string[];
+  /** The precision the run trained in ('auto' resolved), and, when the config said 'auto', why. */
+  precision: Precision;
+  precisionReason?: string;
 }
 
 /** Parameters of the backbones without their fc (torchvision's counts; the CIFAR stem is ~8k smaller). */
@@ -370,7 +363,16 @@ async function runNatively(
     await writes;
     if (writeError) throw writeError;
     await logger?.close();
-    return { ...r, checkpoint: lastCheckpoint, metricsCsv: logger?.csvPath ?? '', eventsFile: logger?.eventsPath ?? '', knn, losses };
+    return {
+      ...r,
+      precision: c.precision,
+      ...(c.precisionReason !== undefined && { precisionReason: c.precisionReason }),
+      checkpoint: lastCheckpoint,
+      metricsCsv: logger?.csvPath ?? '',
+      eventsFile: logger?.eventsPath ?? '',
+      knn,
+      losses,
+    };
   } finally {
     await logger?.close().catch(() => undefined); // idempotent after success; after a failure the logs are best effort
     opts.signal?.removeEventListener('abort', onAbort);

@@ -160,7 +160,7 @@ function progressReporter(tty: boolean, bar: cliProgress.SingleBar | undefined):
 
 /** The run's summary on stdout (and the result as JSON with --json); exit status 130 when interrupted. */
 function printSummary(result: TrainResult, config: Record<string, unknown>, json: boolean | undefined): void {
-  const summary = `${result.aborted ? 'interrupted' : 'done'}: ${result.globalStep} steps, ${result.epochs} epochs, last loss ${result.lastLoss.toFixed(4)}, ${result.imagesPerSec.toFixed(1)} images/s (augment ${result.augmentMsPerStep.toFixed(0)} ms/step on the producer thread, step ${result.stepMsPerStep.toFixed(0)} ms, waited ${result.waitMsPerStep.toFixed(0)} ms)\ncheckpoint: ${result.checkpoint}`;
+  const summary = `${result.aborted ? 'interrupted' : 'done'}: ${result.globalStep} steps, ${result.epochs} epochs, last loss ${result.lastLoss.toFixed(4)}, ${result.imagesPerSec.toFixed(1)} images/s in ${result.precision === '32' ? 'float32' : result.precision}${result.precisionReason !== undefined ? ` (${result.precisionReason})` : ''} (augment ${result.augmentMsPerStep.toFixed(0)} ms/step on the producer thread, step ${result.stepMsPerStep.toFixed(0)} ms, waited ${result.waitMsPerStep.toFixed(0)} ms)\ncheckpoint: ${result.checkpoint}`;
   if (result.removedTemporaries.length > 0)
     console.log(
       `removed ${result.removedTemporaries.length} temporary file(s) an interrupted earlier run left in ${String((config.checkpoint as { dir?: string } | undefined)?.dir ?? 'trained_models')}`,
