@@ -16,7 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import { TorchSslError } from './errors.js';
 import { cpuName } from './cpu.js';
 import { ioFailure, writeFileAtomically } from './io.js';
@@ -194,6 +194,9 @@ export function readDemoConfig(path: string): Record<string, unknown> {
   } catch (err) {
     throw ioFailure(path, `cannot read the demo recipe ${path}: ${(err as Error).message}`, { cause: err });
   }
+  // Required here, not imported at the top: importing the package (a cold start to the first feature) then
+  // does not pay for the YAML parser.
+  const YAML = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const v: unknown = YAML.parse(text);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TorchSslError('ERR_CONFIG', `${path}: not a mapping`);
   return v as Record<string, unknown>;

@@ -151,13 +151,25 @@ export class ResNet extends Module {
 }
 
 export function resnet(opts: ResNetOptions): ResNet {
+  return buildResNet(opts, true);
+}
+
+/**
+ * @internal A ResNet whose weights are about to be overwritten (loadCheckpoint): skips torchvision's
+ * initialisation pass over every weight, which is most of the model's construction time.
+ */
+export function resnetForWeights(opts: ResNetOptions): ResNet {
+  return buildResNet(opts, false);
+}
+
+function buildResNet(opts: ResNetOptions, init: boolean): ResNet {
   if (typeof opts !== 'object' || opts === null) throw invalidArg('options', 'an object such as { depth: 18 }', opts);
   if (![18, 34, 50].includes(opts.depth)) throw invalidArg('depth', '18, 34 or 50', opts.depth);
   const stem = opts.stem ?? 'imagenet';
   if (stem !== 'cifar' && stem !== 'imagenet') throw invalidArg('stem', "'cifar' or 'imagenet'", stem);
   const numClasses = opts.numClasses ?? 0;
   if (!Number.isInteger(numClasses) || numClasses < 0) throw invalidArg('numClasses', 'a non-negative integer', numClasses);
-  const h = callNative(() => native().createResNet({ depth: opts.depth, stem, numClasses, zeroInitResidual: opts.zeroInitResidual ?? false }));
+  const h = callNative(() => native().createResNet({ depth: opts.depth, stem, numClasses, zeroInitResidual: opts.zeroInitResidual ?? false, init }));
   const net = new ResNet(h, opts.depth, stem);
   if (opts.channelsLast) net.channelsLast(true);
   return net;

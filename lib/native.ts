@@ -81,7 +81,7 @@ export interface NativeAddon {
   buildInfo(): BuildInfo;
   cpuCacheInfo(): CpuCacheInfo;
   releaseCpuCache(): void;
-  createResNet(o: { depth: number; stem: string; numClasses: number; zeroInitResidual: boolean }): NativeModule;
+  createResNet(o: { depth: number; stem: string; numClasses: number; zeroInitResidual: boolean; init: boolean }): NativeModule;
   createProjector(o: NativeHead & { inputDim: number }): NativeModule;
   createOptimizer(
     kind: 'lars' | 'sgd',

@@ -288,6 +288,26 @@ describe('loadCheckpoint: strict keys', () => {
     expect((await keysError('wrong_shape.pth', { strict: false })).code).toBe('ERR_CHECKPOINT_KEYS');
   });
 
+  it("strict: false keeps torchvision's initialisation for a missing weight (a strict load skips it: every weight is read)", async () => {
+    const { readTorchFile, tensorMap } = await import('../lib/checkpoint/torch-file.js');
+    const { writeTorchFile } = await import('../lib/checkpoint/torch-writer.js');
+    const src = await readTorchFile(fixturePath('checkpoints', 'fp16_state_dict', 'backbone-fp16.pth'));
+    const sd = new Map<string, unknown>(tensorMap(src.root)!);
+    expect(sd.delete('layer1.0.conv1.weight')).toBe(true);
+    const p = join(dir, 'no-layer1-conv1.pth');
+    await writeTorchFile(p, sd as never);
+    await src.close();
+    const l = await loadCheckpoint(p, { strict: false });
+    expect(l.missing).toEqual(['layer1.0.conv1.weight']);
+    const w = l.backbone.stateDict()['layer1.0.conv1.weight']!.toTypedArray() as Float32Array;
+    const mean = w.reduce((a, v) => a + v, 0) / w.length;
+    const std = Math.sqrt(w.reduce((a, v) => a + (v - mean) ** 2, 0) / w.length);
+    // torch.nn.init.kaiming_normal_(mode='fan_out', nonlinearity='relu') on a 64→64 3×3 conv: std √(2 / (64·9)) = 0.0589.
+    // LibTorch's Conv2d default (kaiming_uniform_, a = √5) would give 1/√(3·576) = 0.0241.
+    expect(Math.abs(std / Math.sqrt(2 / 576) - 1)).toBeLessThan(0.03);
+    l.dispose();
+  });
+
   it('files that hold no ResNet → ERR_CHECKPOINT_FORMAT', async () => {
     const err = await loadCheckpoint(fixturePath('checkpoints', 'dtypes', 'dtypes.pt')).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_CHECKPOINT_FORMAT' });

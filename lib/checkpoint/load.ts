@@ -15,7 +15,7 @@
 import { preloadNative } from '../native.js';
 import { TorchSslError, invalidArg } from '../errors.js';
 import { checkKeys } from '../strict-keys.js';
-import { Projector, ResNet, projector as makeProjector, resnet, type ResNetDepth } from '../models.js';
+import { Projector, ResNet, projector as makeProjector, resnet, resnetForWeights, type ResNetDepth } from '../models.js';
 import { Tensor } from '../tensor.js';
 import { projectorFromLayout } from './architecture.js';
 import { formatError } from './errors.js';
@@ -403,7 +403,9 @@ async function placeModels(
 async function buildAndLoad(c: LoadContext, addonLoaded: Promise<void>, opts: LoadCheckpointOptions): Promise<LoadedCheckpoint> {
   const spec = backboneSpec(c.path, c.modules, c.info);
   await addonLoaded;
-  const backbone = resnet(spec);
+  // Strict: every weight and buffer is read from the file (or the load fails), so torchvision's
+  // initialisation would be overwritten at once; non-strict keeps it for the keys the file lacks.
+  const backbone = c.strict ? resnetForWeights(spec) : resnet(spec);
   c.built.push(backbone);
   const backbonePlan: Plan = { source: c.modules.backbone, target: modelShapes(backbone), prefix: c.prefixes.backbone };
   const proj = planProjector(c, backbone.featureDim);

@@ -210,6 +210,7 @@ Napi::Value createResNet(const Napi::CallbackInfo& info) {
     opts.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
     opts.numClasses = requiredInt(info.Env(), o, "numClasses", w);
     opts.zeroInitResidual = requiredBool(info.Env(), o, "zeroInitResidual", w);
+    opts.torchvisionInit = requiredBool(info.Env(), o, "init", w);
     auto net = std::make_shared<ResNetImpl>(opts);
     auto st = std::make_shared<ModuleState>();
     st->module = net;

@@ -59,6 +59,7 @@ train::TrainConfig parseConfig(Napi::Env env, const Napi::Object& o) {
   if (stem != "cifar" && stem != "imagenet") throwJs(env, "ERR_INVALID_ARG", "config.stem: expected cifar or imagenet");
   c.backbone.stem = stem == "cifar" ? Stem::Cifar : Stem::ImageNet;
   c.backbone.zeroInitResidual = flag("zeroInitResidual");
+  c.backbone.torchvisionInit = true;  // a resumed run's weights are read after this, like any step's
   auto head = [&](const char* key) {
     Napi::Value v = o.Get(key);
     if (!v.IsObject()) throwJs(env, "ERR_INVALID_ARG", std::string("config.") + key + ": expected a head description");

@@ -82,6 +82,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   featureDim_ = inplanes_;
   if (options.numClasses > 0) fc = register_module("fc", torch::nn::Linear(featureDim_, options.numClasses));
 
+  if (!options.torchvisionInit) return;
   // torchvision's initialisation: kaiming-normal (fan_out, relu) convs, BN γ = 1, β = 0.
   torch::NoGradGuard noGrad;
   for (auto& m : modules(/*include_self=*/false)) {

@@ -46,6 +46,10 @@ struct ResNetOptions {
   Stem stem{};
   int64_t numClasses{};  // 0: no fc (backbone only)
   bool zeroInitResidual{};
+  /// true: torchvision's initialisation (kaiming-normal convs, BN γ 1 / β 0, zeroInitResidual). false: only
+  /// the modules' own constructors run, for weights a checkpoint overwrites at once (saves a pass over every
+  /// weight at load time).
+  bool torchvisionInit{};
 };
 
 struct ResNetImpl : torch::nn::Module {
