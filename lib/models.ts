@@ -156,7 +156,7 @@ export function resnet(opts: ResNetOptions): ResNet {
 
 /**
  * @internal A ResNet whose weights are about to be overwritten (loadCheckpoint): skips torchvision's
- * initialisation pass over every weight, which is most of the model's construction time.
+ * initialisation pass (kaiming-normal over every conv weight), which the file's weights would overwrite.
  */
 export function resnetForWeights(opts: ResNetOptions): ResNet {
   return buildResNet(opts, false);
