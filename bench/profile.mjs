@@ -29,8 +29,12 @@ const CATEGORIES = [
   { name: 'waiting for data', test: (o) => o.name === 'tssl::wait_data' },
   { name: 'the loss (forward)', test: (o) => o.phase === 'tssl::loss' },
   { name: 'LARS (+ grad-scaler check)', test: (o) => o.phase === 'tssl::optimizer' || o.name === 'tssl::optimizer' },
-  { name: 'conv forward', kind: 'conv', test: (o) => fwd(o) && /^aten::.*conv/.test(o.name) },
-  { name: 'conv backward (data + weights)', kind: 'conv', test: (o) => bwd(o) && /convolution_backward|ConvolutionBackward|SmallMapConv/.test(o.name) },
+  { name: 'conv forward', kind: 'conv', test: (o) => fwd(o) && /^aten::.*conv|^tssl_winograd::conv3x3_forward/.test(o.name) },
+  {
+    name: 'conv backward (data + weights)',
+    kind: 'conv',
+    test: (o) => bwd(o) && /convolution_backward|ConvolutionBackward|SmallMapConv|WinogradConv3x3|tssl_winograd::conv3x3_backward/.test(o.name),
+  },
   {
     name: 'conv backward, weights as one GEMM (small maps)',
     kind: 'gemm',
@@ -117,10 +121,10 @@ for (const precision of precisions) {
   }
   console.log(`\n[precision ${precision}] convolutions by shape (input, weight; backward: grad_output, input, weight)`);
   const convs = p.ops.filter((o) => o.shapes !== '' && /conv/.test(o.name)).sort((a, b) => b.selfMs - a.selfMs);
-  for (const o of convs.slice(0, 12)) {
+  for (const o of convs.slice(0, 16)) {
     const ms = o.selfMs / p.steps;
     console.log(
-      `${o.name.padEnd(28)} ${o.shapes.padEnd(58)} ${ms.toFixed(1).padStart(7)} ms ${(o.flops / p.steps / (ms / 1000) / 1e9).toFixed(0).padStart(6)} GFLOP/s`,
+      `${o.name.padEnd(32)} ${o.shapes.padEnd(58)} ${ms.toFixed(1).padStart(7)} ms ${(o.flops / p.steps / (ms / 1000) / 1e9).toFixed(0).padStart(6)} GFLOP/s`,
     );
   }
   report.precisions[precision] = {

@@ -6,7 +6,18 @@
 export { TorchSslError, type ErrorCode } from './errors.js';
 export type { DType, TypedArray } from './dtype.js';
 export { Tensor, readNpy, writeNpy, type TensorOptions } from './tensor.js';
-export { preloadNative, setNumThreads, getNumThreads, manualSeed, buildInfo, describeBlas, cuda, cpuCacheInfo, releaseCpuCache } from './native.js';
+export {
+  preloadNative,
+  setNumThreads,
+  getNumThreads,
+  manualSeed,
+  buildInfo,
+  describeBlas,
+  describeConv,
+  cuda,
+  cpuCacheInfo,
+  releaseCpuCache,
+} from './native.js';
 export type { BlasInfo, BuildInfo, CpuCacheInfo, ProfiledOp, TrainProfile } from './native.js';
 export {
   Module,

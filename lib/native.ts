@@ -69,6 +69,13 @@ export interface BuildInfo {
   mkldnn: boolean;
   distributedBackends: string[];
   blas: BlasInfo;
+  /** Which kernels the CPU convolutions run on (native/models/winograd.h; docs/throughput.md). */
+  conv: {
+    /** float32 3×3 stride-1 convolutions run as oneDNN's Winograd F(4×4, 3×3) (AVX-512, oneDNN 2.x build, not TORCH_SSL_WINOGRAD=0). */
+    winograd: boolean;
+    /** The same in words, with the reason when Winograd is off. */
+    kernels: string;
+  };
 }
 
 export interface NativeAddon {
@@ -487,6 +494,10 @@ export function describeBlas(b: BlasInfo = buildInfo().blas): string {
         ? `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? b.core}, as set`
         : "OpenBLAS's own choice";
   return `BLAS: OpenBLAS ${version}, ${b.core} kernels (${why})`;
+}
+/** One line for logs: which kernels the engine's CPU convolutions run on. */
+export function describeConv(info: BuildInfo = buildInfo()): string {
+  return `convolutions: ${info.conv.kernels}`;
 }
 /** State of torch-ssl's caching CPU allocator (see docs/threads.md, "Memory"). */
 export interface CpuCacheInfo {

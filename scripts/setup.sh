@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 # libgloo-dev: the headers of Gloo, the collectives library LibTorch's c10d uses on CPU (data-parallel training;
 # its symbols are in libtorch_cpu, its headers are not in libtorch-dev); Debian 13's CUDA LibTorch is built
 # against libgloo-cuda-0 instead, whose libgloo-cuda-dev conflicts with libgloo-dev;
+# libdnnl-dev (optional: installed where the distribution has it): oneDNN's C++ headers, with which the engine runs
+# float32 3×3 convolutions as oneDNN's Winograd (native/models/winograd.h; used with oneDNN 2.x, Debian 12's);
 # cmake/ninja/g++: the native build; util-linux: flock; e2fsprogs: chattr, with which a test (as root) makes a
 # folder nobody may write to.
 # "a|b": either satisfies it (Debian 13's CUDA builds, libtorch-cuda-dev and python3-torch-cuda, conflict
@@ -36,12 +38,25 @@ for entry in "${PACKAGES[@]}"; do
   for p in "${alternatives[@]}"; do installed "$p" && found=1 && break; done
   [ -n "$found" ] || missing+=("${alternatives[0]}")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
+OPTIONAL=(libdnnl-dev)
+optional=()
+for p in "${OPTIONAL[@]}"; do installed "$p" || optional+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ] || [ "${#optional[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
+  # An optional package the distribution does not have is left out, with a line saying so.
+  for p in "${optional[@]}"; do
+    if [ -n "$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
+      missing+=("$p")
+    else
+      echo "setup: $p is not available here; the addon builds without what it adds"
+    fi
+  done
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: system packages present"

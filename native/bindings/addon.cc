@@ -11,6 +11,7 @@
 #include "common/device.h"
 #include "common/error.h"
 #include "common/threads.h"
+#include "models/winograd.h"
 #include "distributed/group.h"
 
 namespace tssl::bindings {
@@ -133,6 +134,10 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaBuild", Napi::Boolean::New(env, cudaBuild()));
   o.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
   o.Set("mkldnn", Napi::Boolean::New(env, at::hasMKLDNN()));
+  Napi::Object conv = Napi::Object::New(env);
+  conv.Set("winograd", Napi::Boolean::New(env, winogradEnabled()));
+  conv.Set("kernels", Napi::String::New(env, winogradStatus()));
+  o.Set("conv", conv);
   const auto backends = dist::backends();
   Napi::Array b = Napi::Array::New(env, backends.size());
   for (uint32_t i = 0; i < backends.size(); ++i) b.Set(i, Napi::String::New(env, backends[i]));

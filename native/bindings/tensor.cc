@@ -10,6 +10,7 @@
 #include "common/device.h"
 #include "common/error.h"
 #include "models/conv.h"
+#include "models/winograd.h"
 
 namespace tssl::bindings {
 namespace {
@@ -222,6 +223,23 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
         const auto kernel = intList(2);
         TSSL_CHECK(kernel.size() == 2, "ERR_INVALID_ARG", "convWeightGradByGemm: kernel must be [kh, kw]");
         return wrapTensor(env, convWeightGradByGemm(t, unwrapTensor(env, info[1], "input"), kernel[0], kernel[1], intList(3), intList(4)));
+      }
+      // Internal, for test/winograd.test.ts: models/winograd.h's convolution of t with info[1] and its two gradients
+      // for grad_output info[2], as [y, grad_input, grad_weight].
+      if (name == "winogradConv3x3") {
+        const at::Tensor w = unwrapTensor(env, info[1], "weight"), g = unwrapTensor(env, info[2], "grad_output");
+        const at::Tensor xr = t.detach().requires_grad_(true), wr = w.detach().requires_grad_(true);
+        at::AutoGradMode grad(true);
+        const at::Tensor y = winogradConv3x3(xr, wr);
+        TSSL_CHECK(y.defined(), "ERR_UNSUPPORTED", "winogradConv3x3: no Winograd kernel for input ", t.sizes(), " and weight ", w.sizes(), ": ",
+                   winogradStatus());
+        TSSL_CHECK(g.sizes() == y.sizes(), "ERR_TORCH_SHAPE", "winogradConv3x3: grad_output ", g.sizes(), " does not match the output ", y.sizes());
+        const auto grads = torch::autograd::grad({y}, {xr, wr}, {g});
+        Napi::Array out = Napi::Array::New(env, 3);
+        out.Set(0u, wrapTensor(env, y.detach()));
+        out.Set(1u, wrapTensor(env, grads[0]));
+        out.Set(2u, wrapTensor(env, grads[1]));
+        return out;
       }
       if (name == "isfinite") return Napi::Boolean::New(env, t.isfinite().all().item<bool>());
       throwJs(env, "ERR_INVALID_ARG", "unknown tensor op " + name);

@@ -6,11 +6,13 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
+#include <torch/nn/options/conv.h>
 #include <torch/version.h>
 
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <variant>
 
 // LibTorch 2.4 replaced the per-device autocast setters (set_cpu_enabled, get_autocast_gpu_dtype, ...)
 // with ones that take the device type.
@@ -65,6 +67,18 @@ inline void setAutocast(c10::DeviceType d, bool enabled, at::ScalarType dtype) {
     at::autocast::set_cpu_enabled(enabled);
   }
 #endif
+}
+
+/// A 2-d convolution's padding when given as numbers (nullptr for "same" / "valid"), and whether it pads with zeros.
+/// The options hold c10::variant up to LibTorch 2.0 and std::variant since: `get_if` is found by argument-dependent
+/// lookup in whichever namespace the variant lives.
+inline const torch::ExpandingArray<2>* convPaddingNumbers(const torch::nn::detail::ConvNdOptions<2>& o) {
+  using std::get_if;
+  return get_if<torch::ExpandingArray<2>>(&o.padding());
+}
+inline bool convPadsWithZeros(const torch::nn::detail::ConvNdOptions<2>& o) {
+  using std::get_if;
+  return get_if<torch::enumtype::kZeros>(&o.padding_mode()) != nullptr;
 }
 
 }  // namespace tssl::compat

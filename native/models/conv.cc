@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/torch_compat.h"
+#include "models/winograd.h"
 
 namespace tssl {
 
@@ -89,7 +90,7 @@ bool smallMapConvEnabled() {
   return on;
 }
 
-at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
+static at::Tensor convolveLibTorch(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   const auto& o = conv.options;
   const bool candidate = conv.is_training() && at::GradMode::is_enabled() && conv.weight.requires_grad() && x.device().is_cpu() && x.dim() == 4 &&
                          !conv.bias.defined() && o.groups() == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 &&
@@ -108,7 +109,24 @@ at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
 #else
 
 bool smallMapConvEnabled() { return false; }
-at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) { return conv.forward(x); }
+static at::Tensor convolveLibTorch(torch::nn::Conv2dImpl& conv, const at::Tensor& x) { return conv.forward(x); }
 
 #endif
+
+// float32 3×3 stride-1 convolutions (ResNet's, all but the stem and the downsampling ones) as oneDNN's Winograd
+// (models/winograd.h) where this build and CPU have it; not under autocast, whose bf16 convolutions stay LibTorch's.
+at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
+  const auto& o = conv.options;
+  const torch::ExpandingArray<2>* pad = compat::convPaddingNumbers(o);
+  const bool winograd = winogradEnabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat && !conv.bias.defined() && o.groups() == 1 &&
+                        (*o.kernel_size())[0] == 3 && (*o.kernel_size())[1] == 3 && (*o.stride())[0] == 1 && (*o.stride())[1] == 1 &&
+                        (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 && pad && (**pad)[0] == 1 && (**pad)[1] == 1 &&
+                        compat::convPadsWithZeros(o) && !compat::autocastEnabled(c10::DeviceType::CPU);
+  if (winograd) {
+    at::Tensor y = winogradConv3x3(x, conv.weight);
+    if (y.defined()) return y;
+  }
+  return convolveLibTorch(conv, x);
+}
+
 }  // namespace tssl

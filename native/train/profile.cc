@@ -17,7 +17,8 @@ double numel(const std::vector<int64_t>& shape) {
 }
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
-bool isConv(const std::string& name) { return contains(name, "conv") && contains(name, "aten::"); }
+// LibTorch's convolution ops, and models/winograd.h's (recorded as tssl_winograd::conv3x3_forward / _backward).
+bool isConv(const std::string& name) { return contains(name, "conv") && (contains(name, "aten::") || contains(name, "tssl_winograd::")); }
 bool isConvBackward(const std::string& name) { return isConv(name) && contains(name, "backward"); }
 bool isGemm(const std::string& name) { return name == "aten::addmm" || name == "aten::mm" || name == "aten::bmm"; }
 
