@@ -1,6 +1,7 @@
 // Data-parallel training over c10d (issue 13): `torch-ssl train --nproc 2` on loopback against PyTorch's
 // DistributedDataParallel with solo-learn's gathered losses (scripts/fixtures/ddp.py), and the faults a job
 // meets: a rank that never arrives, a port in use, ranks that disagree, a worker that dies, Ctrl-C.
+import './helpers/direct-conv.js'; // before anything loads the addon: PyTorch's direct convolutions
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';

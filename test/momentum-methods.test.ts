@@ -4,6 +4,7 @@
 // 2-process data-parallel run of BYOL and MoCo v3 against DistributedDataParallel; resume mid-run ends where the
 // uninterrupted run ends; the checkpoint carries solo-learn's module names and loadCheckpoint gives the online
 // backbone or, on request, the teacher.
+import './helpers/direct-conv.js'; // before anything loads the addon: PyTorch's direct convolutions
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

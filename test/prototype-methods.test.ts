@@ -6,6 +6,7 @@
 // SwAV's and NNCLR's queues); 2-process data-parallel DINO (centre all-reduced) and SwAV (Sinkhorn sums
 // all-reduced) against DistributedDataParallel; resume mid-run ends where the uninterrupted run ends; solo-learn's
 // checkpoint layout; the config's defaults and errors.
+import './helpers/direct-conv.js'; // before anything loads the addon: PyTorch's direct convolutions
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

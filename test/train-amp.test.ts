@@ -1,3 +1,4 @@
+import './helpers/direct-conv.js'; // before anything loads the addon: PyTorch's direct convolutions
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readTorchFile } from '../lib/checkpoint/index.js';
