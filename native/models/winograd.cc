@@ -102,8 +102,8 @@ std::unique_ptr<Plan> build(const Key& k) {
   p->fwdPd = dnnl::convolution_forward::primitive_desc(
       dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, any(src), any(wei), any(dst), stride, pad, pad), userScratchpad(),
       cpuEngine());
-  p->dataPd = dnnl::convolution_backward_data::primitive_desc(dnnl::convolution_backward_data::desc(alg, any(src), any(wei), any(dst), stride, pad, pad),
-                                                              userScratchpad(), cpuEngine(), p->fwdPd);
+  p->dataPd = dnnl::convolution_backward_data::primitive_desc(
+      dnnl::convolution_backward_data::desc(alg, any(src), any(wei), any(dst), stride, pad, pad), userScratchpad(), cpuEngine(), p->fwdPd);
   p->weightsPd = dnnl::convolution_backward_weights::primitive_desc(
       dnnl::convolution_backward_weights::desc(alg, any(src), any(wei), any(dst), stride, pad, pad), userScratchpad(), cpuEngine(), p->fwdPd);
   p->fwd = dnnl::convolution_forward(p->fwdPd);
@@ -154,7 +154,9 @@ Forward forward(const Plan& p, const at::Tensor& x, const at::Tensor& w) {
   f.wB = (*p.wIn)(w);
   at::Tensor yB = bytes(p.fwdPd.dst_desc());
   run(p.fwd, p.fwdPd,
-      {{DNNL_ARG_SRC, wrap(p.fwdPd.src_desc(), f.xB)}, {DNNL_ARG_WEIGHTS, wrap(p.fwdPd.weights_desc(), f.wB)}, {DNNL_ARG_DST, wrap(p.fwdPd.dst_desc(), yB)}});
+      {{DNNL_ARG_SRC, wrap(p.fwdPd.src_desc(), f.xB)},
+       {DNNL_ARG_WEIGHTS, wrap(p.fwdPd.weights_desc(), f.wB)},
+       {DNNL_ARG_DST, wrap(p.fwdPd.dst_desc(), yB)}});
   f.y = at::empty({x.size(0), w.size(0), x.size(2), x.size(3)}, x.options().memory_format(formatOf(p.xLast)));
   (*p.yOut)(yB, f.y);
   return f;
@@ -237,8 +239,7 @@ std::string winogradStatus() {
 
 at::Tensor winogradConv3x3(const at::Tensor& x, const at::Tensor& w) {
   if (!winogradEnabled() || !x.device().is_cpu() || !w.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
-      x.dim() != 4 || w.dim() != 4 || w.size(1) != x.size(1) || w.size(2) != 3 || w.size(3) != 3 || x.size(2) < 1 || x.size(3) < 1 ||
-      x.size(0) < 1)
+      x.dim() != 4 || w.dim() != 4 || w.size(1) != x.size(1) || w.size(2) != 3 || w.size(3) != 3 || x.size(2) < 1 || x.size(3) < 1 || x.size(0) < 1)
     return at::Tensor();
   const bool xLast = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
   const bool wLast = w.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
