@@ -207,7 +207,11 @@ struct WinogradConv3x3 : torch::autograd::Function<WinogradConv3x3> {
 
 bool avx512() {
   // oneDNN's own dispatch decides per shape; this only keeps the status line honest on CPUs without it.
+#if defined(__x86_64__) || defined(__i386__)
   return __builtin_cpu_supports("avx512f") != 0;
+#else
+  return false;  // oneDNN's Winograd kernels are x86 AVX-512 only
+#endif
 }
 
 }  // namespace
