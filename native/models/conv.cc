@@ -118,10 +118,10 @@ static at::Tensor convolveLibTorch(torch::nn::Conv2dImpl& conv, const at::Tensor
 at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   const auto& o = conv.options;
   const torch::ExpandingArray<2>* pad = compat::convPaddingNumbers(o);
-  const bool winograd = winogradEnabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat && !conv.bias.defined() && o.groups() == 1 &&
-                        (*o.kernel_size())[0] == 3 && (*o.kernel_size())[1] == 3 && (*o.stride())[0] == 1 && (*o.stride())[1] == 1 &&
-                        (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 && pad && (**pad)[0] == 1 && (**pad)[1] == 1 &&
-                        compat::convPadsWithZeros(o) && !compat::autocastEnabled(c10::DeviceType::CPU);
+  // The conv's own options here; winogradConv3x3 checks the operands (device, dtype, shapes) and the CPU.
+  const bool winograd = winogradEnabled() && !conv.bias.defined() && o.groups() == 1 && (*o.kernel_size())[0] == 3 && (*o.kernel_size())[1] == 3 &&
+                        (*o.stride())[0] == 1 && (*o.stride())[1] == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 && pad &&
+                        (**pad)[0] == 1 && (**pad)[1] == 1 && compat::convPadsWithZeros(o) && !compat::autocastEnabled(c10::DeviceType::CPU);
   if (winograd) {
     at::Tensor y = winogradConv3x3(x, conv.weight);
     if (y.defined()) return y;
