@@ -25,6 +25,8 @@ export interface NativeTensor {
   dispose(): void;
   /** Tensor ops by name (native/bindings/tensor.cc): a new tensor, or a boolean for 'isfinite'. */
   op(name: 'isfinite'): boolean;
+  /** Test hook: [output, input gradient, weight gradient] of a Winograd 3×3 convolution. */
+  op(name: 'winogradConv3x3', weight: NativeTensor, gradOutput: NativeTensor): [NativeTensor, NativeTensor, NativeTensor];
   op(name: string, ...args: unknown[]): NativeTensor;
   to(device?: string, dtype?: string): NativeTensor;
 }

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildInfo } from '../lib/native.js';
+import { buildInfo, type NativeTensor } from '../lib/native.js';
 import { Tensor } from '../lib/tensor.js';
 import { train } from '../lib/train.js';
 import { stateDictFloats } from './helpers/checkpoints.js';
@@ -25,8 +25,8 @@ function channelsLast(t: Tensor): Tensor {
   const nhwc = new Tensor(new Tensor(t.handle.op('permute', [0, 2, 3, 1])).handle.op('contiguous'));
   return new Tensor(nhwc.handle.op('permute', [0, 3, 1, 2]));
 }
-function dense(h: unknown): Float32Array {
-  return new Tensor(new Tensor(h as Tensor['handle']).handle.op('contiguous')).toTypedArray() as Float32Array;
+function dense(h: NativeTensor): Float32Array {
+  return new Tensor(h.op('contiguous')).toTypedArray() as Float32Array;
 }
 
 describe.runIf(info.conv.winograd)('Winograd 3×3 convolutions (oneDNN F(4×4, 3×3))', () => {
@@ -40,7 +40,7 @@ describe.runIf(info.conv.winograd)('Winograd 3×3 convolutions (oneDNN F(4×4, 3
           w = channelsLast(w);
         }
         const g = await fixtureTensor('winograd', c.name, 'grad_output');
-        const [y, gx, gw] = x.handle.op('winogradConv3x3', w.handle, g.handle) as unknown[];
+        const [y, gx, gw] = x.handle.op('winogradConv3x3', w.handle, g.handle);
         for (const [name, mine] of [
           ['y', dense(y)],
           ['gx', dense(gx)],
