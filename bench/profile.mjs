@@ -40,6 +40,9 @@ const CATEGORIES = [
     kind: 'gemm',
     test: (o) => o.phase === 'tssl::conv_weight_grad' || o.name === 'tssl::conv_weight_grad',
   },
+  // native/models/batch_norm_act.h: BatchNorm, the residual add and ReLU as one op, where the CPU has AVX-512.
+  { name: 'fused BatchNorm + add + ReLU forward', kind: 'mem', test: (o) => fwd(o) && o.name === 'tssl_fused::batch_norm_act' },
+  { name: 'fused BatchNorm + add + ReLU backward', kind: 'mem', test: (o) => bwd(o) && /tssl_fused::batch_norm_act_backward|FusedBatchNormAct/.test(o.name) },
   { name: 'BatchNorm forward', kind: 'mem', test: (o) => fwd(o) && /batch_norm/.test(o.name) },
   { name: 'BatchNorm backward', kind: 'mem', test: (o) => bwd(o) && /batch_norm_backward|BatchNormBackward/.test(o.name) },
   { name: 'ReLU forward', kind: 'mem', test: (o) => fwd(o) && /relu|clamp_min/.test(o.name) },
@@ -82,7 +85,7 @@ const what = recipe
   ? `${recipePath} (${recipe.method}, ${recipe.views ?? 2} views of ${recipe.augmentation?.[0]?.size ?? '?'}×${recipe.augmentation?.[0]?.size ?? '?'} per image), batch ${batch}`
   : `VICReg, ResNet-18 CIFAR stem, batch ${batch} × 2 views of 32×32`;
 console.log(`bench/profile: ${what}, ${steps} profiled steps after a warm-up step, ${threads} threads`);
-console.log(`CPU: ${cpuName()}; LibTorch ${buildInfo().torchVersion}`);
+console.log(`CPU: ${cpuName()}; LibTorch ${buildInfo().torchVersion}; ${buildInfo().conv.kernels}; BatchNorm: ${buildInfo().batchNorm.kernels}`);
 console.log(
   `ceilings on this machine (bench/py/ceilings.py, same libraries): conv 3×3 64→64 128×32×32 channels_last fwd / bwd-data / bwd-weight: fp32 ${fmt(ceilings.conv_fwd_fp32, 0)} / ${fmt(ceilings.conv_bwd_data_fp32, 0)} / ${fmt(ceilings.conv_bwd_weight_fp32, 0)}, bf16 ${fmt(ceilings.conv_fwd_bf16, 0)} / ${fmt(ceilings.conv_bwd_data_bf16, 0)} / ${fmt(ceilings.conv_bwd_weight_bf16, 0)} GFLOP/s; GEMM 2048² fp32 ${fmt(ceilings.gemm_fp32, 0)}, bf16 ${fmt(ceilings.gemm_bf16, 0)} GFLOP/s; copy ${fmt(ceilings.copy_GBps)} GB/s`,
 );

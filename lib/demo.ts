@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { TorchSslError } from './errors.js';
 import { cpuName } from './cpu.js';
 import { ioFailure, writeFileAtomically } from './io.js';
-import { buildInfo, describeBlas, describeConv, getNumThreads, manualSeed } from './native.js';
+import { buildInfo, describeBatchNorm, describeBlas, describeConv, getNumThreads, manualSeed } from './native.js';
 import { dataSourceOptions, train, type TrainEvent } from './train.js';
 import { resolveTrainConfig, deepMerge, type ResolvedTrainConfig } from './train-config.js';
 import { loadCheckpoint } from './checkpoint/load.js';
@@ -268,6 +268,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoSummary> {
   log(`torch-ssl demo — LibTorch ${info.torchVersion}, ${threads} threads on ${cpu}${info.cudaAvailable ? ', CUDA available' : ''}`);
   log(describeBlas(info.blas));
   log(describeConv(info));
+  log(describeBatchNorm(info));
   log(`recipe: ${isAbsolute(recipePath) ? recipePath : resolve(recipePath)}`);
 
   const open = (path: string, limit: number | undefined, sampleSeed?: number): Promise<ImageSource> =>

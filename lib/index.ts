@@ -13,6 +13,7 @@ export {
   manualSeed,
   buildInfo,
   describeBlas,
+  describeBatchNorm,
   describeConv,
   cuda,
   cpuCacheInfo,

@@ -27,6 +27,19 @@ export interface NativeTensor {
   op(name: 'isfinite'): boolean;
   /** Test hook: [output, input gradient, weight gradient] of a Winograd 3×3 convolution. */
   op(name: 'winogradConv3x3', weight: NativeTensor, gradOutput: NativeTensor): [NativeTensor, NativeTensor, NativeTensor];
+  /** Test hook: [output, input gradient, weight gradient, bias gradient, residual gradient] of the fused BatchNorm + add + ReLU. */
+  op(
+    name: 'batchNormAct',
+    weight: NativeTensor,
+    bias: NativeTensor,
+    residual: NativeTensor | null,
+    runningMean: NativeTensor | null,
+    runningVar: NativeTensor | null,
+    factor: number,
+    eps: number,
+    relu: boolean,
+    gradOutput: NativeTensor,
+  ): [NativeTensor, NativeTensor, NativeTensor, NativeTensor, NativeTensor | null];
   op(name: string, ...args: unknown[]): NativeTensor;
   to(device?: string, dtype?: string): NativeTensor;
 }
@@ -76,6 +89,13 @@ export interface BuildInfo {
     /** float32 3×3 stride-1 convolutions run as oneDNN's Winograd F(4×4, 3×3) (AVX-512, oneDNN 2.x build, not TORCH_SSL_WINOGRAD=0). */
     winograd: boolean;
     /** The same in words, with the reason when Winograd is off. */
+    kernels: string;
+  };
+  /** Whether BatchNorm, the residual add and ReLU run as one fused op on CPU (native/models/batch_norm_act.h). */
+  batchNorm: {
+    /** On: AVX-512 CPU and not TORCH_SSL_FUSED_BN=0 (channels_last or (N, C) activations, float32 or bfloat16). */
+    fused: boolean;
+    /** The same in words, with the reason when it is off. */
     kernels: string;
   };
 }
@@ -500,6 +520,10 @@ export function describeBlas(b: BlasInfo = buildInfo().blas): string {
 /** One line for logs: which kernels the engine's CPU convolutions run on. */
 export function describeConv(info: BuildInfo = buildInfo()): string {
   return `convolutions: ${info.conv.kernels}`;
+}
+/** One line for logs: whether BatchNorm, add and ReLU run fused on CPU. */
+export function describeBatchNorm(info: BuildInfo = buildInfo()): string {
+  return `BatchNorm: ${info.batchNorm.kernels}`;
 }
 /** State of torch-ssl's caching CPU allocator (see docs/threads.md, "Memory"). */
 export interface CpuCacheInfo {

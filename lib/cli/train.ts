@@ -11,7 +11,7 @@ import YAML from 'yaml';
 import { TorchSslError } from '../errors.js';
 import { ioFailure } from '../io.js';
 import { train, type StepEvent, type TrainEvent, type TrainResult } from '../train.js';
-import { describeBlas, describeConv, preloadNative } from '../native.js';
+import { describeBatchNorm, describeBlas, describeConv, preloadNative } from '../native.js';
 import { resolveTrainConfig } from '../train-config.js';
 import { applyOverrides } from '../config-overrides.js';
 import { launchLocal, resolveDist } from '../distributed.js';
@@ -182,7 +182,7 @@ async function trainHere(config: Record<string, unknown>, opts: TrainFlags): Pro
   const bar = trainBar(tty);
   const onProgress = progressReporter(tty, bar);
   await preloadNative();
-  process.stderr.write(`${describeBlas()}\n${describeConv()}\n`);
+  process.stderr.write(`${describeBlas()}\n${describeConv()}\n${describeBatchNorm()}\n`);
   const result = await withInterrupt((signal) => train(config, { onProgress, signal })).finally(() => {
     bar?.stop();
     process.off('disconnect', orphaned);

@@ -11,6 +11,7 @@
 #include "common/device.h"
 #include "common/error.h"
 #include "common/threads.h"
+#include "models/batch_norm_act.h"
 #include "models/winograd.h"
 #include "distributed/group.h"
 
@@ -138,6 +139,10 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   conv.Set("winograd", Napi::Boolean::New(env, winogradEnabled()));
   conv.Set("kernels", Napi::String::New(env, winogradStatus()));
   o.Set("conv", conv);
+  Napi::Object bn = Napi::Object::New(env);
+  bn.Set("fused", Napi::Boolean::New(env, fusedBatchNormEnabled()));
+  bn.Set("kernels", Napi::String::New(env, fusedBatchNormStatus()));
+  o.Set("batchNorm", bn);
   const auto backends = dist::backends();
   Napi::Array b = Napi::Array::New(env, backends.size());
   for (uint32_t i = 0; i < backends.size(); ++i) b.Set(i, Napi::String::New(env, backends[i]));

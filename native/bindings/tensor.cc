@@ -9,6 +9,7 @@
 #include "bindings/common.h"
 #include "common/device.h"
 #include "common/error.h"
+#include "models/batch_norm_act.h"
 #include "models/conv.h"
 #include "models/winograd.h"
 
@@ -239,6 +240,33 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
         out.Set(0u, wrapTensor(env, y.detach()));
         out.Set(1u, wrapTensor(env, grads[0]));
         out.Set(2u, wrapTensor(env, grads[1]));
+        return out;
+      }
+      // Internal, for test/batch-norm-act.test.ts: models/batch_norm_act.h's training-mode op on t with weight, bias,
+      // residual (or null), running mean and variance (updated in place), factor, eps, relu, and its gradients for
+      // grad_output info[9], as [y, grad_input, grad_weight, grad_bias, grad_residual (or null)].
+      if (name == "batchNormAct") {
+        const auto optional = [&](size_t i, const char* what) { return info[i].IsNull() ? at::Tensor() : unwrapTensor(env, info[i], what); };
+        const at::Tensor w = unwrapTensor(env, info[1], "weight").detach().requires_grad_(true);
+        const at::Tensor b = unwrapTensor(env, info[2], "bias").detach().requires_grad_(true);
+        at::Tensor r = optional(3, "residual");
+        if (r.defined()) r = r.detach().requires_grad_(true);
+        const at::Tensor rm = optional(4, "running_mean"), rv = optional(5, "running_var");
+        const double factor = info[6].As<Napi::Number>().DoubleValue(), eps = info[7].As<Napi::Number>().DoubleValue();
+        const bool relu = info[8].As<Napi::Boolean>().Value();
+        const at::Tensor g = unwrapTensor(env, info[9], "grad_output");
+        const at::Tensor xr = t.detach().requires_grad_(true);
+        at::AutoGradMode grad(true);
+        const at::Tensor y = fusedBatchNormActTraining(xr, w, b, r, rm, rv, factor, eps, relu);
+        TSSL_CHECK(y.defined(), "ERR_UNSUPPORTED", "batchNormAct: the fused kernels do not take input ", t.sizes(), " (", t.scalar_type(),
+                   "): ", fusedBatchNormStatus());
+        std::vector<at::Tensor> inputs{xr, w, b};
+        if (r.defined()) inputs.push_back(r);
+        const auto grads = torch::autograd::grad({y}, inputs, {g});
+        Napi::Array out = Napi::Array::New(env, 5);
+        out.Set(0u, wrapTensor(env, y.detach()));
+        for (uint32_t i = 0; i < 3; ++i) out.Set(i + 1, wrapTensor(env, grads[i]));
+        out.Set(4u, r.defined() ? Napi::Value(wrapTensor(env, grads[3])) : env.Null());
         return out;
       }
       if (name == "isfinite") return Napi::Boolean::New(env, t.isfinite().all().item<bool>());

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "models/batch_norm.h"
+#include "models/batch_norm_act.h"
 #include "models/conv.h"
 
 namespace tssl {
@@ -28,10 +29,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor out = batchNorm(*bn1, convolve(*conv1, x)).relu_();
-  out = batchNorm(*bn2, convolve(*conv2, out));
-  out += downsample ? forwardSequential(downsample, x) : x;
-  return out.relu_();
+  at::Tensor out = batchNormAct(*bn1, convolve(*conv1, x), {}, /*relu=*/true);
+  return batchNormAct(*bn2, convolve(*conv2, out), downsample ? forwardSequential(downsample, x) : x, /*relu=*/true);
 }
 
 BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride, torch::nn::Sequential ds)
@@ -45,11 +44,9 @@ BottleneckImpl::BottleneckImpl(int64_t inplanes, int64_t planes, int64_t stride,
 }
 
 at::Tensor BottleneckImpl::forward(const at::Tensor& x) {
-  at::Tensor out = batchNorm(*bn1, convolve(*conv1, x)).relu_();
-  out = batchNorm(*bn2, convolve(*conv2, out)).relu_();
-  out = batchNorm(*bn3, convolve(*conv3, out));
-  out += downsample ? forwardSequential(downsample, x) : x;
-  return out.relu_();
+  at::Tensor out = batchNormAct(*bn1, convolve(*conv1, x), {}, /*relu=*/true);
+  out = batchNormAct(*bn2, convolve(*conv2, out), {}, /*relu=*/true);
+  return batchNormAct(*bn3, convolve(*conv3, out), downsample ? forwardSequential(downsample, x) : x, /*relu=*/true);
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
@@ -135,7 +132,7 @@ at::Tensor ResNetImpl::featureMap(const at::Tensor& input) {
   if (x.scalar_type() != w.scalar_type() || x.device() != w.device()) x = x.to(w.device(), w.scalar_type());
   // Follow the weights' memory format: channels_last weights want channels_last activations.
   if (w.is_contiguous(at::MemoryFormat::ChannelsLast) && !w.is_contiguous()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-  x = batchNorm(*bn1, convolve(*conv1, x)).relu_();
+  x = batchNormAct(*bn1, convolve(*conv1, x), {}, /*relu=*/true);
   if (options_.stem == Stem::ImageNet) x = torch::nn::functional::max_pool2d(x, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
   x = layer1->forward(x);
   x = layer2->forward(x);
