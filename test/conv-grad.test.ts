@@ -1,6 +1,7 @@
 // The weight gradient the engine computes as one GEMM for convolutions with small output maps (bf16 training on
-// AMX CPUs, native/models/conv.h) equals PyTorch's own convolution backward on the same inputs:
-// scripts/fixtures/conv_grad.py (layer4's 3×3 at 5×5, the stride-2 3×3 and 1×1 convolutions into it, a 3×3 map).
+// AMX CPUs, native/models/conv.h), or with the output 2 columns wider (34-wide outputs), equals PyTorch's own
+// convolution backward on the same inputs: scripts/fixtures/conv_grad.py (layer4's 3×3 at 5×5, the stride-2 3×3
+// and 1×1 convolutions into it, a 3×3 map; layer1's 3×3 and the CIFAR stem at 34 wide).
 import { describe, expect, it } from 'vitest';
 import { Tensor } from '../lib/tensor.js';
 import { fixtureArray, fixtureJson, fixtureTensor, relError } from './helpers/fixtures.js';
@@ -10,6 +11,7 @@ interface Case {
   kernel: number;
   stride: number;
   padding: number;
+  path: 'gemm' | 'padded';
 }
 const cases = fixtureJson<Case[]>('conv_grad', 'cases.json');
 
@@ -17,13 +19,21 @@ const cases = fixtureJson<Case[]>('conv_grad', 'cases.json');
 async function ours(c: Case, dtype: 'float32' | 'bfloat16'): Promise<Float32Array> {
   const x = (await fixtureTensor('conv_grad', c.name, 'x')).to({ dtype });
   const g = (await fixtureTensor('conv_grad', c.name, 'grad_output')).to({ dtype });
-  const dw = new Tensor(g.handle.op('convWeightGradByGemm', x.handle, [c.kernel, c.kernel], [c.stride, c.stride], [c.padding, c.padding]));
+  const dw =
+    c.path === 'gemm'
+      ? new Tensor(g.handle.op('convWeightGradByGemm', x.handle, [c.kernel, c.kernel], [c.stride, c.stride], [c.padding, c.padding]))
+      : new Tensor(
+          g.handle.op('convWeightGradPaddedWidth', x.handle, Tensor.zeros([g.shape[1]!, x.shape[1]!, c.kernel, c.kernel], { dtype }).handle, [
+            c.padding,
+            c.padding,
+          ]),
+        );
   return new Tensor(dw.to({ dtype: 'float32' }).handle.op('contiguous')).toTypedArray() as Float32Array;
 }
 
-describe('convolution weight gradients as one GEMM (small output maps)', () => {
+describe('convolution weight gradients as one GEMM (small output maps) or 2 columns wider (34-wide outputs)', () => {
   for (const c of cases) {
-    it(`${c.name}: ${c.kernel}×${c.kernel}, stride ${c.stride}: equals PyTorch's backward, exactly in float32 and to bf16 rounding in bf16`, async () => {
+    it(`${c.name} (${c.path}): ${c.kernel}×${c.kernel}, stride ${c.stride}: equals PyTorch's backward, exactly in float32 and to bf16 rounding in bf16`, async () => {
       const exact = await fixtureArray('conv_grad', c.name, 'dw_f64');
       expect(relError(await ours(c, 'float32'), exact.data)).toBeLessThan(1e-5);
       const torchBf16 = await fixtureArray('conv_grad', c.name, 'dw_bf16');

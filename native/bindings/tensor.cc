@@ -225,6 +225,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
         TSSL_CHECK(kernel.size() == 2, "ERR_INVALID_ARG", "convWeightGradByGemm: kernel must be [kh, kw]");
         return wrapTensor(env, convWeightGradByGemm(t, unwrapTensor(env, info[1], "input"), kernel[0], kernel[1], intList(3), intList(4)));
       }
+      // Internal, for test/conv-grad.test.ts: models/conv.h's weight gradient computed 2 columns wider (t = grad_output).
+      if (name == "convWeightGradPaddedWidth")
+        return wrapTensor(env, convWeightGradPaddedWidth(t, unwrapTensor(env, info[1], "input"), unwrapTensor(env, info[2], "weight"), intList(3)));
       // Internal, for test/winograd.test.ts: models/winograd.h's convolution of t with info[1] and its two gradients
       // for grad_output info[2], as [y, grad_input, grad_weight].
       if (name == "winogradConv3x3") {

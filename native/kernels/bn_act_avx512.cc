@@ -68,22 +68,31 @@ inline __m512 masked(__m512 g, const Mask& m, __m512 x, int64_t i, int64_t c) {
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), g);
 }
 
-// Σ (x − shift) and Σ (x − shift)² per channel in one pass, summed in double: the statistics then round as
-// float64 ones do (the bf16 step is chaotic in them: test/batch-norm-act.test.ts). The shift (the first row) is close
-// to the mean, so the variance E[(x − shift)²] − E[x − shift]² does not cancel.
+// Σ (x − shift) and Σ (x − shift)² per channel in one pass: float32 partial sums over kStatRows rows (each within a
+// few float32 roundings of exact), then double. The shift (the first row) is close to the mean, so the variance
+// E[(x − shift)²] − E[x − shift]² does not cancel.
+constexpr int64_t kStatRows = 8;
+
 template <bool bf16>
 void channelShiftedSumsT(const void* x, int64_t r0, int64_t r1, int64_t C, const float* shift, double* sum, double* sumSq) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t base = r * C;
+  alignas(64) float ps[kMaxChannels];
+  alignas(64) float pq[kMaxChannels];
+  for (int64_t s = r0; s < r1; s += kStatRows) {
+    const int64_t e = s + kStatRows < r1 ? s + kStatRows : r1;
     for (int64_t c = 0; c < C; c += 16) {
-      const __m512 d = _mm512_sub_ps(load<bf16>(x, base + c), _mm512_loadu_ps(shift + c));
-      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(d));
-      const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(d), 1)));
-      _mm512_storeu_pd(sum + c, _mm512_add_pd(_mm512_loadu_pd(sum + c), lo));
-      _mm512_storeu_pd(sum + c + 8, _mm512_add_pd(_mm512_loadu_pd(sum + c + 8), hi));
-      _mm512_storeu_pd(sumSq + c, _mm512_fmadd_pd(lo, lo, _mm512_loadu_pd(sumSq + c)));
-      _mm512_storeu_pd(sumSq + c + 8, _mm512_fmadd_pd(hi, hi, _mm512_loadu_pd(sumSq + c + 8)));
+      _mm512_store_ps(ps + c, _mm512_setzero_ps());
+      _mm512_store_ps(pq + c, _mm512_setzero_ps());
     }
+    for (int64_t r = s; r < e; ++r) {
+      const int64_t base = r * C;
+      for (int64_t c = 0; c < C; c += 16) {
+        const __m512 d = _mm512_sub_ps(load<bf16>(x, base + c), _mm512_loadu_ps(shift + c));
+        _mm512_store_ps(ps + c, _mm512_add_ps(_mm512_load_ps(ps + c), d));
+        _mm512_store_ps(pq + c, _mm512_fmadd_ps(d, d, _mm512_load_ps(pq + c)));
+      }
+    }
+    flush(ps, sum, C);
+    flush(pq, sumSq, C);
   }
 }
 

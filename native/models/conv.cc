@@ -37,6 +37,22 @@ at::Tensor convWeightGradByGemm(const at::Tensor& gO, const at::Tensor& x, int64
   return at::mm(g2.t(), cols).view({O, kh, kw, C}).permute({0, 3, 1, 2});
 }
 
+// Two zero columns of grad_output (outputs that contribute nothing) and two more of input on the right make the
+// output map 2 wider; oneDNN then takes its fast path (bench/profile: 34 → 36 wide).
+at::Tensor convWeightGradPaddedWidth(const at::Tensor& gO, const at::Tensor& x, const at::Tensor& w, at::IntArrayRef padding) {
+  TSSL_CHECK(gO.dim() == 4 && x.dim() == 4 && w.dim() == 4 && padding.size() == 2 && padding[0] >= 0 && padding[1] >= 0, "ERR_TORCH_SHAPE",
+             "convWeightGradPaddedWidth: expected 4-d grad_output, input and weight and two paddings");
+  TSSL_CHECK(gO.size(0) == x.size(0) && gO.size(1) == w.size(0) && x.size(1) == w.size(1) &&
+                 gO.size(2) == x.size(2) + 2 * padding[0] - w.size(2) + 1 && gO.size(3) == x.size(3) + 2 * padding[1] - w.size(3) + 1 &&
+                 gO.scalar_type() == x.scalar_type(),
+             "ERR_TORCH_SHAPE", "convWeightGradPaddedWidth: grad_output ", gO.sizes(), " does not match input ", x.sizes(), " and weight ", w.sizes(),
+             " at stride 1, padding ", padding, " (or their dtypes differ)");
+  const at::Tensor gp = at::constant_pad_nd(gO, {0, 2, 0, 0}).contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor xp = at::constant_pad_nd(x, {padding[1], padding[1] + 2, padding[0], padding[0]}).contiguous(at::MemoryFormat::ChannelsLast);
+  const std::vector<int64_t> one{1, 1}, zero{0, 0};
+  return std::get<1>(at::convolution_backward(gp, xp, w, c10::nullopt, one, zero, one, false, zero, 1, {false, true, false}));
+}
+
 // Measured with oneDNN 2.6 (LibTorch 1.13) only: LibTorch 2.x builds take the layer's own forward.
 #if TORCH_VERSION_MAJOR < 2
 namespace {
@@ -51,12 +67,18 @@ bool cpuHasAmx() {
   return false;
 }
 
+// Output widths at which oneDNN 2.6's bf16 backward-weights kernel is slow (bench/profile, AMX: 34 wide runs
+// 330 GFLOP/s, 32 and 36 wide 960-1190): the weight gradient is computed 2 wider (convWeightGradPaddedWidth).
+bool slowBf16WeightGradWidth(int64_t wo) { return wo >= 30 && wo % 4 == 2; }
+
+// A bf16 convolution whose weight gradient is computed another way: as one GEMM (small maps) or 2 columns wider.
 struct SmallMapConv : torch::autograd::Function<SmallMapConv> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, std::vector<int64_t> stride,
-                            std::vector<int64_t> padding) {
+                            std::vector<int64_t> padding, bool paddedWidth) {
     ctx->save_for_backward({x, w});
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
+    ctx->saved_data["paddedWidth"] = paddedWidth;
     return at::conv2d(x, w, {}, stride, padding);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
@@ -72,10 +94,14 @@ struct SmallMapConv : torch::autograd::Function<SmallMapConv> {
       gx = std::get<0>(at::convolution_backward(gO, x, w, c10::nullopt, stride, padding, dilation, false, outputPadding, 1, {true, false, false}));
     }
     if (ctx->needs_input_grad(1)) {
-      RECORD_USER_SCOPE("tssl::conv_weight_grad");  // a phase of train/profile.h
-      gw = convWeightGradByGemm(gO, x, w.size(2), w.size(3), stride, padding);
+      if (ctx->saved_data["paddedWidth"].toBool()) {
+        gw = convWeightGradPaddedWidth(gO, x, w, padding);
+      } else {
+        RECORD_USER_SCOPE("tssl::conv_weight_grad");  // a phase of train/profile.h
+        gw = convWeightGradByGemm(gO, x, w.size(2), w.size(3), stride, padding);
+      }
     }
-    return {gx, gw, at::Tensor(), at::Tensor()};
+    return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -99,11 +125,12 @@ static at::Tensor convolveLibTorch(torch::nn::Conv2dImpl& conv, const at::Tensor
   if (!candidate) return conv.forward(x);
   const auto k = *o.kernel_size(), s = *o.stride(), p = *c10::get<torch::ExpandingArray<2>>(o.padding());
   const int64_t ho = (x.size(2) + 2 * p[0] - k[0]) / s[0] + 1, wo = (x.size(3) + 2 * p[1] - k[1]) / s[1] + 1;
-  if (ho * wo > kSmallMap) return conv.forward(x);
+  const bool paddedWidth = ho * wo > kSmallMap;
+  if (paddedWidth && !(s[0] == 1 && s[1] == 1 && slowBf16WeightGradWidth(wo))) return conv.forward(x);
   // As autocast's conv2d: both operands in bf16 (the weight's cast cached for the step, as torch.autocast does).
   at::Tensor xb = at::autocast::cached_cast(at::kBFloat16, x, c10::DeviceType::CPU);
   at::Tensor wb = at::autocast::cached_cast(at::kBFloat16, conv.weight, c10::DeviceType::CPU);
-  return SmallMapConv::apply(xb, wb, std::vector<int64_t>{s[0], s[1]}, std::vector<int64_t>{p[0], p[1]});
+  return SmallMapConv::apply(xb, wb, std::vector<int64_t>{s[0], s[1]}, std::vector<int64_t>{p[0], p[1]}, paddedWidth);
 }
 
 #else
