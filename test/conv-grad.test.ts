@@ -45,6 +45,31 @@ describe('convolution weight gradients as one GEMM (small output maps) or 2 colu
     });
   }
 
+  // The bf16 small-map path's forward and input gradient run on four images at a time in a 2×2 grid with zero
+  // separators (a 3×3 padding-1 convolution reads exactly the zeros padding would there); whole bf16 steps through it
+  // are compared with torch.autocast's in test/train-amp.test.ts and test/batch-norm-act.test.ts.
+  it('packGrid lays four images out in a 2×2 grid with zero separators, and unpackGrid takes them back exactly', () => {
+    const [N, C, H, W] = [8, 3, 5, 4];
+    const data = Float32Array.from({ length: N * C * H * W }, (_, i) => 1 + i);
+    const x = Tensor.from(data, [N, C, H, W]);
+    const grid = new Tensor(x.handle.op('packGrid'));
+    expect(grid.shape).toEqual([N / 4, C, 2 * H + 1, 2 * W + 1]);
+    const g = new Tensor(grid.handle.op('contiguous')).toTypedArray() as Float32Array;
+    const at = (m: number, c: number, r: number, q: number) => g[((m * C + c) * (2 * H + 1) + r) * (2 * W + 1) + q]!;
+    for (let n = 0; n < N; n++)
+      for (let c = 0; c < C; c++)
+        for (let h = 0; h < H; h++)
+          for (let w = 0; w < W; w++) {
+            const [m, a, b] = [Math.floor(n / 4), Math.floor((n % 4) / 2), n % 2];
+            expect(at(m, c, a * (H + 1) + h, b * (W + 1) + w)).toBe(data[((n * C + c) * H + h) * W + w]!);
+          }
+    for (let q = 0; q < 2 * W + 1; q++) expect(at(1, 2, H, q)).toBe(0); // the separator row
+    for (let r = 0; r < 2 * H + 1; r++) expect(at(0, 1, r, W)).toBe(0); // the separator column
+    const back = new Tensor(new Tensor(grid.handle.op('unpackGrid', [H, W])).handle.op('contiguous')).toTypedArray();
+    expect(Array.from(back)).toEqual(Array.from(data));
+    expect(() => Tensor.zeros([6, 2, 5, 5]).handle.op('packGrid')).toThrow(/N a multiple of 4, got \[6, 2, 5, 5\]/);
+  });
+
   it('refuses a grad_output that does not fit the input, naming both shapes', () => {
     const g = Tensor.zeros([2, 4, 3, 3]);
     const x = Tensor.zeros([2, 4, 9, 9]);

@@ -225,6 +225,13 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
         TSSL_CHECK(kernel.size() == 2, "ERR_INVALID_ARG", "convWeightGradByGemm: kernel must be [kh, kw]");
         return wrapTensor(env, convWeightGradByGemm(t, unwrapTensor(env, info[1], "input"), kernel[0], kernel[1], intList(3), intList(4)));
       }
+      // Internal, for test/conv-grad.test.ts: models/conv.h's 2×2 grid of four images, and back.
+      if (name == "packGrid") return wrapTensor(env, packGrid(t));
+      if (name == "unpackGrid") {
+        const auto hw = intList(1);
+        TSSL_CHECK(hw.size() == 2, "ERR_INVALID_ARG", "unpackGrid: expected [H, W]");
+        return wrapTensor(env, unpackGrid(t, hw[0], hw[1]));
+      }
       // Internal, for test/conv-grad.test.ts: models/conv.h's weight gradient computed 2 columns wider (t = grad_output).
       if (name == "convWeightGradPaddedWidth")
         return wrapTensor(env, convWeightGradPaddedWidth(t, unwrapTensor(env, info[1], "input"), unwrapTensor(env, info[2], "weight"), intList(3)));

@@ -24,6 +24,13 @@ at::Tensor convWeightGradByGemm(const at::Tensor& gradOutput, const at::Tensor& 
 /// there), which oneDNN 2.6 runs ~2.4× faster in bf16 when the output is 34 wide (ResNet's CIFAR layer1 and stem).
 at::Tensor convWeightGradPaddedWidth(const at::Tensor& gradOutput, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef padding);
 
+/// Four images of (N, C, H, W) side by side in a 2×2 grid with zero separators, (N/4, C, 2H+1, 2W+1), and back:
+/// a 3×3 stride-1 padding-1 convolution of the grid is the four images' convolutions (small-map path, bf16 forward
+/// and input gradient; off with TORCH_SSL_GRID_CONV=0).
+at::Tensor packGrid(const at::Tensor& x);
+at::Tensor unpackGrid(const at::Tensor& grid, int64_t H, int64_t W);
+bool gridConvEnabled();
+
 /// Whether the small-map path is on in this process (LibTorch 1.x with oneDNN 2.x, an AMX CPU, and not turned
 /// off with TORCH_SSL_SMALL_MAP_CONV=0).
 bool smallMapConvEnabled();
