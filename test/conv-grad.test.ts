@@ -65,7 +65,7 @@ describe('convolution weight gradients as one GEMM (small output maps) or 2 colu
           }
     for (let q = 0; q < 2 * W + 1; q++) expect(at(1, 2, H, q)).toBe(0); // the separator row
     for (let r = 0; r < 2 * H + 1; r++) expect(at(0, 1, r, W)).toBe(0); // the separator column
-    const back = new Tensor(new Tensor(grid.handle.op('unpackGrid', [H, W])).handle.op('contiguous')).toTypedArray();
+    const back = new Tensor(new Tensor(grid.handle.op('unpackGrid', [H, W])).handle.op('contiguous')).toTypedArray() as Float32Array;
     expect(Array.from(back)).toEqual(Array.from(data));
     expect(() => Tensor.zeros([6, 2, 5, 5]).handle.op('packGrid')).toThrow(/N a multiple of 4, got \[6, 2, 5, 5\]/);
   });
