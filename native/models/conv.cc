@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -56,19 +57,51 @@ at::Tensor convWeightGradPaddedWidth(const at::Tensor& gO, const at::Tensor& x, 
 // Four images (n = 4m + 2a + b) in a 2×2 grid, one zero row and column after each: the zeros between two images are
 // what padding 1 reads beside each, so a 3×3 stride-1 padding-1 convolution over the grid computes the four
 // images' convolutions, and its outputs on the separators are dropped by unpackGrid.
-at::Tensor packGrid(const at::Tensor& x) {
-  TSSL_CHECK(x.dim() == 4 && x.size(0) % 4 == 0, "ERR_TORCH_SHAPE", "packGrid: expected (N, C, H, W) with N a multiple of 4, got ", x.sizes());
+namespace {
+// Copies pixel vectors (C contiguous elements, channels_last) between the images and the grid, one memcpy each.
+void copyGridPixels(const at::Tensor& images, const at::Tensor& grid, bool toGrid) {
+  const int64_t N = images.size(0), H = images.size(2), W = images.size(3), Hg = grid.size(2), Wg = grid.size(3);
+  const size_t bytes = size_t(images.size(1)) * images.element_size();
+  char* ip = static_cast<char*>(images.data_ptr());
+  char* gp = static_cast<char*>(grid.data_ptr());
+  at::parallel_for(0, N * H, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t nh = begin; nh < end; ++nh) {
+      const int64_t n = nh / H, h = nh % H, m = n / 4, a = (n % 4) / 2, b = n % 2;
+      for (int64_t w = 0; w < W; ++w) {
+        char* img = ip + ((n * H + h) * W + w) * bytes;
+        char* cell = gp + ((m * Hg + a * (H + 1) + h) * Wg + b * (W + 1) + w) * bytes;
+        if (toGrid) std::memcpy(cell, img, bytes);
+        else std::memcpy(img, cell, bytes);
+      }
+    }
+  });
+}
+}  // namespace
+
+at::Tensor packGrid(const at::Tensor& xIn) {
+  TSSL_CHECK(xIn.dim() == 4 && xIn.size(0) % 4 == 0, "ERR_TORCH_SHAPE", "packGrid: expected (N, C, H, W) with N a multiple of 4, got ", xIn.sizes());
+  const at::Tensor x = xIn.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const at::Tensor g = at::constant_pad_nd(x, {0, 1, 0, 1}).reshape({N / 4, 2, 2, C, H + 1, W + 1}).permute({0, 3, 1, 4, 2, 5});
-  return g.reshape({N / 4, C, 2 * (H + 1), 2 * (W + 1)}).narrow(2, 0, 2 * H + 1).narrow(3, 0, 2 * W + 1).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor grid = at::empty({N / 4, C, 2 * H + 1, 2 * W + 1}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  copyGridPixels(x, grid, true);
+  // The separators: row H and column W of each grid.
+  const int64_t Hg = 2 * H + 1, Wg = 2 * W + 1;
+  const size_t px = size_t(C) * grid.element_size();
+  char* gp = static_cast<char*>(grid.data_ptr());
+  for (int64_t m = 0; m < N / 4; ++m) {
+    std::memset(gp + (m * Hg + H) * Wg * px, 0, size_t(Wg) * px);
+    for (int64_t r = 0; r < Hg; ++r) std::memset(gp + ((m * Hg + r) * Wg + W) * px, 0, px);
+  }
+  return grid;
 }
 
-at::Tensor unpackGrid(const at::Tensor& y, int64_t H, int64_t W) {
-  TSSL_CHECK(y.dim() == 4 && y.size(2) == 2 * H + 1 && y.size(3) == 2 * W + 1, "ERR_TORCH_SHAPE", "unpackGrid: expected a (M, C, ", 2 * H + 1, ", ",
-             2 * W + 1, ") grid, got ", y.sizes());
-  const int64_t M = y.size(0), C = y.size(1);
-  const at::Tensor g = at::constant_pad_nd(y, {0, 1, 0, 1}).reshape({M, C, 2, H + 1, 2, W + 1}).permute({0, 2, 4, 1, 3, 5});
-  return g.reshape({4 * M, C, H + 1, W + 1}).narrow(2, 0, H).narrow(3, 0, W).contiguous(at::MemoryFormat::ChannelsLast);
+at::Tensor unpackGrid(const at::Tensor& yIn, int64_t H, int64_t W) {
+  TSSL_CHECK(yIn.dim() == 4 && yIn.size(2) == 2 * H + 1 && yIn.size(3) == 2 * W + 1, "ERR_TORCH_SHAPE", "unpackGrid: expected a (M, C, ", 2 * H + 1,
+             ", ", 2 * W + 1, ") grid, got ", yIn.sizes());
+  const at::Tensor y = yIn.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor images = at::empty({4 * y.size(0), y.size(1), H, W}, y.options().memory_format(at::MemoryFormat::ChannelsLast));
+  copyGridPixels(images, y, false);
+  return images;
 }
 
 bool gridConvEnabled() {
