@@ -1,6 +1,7 @@
 // config.profileSteps: an op-level profile of training steps (bench/profile.mjs prints it). The FLOPs it
 // assigns to convolutions and GEMMs are checked against ResNet-18's own arithmetic, layer by layer, and its
 // rows must add up to the steps they profile.
+import './helpers/no-grid-conv.js'; // before anything loads the addon: the layers' own shapes
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { train } from '../lib/index.js';
