@@ -15,6 +15,7 @@ import { stateDictFloats } from './helpers/checkpoints.js';
 import { fixtureArray, fixtureJson, fixturePath, fixtureTensor, relError } from './helpers/fixtures.js';
 import { REPO_ROOT } from './helpers/paths.js';
 import { makeTmpDir } from './helpers/tmp.js';
+import { stillView, trainStepConfig } from './helpers/train-step.js';
 
 interface Case {
   name: string;
@@ -111,24 +112,7 @@ describe.runIf(info.batchNorm.fused)('fused BatchNorm + add + ReLU (training mod
   // scripts/fixtures/train_step.py: test/train-amp.test.ts's VICReg step (ResNet-18 CIFAR stem, LARS), whose
   // PyTorch float32 update is 2-8 % from float64's (an ill-conditioned step: the statistics' rounding is amplified).
   // test/train-amp.test.ts runs it unfused, equal to PyTorch's own kernels; here every BatchNorm is fused.
-  const still = { scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0 };
-  const step = (precision: '32' | 'bf16-mixed', extra: Record<string, unknown>) => ({
-    method: 'vicreg' as const,
-    data: { train: fixturePath('train_step', 'images.npy'), shuffle: false },
-    projector: { hiddenDims: [256], outputDim: 128 },
-    augmentation: [
-      { ...still, flip: 0 },
-      { ...still, flip: 1 },
-    ],
-    batchSize: 64,
-    epochs: 1,
-    scheduler: { warmupEpochs: 0 },
-    optimizer: { lr: 0.3, weightDecay: 1e-4, eta: 0.02 },
-    precision,
-    resume: fixturePath('train_step', 'init.ckpt'),
-    checkpoint: { dir: makeTmpDir(`bn-act-step-${precision}`) },
-    ...extra,
-  });
+  const step = (precision: '32' | 'bf16-mixed', extra: Record<string, unknown>) => trainStepConfig(makeTmpDir(`bn-act-step-${precision}`), precision, extra);
   const ref = fixtureJson<{ fp32: number; fp64: number; fp32_16: number; bf16_16_f64stats: number; probes: string[] }>('train_step', 'losses.json');
   async function deltas(checkpoint: string): Promise<Map<string, Float32Array>> {
     const init = await stateDictFloats(fixturePath('train_step', 'init.ckpt'), ref.probes);
@@ -156,8 +140,8 @@ describe.runIf(info.batchNorm.fused)('fused BatchNorm + add + ReLU (training mod
         maxSteps: 1,
         data: { train: fixturePath('train_step', 'images16.npy'), shuffle: false },
         augmentation: [
-          { ...still, flip: 0, size: 16 },
-          { ...still, flip: 1, size: 16 },
+          { ...stillView, flip: 0, size: 16 },
+          { ...stillView, flip: 1, size: 16 },
         ],
       }),
     );

@@ -7,31 +7,15 @@ import { digitsSubset } from './helpers/datasets.js';
 import { fixtureArray, fixtureJson, fixturePath, relError } from './helpers/fixtures.js';
 import { stateDictFloats } from './helpers/checkpoints.js';
 import { makeTmpDir } from './helpers/tmp.js';
+import { trainStepConfig } from './helpers/train-step.js';
 
 const work = makeTmpDir('amp');
 
 const params = stateDictFloats;
 
 // scripts/fixtures/train_step.py: the same VICReg step in PyTorch, float32 and under torch.autocast('cpu', bf16).
-// Deterministic views (the image; its mirror image), one batch = the whole set, so shuffling does not matter.
-const stepConfig = (dir: string, precision: '32' | 'bf16-mixed', extra: Record<string, unknown> = {}) => ({
-  method: 'vicreg' as const,
-  data: { train: fixturePath('train_step', 'images.npy'), shuffle: false },
-  projector: { hiddenDims: [256], outputDim: 128 },
-  augmentation: [
-    { scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0, flip: 0 },
-    { scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0, flip: 1 },
-  ],
-  batchSize: 64,
-  epochs: 1,
-  scheduler: { warmupEpochs: 0 },
-  optimizer: { lr: 0.3, weightDecay: 1e-4, eta: 0.02 },
-  precision,
-  resume: fixturePath('train_step', 'init.ckpt'),
-  checkpoint: { dir },
-  logEvery: 1,
-  ...extra,
-});
+const stepConfig = (dir: string, precision: '32' | 'bf16-mixed', extra: Record<string, unknown> = {}) =>
+  trainStepConfig(dir, precision, { logEvery: 1, ...extra });
 
 // The grad-scaler tests compare our bf16 steps with each other, not with PyTorch: a quarter of the batch at
 // 16×16 keeps them to seconds on CPUs that emulate bf16 (AVX2 only), where the full step takes minutes.

@@ -13,6 +13,7 @@ import { stateDictFloats } from './helpers/checkpoints.js';
 import { fixtureArray, fixtureJson, fixturePath, fixtureTensor, relError } from './helpers/fixtures.js';
 import { REPO_ROOT } from './helpers/paths.js';
 import { makeTmpDir } from './helpers/tmp.js';
+import { trainStepConfig } from './helpers/train-step.js';
 
 interface Case {
   name: string;
@@ -64,23 +65,7 @@ describe.runIf(info.conv.winograd)('Winograd 3×3 convolutions (oneDNN F(4×4, 3
   // update is 2-8 % away from float64's. Ours, on Winograd convolutions, must be about as close to float64 as that.
   it('a float32 training step on Winograd convolutions is as close to the float64 step as PyTorch float32 is', async () => {
     const ref = fixtureJson<{ fp32: number; fp64: number; probes: string[] }>('train_step', 'losses.json');
-    const still = { scale: [1, 1], ratio: [1, 1], jitter: { p: 0, brightness: 0, contrast: 0, saturation: 0, hue: 0 }, grayscale: 0 };
-    const r = await train({
-      method: 'vicreg',
-      data: { train: fixturePath('train_step', 'images.npy'), shuffle: false },
-      projector: { hiddenDims: [256], outputDim: 128 },
-      augmentation: [
-        { ...still, flip: 0 },
-        { ...still, flip: 1 },
-      ],
-      batchSize: 64,
-      epochs: 1,
-      scheduler: { warmupEpochs: 0 },
-      optimizer: { lr: 0.3, weightDecay: 1e-4, eta: 0.02 },
-      precision: '32',
-      resume: fixturePath('train_step', 'init.ckpt'),
-      checkpoint: { dir: makeTmpDir('winograd-step') },
-    });
+    const r = await train(trainStepConfig(makeTmpDir('winograd-step'), '32'));
     expect(Math.abs(r.lastLoss - ref.fp64) / ref.fp64).toBeLessThan(1e-5);
     const init = await stateDictFloats(fixturePath('train_step', 'init.ckpt'), ref.probes);
     const after = await stateDictFloats(r.checkpoint, ref.probes);

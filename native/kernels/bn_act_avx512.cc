@@ -10,7 +10,8 @@
 namespace tssl::kernels {
 namespace {
 
-constexpr int64_t kFlushRows = 32;  // float partial sums over at most this many rows, then added into double
+constexpr int64_t kGradRows = 32;  // rows per float32 partial sum of the backward's sums
+constexpr int64_t kStatRows = 8;   // rows per float32 partial sum of the forward's statistics
 constexpr int64_t kMaxChannels = 4096;
 
 template <bool bf16>
@@ -68,32 +69,41 @@ inline __m512 masked(__m512 g, const Mask& m, __m512 x, int64_t i, int64_t c) {
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), g);
 }
 
-// Σ (x − shift) and Σ (x − shift)² per channel in one pass: float32 partial sums over kStatRows rows (each within a
-// few float32 roundings of exact), then double. The shift (the first row) is close to the mean, so the variance
-// E[(x − shift)²] − E[x − shift]² does not cancel.
-constexpr int64_t kStatRows = 8;
-
-template <bool bf16>
-void channelShiftedSumsT(const void* x, int64_t r0, int64_t r1, int64_t C, const float* shift, double* sum, double* sumSq) {
-  alignas(64) float ps[kMaxChannels];
-  alignas(64) float pq[kMaxChannels];
-  for (int64_t s = r0; s < r1; s += kStatRows) {
-    const int64_t e = s + kStatRows < r1 ? s + kStatRows : r1;
+// Σ a and Σ a·v per channel over rows [r0, r1), where term(base, c) gives (a, v) for the 16 channels at c of the row
+// starting at element `base`: float32 partial sums over at most `block` rows (each within a few float32 roundings of
+// exact), then added into double.
+template <class Term>
+void pairedChannelSums(int64_t r0, int64_t r1, int64_t C, int64_t block, double* sumA, double* sumAV, const Term& term) {
+  alignas(64) float pa[kMaxChannels];
+  alignas(64) float pav[kMaxChannels];
+  for (int64_t s = r0; s < r1; s += block) {
+    const int64_t e = s + block < r1 ? s + block : r1;
     for (int64_t c = 0; c < C; c += 16) {
-      _mm512_store_ps(ps + c, _mm512_setzero_ps());
-      _mm512_store_ps(pq + c, _mm512_setzero_ps());
+      _mm512_store_ps(pa + c, _mm512_setzero_ps());
+      _mm512_store_ps(pav + c, _mm512_setzero_ps());
     }
     for (int64_t r = s; r < e; ++r) {
       const int64_t base = r * C;
       for (int64_t c = 0; c < C; c += 16) {
-        const __m512 d = _mm512_sub_ps(load<bf16>(x, base + c), _mm512_loadu_ps(shift + c));
-        _mm512_store_ps(ps + c, _mm512_add_ps(_mm512_load_ps(ps + c), d));
-        _mm512_store_ps(pq + c, _mm512_fmadd_ps(d, d, _mm512_load_ps(pq + c)));
+        __m512 v;
+        const __m512 a = term(base, c, v);
+        _mm512_store_ps(pa + c, _mm512_add_ps(_mm512_load_ps(pa + c), a));
+        _mm512_store_ps(pav + c, _mm512_fmadd_ps(a, v, _mm512_load_ps(pav + c)));
       }
     }
-    flush(ps, sum, C);
-    flush(pq, sumSq, C);
+    flush(pa, sumA, C);
+    flush(pav, sumAV, C);
   }
+}
+
+// Σ (x − shift) and Σ (x − shift)² per channel in one pass. The shift (the first row) is close to the mean, so the
+// variance E[(x − shift)²] − E[x − shift]² does not cancel.
+template <bool bf16>
+void channelShiftedSumsT(const void* x, int64_t r0, int64_t r1, int64_t C, const float* shift, double* sum, double* sumSq) {
+  pairedChannelSums(r0, r1, C, kStatRows, sum, sumSq, [&](int64_t base, int64_t c, __m512& v) {
+    v = _mm512_sub_ps(load<bf16>(x, base + c), _mm512_loadu_ps(shift + c));
+    return v;
+  });
 }
 
 template <bool bf16>
@@ -115,27 +125,11 @@ void bnActForwardT(const void* x, const void* residual, void* y, int64_t r0, int
 template <bool bf16>
 void bnActBackwardSumsT(const void* dy, const Mask& mask, const void* x, int64_t r0, int64_t r1, int64_t C, const float* mean, double* sumG,
                         double* sumGX) {
-  alignas(64) float pg[kMaxChannels];
-  alignas(64) float pgx[kMaxChannels];
-  for (int64_t s = r0; s < r1; s += kFlushRows) {
-    const int64_t e = s + kFlushRows < r1 ? s + kFlushRows : r1;
-    for (int64_t c = 0; c < C; c += 16) {
-      _mm512_store_ps(pg + c, _mm512_setzero_ps());
-      _mm512_store_ps(pgx + c, _mm512_setzero_ps());
-    }
-    for (int64_t r = s; r < e; ++r) {
-      const int64_t base = r * C;
-      for (int64_t c = 0; c < C; c += 16) {
-        const __m512 xv = load<bf16>(x, base + c);
-        const __m512 g = masked<bf16>(load<bf16>(dy, base + c), mask, xv, base + c, c);
-        const __m512 d = _mm512_sub_ps(xv, _mm512_loadu_ps(mean + c));
-        _mm512_store_ps(pg + c, _mm512_add_ps(_mm512_load_ps(pg + c), g));
-        _mm512_store_ps(pgx + c, _mm512_fmadd_ps(g, d, _mm512_load_ps(pgx + c)));
-      }
-    }
-    flush(pg, sumG, C);
-    flush(pgx, sumGX, C);
-  }
+  pairedChannelSums(r0, r1, C, kGradRows, sumG, sumGX, [&](int64_t base, int64_t c, __m512& d) {
+    const __m512 xv = load<bf16>(x, base + c);
+    d = _mm512_sub_ps(xv, _mm512_loadu_ps(mean + c));
+    return masked<bf16>(load<bf16>(dy, base + c), mask, xv, base + c, c);
+  });
 }
 
 template <bool bf16>

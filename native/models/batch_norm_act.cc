@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/env.h"
 #include "kernels/bn_act.h"
 #include "models/batch_norm.h"
 
@@ -16,10 +17,7 @@ namespace {
 
 using tssl::kernels::bnActAvailable;
 
-bool disabledByEnv() {
-  const char* env = std::getenv("TORCH_SSL_FUSED_BN");
-  return env && std::string(env) == "0";
-}
+bool disabledByEnv() { return tssl::switchedOff("TORCH_SSL_FUSED_BN"); }
 
 bool isBf16(const at::Tensor& t) { return t.scalar_type() == at::kBFloat16; }
 
@@ -55,6 +53,12 @@ std::vector<double> reduce(const std::vector<double>& part, int64_t chunks, int6
   for (int64_t t = 0; t < chunks; ++t)
     for (int64_t c = 0; c < C; ++c) out[size_t(c)] += part[size_t(t * C + c)];
   return out;
+}
+
+// The normalisation as one multiply-add per element: scale = γ·inv, shift = β − μ·γ·inv (in double, stored as float32).
+void setAffine(double mean, double inv, float weight, float bias, float& scale, float& shift) {
+  scale = float(double(weight) * inv);
+  shift = float(double(bias) - mean * double(weight) * inv);
 }
 
 at::Tensor residualIn(const at::Tensor& x, const at::Tensor& residual) { return residual.defined() ? residual.contiguous(layoutOf(x)) : residual; }
@@ -116,8 +120,7 @@ struct FusedBatchNormAct : torch::autograd::Function<FusedBatchNormAct> {
       const double inv = 1.0 / std::sqrt(biased + eps);
       is[c] = float(inv);
       vp[c] = float(M > 1 ? biased * double(M) / double(M - 1) : biased);
-      scale[size_t(c)] = float(double(wp[c]) * inv);
-      shift[size_t(c)] = float(double(bp[c]) - double(m[c]) * double(wp[c]) * inv);
+      setAffine(m[c], inv, wp[c], bp[c], scale[size_t(c)], shift[size_t(c)]);
     }
     if (running && running->mean.defined() && running->var.defined()) {
       at::NoGradGuard noGrad;
@@ -228,10 +231,10 @@ at::Tensor unfused(Impl& bn, const at::Tensor& x, const at::Tensor& residual, bo
 template <class Impl>
 at::Tensor batchNormActImpl(Impl& bn, const at::Tensor& x, const at::Tensor& residual, bool relu) {
   if (!fusedBatchNormEnabled() || !bn.options.affine() || !eligible(x, bn.weight, bn.bias, residual)) return unfused(bn, x, residual, relu);
-  const int64_t C = x.size(1), M = x.numel() / C;
+  const int64_t C = x.size(1);
   if (bn.is_training()) {
     // A SyncBatchNorm override normalises over the group; one row per channel is LibTorch's error to give.
-    if (batchNormOverride() || M < 2) return unfused(bn, x, residual, relu);
+    if (batchNormOverride() || x.numel() / C < 2) return unfused(bn, x, residual, relu);
     const auto momentum = bn.options.momentum();
     double factor = momentum.has_value() ? *momentum : 0.0;
     const bool track = bn.options.track_running_stats() && bn.running_mean.defined() && bn.running_var.defined();
@@ -252,10 +255,8 @@ at::Tensor batchNormActImpl(Impl& bn, const at::Tensor& x, const at::Tensor& res
   std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
     const double inv = 1.0 / std::sqrt(double(rv.data_ptr<float>()[c]) + bn.options.eps());
-    scale[size_t(c)] = float(double(w.data_ptr<float>()[c]) * inv);
-    shift[size_t(c)] = float(double(b.data_ptr<float>()[c]) - double(rm.data_ptr<float>()[c]) * double(w.data_ptr<float>()[c]) * inv);
+    setAffine(rm.data_ptr<float>()[c], inv, w.data_ptr<float>()[c], b.data_ptr<float>()[c], scale[size_t(c)], shift[size_t(c)]);
   }
-  (void)M;
   at::Tensor y = at::empty(x.sizes(), x.options().memory_format(layoutOf(x)));
   ::forward(x, residualIn(x, residual), y, scale.data(), shift.data(), relu);
   return y;

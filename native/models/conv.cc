@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "common/torch_compat.h"
 #include "models/winograd.h"
@@ -132,10 +133,7 @@ struct UnpackGridFn : torch::autograd::Function<UnpackGridFn> {
 }  // namespace
 
 bool gridConvEnabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("TORCH_SSL_GRID_CONV");
-    return !(env && std::string(env) == "0");
-  }();
+  static const bool on = !switchedOff("TORCH_SSL_GRID_CONV");
   return on;
 }
 
@@ -209,8 +207,7 @@ struct SmallMapConv : torch::autograd::Function<SmallMapConv> {
 
 bool smallMapConvEnabled() {
   static const bool on = [] {
-    const char* env = std::getenv("TORCH_SSL_SMALL_MAP_CONV");
-    if (env && std::string(env) == "0") return false;
+    if (switchedOff("TORCH_SSL_SMALL_MAP_CONV")) return false;
     return cpuHasAmx() && !std::getenv("TORCH_SSL_ASSUME_NO_BF16");
   }();
   return on;

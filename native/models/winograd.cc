@@ -11,6 +11,8 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "common/env.h"
+
 #if defined(TSSL_WITH_WINOGRAD)
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
@@ -222,10 +224,7 @@ namespace tssl {
 #if defined(TSSL_WITH_WINOGRAD)
 
 namespace {
-bool disabledByEnv() {
-  const char* env = std::getenv("TORCH_SSL_WINOGRAD");
-  return env && std::string(env) == "0";
-}
+bool disabledByEnv() { return switchedOff("TORCH_SSL_WINOGRAD"); }
 }  // namespace
 
 bool winogradEnabled() {
