@@ -1,10 +1,11 @@
 // config.profileSteps: an op-level profile of training steps (bench/profile.mjs prints it). The FLOPs it
 // assigns to convolutions and GEMMs are checked against ResNet-18's own arithmetic, layer by layer, and its
-// rows must add up to the steps they profile.
+// rows must add up to the steps they profile. Its op names also show which convolutions run on float32 Winograd:
+// only those of at least 600 output positions (models/winograd.h).
 import './helpers/no-grid-conv.js'; // before anything loads the addon: the layers' own shapes
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { train } from '../lib/index.js';
+import { buildInfo, train } from '../lib/index.js';
 import type { TrainProfile } from '../lib/native.js';
 import { digitsSubset } from './helpers/datasets.js';
 import { makeTmpDir } from './helpers/tmp.js';
@@ -91,4 +92,33 @@ describe('train({ profileSteps })', () => {
       message: expect.stringContaining('profileSteps'),
     });
   });
+});
+
+describe.runIf(buildInfo().conv.winograd)('float32 Winograd only from 600 output positions (batch × map)', () => {
+  it("runs layer1's and layer2's 3×3 convolutions on Winograd, layer3's and layer4's (200 and 72 positions) direct", async () => {
+    const data = await digitsSubset(work, 32);
+    const r = await train({
+      method: 'vicreg',
+      data: { train: data },
+      projector: { hiddenDims: [64], outputDim: 32 },
+      augmentation: [{ size: 16 }], // maps 18, 9, 5, 3: at batch 8, 2592, 648, 200 and 72 positions
+      batchSize: 8,
+      epochs: 1,
+      maxSteps: 2,
+      profileSteps: 1,
+      precision: '32',
+      checkpoint: { dir: join(work, 'run-winograd'), every: 0 },
+    });
+    const channels = (name: RegExp) =>
+      new Set(
+        r
+          .profile!.ops.filter((o) => o.phase === 'tssl::forward' && name.test(o.name))
+          .map((o) => /\[\d+, (\d+), \d+, \d+\]/.exec(o.shapes)?.[1])
+          .filter((c) => c !== undefined),
+      );
+    expect([...channels(/^tssl_winograd::conv3x3_forward$/)].sort()).toEqual(['128', '64']);
+    const direct = channels(/^aten::(mkldnn_)?convolution$|^aten::_convolution$/);
+    expect(direct).toContain('256');
+    expect(direct).toContain('512');
+  }, 120_000);
 });

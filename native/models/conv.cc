@@ -248,10 +248,10 @@ at::Tensor convolve(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
   const bool winograd = winogradEnabled() && !conv.bias.defined() && o.groups() == 1 && (*o.kernel_size())[0] == 3 && (*o.kernel_size())[1] == 3 &&
                         (*o.stride())[0] == 1 && (*o.stride())[1] == 1 && (*o.dilation())[0] == 1 && (*o.dilation())[1] == 1 && pad &&
                         (**pad)[0] == 1 && (**pad)[1] == 1 && compat::convPadsWithZeros(o) && !compat::autocastEnabled(c10::DeviceType::CPU);
-  if (winograd) {
+  if (winograd && x.dim() == 4 && x.size(0) * x.size(2) * x.size(3) >= kMinWinogradPositions) {
     // Small maps waste Winograd's 4×4 output tiles (at 5×5, 8×8 are computed for 25); four images in a 2×2 grid
     // waste less (11×11: 12×12 for 121).
-    if (x.dim() == 4 && x.size(0) % 4 == 0 && x.size(2) * x.size(3) <= kSmallWinogradMap && gridConvEnabled()) {
+    if (x.size(0) % 4 == 0 && x.size(2) * x.size(3) <= kSmallWinogradMap && gridConvEnabled()) {
       at::Tensor y = winogradConv3x3(PackGridFn::apply(x), conv.weight);
       if (y.defined()) return UnpackGridFn::apply(y, x.size(2), x.size(3));
     }

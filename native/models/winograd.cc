@@ -236,8 +236,9 @@ std::string winogradStatus() {
   if (disabledByEnv()) return "direct (LibTorch's oneDNN convolutions; Winograd off: TORCH_SSL_WINOGRAD=0)";
   if (!avx512()) return "direct (LibTorch's oneDNN convolutions; oneDNN's Winograd needs AVX-512, which this CPU lacks)";
   const dnnl::version_t* v = dnnl::version();
-  return "winograd for float32 3×3 stride-1 convolutions (oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-         std::to_string(v->patch) + ", F(4×4, 3×3) on AVX-512), LibTorch's direct oneDNN convolutions for the rest";
+  return "winograd for float32 3×3 stride-1 convolutions of ≥ " + std::to_string(kMinWinogradPositions) + " output positions (oneDNN " +
+         std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
+         ", F(4×4, 3×3) on AVX-512), LibTorch's direct oneDNN convolutions for the rest";
 }
 
 at::Tensor winogradConv3x3(const at::Tensor& x, const at::Tensor& w) {

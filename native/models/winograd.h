@@ -16,6 +16,14 @@
 
 namespace tssl {
 
+// Output positions (batch × map) below which convolve() stays direct: oneDNN's Winograd transforms the weights on
+// every call (C·K·36 values), which pays off only over enough positions. Per layer, ResNet-18's inference forward
+// (AMD EPYC, AVX-512, 2 threads; Winograd / direct ms): layer4's 512→512 at 5×5 took 21.0 ms with Winograd for one
+// image, 16.7 / 5.2 for 4 (on the grid), 25.3 / 21.6 for 16 and 34.2 / 39.1 for 32; layer3's 256→256 at 9×9 4.4 /
+// 1.6 for one, 6.2 / 4.4 for 4 and 6.9 / 9.2 for 8; layer1's and layer2's are even at 1156 positions. Training
+// batches are far above it.
+constexpr int64_t kMinWinogradPositions = 600;
+
 /// Whether this build has the Winograd path and this process may use it (AVX-512, not TORCH_SSL_WINOGRAD=0).
 bool winogradEnabled();
 /// Why it is on or off, in words (buildInfo().conv).
