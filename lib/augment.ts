@@ -5,7 +5,7 @@
 import { invalidArg } from './errors.js';
 import { native } from './native.js';
 import { awaitNative, Tensor } from './tensor.js';
-import { ViewSchema, type ViewConfig } from './train-config.js';
+import { schemas, type ViewConfig } from './train-config.js';
 import { toNativeView } from './train-wire.js';
 import { NORMALIZATIONS, type Normalization } from './data/normalization.js';
 
@@ -14,7 +14,7 @@ export type { ViewConfig };
 /** One augmented, normalised view (float32 (N, 3, size, size)); the same seed gives the same view. */
 export async function augment(images: Tensor, view: Partial<ViewConfig> = {}, opts: { seed?: number; normalization?: Normalization } = {}): Promise<Tensor> {
   if (!(images instanceof Tensor)) throw invalidArg('images', 'a Tensor', images);
-  const parsed = ViewSchema.safeParse(view);
+  const parsed = schemas().ViewSchema.safeParse(view);
   if (!parsed.success) throw invalidArg('view', 'a view pipeline (see docs/training.md)', JSON.stringify(view));
   const v = parsed.data;
   const norm = opts.normalization ?? NORMALIZATIONS.cifar10;

@@ -4,7 +4,7 @@
  */
 import { TorchSslError } from './errors.js';
 import { findUnknownKey, isPlainObject, joinPath } from './strict-keys.js';
-import { TrainConfigSchema } from './train-config.js';
+import { schemas } from './train-config.js';
 
 /** Applies `key.path=value` overrides (values parsed as YAML/JSON scalars). */
 export function applyOverrides(config: Record<string, unknown>, sets: string[], parse: (s: string) => unknown): Record<string, unknown> {
@@ -24,7 +24,7 @@ export function applyOverrides(config: Record<string, unknown>, sets: string[], 
     let leaf = probe;
     for (const p of path.slice(0, -1)) leaf = (leaf[p] = {}) as Record<string, unknown>;
     leaf[path[path.length - 1]!] = null;
-    const u = findUnknownKey(probe, TrainConfigSchema);
+    const u = findUnknownKey(probe, schemas().TrainConfigSchema);
     if (u) {
       const key = joinPath([...u.parent, u.key]);
       const near = u.suggestion !== undefined ? `; did you mean ${joinPath([...u.parent, u.suggestion])}?` : '';

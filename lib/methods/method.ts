@@ -4,10 +4,11 @@
  * recipe and the checkpoint modules it trains) and its twin in native/methods/<name>.cc (C++: its forward, its
  * loss and what runs after each step). Adding a method: docs/methods.md.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { TorchSslError } from '../errors.js';
 import { MODULE_NAMES } from '../checkpoint/state-dict.js';
 import { closest } from '../strict-keys.js';
+import { zod } from '../zod.js';
 
 /** A view pipeline as a preset gives it (any field of the training config's `augmentation` entries). */
 export type ViewPreset = Record<string, unknown>;
@@ -91,6 +92,7 @@ export function methodModules(m: MethodSpec): string[] {
 
 /** The method's own schema for `config.loss`: its options and their bounds, nothing else. */
 export function lossSchema(m: MethodSpec): z.ZodType<Partial<Record<string, number>>> {
+  const z = zod();
   const shape: Record<string, z.ZodType<number | undefined>> = Object.fromEntries(
     Object.entries(m.lossOptions).map(([k, o]) => {
       if (o.kind === 'bool') return [k, z.union([z.boolean().transform((b) => (b ? 1 : 0)), z.literal(0), z.literal(1)]).optional()];
