@@ -63,6 +63,8 @@ else
   blas_expected=Zen
 fi
 export TORCH_SSL_ASSUME_NO_BF16=1
+# torch-ssl's own kernels (the fused BatchNorm): their AVX2 code paths, as oneDNN's.
+export TORCH_SSL_MAX_CPU_ISA=avx2
 export TORCH_SSL_FIXTURES="$(pwd)/.cache/fixtures-avx2"
 
 # Prove that the emulation took hold before spending minutes on tests: oneDNN reports AVX2, runs no bf16

@@ -11,4 +11,11 @@ inline bool switchedOff(const char* name) {
   return v && std::strcmp(v, "0") == 0;
 }
 
+/// Whether torch-ssl's own kernels may use AVX-512 where the CPU has it: not with TORCH_SSL_MAX_CPU_ISA=avx2, which
+/// caps them as ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN (scripts/emulate-avx2.sh sets both, to run as an AVX2-only CPU).
+inline bool avx512Allowed() {
+  const char* v = std::getenv("TORCH_SSL_MAX_CPU_ISA");
+  return !(v && (std::strcmp(v, "avx2") == 0 || std::strcmp(v, "AVX2") == 0));
+}
+
 }  // namespace tssl

@@ -202,12 +202,13 @@ struct FusedBatchNormAct : torch::autograd::Function<FusedBatchNormAct> {
 namespace tssl {
 
 bool fusedBatchNormEnabled() {
-  static const bool on = !disabledByEnv() && bnActAvailable();
+  static const bool on = !disabledByEnv() && avx512Allowed() && bnActAvailable();
   return on;
 }
 
 std::string fusedBatchNormStatus() {
   if (disabledByEnv()) return "LibTorch's BatchNorm, add and ReLU (fused kernels off: TORCH_SSL_FUSED_BN=0)";
+  if (!avx512Allowed()) return "LibTorch's BatchNorm, add and ReLU (the fused kernels need AVX-512: TORCH_SSL_MAX_CPU_ISA=avx2)";
   if (!bnActAvailable()) return "LibTorch's BatchNorm, add and ReLU (the fused kernels need AVX-512, which this CPU or build lacks)";
   return "fused BatchNorm + add + ReLU on CPU (AVX-512; float32 and bfloat16, channels_last), LibTorch's elsewhere";
 }

@@ -1,9 +1,12 @@
 #include "models/winograd.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include <cstdlib>
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,6 +15,7 @@
 #include <unordered_map>
 
 #include "common/env.h"
+#include "kernels/winograd_f43.h"
 
 #if defined(TSSL_WITH_WINOGRAD)
 #include <oneapi/dnnl/dnnl.hpp>
@@ -210,7 +214,7 @@ struct WinogradConv3x3 : torch::autograd::Function<WinogradConv3x3> {
 bool avx512() {
   // oneDNN's own dispatch decides per shape; this only keeps the status line honest on CPUs without it.
 #if defined(__x86_64__) || defined(__i386__)
-  return __builtin_cpu_supports("avx512f") != 0;
+  return tssl::avx512Allowed() && __builtin_cpu_supports("avx512f") != 0;
 #else
   return false;  // oneDNN's Winograd kernels are x86 AVX-512 only
 #endif
@@ -219,50 +223,186 @@ bool avx512() {
 }  // namespace
 #endif
 
-namespace tssl {
 
-#if defined(TSSL_WITH_WINOGRAD)
+// torch-ssl's own F(4×4, 3×3) (kernels/winograd_f43.h) for CPUs with AVX2 and FMA where oneDNN has no Winograd: the
+// transforms are AVX2 kernels, the 36 per-tile-element products small-channel AVX2 GEMMs (≤ 256 input channels,
+// where OpenBLAS runs such thin products at a third of its peak) or OpenBLAS through at::mm.
+namespace {
+namespace kn = tssl::kernels;
+struct Tr { const char* n; std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now(); ~Tr() { if (std::getenv("TSSL_WINO_TRACE")) fprintf(stderr, "%s %.1f ms\n", n, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count()); } };
+
+constexpr int64_t kTileGrain = 16;  // tiles per at::parallel_for unit of a transform
+constexpr int64_t kGemmRows = 96;   // rows per unit of the small-channel GEMM (a multiple of its 6-row block)
+
+int64_t tilesOf(int64_t n, int64_t h, int64_t w) { return n * ((h + 3) / 4) * ((w + 3) / 4); }
+
+// G of F(4×4, 3×3), (6, 3).
+at::Tensor gMatrix(const at::TensorOptions& o) {
+  static const float g[18] = {1.f / 4, 0, 0, -1.f / 6, -1.f / 6, -1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6, 1.f / 24, 1.f / 12, 1.f / 6, 1.f / 24, -1.f / 12, 1.f / 6, 0, 0, 1};
+  return at::from_blob(const_cast<float*>(g), {6, 3}, at::TensorOptions().dtype(at::kFloat)).to(o.dtype(at::kFloat));
+}
+
+// U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ] for w (O, C, 3, 3): (36, C, O), as two products over all (c, o) at once.
+at::Tensor weightTransform(const at::Tensor& w) {
+  const int64_t O = w.size(0), C = w.size(1);
+  const at::Tensor g = gMatrix(w.options());
+  const at::Tensor r = at::mm(g, w.permute({2, 3, 1, 0}).reshape({3, 3 * C * O})).view({6, 3, C * O});  // Σ_i G[a][i] w[i][j]
+  return at::matmul(g, r).view({36, C, O});                                                               // Σ_j G[b][j] r[a][j]
+}
+
+// 36 planes of (T, K) times 36 of (K, O).
+at::Tensor planeProducts(const at::Tensor& V, const at::Tensor& U) {
+  const int64_t T = V.size(1), K = V.size(2), O = U.size(2);
+  Tr tr{"gemm"};
+  at::Tensor M = at::empty({36, T, O}, V.options());
+  TORCH_INTERNAL_ASSERT(O % 16 == 0);
+  at::Tensor P = at::empty({36, O / 16, K, 16}, U.options());
+  const float* u = U.data_ptr<float>();
+  float* p = P.data_ptr<float>();
+  at::parallel_for(0, 36, 1, [&](int64_t b, int64_t e) {
+    for (int64_t x = b; x < e; ++x) kn::winogradPackPanels(u + x * K * O, p + x * K * O, K, O);
+  });
+  const int64_t blocks = (T + kGemmRows - 1) / kGemmRows;
+  const float* v = V.data_ptr<float>();
+  float* m = M.data_ptr<float>();
+  at::parallel_for(0, 36 * blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t x = i / blocks, r0 = (i % blocks) * kGemmRows;
+      kn::winogradGemm(v + x * T * K, p + x * K * O, m + x * T * O, K, O, r0, std::min(T, r0 + kGemmRows));
+    }
+  });
+  return M;
+}
+
+at::Tensor inputTransform(const at::Tensor& x) {  // x channels_last contiguous
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), T = tilesOf(N, H, W);
+  Tr tr{"input"};
+  at::Tensor V = at::empty({36, T, C}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  const float* xs = x.data_ptr<float>();
+  float* v = V.data_ptr<float>();
+  at::parallel_for(0, T, kTileGrain, [&](int64_t b, int64_t e) { kn::winogradInputTransform(xs, v, N, H, W, C, b, e); });
+  return V;
+}
+
+// conv2d(x, w, padding 1) for x channels_last contiguous and U = weightTransform(w) with O output channels.
+at::Tensor ownForward(const at::Tensor& x, const at::Tensor& U) {
+  RECORD_FUNCTION("tssl_winograd::conv3x3_forward", std::vector<c10::IValue>({x}));
+  const int64_t N = x.size(0), H = x.size(2), W = x.size(3), O = U.size(2), T = tilesOf(N, H, W);
+  const at::Tensor M = planeProducts(inputTransform(x), U);
+  Tr tr{"output"};
+  at::Tensor y = at::empty({N, O, H, W}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float* m = M.data_ptr<float>();
+  float* ys = y.data_ptr<float>();
+  at::parallel_for(0, T, kTileGrain, [&](int64_t b, int64_t e) { kn::winogradOutputTransform(m, ys, N, H, W, O, b, e); });
+  return y;
+}
+
+// The weight gradient: dw[o][c] = Gᵀ (Σ_t V_t ⊗ (A g_t Aᵀ)) G.
+at::Tensor ownWeightGrad(const at::Tensor& x, const at::Tensor& g) {  // both channels_last contiguous
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = g.size(1), T = tilesOf(N, H, W);
+  const at::Tensor V = inputTransform(x);
+  Tr tr0{"gradout"};
+  at::Tensor dM = at::empty({36, T, O}, g.options().memory_format(at::MemoryFormat::Contiguous));
+  const float* gs = g.data_ptr<float>();
+  float* dm = dM.data_ptr<float>();
+  at::parallel_for(0, T, kTileGrain, [&](int64_t b, int64_t e) { kn::winogradGradOutputTransform(gs, dm, N, H, W, O, b, e); });
+  Tr tr1{"dU mm"};
+  at::Tensor dU = at::empty({36, C, O}, V.options());
+  const float* v = V.data_ptr<float>();
+  float* du = dU.data_ptr<float>();
+  at::parallel_for(0, 36, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) kn::winogradGemmTN(v + i * T * C, dm + i * T * O, du + i * C * O, T, C, O);
+  });
+  // dw[o][c][i][j] = Σ_ab G[a][i] dU[a][b][c][o] G[b][j], as two products over all (c, o) at once.
+  const at::Tensor gm = gMatrix(x.options());
+  const at::Tensor r = at::mm(gm.t(), dU.view({6, 6 * C * O})).view({3, 6, C * O});
+  return at::matmul(gm.t(), r).view({3, 3, C, O}).permute({3, 2, 0, 1});  // (O, C, 3, 3)
+}
+
+}  // namespace
+
+struct OwnWinogradConv3x3 : torch::autograd::Function<OwnWinogradConv3x3> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+    ctx->save_for_backward({x, w});
+    return ownForward(x, weightTransform(w));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1];
+    const at::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    RECORD_FUNCTION("tssl_winograd::conv3x3_backward", std::vector<c10::IValue>({g, x, w}));
+    at::Tensor gx, gw;
+    // The input gradient is the convolution of g with w flipped and its channels swapped, padding 1.
+    if (ctx->needs_input_grad(0)) gx = ownForward(g, weightTransform(w.flip({2, 3}).transpose(0, 1)));
+    if (ctx->needs_input_grad(1)) gw = ownWeightGrad(x, g).contiguous(w.suggest_memory_format());
+    return {gx, gw};
+  }
+};
+
+namespace tssl {
 
 namespace {
 bool disabledByEnv() { return switchedOff("TORCH_SSL_WINOGRAD"); }
+
+#if defined(TSSL_WITH_WINOGRAD)
+bool onednnWinograd() { return avx512(); }
+#else
+bool onednnWinograd() { return false; }
+#endif
+
+// torch-ssl's own F(4×4, 3×3) where oneDNN's is not: an x86 CPU with AVX2 and FMA (kernels/winograd_f43.h).
+bool ownWinograd() { return !onednnWinograd() && kn::winogradF43Available(); }
+
+bool operandsFit(const at::Tensor& x, const at::Tensor& w) {
+  return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && x.dim() == 4 &&
+         w.dim() == 4 && w.size(1) == x.size(1) && w.size(2) == 3 && w.size(3) == 3 && x.size(2) >= 1 && x.size(3) >= 1 && x.size(0) >= 1;
+}
 }  // namespace
 
 bool winogradEnabled() {
-  static const bool on = !disabledByEnv() && avx512();
+  static const bool on = !disabledByEnv() && (onednnWinograd() || ownWinograd());
   return on;
 }
 
 std::string winogradStatus() {
-  if (disabledByEnv()) return "direct (LibTorch's oneDNN convolutions; Winograd off: TORCH_SSL_WINOGRAD=0)";
-  if (!avx512()) return "direct (LibTorch's oneDNN convolutions; oneDNN's Winograd needs AVX-512, which this CPU lacks)";
-  const dnnl::version_t* v = dnnl::version();
-  return "winograd for float32 3×3 stride-1 convolutions of ≥ " + std::to_string(kMinWinogradPositions) + " output positions (oneDNN " +
-         std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
-         ", F(4×4, 3×3) on AVX-512), LibTorch's direct oneDNN convolutions for the rest";
+  if (disabledByEnv()) return "direct (LibTorch's convolutions; Winograd off: TORCH_SSL_WINOGRAD=0)";
+#if defined(TSSL_WITH_WINOGRAD)
+  if (onednnWinograd()) {
+    const dnnl::version_t* v = dnnl::version();
+    return "winograd for float32 3×3 stride-1 convolutions of ≥ " + std::to_string(kMinWinogradPositions) + " output positions (oneDNN " +
+           std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
+           ", F(4×4, 3×3) on AVX-512), LibTorch's direct oneDNN convolutions for the rest";
+  }
+#endif
+  if (ownWinograd())
+    return "winograd for float32 3×3 stride-1 convolutions of ≥ " + std::to_string(kMinWinogradPositions) +
+           " output positions (torch-ssl's F(4×4, 3×3) on AVX2 + FMA), LibTorch's direct convolutions for the rest";
+  return "direct (LibTorch's convolutions; Winograd needs AVX2 and FMA, which this CPU or build lacks)";
 }
 
 at::Tensor winogradConv3x3(const at::Tensor& x, const at::Tensor& w) {
-  if (!winogradEnabled() || !x.device().is_cpu() || !w.device().is_cpu() || x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
-      x.dim() != 4 || w.dim() != 4 || w.size(1) != x.size(1) || w.size(2) != 3 || w.size(3) != 3 || x.size(2) < 1 || x.size(3) < 1 || x.size(0) < 1)
-    return at::Tensor();
-  const bool xLast = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
-  const bool wLast = w.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
-  const Plan* plan = planFor(Key{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), xLast, wLast});
-  if (!plan) return at::Tensor();
-  const at::Tensor xd = x.contiguous(formatOf(xLast)), wd = w.contiguous(formatOf(wLast));
-  if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) return WinogradConv3x3::apply(xd, wd, plan);
-  return ::forward(*plan, xd, wd).y;
-}
-
-#else
-
-bool winogradEnabled() { return false; }
-std::string winogradStatus() {
-  return "direct (LibTorch's convolutions; this build has no Winograd path: it needs oneDNN 2.x headers, Debian 12's libdnnl-dev, "
-         "and the system LibTorch)";
-}
-at::Tensor winogradConv3x3(const at::Tensor&, const at::Tensor&) { return at::Tensor(); }
-
+  if (!winogradEnabled() || !operandsFit(x, w)) return at::Tensor();
+  const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
+#if defined(TSSL_WITH_WINOGRAD)
+  if (onednnWinograd()) {
+    const bool xLast = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+    const bool wLast = w.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+    const Plan* plan = planFor(Key{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), xLast, wLast});
+    if (!plan) return at::Tensor();
+    const at::Tensor xd = x.contiguous(formatOf(xLast)), wd = w.contiguous(formatOf(wLast));
+    if (grad) return WinogradConv3x3::apply(xd, wd, plan);
+    return ::forward(*plan, xd, wd).y;
+  }
 #endif
+  // The GEMMs take 16 channels at a time, in and out (the input gradient's outputs are the input channels): other
+  // counts (the stem's 3 input channels) are padded with zero channels, differentiably, and the padded outputs dropped.
+  const int64_t C = x.size(1), O = w.size(0), padC = (16 - C % 16) % 16, padO = (16 - O % 16) % 16;
+  at::Tensor xp = padC ? at::constant_pad_nd(x, {0, 0, 0, 0, 0, padC}) : x;
+  const at::Tensor wp = (padC || padO) ? at::constant_pad_nd(w, {0, 0, 0, 0, 0, padC, 0, padO}) : w;
+  xp = xp.contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor y = grad ? OwnWinogradConv3x3::apply(xp, wp) : ownForward(xp, weightTransform(wp));
+  return padO ? y.narrow(1, 0, O) : y;
+}
 
 }  // namespace tssl
