@@ -20,6 +20,11 @@ void winogradOutputTransform(const float* M, float* y, int64_t N, int64_t H, int
 /// dM[ξ][t][o] = (A g_t Aᵀ)[ξ][o], the gradient of the output transform, for g's 4×4 tiles (zero beyond the map).
 void winogradGradOutputTransform(const float* g, float* dM, int64_t N, int64_t H, int64_t W, int64_t O, int64_t t0, int64_t t1);
 
+/// U[ξ][p] = (G w_p Gᵀ)[ξ] for the P filters of w stored as (3, 3, P), p in [p0, p1) (multiples of 8).
+void winogradWeightTransform(const float* w, float* U, int64_t P, int64_t p0, int64_t p1);
+/// dw[i][j][p] = (Gᵀ dU_p G)[i][j], the weight gradient from dU (36, P), p in [p0, p1) (multiples of 8).
+void winogradWeightGradTransform(const float* dU, float* dw, int64_t P, int64_t p0, int64_t p1);
+
 /// The 16-column panels of a (K, O) matrix b, for winogradGemm: P[j][k][0..16) = b[k][16j .. 16j + 16).
 void winogradPackPanels(const float* b, float* P, int64_t K, int64_t O);
 /// Rows [r0, r1) of M = V · b for one plane: V (T, K) row-major, b packed by winogradPackPanels, M (T, O). O must be

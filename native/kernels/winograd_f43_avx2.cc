@@ -47,6 +47,28 @@ inline void a(const __m256 g[4], __m256 u[6]) {
   u[5] = g[3];
 }
 
+// G applied to three values, giving six.
+inline void gG(const __m256 w[3], __m256 u[6]) {
+  const __m256 p02 = _mm256_add_ps(w[0], w[2]);
+  const __m256 q02 = _mm256_fmadd_ps(k(1.f / 24), w[0], _mm256_mul_ps(k(1.f / 6), w[2]));
+  const __m256 w1 = _mm256_mul_ps(k(1.f / 12), w[1]);
+  u[0] = _mm256_mul_ps(k(1.f / 4), w[0]);
+  u[1] = _mm256_mul_ps(k(-1.f / 6), _mm256_add_ps(p02, w[1]));
+  u[2] = _mm256_mul_ps(k(-1.f / 6), _mm256_sub_ps(p02, w[1]));
+  u[3] = _mm256_add_ps(q02, w1);
+  u[4] = _mm256_sub_ps(q02, w1);
+  u[5] = w[2];
+}
+
+// Gᵀ applied to six values, giving three.
+inline void gT(const __m256 v[6], __m256 d[3]) {
+  const __m256 p12 = _mm256_add_ps(v[1], v[2]), m12 = _mm256_sub_ps(v[2], v[1]);
+  const __m256 p34 = _mm256_add_ps(v[3], v[4]), m34 = _mm256_sub_ps(v[3], v[4]);
+  d[0] = _mm256_fmadd_ps(k(1.f / 4), v[0], _mm256_fmadd_ps(k(-1.f / 6), p12, _mm256_mul_ps(k(1.f / 24), p34)));
+  d[1] = _mm256_fmadd_ps(k(1.f / 6), m12, _mm256_mul_ps(k(1.f / 12), m34));
+  d[2] = _mm256_add_ps(_mm256_fmadd_ps(k(-1.f / 6), p12, _mm256_mul_ps(k(1.f / 6), p34)), v[5]);
+}
+
 struct Tile {
   int64_t n, y0, x0;  // image, and the tile's top-left output position
 };
@@ -200,6 +222,40 @@ void winogradGradOutputTransform(const float* g, float* dM, int64_t N, int64_t H
   }
 }
 
+void winogradWeightTransform(const float* w, float* U, int64_t P, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; p += 8) {
+    __m256 tmp[6][3];  // tmp[a][j] = (G w)[a][j]
+    for (int j = 0; j < 3; ++j) {
+      __m256 col[3], u[6];
+      for (int i = 0; i < 3; ++i) col[i] = _mm256_loadu_ps(w + (i * 3 + j) * P + p);
+      gG(col, u);
+      for (int a2 = 0; a2 < 6; ++a2) tmp[a2][j] = u[a2];
+    }
+    for (int a2 = 0; a2 < 6; ++a2) {
+      __m256 u[6];
+      gG(tmp[a2], u);
+      for (int b = 0; b < 6; ++b) _mm256_storeu_ps(U + (a2 * 6 + b) * P + p, u[b]);
+    }
+  }
+}
+
+void winogradWeightGradTransform(const float* dU, float* dw, int64_t P, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; p += 8) {
+    __m256 tmp[3][6];  // tmp[i][b] = (Gᵀ dU)[i][b]
+    for (int b = 0; b < 6; ++b) {
+      __m256 col[6], d[3];
+      for (int a2 = 0; a2 < 6; ++a2) col[a2] = _mm256_loadu_ps(dU + (a2 * 6 + b) * P + p);
+      gT(col, d);
+      for (int i = 0; i < 3; ++i) tmp[i][b] = d[i];
+    }
+    for (int i = 0; i < 3; ++i) {
+      __m256 d[3];
+      gT(tmp[i], d);
+      for (int j = 0; j < 3; ++j) _mm256_storeu_ps(dw + (i * 3 + j) * P + p, d[j]);
+    }
+  }
+}
+
 void winogradPackPanels(const float* b, float* P, int64_t K, int64_t O) {
   for (int64_t j = 0; j < O / 16; ++j)
     for (int64_t kk = 0; kk < K; ++kk)
@@ -238,6 +294,8 @@ void winogradInputTransform(const float*, float*, int64_t, int64_t, int64_t, int
 void winogradOutputTransform(const float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {}
 void winogradGradOutputTransform(const float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) {}
 void winogradPackPanels(const float*, float*, int64_t, int64_t) {}
+void winogradWeightTransform(const float*, float*, int64_t, int64_t, int64_t) {}
+void winogradWeightGradTransform(const float*, float*, int64_t, int64_t, int64_t) {}
 void winogradGemm(const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t) {}
 void winogradGemmTN(const float*, const float*, float*, int64_t, int64_t, int64_t) {}
 }  // namespace tssl::kernels

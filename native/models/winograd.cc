@@ -236,18 +236,15 @@ constexpr int64_t kGemmRows = 96;   // rows per unit of the small-channel GEMM (
 
 int64_t tilesOf(int64_t n, int64_t h, int64_t w) { return n * ((h + 3) / 4) * ((w + 3) / 4); }
 
-// G of F(4×4, 3×3), (6, 3).
-at::Tensor gMatrix(const at::TensorOptions& o) {
-  static const float g[18] = {1.f / 4, 0, 0, -1.f / 6, -1.f / 6, -1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6, 1.f / 24, 1.f / 12, 1.f / 6, 1.f / 24, -1.f / 12, 1.f / 6, 0, 0, 1};
-  return at::from_blob(const_cast<float*>(g), {6, 3}, at::TensorOptions().dtype(at::kFloat)).to(o.dtype(at::kFloat));
-}
-
-// U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ] for w (O, C, 3, 3): (36, C, O), as two products over all (c, o) at once.
+// U[ξ][c][o] = (G w[o][c] Gᵀ)[ξ] for w (O, C, 3, 3): (36, C, O).
 at::Tensor weightTransform(const at::Tensor& w) {
-  const int64_t O = w.size(0), C = w.size(1);
-  const at::Tensor g = gMatrix(w.options());
-  const at::Tensor r = at::mm(g, w.permute({2, 3, 1, 0}).reshape({3, 3 * C * O})).view({6, 3, C * O});  // Σ_i G[a][i] w[i][j]
-  return at::matmul(g, r).view({36, C, O});                                                               // Σ_j G[b][j] r[a][j]
+  const int64_t O = w.size(0), C = w.size(1), P = C * O;
+  const at::Tensor wt = w.permute({2, 3, 1, 0}).contiguous();  // (3, 3, C, O)
+  at::Tensor U = at::empty({36, C, O}, w.options().memory_format(at::MemoryFormat::Contiguous));
+  const float* src = wt.data_ptr<float>();
+  float* u = U.data_ptr<float>();
+  at::parallel_for(0, P / 8, 256, [&](int64_t b, int64_t e) { kn::winogradWeightTransform(src, u, P, 8 * b, 8 * e); });
+  return U;
 }
 
 // 36 planes of (T, K) times 36 of (K, O).
@@ -313,10 +310,12 @@ at::Tensor ownWeightGrad(const at::Tensor& x, const at::Tensor& g) {  // both ch
   at::parallel_for(0, 36, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) kn::winogradGemmTN(v + i * T * C, dm + i * T * O, du + i * C * O, T, C, O);
   });
-  // dw[o][c][i][j] = Σ_ab G[a][i] dU[a][b][c][o] G[b][j], as two products over all (c, o) at once.
-  const at::Tensor gm = gMatrix(x.options());
-  const at::Tensor r = at::mm(gm.t(), dU.view({6, 6 * C * O})).view({3, 6, C * O});
-  return at::matmul(gm.t(), r).view({3, 3, C, O}).permute({3, 2, 0, 1});  // (O, C, 3, 3)
+  // dw[o][c] = Gᵀ dU[·][c][o] G.
+  at::Tensor dw = at::empty({3, 3, C, O}, dU.options());
+  const int64_t P = C * O;
+  float* dws = dw.data_ptr<float>();
+  at::parallel_for(0, P / 8, 256, [&](int64_t b, int64_t e) { kn::winogradWeightGradTransform(du, dws, P, 8 * b, 8 * e); });
+  return dw.permute({3, 2, 0, 1});  // (O, C, 3, 3)
 }
 
 }  // namespace
