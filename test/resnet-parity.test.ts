@@ -48,7 +48,12 @@ describe('ResNet parity with torchvision (identical weights)', () => {
         const x = await fixtureTensor('resnet', c.name, 'input');
         const pooled = await net.forward(x);
         const ref = await fixtureArray('resnet', c.name, 'train_pooled');
-        expect(relError(pooled.toTypedArray() as Float32Array, ref.data)).toBeLessThan(1e-4);
+        const exact = (await fixtureArray('resnet', c.name, 'train_pooled_f64')).data;
+        // Within 1e-4 of scale, or a few times PyTorch's own float32 error where the batch statistics amplify rounding
+        // (ResNet-50's layer4 normalizes 3 × 2 × 2 values per channel: PyTorch float32 is ~7e-5 from float64 there).
+        const ours = relError(pooled.toTypedArray() as Float32Array, exact);
+        const theirs = relError(ref.data, exact);
+        expect(ours, `ours ${ours.toExponential(2)}, PyTorch float32 ${theirs.toExponential(2)}`).toBeLessThan(Math.max(1e-4, 4 * theirs));
         const sd = net.stateDict();
         for (const k of c.keys.filter((k) => k.includes('running') || k.includes('num_batches'))) {
           const expected = await fixtureArray('resnet', c.name, 'after_train', k);

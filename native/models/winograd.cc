@@ -5,8 +5,6 @@
 #include <torch/autograd.h>
 
 #include <cstdlib>
-#include <chrono>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -223,13 +221,11 @@ bool avx512() {
 }  // namespace
 #endif
 
-
 // torch-ssl's own F(4×4, 3×3) (kernels/winograd_f43.h) for CPUs with AVX2 and FMA where oneDNN has no Winograd: the
 // transforms are AVX2 kernels, the 36 per-tile-element products small-channel AVX2 GEMMs (≤ 256 input channels,
 // where OpenBLAS runs such thin products at a third of its peak) or OpenBLAS through at::mm.
 namespace {
 namespace kn = tssl::kernels;
-struct Tr { const char* n; std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now(); ~Tr() { if (std::getenv("TSSL_WINO_TRACE")) fprintf(stderr, "%s %.1f ms\n", n, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count()); } };
 
 constexpr int64_t kTileGrain = 16;  // tiles per at::parallel_for unit of a transform
 constexpr int64_t kGemmRows = 96;   // rows per unit of the small-channel GEMM (a multiple of its 6-row block)
@@ -250,7 +246,6 @@ at::Tensor weightTransform(const at::Tensor& w) {
 // 36 planes of (T, K) times 36 of (K, O).
 at::Tensor planeProducts(const at::Tensor& V, const at::Tensor& U) {
   const int64_t T = V.size(1), K = V.size(2), O = U.size(2);
-  Tr tr{"gemm"};
   at::Tensor M = at::empty({36, T, O}, V.options());
   TORCH_INTERNAL_ASSERT(O % 16 == 0);
   at::Tensor P = at::empty({36, O / 16, K, 16}, U.options());
@@ -273,7 +268,6 @@ at::Tensor planeProducts(const at::Tensor& V, const at::Tensor& U) {
 
 at::Tensor inputTransform(const at::Tensor& x) {  // x channels_last contiguous
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), T = tilesOf(N, H, W);
-  Tr tr{"input"};
   at::Tensor V = at::empty({36, T, C}, x.options().memory_format(at::MemoryFormat::Contiguous));
   const float* xs = x.data_ptr<float>();
   float* v = V.data_ptr<float>();
@@ -283,10 +277,8 @@ at::Tensor inputTransform(const at::Tensor& x) {  // x channels_last contiguous
 
 // conv2d(x, w, padding 1) for x channels_last contiguous and U = weightTransform(w) with O output channels.
 at::Tensor ownForward(const at::Tensor& x, const at::Tensor& U) {
-  RECORD_FUNCTION("tssl_winograd::conv3x3_forward", std::vector<c10::IValue>({x}));
   const int64_t N = x.size(0), H = x.size(2), W = x.size(3), O = U.size(2), T = tilesOf(N, H, W);
   const at::Tensor M = planeProducts(inputTransform(x), U);
-  Tr tr{"output"};
   at::Tensor y = at::empty({N, O, H, W}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const float* m = M.data_ptr<float>();
   float* ys = y.data_ptr<float>();
@@ -298,12 +290,10 @@ at::Tensor ownForward(const at::Tensor& x, const at::Tensor& U) {
 at::Tensor ownWeightGrad(const at::Tensor& x, const at::Tensor& g) {  // both channels_last contiguous
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = g.size(1), T = tilesOf(N, H, W);
   const at::Tensor V = inputTransform(x);
-  Tr tr0{"gradout"};
   at::Tensor dM = at::empty({36, T, O}, g.options().memory_format(at::MemoryFormat::Contiguous));
   const float* gs = g.data_ptr<float>();
   float* dm = dM.data_ptr<float>();
   at::parallel_for(0, T, kTileGrain, [&](int64_t b, int64_t e) { kn::winogradGradOutputTransform(gs, dm, N, H, W, O, b, e); });
-  Tr tr1{"dU mm"};
   at::Tensor dU = at::empty({36, C, O}, V.options());
   const float* v = V.data_ptr<float>();
   float* du = dU.data_ptr<float>();
@@ -321,8 +311,11 @@ at::Tensor ownWeightGrad(const at::Tensor& x, const at::Tensor& g) {  // both ch
 }  // namespace
 
 struct OwnWinogradConv3x3 : torch::autograd::Function<OwnWinogradConv3x3> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+  // c and o: the channel counts before padding, which the profile's records carry (its FLOPs are the model's).
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, int64_t c, int64_t o) {
     ctx->save_for_backward({x, w});
+    ctx->saved_data["c"] = c;
+    ctx->saved_data["o"] = o;
     return ownForward(x, weightTransform(w));
   }
 
@@ -330,12 +323,14 @@ struct OwnWinogradConv3x3 : torch::autograd::Function<OwnWinogradConv3x3> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &w = saved[1];
     const at::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
-    RECORD_FUNCTION("tssl_winograd::conv3x3_backward", std::vector<c10::IValue>({g, x, w}));
+    const int64_t c = ctx->saved_data["c"].toInt(), o = ctx->saved_data["o"].toInt();
+    RECORD_FUNCTION("tssl_winograd::conv3x3_backward",
+                    std::vector<c10::IValue>({g.narrow(1, 0, o), x.narrow(1, 0, c), w.narrow(0, 0, o).narrow(1, 0, c)}));
     at::Tensor gx, gw;
     // The input gradient is the convolution of g with w flipped and its channels swapped, padding 1.
     if (ctx->needs_input_grad(0)) gx = ownForward(g, weightTransform(w.flip({2, 3}).transpose(0, 1)));
     if (ctx->needs_input_grad(1)) gw = ownWeightGrad(x, g).contiguous(w.suggest_memory_format());
-    return {gx, gw};
+    return {gx, gw, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -394,13 +389,14 @@ at::Tensor winogradConv3x3(const at::Tensor& x, const at::Tensor& w) {
     return ::forward(*plan, xd, wd).y;
   }
 #endif
+  RECORD_FUNCTION("tssl_winograd::conv3x3_forward", std::vector<c10::IValue>({x, w}));
   // The GEMMs take 16 channels at a time, in and out (the input gradient's outputs are the input channels): other
   // counts (the stem's 3 input channels) are padded with zero channels, differentiably, and the padded outputs dropped.
   const int64_t C = x.size(1), O = w.size(0), padC = (16 - C % 16) % 16, padO = (16 - O % 16) % 16;
   at::Tensor xp = padC ? at::constant_pad_nd(x, {0, 0, 0, 0, 0, padC}) : x;
   const at::Tensor wp = (padC || padO) ? at::constant_pad_nd(w, {0, 0, 0, 0, 0, padC, 0, padO}) : w;
   xp = xp.contiguous(at::MemoryFormat::ChannelsLast);
-  const at::Tensor y = grad ? OwnWinogradConv3x3::apply(xp, wp) : ownForward(xp, weightTransform(wp));
+  const at::Tensor y = grad ? OwnWinogradConv3x3::apply(xp, wp, C, O) : ownForward(xp, weightTransform(wp));
   return padO ? y.narrow(1, 0, O) : y;
 }
 
