@@ -1,10 +1,11 @@
-// The transforms and the small-channel GEMM of torch-ssl's own float32 Winograd F(4×4, 3×3) (models/winograd.h), for
-// CPUs with AVX2 and FMA where oneDNN 2.x has no Winograd (it has one only for AVX-512). Lavin & Gray's F(4×4, 3×3)
-// at the points winograd_f43_avx2.cc names: Y = Aᵀ[(G w Gᵀ) ⊙ (Bᵀ d B)]A per 6×6 input tile d and 4×4 output
-// tile Y. Activations are channels_last (N, H, W, C) float32; transformed tiles are stored as 36 planes of (T, C), T = N · ⌈H/4⌉ · ⌈W/4⌉ tiles in (n, tile
-// row, tile column) order. Each function handles the tiles (or GEMM rows) [t0, t1), so the caller splits them
-// between threads. Compiled in their own unit with AVX2 + FMA code generation (winograd_f43_avx2.cc) and declared
-// here without any LibTorch header; call them only where winogradF43Available() is true, with C a multiple of 8.
+// The transforms and the small-channel GEMM of torch-ssl's own float32 Winograd F(4×4, 3×3) (models/winograd.h),
+// for CPUs with AVX2 and FMA where oneDNN 2.x has no Winograd (it has one only for AVX-512). Lavin & Gray's F(4×4,
+// 3×3) at the points winograd_f43_avx2.cc names: Y = Aᵀ[(G w Gᵀ) ⊙ (Bᵀ d B)]A per 6×6 input tile d and 4×4 output
+// tile Y. Activations are channels_last (N, H, W, C) float32; transformed tiles are stored as 36 planes of (T, C),
+// T = N · ⌈H/4⌉ · ⌈W/4⌉ tiles in (n, tile row, tile column) order. Each function handles the tiles (or GEMM rows)
+// [t0, t1), so the caller splits them between threads. Compiled in their own unit with AVX2 + FMA code generation
+// (winograd_f43_avx2.cc) and declared here without any LibTorch header; call them only where
+// winogradF43Available() is true, with C a multiple of 8.
 #pragma once
 #include <cstdint>
 
